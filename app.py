@@ -1,0 +1,20 @@
+"""latentviz app: `latentviz serve` (or `streamlit run app.py`) opens this."""
+
+import streamlit as st
+
+from latentviz import webapp
+
+st.set_page_config(page_title="latentviz", page_icon=":material/blur_on:", layout="wide")
+
+workspace = webapp.store()
+webapp.bootstrap(workspace)
+
+page = st.navigation([
+    st.Page("pages/map.py", title="Latent Map", icon=":material/scatter_plot:", url_path="map", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+])
+
+with st.sidebar:
+    st.caption(f"Workspace `{workspace.path.name}`" + (" · read-only" if workspace.read_only else ""))
+
+page.run()

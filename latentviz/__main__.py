@@ -1,0 +1,3 @@
+from latentviz.cli import main
+
+raise SystemExit(main())

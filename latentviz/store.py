@@ -1,0 +1,462 @@
+"""The workspace: one DuckDB file. This module owns its schema, its migrations and every SQL
+statement; nothing else opens DuckDB.
+
+Connections are short-lived: each call opens the file, does its work in one transaction and
+closes it again, so a CLI writer, the app and a read-only demo can take turns on one file
+(DuckDB lets one process write or many read, never both at once). A caller that finds the file
+locked waits and retries for up to `lock_timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+
+class StoreError(ValueError):
+    """A request the workspace refuses; the message says what to do instead."""
+
+
+# Each entry migrates the schema from version i to i + 1. Never edit a released entry: append.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE datasets (
+            name VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL,
+            params JSON,
+            created TIMESTAMP DEFAULT current_timestamp)""",
+        """CREATE TABLE texts (
+            id BIGINT PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            label VARCHAR,
+            metadata JSON)""",
+        # One row per (dataset, backbone, layer): a set of sentence vectors, filled batch by batch.
+        """CREATE TABLE encodings (
+            id INTEGER PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            backbone VARCHAR NOT NULL,
+            layer INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            params JSON,
+            complete BOOLEAN NOT NULL DEFAULT false,
+            created TIMESTAMP DEFAULT current_timestamp,
+            UNIQUE (dataset, backbone, layer))""",
+        """CREATE TABLE encoding_vectors (
+            encoding_id INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            vector FLOAT[] NOT NULL,
+            PRIMARY KEY (encoding_id, text_id))""",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            name VARCHAR,
+            dataset VARCHAR,
+            backbone VARCHAR,
+            config JSON,
+            metrics JSON,
+            checkpoint VARCHAR,
+            created TIMESTAMP DEFAULT current_timestamp)""",
+        # state: the fitted reducer's arrays as an .npz blob (read back with allow_pickle=False).
+        """CREATE TABLE projections (
+            id INTEGER PRIMARY KEY,
+            encoding_id INTEGER NOT NULL,
+            method VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            state BLOB,
+            created TIMESTAMP DEFAULT current_timestamp)""",
+        """CREATE TABLE projection_points (
+            projection_id INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            x FLOAT NOT NULL,
+            y FLOAT NOT NULL,
+            PRIMARY KEY (projection_id, text_id))""",
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            params JSON,
+            status VARCHAR NOT NULL,
+            done BIGINT DEFAULT 0,
+            total BIGINT,
+            message VARCHAR,
+            error VARCHAR,
+            pid INTEGER,
+            started TIMESTAMP DEFAULT current_timestamp,
+            updated TIMESTAMP DEFAULT current_timestamp)""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+def _register(con, name: str, table: pa.Table) -> None:
+    con.complete()  # DuckDB 2 refuses register() while an earlier statement's result is open
+    con.register(name, table)
+
+
+def _unregister(con, name: str) -> None:
+    con.complete()
+    con.unregister(name)
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _vector_table(text_ids: np.ndarray, vectors: np.ndarray) -> pa.Table:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    lists = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+    return pa.table({"text_id": pa.array(text_ids, pa.int64()), "vector": lists.cast(pa.list_(pa.float32()))})
+
+
+class Store:
+    """A latentviz workspace in one DuckDB file."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0):
+        self.path = Path(path)
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        if read_only:
+            if not self.path.exists():
+                raise StoreError(f"workspace {self.path} does not exist; create it first, e.g. `latentviz ingest bbc-news`")
+            self._check_version()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self):
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                con = duckdb.connect(
+                    str(self.path),
+                    read_only=self.read_only,
+                    # Nothing we run reads or writes other files: turn that off, then lock it.
+                    config={"enable_external_access": False, "lock_configuration": True},
+                )
+                break
+            except duckdb.IOException as error:
+                if not _is_lock_error(error) or time.monotonic() > deadline:
+                    raise StoreError(f"workspace {self.path} is busy (locked by another process); try again shortly") from error
+                time.sleep(0.05)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self):
+        if self.read_only:
+            raise StoreError(f"workspace {self.path} is open read-only; reopen it without --read-only to change it")
+        with self._connect() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def _version(self, con) -> int:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        return con.execute("SELECT max(version) FROM schema_version").fetchone()[0] if exists else 0
+
+    def _migrate(self) -> None:
+        with self._transaction() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            version = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"workspace {self.path} has schema v{version}, newer than this latentviz (v{SCHEMA_VERSION}); upgrade latentviz")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?)", [step + 1])
+
+    def _check_version(self) -> None:
+        with self._connect() as con:
+            version = self._version(con)
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"workspace {self.path} has schema v{version}, this latentviz reads v{SCHEMA_VERSION}; "
+                "open it once without --read-only to migrate it"
+            )
+
+    def schema_version(self) -> int:
+        with self._connect() as con:
+            return self._version(con)
+
+    def _frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self._connect() as con:
+            return con.execute(sql, params or []).df()
+
+    # -- datasets and texts --------------------------------------------------------------------
+
+    def add_dataset(self, name: str, source: str, texts: pd.DataFrame, params: dict | None = None) -> int:
+        """Add a dataset and its texts (columns text, label, metadata) in one transaction."""
+        if texts.empty:
+            raise StoreError(f"dataset {name!r} has no texts to add")
+        with self._transaction() as con:
+            if con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
+                raise StoreError(f"dataset {name!r} already exists; choose another --name or delete it first")
+            con.execute("INSERT INTO datasets (name, source, params) VALUES (?, ?, ?)", [name, source, json.dumps(params or {})])
+            first_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM texts").fetchone()[0]
+            incoming = pa.table({
+                "id": pa.array(np.arange(first_id, first_id + len(texts)), pa.int64()),
+                "text": pa.array(texts["text"].astype(str).tolist(), pa.string()),
+                "label": pa.array([None if pd.isna(v) else str(v) for v in texts.get("label", [None] * len(texts))], pa.string()),
+                "metadata": pa.array([json.dumps(m) if m else None for m in texts.get("metadata", [None] * len(texts))], pa.string()),
+            })
+            _register(con, "incoming_texts", incoming)
+            con.execute("INSERT INTO texts SELECT id, ?, text, label, metadata::JSON FROM incoming_texts", [name])
+            _unregister(con, "incoming_texts")
+        return len(texts)
+
+    def delete_dataset(self, name: str) -> None:
+        """Remove a dataset with its texts, encodings and projections."""
+        with self._transaction() as con:
+            if not con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
+                raise StoreError(f"no dataset named {name!r}")
+            encoding_ids = "SELECT id FROM encodings WHERE dataset = ?"
+            projection_ids = f"SELECT id FROM projections WHERE encoding_id IN ({encoding_ids})"
+            con.execute(f"DELETE FROM projection_points WHERE projection_id IN ({projection_ids})", [name])
+            con.execute(f"DELETE FROM projections WHERE encoding_id IN ({encoding_ids})", [name])
+            con.execute(f"DELETE FROM encoding_vectors WHERE encoding_id IN ({encoding_ids})", [name])
+            con.execute("DELETE FROM encodings WHERE dataset = ?", [name])
+            con.execute("DELETE FROM texts WHERE dataset = ?", [name])
+            con.execute("DELETE FROM datasets WHERE name = ?", [name])
+
+    def datasets(self) -> pd.DataFrame:
+        return self._frame(
+            """SELECT d.name, d.source, count(t.id) AS texts, count(DISTINCT t.label) AS labels, d.created
+               FROM datasets d LEFT JOIN texts t ON t.dataset = d.name
+               GROUP BY d.name, d.source, d.created ORDER BY d.created"""
+        )
+
+    def has_dataset(self, name: str) -> bool:
+        with self._connect() as con:
+            return bool(con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0])
+
+    def texts(self, dataset: str) -> pd.DataFrame:
+        return self._frame("SELECT id, text, label FROM texts WHERE dataset = ? ORDER BY id", [dataset])
+
+    def search_texts(self, dataset: str, query: str, limit: int = 10_000) -> pd.DataFrame:
+        """Texts of a dataset containing `query` (case-insensitive, literal: % and _ match themselves)."""
+        return self._frame(
+            "SELECT id, text, label FROM texts WHERE dataset = ? AND contains(lower(text), lower(?)) ORDER BY id LIMIT ?",
+            [dataset, query, limit],
+        )
+
+    # -- encodings -----------------------------------------------------------------------------
+
+    def encoding_id(self, dataset: str, backbone: str, layer: int, dim: int, params: dict | None = None) -> int:
+        """The id of the (dataset, backbone, layer) encoding, created empty when new."""
+        with self._transaction() as con:
+            row = con.execute(
+                "SELECT id, dim FROM encodings WHERE dataset = ? AND backbone = ? AND layer = ?", [dataset, backbone, layer]
+            ).fetchone()
+            if row:
+                if row[1] != dim:
+                    raise StoreError(f"stored encoding {row[0]} has dimension {row[1]}, not {dim}; delete the dataset's encodings first")
+                return row[0]
+            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM encodings").fetchone()[0]
+            con.execute(
+                "INSERT INTO encodings (id, dataset, backbone, layer, dim, params) VALUES (?, ?, ?, ?, ?, ?)",
+                [new_id, dataset, backbone, layer, dim, json.dumps(params or {})],
+            )
+            return new_id
+
+    def encodings(self, dataset: str | None = None) -> pd.DataFrame:
+        return self._frame(
+            """SELECT e.id, e.dataset, e.backbone, e.layer, e.dim, e.complete, count(v.text_id) AS vectors, e.created
+               FROM encodings e LEFT JOIN encoding_vectors v ON v.encoding_id = e.id
+               WHERE ? IS NULL OR e.dataset = ?
+               GROUP BY ALL ORDER BY e.id""",
+            [dataset, dataset],
+        )
+
+    def encoding(self, encoding_id: int) -> dict:
+        frame = self._frame("SELECT * FROM encodings WHERE id = ?", [encoding_id])
+        if frame.empty:
+            raise StoreError(f"no encoding with id {encoding_id}")
+        return frame.iloc[0].to_dict()
+
+    def encoded_text_ids(self, encoding_id: int) -> set[int]:
+        with self._connect() as con:
+            rows = con.execute("SELECT text_id FROM encoding_vectors WHERE encoding_id = ?", [encoding_id]).fetchall()
+        return {row[0] for row in rows}
+
+    def add_vectors(self, encoding_id: int, text_ids, vectors: np.ndarray) -> None:
+        with self._transaction() as con:
+            _register(con, "incoming_vectors", _vector_table(np.asarray(text_ids), vectors))
+            con.execute("INSERT INTO encoding_vectors SELECT ?, text_id, vector FROM incoming_vectors", [encoding_id])
+            _unregister(con, "incoming_vectors")
+
+    def mark_encoding_complete(self, encoding_id: int) -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE encodings SET complete = true WHERE id = ?", [encoding_id])
+
+    def vectors(self, encoding_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(text ids, float32 matrix) of an encoding, ordered by text id."""
+        with self._connect() as con:
+            table = con.sql(
+                "SELECT text_id, vector FROM encoding_vectors WHERE encoding_id = $id ORDER BY text_id", params={"id": encoding_id}
+            ).to_arrow_table()
+            dim = con.execute("SELECT dim FROM encodings WHERE id = ?", [encoding_id]).fetchone()
+        ids = table.column("text_id").to_numpy()
+        if len(ids) == 0:
+            return ids, np.zeros((0, dim[0] if dim else 0), np.float32)
+        values = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return ids, values.astype(np.float32, copy=False).reshape(len(ids), -1)
+
+    def nearest(self, encoding_id: int, vector: np.ndarray, k: int = 10, exclude: int | None = None) -> pd.DataFrame:
+        """The k texts whose vectors are most cosine-similar to `vector`."""
+        return self._frame(
+            """SELECT v.text_id AS id, t.text, t.label, list_cosine_similarity(v.vector, ?::FLOAT[]) AS similarity
+               FROM encoding_vectors v JOIN texts t ON t.id = v.text_id
+               WHERE v.encoding_id = ? AND v.text_id IS DISTINCT FROM ?
+               ORDER BY similarity DESC LIMIT ?""",
+            [np.asarray(vector, np.float32).tolist(), encoding_id, exclude, k],
+        )
+
+    def vector(self, encoding_id: int, text_id: int) -> np.ndarray:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT vector FROM encoding_vectors WHERE encoding_id = ? AND text_id = ?", [encoding_id, text_id]
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"text {text_id} has no vector in encoding {encoding_id}")
+        return np.asarray(row[0], np.float32)
+
+    # -- projections ---------------------------------------------------------------------------
+
+    def add_projection(self, encoding_id: int, method: str, params: dict, state: dict[str, np.ndarray],
+                       text_ids: np.ndarray, coords: np.ndarray) -> int:
+        with self._transaction() as con:
+            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM projections").fetchone()[0]
+            con.execute(
+                "INSERT INTO projections (id, encoding_id, method, params, state) VALUES (?, ?, ?, ?, ?)",
+                [new_id, encoding_id, method, json.dumps(params, sort_keys=True), _npz_bytes(state)],
+            )
+            points = pa.table({
+                "text_id": pa.array(text_ids, pa.int64()),
+                "x": pa.array(coords[:, 0], pa.float32()),
+                "y": pa.array(coords[:, 1], pa.float32()),
+            })
+            _register(con, "incoming_points", points)
+            con.execute("INSERT INTO projection_points SELECT ?, text_id, x, y FROM incoming_points", [new_id])
+            _unregister(con, "incoming_points")
+        return new_id
+
+    def find_projection(self, encoding_id: int, method: str, params: dict) -> int | None:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT max(id) FROM projections WHERE encoding_id = ? AND method = ? AND params = ?::JSON",
+                [encoding_id, method, json.dumps(params, sort_keys=True)],
+            ).fetchone()
+        return row[0]
+
+    def projections(self, dataset: str | None = None) -> pd.DataFrame:
+        return self._frame(
+            """SELECT p.id, p.encoding_id, e.dataset, e.backbone, e.layer, p.method, p.params,
+                      (SELECT count(*) FROM projection_points pp WHERE pp.projection_id = p.id) AS points, p.created
+               FROM projections p JOIN encodings e ON e.id = p.encoding_id
+               WHERE ? IS NULL OR e.dataset = ? ORDER BY p.id""",
+            [dataset, dataset],
+        )
+
+    def projection(self, projection_id: int) -> tuple[dict, dict, dict[str, np.ndarray]]:
+        """(row: id, encoding_id, method; params; fitted state arrays) of one projection."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT id, encoding_id, method, params, state FROM projections WHERE id = ?", [projection_id]
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"no projection with id {projection_id}")
+        return {"id": row[0], "encoding_id": row[1], "method": row[2]}, json.loads(row[3]), _npz_arrays(row[4])
+
+    def projection_points(self, projection_id: int) -> pd.DataFrame:
+        return self._frame(
+            """SELECT p.text_id AS id, p.x, p.y, t.text, t.label
+               FROM projection_points p JOIN texts t ON t.id = p.text_id
+               WHERE p.projection_id = ? ORDER BY p.text_id""",
+            [projection_id],
+        )
+
+    # -- models (filled by the model issues) ---------------------------------------------------
+
+    def models(self) -> pd.DataFrame:
+        return self._frame("SELECT id, kind, name, dataset, backbone, metrics, checkpoint, created FROM models ORDER BY id")
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def start_job(self, kind: str, params: dict, pid: int) -> int:
+        with self._transaction() as con:
+            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM jobs").fetchone()[0]
+            con.execute(
+                "INSERT INTO jobs (id, kind, params, status, pid) VALUES (?, ?, ?, 'running', ?)",
+                [new_id, kind, json.dumps(params), pid],
+            )
+        return new_id
+
+    def update_job(self, job_id: int, done: int, total: int | None, message: str) -> None:
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE jobs SET done = ?, total = ?, message = ?, updated = current_timestamp WHERE id = ?",
+                [done, total, message, job_id],
+            )
+
+    def finish_job(self, job_id: int, status: str, message: str | None = None, error: str | None = None) -> None:
+        with self._transaction() as con:
+            con.execute(
+                """UPDATE jobs SET status = ?, message = coalesce(?, message), error = ?, updated = current_timestamp
+                   WHERE id = ?""",
+                [status, message, error, job_id],
+            )
+
+    def jobs(self, limit: int = 20) -> pd.DataFrame:
+        return self._frame("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", [limit])
+
+    def job(self, job_id: int) -> dict:
+        frame = self._frame("SELECT * FROM jobs WHERE id = ?", [job_id])
+        if frame.empty:
+            raise StoreError(f"no job with id {job_id}")
+        return frame.iloc[0].to_dict()
+
+    # -- summary -------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """Everything in the workspace, as plain JSON-ready values."""
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+        return {
+            "workspace": str(self.path),
+            "schema_version": self.schema_version(),
+            "datasets": records(self.datasets()),
+            "encodings": records(self.encodings()),
+            "projections": [dict(row, params=json.loads(row["params"])) for row in records(self.projections())],
+            "models": records(self.models()),
+        }

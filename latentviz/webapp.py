@@ -1,0 +1,66 @@
+"""What the Streamlit pages share: this server's workspace, job progress and first-run bootstrap.
+Kept small: pages draw, the pipeline computes."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import jobs, pipeline, settings
+from latentviz.store import Store
+
+
+@st.cache_resource
+def _open(path: str, read_only: bool) -> Store:
+    return Store(path, read_only=read_only)
+
+
+def store() -> Store:
+    """The workspace this server was started on (`latentviz serve --db ...`)."""
+    return _open(str(settings.db_path().resolve()), os.environ.get("LATENTVIZ_READ_ONLY") == "1")
+
+
+_bootstrapped: set[str] = set()
+
+
+def bootstrap(workspace: Store) -> None:
+    """On the first visit to an empty, writable workspace, start building the default map."""
+    if workspace.read_only or os.environ.get("LATENTVIZ_BOOTSTRAP", "0") != "1" or str(workspace.path) in _bootstrapped:
+        return
+    _bootstrapped.add(str(workspace.path))  # once per server: a failure is shown, not retried in a loop
+    if workspace.datasets().empty and workspace.jobs(limit=1).empty:
+        start_default_map(workspace)
+
+
+def start_default_map(workspace: Store) -> int:
+    return jobs.start(workspace, "default map", {"dataset": settings.BUILTIN_DATASET},
+                      lambda progress: pipeline.build_default_map(workspace, progress=progress))
+
+
+def job_status(workspace: Store) -> None:
+    """Progress bars while jobs run (polled); an error box if the latest job failed or was cut off."""
+    if not jobs.running(workspace).empty:
+        _poll_jobs(workspace)
+        return
+    latest = workspace.jobs(limit=1)
+    if latest.empty:
+        return
+    job = latest.iloc[0]
+    if job["status"] == "failed":
+        st.error(f"{job['kind']} failed: {job['error']}", icon=":material/error:")
+    elif job["status"] == "interrupted":
+        st.warning(f"{job['kind']} was interrupted before it finished; start it again to resume", icon=":material/pause_circle:")
+
+
+@st.fragment(run_every=1.0)
+def _poll_jobs(workspace: Store) -> None:
+    running = jobs.running(workspace)
+    if running.empty:
+        st.rerun()  # the work is done: redraw the whole page with its results
+    for job in running.itertuples():
+        total = job.total if pd.notna(job.total) and job.total else None
+        fraction = min(1.0, job.done / total) if total else 0.0
+        count = f" — {job.done:,} / {int(total):,}" if total else ""
+        st.progress(fraction, text=f"**{job.kind}**: {job.message or 'starting'}{count}")

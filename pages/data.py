@@ -1,0 +1,90 @@
+"""Data: the workspace's datasets; add BBC News or an uploaded file; encode and map a dataset."""
+
+import streamlit as st
+
+from latentviz import corpus, pipeline, settings, webapp
+
+workspace = webapp.store()
+
+st.title("Data")
+webapp.job_status(workspace)
+
+datasets = workspace.datasets()
+if datasets.empty:
+    st.info("No datasets yet: add the built-in BBC News corpus or upload your own text below.", icon=":material/dataset:")
+else:
+    st.dataframe(datasets, hide_index=True, key="datasets_table",
+                 column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    encodings = workspace.encodings()
+    if not encodings.empty:
+        st.caption("Encodings")
+        st.dataframe(encodings, hide_index=True, key="encodings_table")
+
+if workspace.read_only:
+    st.caption("This workspace is open read-only: it can be browsed, not changed.")
+    st.stop()
+
+st.header("Add a dataset")
+builtin, upload_tab = st.tabs(["Built-in: BBC News", "Upload a file"])
+with builtin:
+    st.write("Sentences from 2,225 BBC News articles in five topics, labelled by topic; a balanced random subset.")
+    limit = st.number_input("Sentences", 100, 40_000, settings.DEFAULT_LIMIT, step=500, key="bbc_limit")
+    name = st.text_input("Dataset name", settings.BUILTIN_DATASET, key="bbc_name")
+    if st.button("Add BBC News", key="add_bbc"):
+        try:
+            result = pipeline.ingest(workspace, settings.BUILTIN_DATASET, name=name, limit=int(limit))
+            st.success(f"Added {result.dataset!r}: {result.report.summary()}")
+            st.rerun()
+        except ValueError as error:
+            st.error(str(error), icon=":material/error:")
+with upload_tab:
+    st.write("`.txt` (one text per line), `.csv` / `.tsv` with a header, `.jsonl` (one object per line) or `.parquet`.")
+    upload = st.file_uploader("File", type=[f.lstrip(".") for f in corpus.FORMATS], key="upload")
+    if upload is not None:
+        try:
+            columns = corpus.columns(upload.getvalue(), upload.name)
+        except corpus.CorpusError as error:
+            st.error(str(error), icon=":material/error:")
+            st.stop()
+        text_column = label_column = None
+        if columns:
+            text_column = st.selectbox("Text column", columns, index=columns.index("text") if "text" in columns else 0, key="text_column")
+            others = ["(none)"] + [c for c in columns if c != text_column]
+            label_column = st.selectbox("Label column (optional)", others,
+                                        index=others.index("label") if "label" in others else 0, key="label_column")
+            label_column = None if label_column == "(none)" else label_column
+        upload_name = st.text_input("Dataset name", upload.name.rsplit(".", 1)[0], key="upload_name")
+        if st.button("Import", type="primary", key="import"):
+            try:
+                result = pipeline.ingest(workspace, upload.name, name=upload_name, data=upload.getvalue(),
+                                         text_column=text_column, label_column=label_column)
+                st.success(f"Added {result.dataset!r}: {result.report.summary()}")
+            except ValueError as error:
+                st.error(str(error), icon=":material/error:")
+
+if datasets.empty:
+    st.stop()
+
+st.header("Encode and map")
+left, middle, right, last = st.columns(4)
+dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
+backbone = middle.selectbox("Backbone", ["minilm", "smollm2", "other (Hugging Face id or folder)"], key="backbone",
+                            help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).")
+if backbone.startswith("other"):
+    backbone = middle.text_input("Model id or local folder", key="custom_backbone").strip()
+layer = right.number_input("Layer (0 = default)", 0, 64, 0, key="layer",
+                           help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.")
+method = last.selectbox("Map", ["umap", "pca"], key="method")
+if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
+    def step(progress, dataset=dataset, backbone=backbone, layer=int(layer) or None, method=method):
+        encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
+        pipeline.project(workspace, encoding_id, method=method, progress=progress)
+
+    webapp.jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
+    st.rerun()
+
+with st.expander("Delete a dataset"):
+    doomed = st.selectbox("Dataset to delete", datasets["name"].tolist(), key="delete_dataset")
+    if st.button(f"Delete {doomed!r} with its encodings and maps", key="delete"):
+        workspace.delete_dataset(doomed)
+        st.rerun()

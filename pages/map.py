@@ -1,0 +1,135 @@
+"""Latent Map: a 2-D map of an encoding; hover, search, select, neighbours, place your own text."""
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import charts, corpus, pipeline, projection, webapp
+
+workspace = webapp.store()
+query = st.query_params
+SIMILARITY = {"similarity": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.3f", width="small")}
+
+
+@st.cache_data(max_entries=8, show_spinner="Loading the map…")
+def load_points(db: str, projection_id: int) -> pd.DataFrame:
+    return workspace.projection_points(projection_id)  # projections never change: safe to cache
+
+
+@st.cache_data(max_entries=16, show_spinner="Clustering…")
+def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series:
+    row, _, _ = workspace.projection(projection_id)
+    if method == "k-means":
+        ids, vectors = workspace.vectors(row["encoding_id"])
+        labels = projection.kmeans_clusters(vectors, k)
+    else:
+        points = workspace.projection_points(projection_id)
+        ids, labels = points["id"].to_numpy(), projection.hdbscan_clusters(points[["x", "y"]].to_numpy())
+    return pd.Series([f"cluster {c}" if c >= 0 else "noise" for c in labels], index=ids)
+
+
+st.title("Latent Map")
+webapp.job_status(workspace)
+
+maps = workspace.projections()
+if maps.empty:
+    if not webapp.jobs.running(workspace).empty:
+        st.info("**Building the map.** It appears here by itself when the work above is done.", icon=":material/hourglass_top:")
+        st.stop()
+    if workspace.datasets().empty:
+        st.info("**No data yet.** Build the default map — BBC News sentences encoded by MiniLM, laid out with "
+                "UMAP (about two minutes on a laptop CPU) — or add your own text on the Data page.", icon=":material/scatter_plot:")
+    else:
+        st.info("**No map yet.** Encode a dataset and compute its map on the Data page.", icon=":material/scatter_plot:")
+    if not workspace.read_only:
+        if st.button("Build the BBC News map", type="primary", key="build_default"):
+            webapp.start_default_map(workspace)
+            st.rerun()
+    st.page_link("pages/data.py", label="Add your own text", icon=":material/dataset:")
+    st.stop()
+
+# -- which map, coloured how ---------------------------------------------------------------------
+labels = {int(r.id): f"{r.dataset} · {r.backbone} layer {r.layer} · {r.method.upper()}  (#{r.id})" for r in maps.itertuples()}
+wanted = int(query["map"]) if query.get("map", "").isdigit() and int(query["map"]) in labels else max(labels)
+pick, colour, find = st.columns([3, 2, 3])
+projection_id = pick.selectbox("Map", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="map")
+query["map"] = str(projection_id)
+dataset = maps.set_index("id").loc[projection_id, "dataset"]
+points = load_points(str(workspace.path), projection_id)
+
+colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", "none"]
+color_by = colour.selectbox("Colour by", colour_options, key="color",
+                            index=colour_options.index(query["color"]) if query.get("color") in colour_options else 0)
+query["color"] = color_by
+if color_by.endswith("cluster"):
+    method = color_by.split()[0]
+    k = st.sidebar.slider("k-means clusters", 2, 30, 8, key="k") if method == "k-means" else 0
+    points = points.assign(cluster=points["id"].map(load_clusters(str(workspace.path), projection_id, method, k)))
+search = find.text_input("Search texts", value=query.get("q", ""), placeholder="e.g. election", key="q")
+query["q"] = search
+matches = workspace.search_texts(dataset, search) if search.strip() else None
+
+focus = st.session_state.get("focus", int(query["text"]) if query.get("text", "").isdigit() else None)
+focus = focus if focus in set(points["id"]) else None
+neighbours = pipeline.neighbours_of(workspace, projection_id, focus, k=10) if focus is not None else None
+placed = st.session_state.get("placed", {}).get(projection_id)
+
+# -- the map and what is selected on it ----------------------------------------------------------
+chart_column, detail_column = st.columns([3, 2])
+with chart_column:
+    if matches is not None:
+        st.caption(f"{len(matches):,} texts contain “{search}”" + ("" if len(matches) else " — try another word"))
+    figure = charts.map_figure(
+        points, {"label": "label", "none": None}.get(color_by, "cluster"),
+        highlight_ids=None if matches is None else matches["id"], focus_id=focus,
+        neighbour_ids=None if neighbours is None else neighbours["id"], placed=None if placed is None else placed.points,
+    )
+    event = st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            config={"scrollZoom": True, "displaylogo": False})
+    st.caption(f"{len(points):,} texts. Hover to read, click a point for its neighbours, drag a box or lasso to list texts.")
+
+selected = [p["customdata"] for p in (event.selection.points if event else []) if p.get("customdata") is not None]
+if len(selected) == 1 and selected[0] != focus:
+    st.session_state["focus"] = int(selected[0])
+    query["text"] = str(selected[0])
+    st.rerun()
+
+with detail_column:
+    tab_neighbours, tab_selected, tab_yours = st.tabs(["Nearest neighbours", "Selected texts", "Your text"])
+    with tab_neighbours:
+        if neighbours is None:
+            st.info("Click a point on the map, or pick a search match, to see its 10 nearest neighbours (cosine).")
+        else:
+            st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
+            st.dataframe(neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY)
+            if st.button("Clear", key="clear_focus"):
+                st.session_state.pop("focus", None)
+                query.pop("text", None)
+                st.rerun()
+    with tab_selected:
+        rows = points[points["id"].isin(selected)] if len(selected) > 1 else matches
+        if rows is None or rows.empty:
+            st.info("Drag a box or lasso on the map, or search, to list texts here.")
+        else:
+            table = st.dataframe(rows[["id", "text", "label"]], hide_index=True, on_select="rerun",
+                                 selection_mode="single-row", key="selected_table")
+            if table.selection.rows:
+                st.session_state["focus"] = int(rows.iloc[table.selection.rows[0]]["id"])
+                query["text"] = str(st.session_state["focus"])
+                st.rerun()
+    with tab_yours:
+        typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
+        upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
+        if st.button("Place on the map", type="primary", key="place"):
+            try:
+                texts = [line for line in typed.splitlines() if line.strip()]
+                if upload is not None:
+                    texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()[:200]
+                with st.spinner("Encoding and placing…"):
+                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(workspace, projection_id, texts)
+                st.rerun()
+            except ValueError as error:
+                st.error(str(error), icon=":material/error:")
+        if placed is not None:
+            for text, near in zip(placed.points["text"], placed.neighbours):
+                st.text(f"★ {text}")
+                st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY)
