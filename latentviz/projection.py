@@ -50,6 +50,7 @@ def fit(vectors: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, dic
             min_dist=params["min_dist"],
             metric=params["metric"],
             random_state=params["seed"],
+            n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so silences its warning
         )
         coords = reducer.fit_transform(vectors)
         return coords.astype(np.float32), {"a": np.float64(reducer._a), "b": np.float64(reducer._b)}

@@ -112,7 +112,7 @@ def _unregister(con, name: str) -> None:
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, allow_pickle=False, **arrays)  # object arrays would need pickle to load: refuse them
     return buffer.getvalue()
 
 

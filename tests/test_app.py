@@ -1,0 +1,136 @@
+"""The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from latentviz import jobs, pipeline
+from latentviz.store import Store
+
+TIMEOUT = 120
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def app(monkeypatch):
+    def start(db, read_only=False, bootstrap=False):
+        monkeypatch.setenv("LATENTVIZ_DB", str(db))
+        monkeypatch.setenv("LATENTVIZ_READ_ONLY", "1" if read_only else "0")
+        monkeypatch.setenv("LATENTVIZ_BOOTSTRAP", "1" if bootstrap else "0")
+        return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return start
+
+
+def shown(at) -> str:
+    """All the messages and captions the page shows."""
+    return " ".join(str(e.value) for kind in (at.info, at.warning, at.error, at.success, at.caption) for e in kind)
+
+
+def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_path, tiny_bert, monkeypatch):
+    def small_default_map(workspace, progress):  # the real default takes minutes; same steps, tiny backbone
+        pipeline.ingest(workspace, "bbc-news", limit=40, progress=progress)
+        encoding_id = pipeline.encode(workspace, "bbc-news", backbone_name=tiny_bert, progress=progress)
+        return pipeline.project(workspace, encoding_id, method="pca", progress=progress)
+
+    monkeypatch.setattr(pipeline, "build_default_map", small_default_map)
+    at = app(tmp_path / "empty.duckdb")
+    assert not at.exception
+    assert "No data yet" in shown(at)
+    at.button(key="build_default").click().run()
+    store = Store(tmp_path / "empty.duckdb")
+    job_id = int(store.jobs()["id"].iloc[0])
+    assert jobs.wait(store, job_id)["status"] == "done"
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+    assert at.selectbox(key="map").value == int(store.projections()["id"].iloc[0])
+
+
+def test_bootstrap_starts_the_default_job_once(app, tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr("latentviz.webapp.start_default_map", lambda workspace: started.append(workspace.path))
+    app(tmp_path / "boot.duckdb", bootstrap=True)
+    app(tmp_path / "boot.duckdb", bootstrap=True)
+    assert started == [tmp_path / "boot.duckdb"]
+
+
+def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    at = app(db)
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert at.query_params["map"] == str(at.selectbox(key="map").value)
+
+    at.text_input(key="q").input("said").run()
+    assert not at.exception and "texts contain “said”" in shown(at)
+
+    at.selectbox(key="color").select("k-means cluster").run()
+    assert not at.exception and at.query_params["color"] == "k-means cluster"
+
+    store = Store(db)
+    text_id = int(store.projection_points(at.selectbox(key="map").value)["id"].iloc[3])
+    at.session_state["focus"] = text_id
+    at.run()
+    assert not at.exception
+    assert at.text[0].value.startswith("★ ")
+    neighbours = at.dataframe[0].value  # the neighbours table (plain dataframes carry no key in AppTest)
+    assert len(neighbours) == 10 and neighbours["similarity"].is_monotonic_decreasing
+
+    at.text_area(key="typed").input("A brand new sentence about the economy.\nAnother about the cup final.").run()
+    at.button(key="place").click().run()
+    assert not at.exception
+    placed = at.session_state["placed"][at.selectbox(key="map").value]
+    assert placed.points["text"].tolist() == ["A brand new sentence about the economy.", "Another about the cup final."]
+
+
+def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    at = app(db)
+    at.button(key="place").click().run()
+    assert not at.exception and "no text to place" in shown(at)
+
+
+def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
+    at = app(tmp_path / "data.duckdb")
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and "No datasets yet" in shown(at)
+    at.number_input(key="bbc_limit").set_value(100)
+    at.text_input(key="bbc_name").input("news")
+    at.button(key="add_bbc").click().run()
+    store = Store(tmp_path / "data.duckdb")
+    assert store.datasets()["texts"].tolist() == [100]
+    at.selectbox(key="backbone").select("other (Hugging Face id or folder)").run()
+    at.text_input(key="custom_backbone").input(tiny_bert).run()
+    at.selectbox(key="method").select("pca")
+    at.button(key="encode").click().run()
+    job_id = int(store.jobs()["id"].iloc[0])
+    assert jobs.wait(store, job_id)["status"] == "done"
+    assert store.projections()["method"].tolist() == ["pca"]
+    at.run()
+    assert not at.exception and [len(table.value) for table in at.dataframe] == [1, 1]  # datasets, encodings
+
+
+def test_failed_job_is_reported_on_the_page(app, tmp_path):
+    at = app(tmp_path / "fail.duckdb")
+    at.switch_page("pages/data.py").run()
+    at.number_input(key="bbc_limit").set_value(100)
+    at.button(key="add_bbc").click().run()
+    at.selectbox(key="backbone").select("other (Hugging Face id or folder)").run()
+    at.text_input(key="custom_backbone").input(str(tmp_path / "no-such-model")).run()
+    at.button(key="encode").click().run()
+    store = Store(tmp_path / "fail.duckdb")
+    assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "failed"
+    at.run()
+    assert "encode and map failed: cannot load backbone" in shown(at)
+
+
+def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace):
+    at = app(mapped_workspace, read_only=True)
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert "read-only" in shown(at)
+    assert not [b for b in at.button if b.key in ("add_bbc", "import", "encode")]

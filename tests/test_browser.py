@@ -1,0 +1,96 @@
+"""The served app in a real browser: Debian's Chromium, headless, driven by Playwright."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser
+
+# Pixel position of a data point, from Plotly's own axis transforms.
+POINT_XY = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const trace = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  return [box.left + xa.l2p(trace.x[0]), box.top + ya.l2p(trace.y[0]), trace.x.length];
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(mapped_workspace, tmp_path_factory):
+    db = tmp_path_factory.mktemp("served") / "workspace.duckdb"
+    shutil.copy(mapped_workspace, db)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-bootstrap"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("latentviz serve did not come up: " + server.stdout.read().decode()[-2000:])
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser-deps)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.goto(served)
+        yield tab
+        browser.close()
+
+
+def test_map_is_drawn_with_points(page, tmp_path_factory):
+    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData.length > 0", timeout=30_000)
+    x, y, count = page.evaluate(POINT_XY)
+    assert count > 0
+    shot = tmp_path_factory.mktemp("screens") / "map.png"
+    plot = page.locator(".js-plotly-plot")
+    plot.screenshot(path=str(shot))
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    coloured = (np.abs(pixels - pixels.mean(2, keepdims=True)).sum(2) > 60).sum()  # saturated marker pixels
+    assert coloured > 500, "the WebGL scatter drew no coloured markers"
+
+
+def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
+    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
+    x, y, _ = page.evaluate(POINT_XY)
+    page.mouse.move(x, y)
+    page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+    page.mouse.click(x, y)
+    page.wait_for_selector("text=★", timeout=60_000)
+    assert page.get_by_text("Click a point on the map").count() == 0

@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from latentviz import pipeline
+from latentviz.cli import main
+from latentviz.store import Store
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_encode_project_info(tmp_path, tiny_bert, capsys):
+    db = str(tmp_path / "ws.duckdb")
+    source = tmp_path / "reviews.csv"
+    source.write_text("review,stars\n" + "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(30)))
+    code, out, _ = run(capsys, "ingest", str(source), "--text-column", "review", "--label-column", "stars", "--db", db)
+    assert code == 0 and "dataset 'reviews': 30 texts" in out
+    code, out, _ = run(capsys, "encode", "--dataset", "reviews", "--backbone", tiny_bert, "--layer", "1", "--db", db)
+    assert code == 0 and "encoding 1" in out
+    code, out, _ = run(capsys, "project", "--dataset", "reviews", "--backbone", tiny_bert, "--method", "pca", "--db", db)
+    assert code == 0 and "projection 1: pca" in out
+    code, out, _ = run(capsys, "info", "--db", db)
+    info = json.loads(out)
+    assert info["datasets"][0] == {**info["datasets"][0], "name": "reviews", "texts": 30, "labels": 2}
+    assert info["encodings"][0]["layer"] == 1 and info["encodings"][0]["vectors"] == 30
+    assert info["projections"][0]["method"] == "pca" and info["projections"][0]["points"] == 30
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ingest", "missing.csv"], "no such file"),
+    (["encode", "--dataset", "nope"], "no dataset named 'nope'"),
+    (["project", "--dataset", "nope"], "no finished minilm encoding"),
+    (["ingest", "bbc-news", "--limit", "0"], "--limit must be a positive"),
+    (["ingest", "bbc-news", "--text-column", "x"], "fixed columns"),
+])
+def test_bad_input_exits_non_zero_with_one_line(tmp_path, capsys, argv, message):
+    db = str(tmp_path / "ws.duckdb")
+    code, out, err = run(capsys, *argv, "--db", db)
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(lines) == 1 and message in lines[0]
+    assert Store(db).datasets().empty
+
+
+def test_info_on_a_missing_workspace_fails_cleanly(tmp_path, capsys):
+    code, _, err = run(capsys, "info", "--db", str(tmp_path / "none.duckdb"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_python_dash_m_and_env_var(tmp_path):
+    db = tmp_path / "env.duckdb"
+    Store(db)
+    result = subprocess.run([sys.executable, "-m", "latentviz", "info"], capture_output=True, text=True,
+                            env={"LATENTVIZ_DB": str(db), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode == 0 and json.loads(result.stdout)["workspace"] == str(db)
+
+
+def test_place_new_text_among_its_neighbours(mapped_workspace):
+    store = Store(mapped_workspace)
+    projections = store.projections()
+    for projection_id in projections["id"]:
+        points = store.projection_points(int(projection_id))
+        known = points["text"].iloc[7]
+        placed = pipeline.place(store, int(projection_id), [known, "An entirely new sentence about football."], k=5)
+        assert placed.points.shape == (2, 3)
+        # A stored sentence placed again finds itself first, with cosine 1.
+        first = placed.neighbours[0].iloc[0]
+        assert first["text"] == known and first["similarity"] == pytest.approx(1.0, abs=1e-5)
+        xy = points[["x", "y"]].to_numpy()
+        if projections.set_index("id").loc[projection_id, "method"] == "pca":  # exact: lands on its own point
+            assert np.allclose(placed.points[["x", "y"]].to_numpy()[0], xy[7], atol=1e-4)
+        else:  # the random tiny model has no structure to keep (see test_projection for that): on the map, at least
+            low, high = xy.min(0) - np.ptp(xy, 0), xy.max(0) + np.ptp(xy, 0)
+            assert ((placed.points[["x", "y"]].to_numpy() > low) & (placed.points[["x", "y"]].to_numpy() < high)).all()
+        assert list(placed.neighbours[1].columns) == ["id", "text", "label", "similarity", "x", "y"]
+
+
+def test_neighbours_of_a_stored_text_exclude_itself(mapped_workspace):
+    store = Store(mapped_workspace)
+    projection_id = int(store.projections()["id"].iloc[0])
+    text_id = int(store.projection_points(projection_id)["id"].iloc[0])
+    near = pipeline.neighbours_of(store, projection_id, text_id, k=4)
+    assert len(near) == 4 and text_id not in near["id"].tolist()
+    assert near["similarity"].is_monotonic_decreasing

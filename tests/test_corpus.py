@@ -1,0 +1,148 @@
+import codecs
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from latentviz import corpus, pipeline
+from latentviz.corpus import CorpusError, parse_upload, split_sentences
+
+
+def test_split_sentences_respects_abbreviations_and_quotes():
+    text = 'Mr. Smith went to Washington today. He said "we will win this one." Then U.S. officials left the room!\nA new paragraph starts here.'
+    assert split_sentences(text) == [
+        "Mr. Smith went to Washington today.",
+        'He said "we will win this one."',
+        "Then U.S. officials left the room!",
+        "A new paragraph starts here.",
+    ]
+    assert split_sentences("Too short. Far too short.") == []
+
+
+@pytest.fixture(scope="module")
+def bbc_all():
+    return corpus.load_bbc_news(limit=None)
+
+
+def test_bbc_news_is_split_deduplicated_and_labelled(bbc_all):
+    frame, report = bbc_all
+    assert set(frame["label"]) == {"business", "entertainment", "politics", "sports", "tech"}
+    assert 35_000 < len(frame) < 45_000  # about 41k sentences, as documented
+    assert frame["text"].is_unique and report.duplicates > 0
+    # BBC News repeats about a hundred of its 2,225 articles word for word: those add no new sentences.
+    assert 2100 < frame["metadata"].map(lambda m: m["article"]).nunique() <= 2225
+
+
+def test_bbc_latin1_article_is_decoded(bbc_all):
+    frame, _ = bbc_all
+    article = frame[frame["metadata"].map(lambda m: m["article"]) == "sports/199.txt"]
+    assert not article.empty
+    assert not article["text"].str.contains("\ufffd").any()
+
+
+def test_bbc_subset_is_balanced_and_reproducible():
+    first, _ = corpus.load_bbc_news(limit=500)
+    second, _ = corpus.load_bbc_news(limit=500)
+    assert first["label"].value_counts().tolist() == [100] * 5
+    assert first["text"].tolist() == second["text"].tolist()
+    with pytest.raises(CorpusError, match="--limit"):
+        corpus.load_bbc_news(limit=0)
+
+
+# -- good uploads ------------------------------------------------------------------------------
+
+def test_txt_one_text_per_line_with_empties_long_and_duplicates_counted():
+    data = "first text\n\n   \nsecond text\nfirst text\n" + "x" * 6000 + "\n"
+    frame, report = parse_upload(data.encode(), "notes.txt")
+    assert frame["text"].tolist() == ["first text", "second text"]
+    assert (report.skipped_empty, report.skipped_long, report.duplicates) == (2, 1, 1)
+
+
+def test_csv_with_chosen_columns_keeps_the_rest_as_metadata():
+    data = 'id,body,topic\n1,"Hello, world",greeting\n2,"A ""quoted"" text",other\n'
+    frame, _ = parse_upload(data.encode(), "t.csv", text_column="body", label_column="topic")
+    assert frame["text"].tolist() == ["Hello, world", 'A "quoted" text']
+    assert frame["label"].tolist() == ["greeting", "other"]
+    assert frame["metadata"].tolist() == [{"id": "1"}, {"id": "2"}]
+
+
+def test_tsv_and_default_text_column():
+    frame, _ = parse_upload(b"text\tlabel\nsome words\ta\nmore words\tb\n", "t.tsv")
+    assert frame["text"].tolist() == ["some words", "more words"] and frame["label"].tolist() == ["a", "b"]
+
+
+def test_jsonl_and_parquet():
+    data = b'{"text": "one line", "label": "x", "extra": {"k": 1}}\n\n{"text": "two lines", "label": "y"}\n'
+    frame, _ = parse_upload(data, "t.jsonl")
+    assert frame["text"].tolist() == ["one line", "two lines"]
+    buffer = io.BytesIO()
+    pd.DataFrame({"sentence": ["alpha beta", "gamma delta"], "n": [1, 2]}).to_parquet(buffer)
+    frame, _ = parse_upload(buffer.getvalue(), "t.parquet", text_column="sentence")
+    assert frame["text"].tolist() == ["alpha beta", "gamma delta"]
+    assert corpus.columns(buffer.getvalue(), "t.parquet") == ["sentence", "n"]
+
+
+@pytest.mark.parametrize("encoded", [
+    "café au lait\n".encode("utf-8"),
+    codecs.BOM_UTF8 + "café au lait\n".encode("utf-8"),
+    "café au lait\n".encode("utf-16"),  # with BOM
+    codecs.BOM_UTF16_BE + "café au lait\n".encode("utf-16-be"),
+])
+def test_utf8_with_or_without_bom_and_utf16_with_bom(encoded):
+    frame, _ = parse_upload(encoded, "t.txt")
+    assert frame["text"].tolist() == ["café au lait"]
+
+
+# -- bad uploads: one line that says what to fix -------------------------------------------------
+
+@pytest.mark.parametrize("data, name, options, message", [
+    (b"", "t.txt", {}, "empty file"),
+    (b"  \n\n", "t.csv", {}, "empty file"),
+    (b"text\n", "t.csv", {}, "no usable texts"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "t.txt", {}, "not UTF-8"),
+    (b"abc\x00def\n", "t.txt", {}, "binary"),
+    ("caf\u00e9 in latin-1\n".encode("latin-1"), "t.txt", {}, r"not UTF-8 \(byte 0xe9 on line 1\)"),
+    (b"a,b\n1,2\n", "t.csv", {}, "which column holds the text"),
+    (b"text,label\nx y,1\n", "t.csv", {"text_column": "body"}, "no column 'body'"),
+    (b"text,label\nx y,1\n", "t.csv", {"label_column": "topic"}, "no column 'topic' for the label"),
+    (b"text,label\ngood row,a\nbad,row,here\nalso good,b\nshort\n", "t.csv", {}, "2 malformed rows .* at lines 3, 5"),
+    (b'{"text": "ok"}\n{"text": broken\n[1, 2]\n', "t.jsonl", {}, "2 lines are not JSON objects, at lines 2, 3"),
+    (b"not a parquet file", "t.parquet", {}, "not a readable Parquet file"),
+    (b"hello", "t.docx", {}, "unsupported file type .docx"),
+    (b"hello there\n", "t.txt", {"text_column": "text"}, "has no columns"),
+    (b"text\n" + b"\n" * 3, "t.csv", {}, "no usable texts"),
+])
+def test_bad_uploads_get_a_clear_one_line_error(data, name, options, message):
+    with pytest.raises(CorpusError, match=message) as error:
+        parse_upload(data, name, **options)
+    assert "\n" not in str(error.value) and str(error.value).startswith(name)
+
+
+def test_size_limit():
+    with pytest.raises(CorpusError, match="over the 1 MB limit"):
+        parse_upload(b"x y z\n" * 300_000, "big.txt", max_bytes=2**20)
+
+
+def test_numeric_text_column_is_refused():
+    buffer = io.BytesIO()
+    pd.DataFrame({"text": [1.5, 2.5], "label": ["a", "b"]}).to_parquet(buffer)
+    with pytest.raises(CorpusError, match="not text"):
+        parse_upload(buffer.getvalue(), "n.parquet")
+
+
+def test_rejected_import_leaves_the_store_unchanged(store, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\nfirst good text,a\nsecond good text,b\n")
+    pipeline.ingest(store, str(good))
+    before = (store.datasets()[["name", "texts"]].to_dict("records"), store.texts("good").to_dict("records"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,a\nbroken,row,extra\n")
+    with pytest.raises(CorpusError, match="line"):
+        pipeline.ingest(store, str(bad))
+    with pytest.raises(ValueError, match="already exists"):
+        pipeline.ingest(store, str(good))
+    with pytest.raises(CorpusError, match="no such file"):
+        pipeline.ingest(store, str(tmp_path / "missing.csv"))
+    assert (store.datasets()[["name", "texts"]].to_dict("records"), store.texts("good").to_dict("records")) == before
+    assert json.loads(json.dumps(store.info()))["datasets"][0]["texts"] == 2

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score
+
+from latentviz import projection
+from latentviz.projection import ProjectionError
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three well-separated clusters on the unit sphere in 24-D (planted structure)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 24)) * 4
+    labels = np.repeat([0, 1, 2], 60)
+    vectors = centres[labels] + rng.normal(size=(180, 24))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), labels, centres
+
+
+def test_pca_matches_sklearn_and_places_new_points_exactly(blobs):
+    vectors, _, _ = blobs
+    coords, state = projection.fit(vectors, "pca", projection.default_params("pca"))
+    reference = PCA(n_components=2).fit_transform(vectors)
+    signs = np.sign((coords * reference).sum(0))
+    assert np.allclose(coords, reference * signs, atol=1e-4)
+    assert np.allclose(state["explained"], PCA(n_components=2).fit(vectors).explained_variance_ratio_, atol=1e-5)
+    placed = projection.transform("pca", {}, state, vectors[:5])
+    assert np.allclose(placed, coords[:5], atol=1e-5)
+
+
+def test_umap_keeps_clusters_apart_and_places_new_points_in_their_cluster(blobs):
+    vectors, labels, centres = blobs
+    params = projection.default_params("umap")
+    coords, state = projection.fit(vectors, "umap", params)
+    assert coords.shape == (180, 2) and set(state) == {"a", "b"}
+    centroids = np.stack([coords[labels == c].mean(0) for c in range(3)])
+    rng = np.random.default_rng(1)
+    new = centres[[0, 1, 2]] + rng.normal(size=(3, 24))
+    placed = projection.transform("umap", params, state, new, vectors, coords)
+    nearest_centroid = np.linalg.norm(placed[:, None] - centroids[None], axis=2).argmin(1)
+    assert nearest_centroid.tolist() == [0, 1, 2]
+    # A training point placed again lands among its own cluster, near where the fit put it.
+    again = projection.transform("umap", params, state, vectors[:1], vectors, coords)
+    spread = np.linalg.norm(coords[labels == 0] - centroids[0], axis=1).max()
+    assert np.linalg.norm(again[0] - coords[0]) < spread
+
+
+def test_umap_fit_is_reproducible_with_a_seed(blobs):
+    vectors, _, _ = blobs
+    params = projection.default_params("umap")
+    first, _ = projection.fit(vectors[:60], "umap", params)
+    second, _ = projection.fit(vectors[:60], "umap", params)
+    assert np.array_equal(first, second)
+
+
+def test_clusters_recover_planted_groups(blobs):
+    vectors, labels, _ = blobs
+    assert adjusted_rand_score(labels, projection.kmeans_clusters(vectors, 3)) == pytest.approx(1.0)
+    coords, _ = projection.fit(vectors, "pca", {"seed": 0})
+    assert adjusted_rand_score(labels, projection.hdbscan_clusters(coords, min_cluster_size=20)) > 0.9
+
+
+def test_bad_requests(blobs):
+    vectors, _, _ = blobs
+    with pytest.raises(ProjectionError, match="at least 5"):
+        projection.fit(vectors[:3], "pca", {})
+    with pytest.raises(ProjectionError, match="unknown projection method 'tsne'"):
+        projection.default_params("tsne")
+    with pytest.raises(ProjectionError, match="k-means needs"):
+        projection.kmeans_clusters(vectors, 1)
