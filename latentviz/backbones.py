@@ -21,6 +21,7 @@ import torch
 MINILM = "minilm"
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BATCH_SIZE = 32  # on CPU, small length-sorted batches beat large ones (measured: 32 > 64 > 128 sentences/s)
 MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sentence-transformers does
 
 Progress = Callable[[int, int], None]
@@ -132,6 +133,8 @@ def load(name: str, *, cache: Path, device: torch.device | None = None) -> Backb
     causal = bool(getattr(config, "is_decoder", False)) or any("CausalLM" in a for a in (config.architectures or []))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    # Pad on the right: a causal LM then sees each text at its true positions, untouched by padding.
+    tokenizer.padding_side = "right"
     model.eval().to(device)
     return Backbone(name=name, model=model, tokenizer=tokenizer, causal=causal, device=device)
 
@@ -175,7 +178,7 @@ def token_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
 
 
 @torch.inference_mode()
-def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = 64,
+def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = BATCH_SIZE,
            normalize: bool = True, progress: Progress | None = None) -> np.ndarray:
     """One vector per text: the mean over its tokens of block `layer`'s output, L2-normalised.
 
@@ -190,7 +193,8 @@ def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None
         padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
         input_ids = padded["input_ids"].to(backbone.device)
         mask = padded["attention_mask"].to(backbone.device)
-        hidden = _forward_to_layer(backbone, input_ids, mask, layer)
+        # A batch of equal lengths needs no mask, and attention runs faster without one.
+        hidden = _forward_to_layer(backbone, input_ids, None if bool(mask.all()) else mask, layer)
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         if normalize:

@@ -25,9 +25,16 @@ def hover_text(text: str, width: int = 70, max_chars: int = 280) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(short, width)) or "&nbsp;"
 
 
+def with_hover(points: pd.DataFrame) -> pd.DataFrame:
+    """`points` plus a `hover` column; worth caching: wrapping 50,000 texts takes seconds.
+    Big maps get shorter labels, to keep what the browser receives small."""
+    max_chars = 280 if len(points) < 20_000 else 160
+    return points.assign(hover=[hover_text(t, max_chars=max_chars) for t in points["text"]])
+
+
 def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=None, focus_id: int | None = None,
                neighbour_ids=None, placed: pd.DataFrame | None = None, height: int = 640) -> go.Figure:
-    """The Latent Map. `points` has id, x, y, text and the `color` column (categorical).
+    """The Latent Map. `points` has id, x, y, text, hover (see `with_hover`) and the `color` column.
 
     highlight_ids: search matches, drawn on top while the rest fade; focus_id and neighbour_ids:
     a chosen text and its nearest neighbours; placed: new texts (text, x, y) shown as stars."""
@@ -37,7 +44,7 @@ def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=
     for index, (name, group) in enumerate(groups):
         figure.add_trace(go.Scattergl(
             x=group["x"], y=group["y"], mode="markers", name=html.escape(str(name)),
-            customdata=group["id"], hovertext=[hover_text(t) for t in group["text"]],
+            customdata=group["id"], hovertext=group["hover"],
             hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
             marker={"size": 5 if len(points) < 20_000 else 3, "color": PALETTE[index % len(PALETTE)],
                     "opacity": 0.15 if dim else 0.75},
@@ -56,8 +63,8 @@ def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=
             marker={"symbol": "star", "size": 18, "color": "#000000", "line": {"width": 1.5, "color": "#FFFFFF"}},
         ))
     figure.update_layout(
-        height=height, margin={"l": 0, "r": 0, "t": 30, "b": 0}, dragmode="pan", hovermode="closest",
-        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        height=height, margin={"l": 0, "r": 0, "t": 30, "b": 40}, dragmode="pan", hovermode="closest",
+        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
         xaxis={"visible": False}, yaxis={"visible": False},
     )
     return figure
@@ -66,6 +73,6 @@ def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=
 def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) -> go.Scattergl:
     return go.Scattergl(
         x=rows["x"], y=rows["y"], mode="markers", name=name, customdata=rows["id"],
-        hovertext=[hover_text(t) for t in rows["text"]], hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+        hovertext=rows["hover"], hovertemplate="%{hovertext}<extra>" + name + "</extra>",
         marker={"symbol": symbol, "size": size, "color": color, "line": {"width": 1, "color": "#FFFFFF"}},
     )

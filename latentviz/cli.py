@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="minilm, smollm2, a Hugging Face id or a local model folder")
     p.add_argument("--layer", type=int, help="hidden layer to pool (default: last for encoders, middle for causal LMs)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32; try 128+ on a GPU)")
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser("project", parents=[common], help="compute a 2-D map (UMAP or PCA) of an encoding")

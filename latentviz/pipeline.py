@@ -84,7 +84,7 @@ def backbone(store: Store, name: str) -> backbones.Backbone:
 # -- encode ------------------------------------------------------------------------------------
 
 def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None,
-           batch_size: int = 64, progress: Progress = _quiet) -> int:
+           batch_size: int = backbones.BATCH_SIZE, progress: Progress = _quiet) -> int:
     """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
     if not store.has_dataset(dataset):
         raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
@@ -94,6 +94,8 @@ def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_
     encoding_id = store.encoding_id(dataset, backbone_name, layer, model.dim, {"pooling": "mean", "normalize": True})
     texts = store.texts(dataset)
     todo = texts[~texts["id"].isin(store.encoded_text_ids(encoding_id))]
+    # Longest first across the whole dataset, so every chunk (and batch within it) holds texts of similar length.
+    todo = todo.iloc[np.argsort(-todo["text"].str.len().to_numpy(), kind="stable")]
     total, done = len(texts), len(texts) - len(todo)
     progress(done, total, f"encoding with {backbone_name} layer {layer}" + (f" (resuming at {done})" if done else ""))
     for start in range(0, len(todo), ENCODE_CHUNK):

@@ -12,7 +12,7 @@ SIMILARITY = {"similarity": st.column_config.ProgressColumn("cosine", min_value=
 
 @st.cache_data(max_entries=8, show_spinner="Loading the map…")
 def load_points(db: str, projection_id: int) -> pd.DataFrame:
-    return workspace.projection_points(projection_id)  # projections never change: safe to cache
+    return charts.with_hover(workspace.projection_points(projection_id))  # projections never change: safe to cache
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering…")
@@ -68,8 +68,17 @@ search = find.text_input("Search texts", value=query.get("q", ""), placeholder="
 query["q"] = search
 matches = workspace.search_texts(dataset, search) if search.strip() else None
 
+# The chart's selection from the last interaction, read before drawing, so a click shows its
+# neighbours in this same run. A new single-point click chooses that text.
+chart_state = st.session_state.get("map_chart")
+selected = [p["customdata"] for p in (chart_state.selection.points if chart_state else []) if p.get("customdata") is not None]
+if len(selected) == 1 and selected != st.session_state.get("last_click"):
+    st.session_state["focus"] = int(selected[0])
+st.session_state["last_click"] = selected
 focus = st.session_state.get("focus", int(query["text"]) if query.get("text", "").isdigit() else None)
 focus = focus if focus in set(points["id"]) else None
+if focus is not None:
+    query["text"] = str(focus)
 neighbours = pipeline.neighbours_of(workspace, projection_id, focus, k=10) if focus is not None else None
 placed = st.session_state.get("placed", {}).get(projection_id)
 
@@ -83,15 +92,9 @@ with chart_column:
         highlight_ids=None if matches is None else matches["id"], focus_id=focus,
         neighbour_ids=None if neighbours is None else neighbours["id"], placed=None if placed is None else placed.points,
     )
-    event = st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                            config={"scrollZoom": True, "displaylogo": False})
+    st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                    config={"scrollZoom": True, "displaylogo": False})
     st.caption(f"{len(points):,} texts. Hover to read, click a point for its neighbours, drag a box or lasso to list texts.")
-
-selected = [p["customdata"] for p in (event.selection.points if event else []) if p.get("customdata") is not None]
-if len(selected) == 1 and selected[0] != focus:
-    st.session_state["focus"] = int(selected[0])
-    query["text"] = str(selected[0])
-    st.rerun()
 
 with detail_column:
     tab_neighbours, tab_selected, tab_yours = st.tabs(["Nearest neighbours", "Selected texts", "Your text"])
@@ -112,10 +115,12 @@ with detail_column:
         else:
             table = st.dataframe(rows[["id", "text", "label"]], hide_index=True, on_select="rerun",
                                  selection_mode="single-row", key="selected_table")
-            if table.selection.rows:
-                st.session_state["focus"] = int(rows.iloc[table.selection.rows[0]]["id"])
-                query["text"] = str(st.session_state["focus"])
+            picked = [int(rows.iloc[i]["id"]) for i in table.selection.rows]
+            if picked and picked != st.session_state.get("last_row"):  # a new pick, not the one still highlighted
+                st.session_state["focus"] = picked[0]
+                st.session_state["last_row"] = picked
                 st.rerun()
+            st.session_state["last_row"] = picked
     with tab_yours:
         typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
         upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")

@@ -1,0 +1,31 @@
+import pandas as pd
+
+from latentviz import charts
+
+
+def points(texts, labels):
+    frame = pd.DataFrame({"id": range(len(texts)), "x": range(len(texts)), "y": range(len(texts)), "text": texts, "label": labels})
+    return charts.with_hover(frame)
+
+
+def test_untrusted_text_and_labels_are_escaped():
+    figure = charts.map_figure(points(["<img src=x onerror=alert(1)> hi", "plain & simple"], ["<b>evil</b>", None]), "label")
+    hover = [h for trace in figure.data for h in (trace.hovertext or [])]
+    assert "&lt;img src=x onerror=alert(1)&gt; hi" in hover and "plain &amp; simple" in hover
+    assert not any("<img" in h for h in hover)
+    assert sorted(trace.name for trace in figure.data) == sorted(["&lt;b&gt;evil&lt;/b&gt;", charts.NO_LABEL])
+
+
+def test_one_trace_per_label_plus_overlays():
+    frame = points([f"text {i}" for i in range(6)], ["a", "b", "a", "b", "c", None])
+    placed = pd.DataFrame({"text": ["mine"], "x": [0.5], "y": [0.5]})
+    figure = charts.map_figure(frame, "label", highlight_ids=[1, 2], focus_id=3, neighbour_ids=[4], placed=placed)
+    names = [trace.name for trace in figure.data]
+    assert names == ["(no label)", "a", "b", "c", "search matches", "neighbours", "chosen text", "your text"]
+    assert list(figure.data[4].customdata) == [1, 2] and list(figure.data[6].customdata) == [3]
+    assert figure.data[0].marker.opacity == 0.15  # the rest fade while a search is shown
+
+
+def test_long_text_is_wrapped_and_shortened():
+    label = charts.hover_text("word " * 200)
+    assert label.endswith("…") and "<br>" in label and len(label) < 320
