@@ -9,9 +9,11 @@ st.set_page_config(page_title="latentviz", page_icon=":material/blur_on:", layou
 workspace = webapp.store()
 webapp.bootstrap(workspace)
 
+# The page scripts live in views/, not pages/: Streamlit would treat a pages/ folder as a legacy
+# multipage app and could run a deep-linked page without this file.
 page = st.navigation([
-    st.Page("pages/map.py", title="Latent Map", icon=":material/scatter_plot:", url_path="map", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+    st.Page("views/map.py", title="Latent Map", icon=":material/scatter_plot:", default=True),  # served at /
+    st.Page("views/data.py", title="Data", icon=":material/dataset:", url_path="data"),
 ])
 
 with st.sidebar:

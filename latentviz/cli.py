@@ -88,7 +88,9 @@ def cmd_serve(args) -> None:
            "LATENTVIZ_BOOTSTRAP": "0" if args.no_bootstrap else "1"}
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(settings.MAX_UPLOAD_BYTES // 2**20)]
+               "--server.maxUploadSize", str(settings.MAX_UPLOAD_BYTES // 2**20),
+               # Serving, not developing: no file watcher (it would watch .venv too) and no deploy menu.
+               "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--client.toolbarMode", "minimal"]
     print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
     raise SystemExit(subprocess.call(command, env=env))
 

@@ -95,7 +95,7 @@ def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path)
 
 def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
     at = app(tmp_path / "data.duckdb")
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     assert not at.exception and "No datasets yet" in shown(at)
     at.number_input(key="bbc_limit").set_value(100)
     at.text_input(key="bbc_name").input("news")
@@ -115,7 +115,7 @@ def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
 
 def test_failed_job_is_reported_on_the_page(app, tmp_path):
     at = app(tmp_path / "fail.duckdb")
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     at.number_input(key="bbc_limit").set_value(100)
     at.button(key="add_bbc").click().run()
     at.selectbox(key="backbone").select("other (Hugging Face id or folder)").run()
@@ -130,7 +130,7 @@ def test_failed_job_is_reported_on_the_page(app, tmp_path):
 def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace):
     at = app(mapped_workspace, read_only=True)
     assert not at.exception and len(at.get("plotly_chart")) == 1
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     assert not at.exception
     assert "read-only" in shown(at)
     assert not [b for b in at.button if b.key in ("add_bbc", "import", "encode")]

@@ -58,17 +58,34 @@ def served(mapped_workspace, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser-deps)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.goto(served)
-        yield tab
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, served):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.goto(served)
+    yield tab
+    tab.close()
+
+
+def test_a_deep_link_as_first_visit_opens_that_page(browser, served):
+    # Runs first, on a fresh server: the URL alone must select the page, with the app's own navigation.
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.goto(f"{served}/data")
+    tab.wait_for_selector("h1:has-text('Data')", timeout=90_000)
+    tab.wait_for_selector("[data-testid=stSidebarNav]", timeout=30_000)
+    assert tab.locator("[data-testid=stSidebarNav]").inner_text().split() == ["scatter_plot", "Latent", "Map", "dataset", "Data"]
+    assert tab.get_by_text("Page not found").count() == 0
+    tab.close()
 
 
 def test_map_is_drawn_with_points(page, tmp_path_factory):

@@ -8,6 +8,8 @@ workspace = webapp.store()
 
 st.title("Data")
 webapp.job_status(workspace)
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"), icon=":material/check_circle:")
 
 datasets = workspace.datasets()
 if datasets.empty:
@@ -24,6 +26,27 @@ if workspace.read_only:
     st.caption("This workspace is open read-only: it can be browsed, not changed.")
     st.stop()
 
+if not datasets.empty:
+    st.header("Encode and map")
+    left, middle, right, last = st.columns(4)
+    dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
+    backbone = middle.selectbox("Backbone", ["minilm", "smollm2", "other (Hugging Face id or folder)"], key="backbone",
+                                help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).")
+    if backbone.startswith("other"):
+        backbone = middle.text_input("Model id or local folder", key="custom_backbone").strip()
+    layer = right.number_input("Layer (0 = default)", 0, 64, 0, key="layer",
+                               help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.")
+    method = last.selectbox("Map", ["umap", "pca"], key="method")
+    if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
+        def step(progress, dataset=dataset, backbone=backbone, layer=int(layer) or None, method=method):
+            encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
+            pipeline.project(workspace, encoding_id, method=method, progress=progress)
+
+        webapp.jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
+        st.rerun()
+    if not workspace.projections().empty:
+        st.page_link("views/map.py", label="Open the Latent Map", icon=":material/scatter_plot:")
+
 st.header("Add a dataset")
 builtin, upload_tab = st.tabs(["Built-in: BBC News", "Upload a file"])
 with builtin:
@@ -33,7 +56,7 @@ with builtin:
     if st.button("Add BBC News", key="add_bbc"):
         try:
             result = pipeline.ingest(workspace, settings.BUILTIN_DATASET, name=name, limit=int(limit))
-            st.success(f"Added {result.dataset!r}: {result.report.summary()}")
+            st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
             st.rerun()
         except ValueError as error:
             st.error(str(error), icon=":material/error:")
@@ -58,31 +81,13 @@ with upload_tab:
             try:
                 result = pipeline.ingest(workspace, upload.name, name=upload_name, data=upload.getvalue(),
                                          text_column=text_column, label_column=label_column)
-                st.success(f"Added {result.dataset!r}: {result.report.summary()}")
+                st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
+                st.rerun()
             except ValueError as error:
                 st.error(str(error), icon=":material/error:")
 
 if datasets.empty:
     st.stop()
-
-st.header("Encode and map")
-left, middle, right, last = st.columns(4)
-dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
-backbone = middle.selectbox("Backbone", ["minilm", "smollm2", "other (Hugging Face id or folder)"], key="backbone",
-                            help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).")
-if backbone.startswith("other"):
-    backbone = middle.text_input("Model id or local folder", key="custom_backbone").strip()
-layer = right.number_input("Layer (0 = default)", 0, 64, 0, key="layer",
-                           help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.")
-method = last.selectbox("Map", ["umap", "pca"], key="method")
-if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
-    def step(progress, dataset=dataset, backbone=backbone, layer=int(layer) or None, method=method):
-        encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
-        pipeline.project(workspace, encoding_id, method=method, progress=progress)
-
-    webapp.jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
-    st.rerun()
-
 with st.expander("Delete a dataset"):
     doomed = st.selectbox("Dataset to delete", datasets["name"].tolist(), key="delete_dataset")
     if st.button(f"Delete {doomed!r} with its encodings and maps", key="delete"):

@@ -44,7 +44,7 @@ if maps.empty:
         if st.button("Build the BBC News map", type="primary", key="build_default"):
             webapp.start_default_map(workspace)
             st.rerun()
-    st.page_link("pages/data.py", label="Add your own text", icon=":material/dataset:")
+    st.page_link("views/data.py", label="Add your own text", icon=":material/dataset:")
     st.stop()
 
 # -- which map, coloured how ---------------------------------------------------------------------
