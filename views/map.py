@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from latentviz import charts, corpus, pipeline, projection, webapp
+from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
 query = st.query_params
@@ -128,13 +129,17 @@ with detail_column:
             try:
                 texts = [line for line in typed.splitlines() if line.strip()]
                 if upload is not None:
-                    texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()[:200]
+                    texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
+                if len(texts) > PLACE_MAX_TEXTS:
+                    st.session_state["place_note"] = f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset on the Data page."
                 with st.spinner("Encoding and placing…"):
-                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(workspace, projection_id, texts)
+                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(workspace, projection_id, texts[:PLACE_MAX_TEXTS])
                 st.rerun()
             except ValueError as error:
                 st.error(str(error), icon=":material/error:")
         if placed is not None:
+            if "place_note" in st.session_state:
+                st.caption(st.session_state.pop("place_note"))
             for text, near in zip(placed.points["text"], placed.neighbours):
                 st.text(f"★ {text}")
                 st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY)
