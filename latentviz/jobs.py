@@ -17,7 +17,7 @@ import pandas as pd
 from latentviz.store import Store
 
 _threads: dict[tuple[str, int], threading.Thread] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # guards _threads: a job row and its thread appear together
 
 
 def _pid_alive(pid: int) -> bool:
@@ -64,20 +64,21 @@ def _run(store: Store, job_id: int, step: Callable) -> None:
 
 def running(store: Store) -> pd.DataFrame:
     """Jobs still running; rows left 'running' by a process that has died are marked interrupted."""
-    jobs = store.jobs(limit=50)
-    jobs = jobs[jobs["status"] == "running"]
-    alive = []
-    for job in jobs.itertuples():
-        thread = _threads.get((str(store.path), int(job.id)))
-        if job.pid == os.getpid():
-            is_alive = thread is not None and thread.is_alive()
-        else:
-            is_alive = _pid_alive(int(job.pid))
-        if is_alive:
-            alive.append(job.Index)
-        elif not store.read_only:
-            store.finish_job(int(job.id), "interrupted", error="the process running it stopped; start it again to resume")
-    return jobs.loc[alive]
+    with _lock:
+        jobs = store.jobs(limit=50)
+        jobs = jobs[jobs["status"] == "running"]
+        alive = []
+        for job in jobs.itertuples():
+            thread = _threads.get((str(store.path), int(job.id)))
+            if job.pid == os.getpid():
+                is_alive = thread is not None and thread.is_alive()
+            else:
+                is_alive = _pid_alive(int(job.pid))
+            if is_alive:
+                alive.append(job.Index)
+            elif not store.read_only:
+                store.mark_interrupted(int(job.id), "the process running it stopped; start it again to resume")
+        return jobs.loc[alive]
 
 
 def wait(store: Store, job_id: int, timeout: float = 600.0) -> dict:

@@ -28,6 +28,12 @@ class StoreError(ValueError):
 # Each entry migrates the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: list[list[str]] = [
     [
+        # Ids come from sequences, never max(id) + 1, so an id is never reused after a delete
+        # (the app caches maps by projection id).
+        "CREATE SEQUENCE text_ids START 1",
+        "CREATE SEQUENCE encoding_ids START 1",
+        "CREATE SEQUENCE projection_ids START 1",
+        "CREATE SEQUENCE job_ids START 1",
         """CREATE TABLE datasets (
             name VARCHAR PRIMARY KEY,
             source VARCHAR NOT NULL,
@@ -222,15 +228,13 @@ class Store:
             if con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
                 raise StoreError(f"dataset {name!r} already exists; choose another --name or delete it first")
             con.execute("INSERT INTO datasets (name, source, params) VALUES (?, ?, ?)", [name, source, json.dumps(params or {})])
-            first_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM texts").fetchone()[0]
             incoming = pa.table({
-                "id": pa.array(np.arange(first_id, first_id + len(texts)), pa.int64()),
                 "text": pa.array(texts["text"].astype(str).tolist(), pa.string()),
                 "label": pa.array([None if pd.isna(v) else str(v) for v in texts.get("label", [None] * len(texts))], pa.string()),
                 "metadata": pa.array([json.dumps(m) if m else None for m in texts.get("metadata", [None] * len(texts))], pa.string()),
             })
             _register(con, "incoming_texts", incoming)
-            con.execute("INSERT INTO texts SELECT id, ?, text, label, metadata::JSON FROM incoming_texts", [name])
+            con.execute("INSERT INTO texts SELECT nextval('text_ids'), ?, text, label, metadata::JSON FROM incoming_texts", [name])
             _unregister(con, "incoming_texts")
         return len(texts)
 
@@ -281,7 +285,7 @@ class Store:
                 if row[1] != dim:
                     raise StoreError(f"stored encoding {row[0]} has dimension {row[1]}, not {dim}; delete the dataset's encodings first")
                 return row[0]
-            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM encodings").fetchone()[0]
+            new_id = con.execute("SELECT nextval('encoding_ids')").fetchone()[0]
             con.execute(
                 "INSERT INTO encodings (id, dataset, backbone, layer, dim, params) VALUES (?, ?, ?, ?, ?, ?)",
                 [new_id, dataset, backbone, layer, dim, json.dumps(params or {})],
@@ -355,7 +359,7 @@ class Store:
     def add_projection(self, encoding_id: int, method: str, params: dict, state: dict[str, np.ndarray],
                        text_ids: np.ndarray, coords: np.ndarray) -> int:
         with self._transaction() as con:
-            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM projections").fetchone()[0]
+            new_id = con.execute("SELECT nextval('projection_ids')").fetchone()[0]
             con.execute(
                 "INSERT INTO projections (id, encoding_id, method, params, state) VALUES (?, ?, ?, ?, ?)",
                 [new_id, encoding_id, method, json.dumps(params, sort_keys=True), _npz_bytes(state)],
@@ -414,7 +418,7 @@ class Store:
 
     def start_job(self, kind: str, params: dict, pid: int) -> int:
         with self._transaction() as con:
-            new_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM jobs").fetchone()[0]
+            new_id = con.execute("SELECT nextval('job_ids')").fetchone()[0]
             con.execute(
                 "INSERT INTO jobs (id, kind, params, status, pid) VALUES (?, ?, ?, 'running', ?)",
                 [new_id, kind, json.dumps(params), pid],
@@ -434,6 +438,14 @@ class Store:
                 """UPDATE jobs SET status = ?, message = coalesce(?, message), error = ?, updated = current_timestamp
                    WHERE id = ?""",
                 [status, message, error, job_id],
+            )
+
+    def mark_interrupted(self, job_id: int, error: str) -> None:
+        """Mark a job whose process died; a job that has meanwhile finished keeps its own status."""
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE jobs SET status = 'interrupted', error = ?, updated = current_timestamp WHERE id = ? AND status = 'running'",
+                [error, job_id],
             )
 
     def jobs(self, limit: int = 20) -> pd.DataFrame:

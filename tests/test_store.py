@@ -195,3 +195,30 @@ def test_two_readers_and_a_writer_take_turns(tmp_path):
     assert all(kind != "error" for kind, _ in outcomes), outcomes
     assert all(count > 0 for _, count in outcomes), outcomes
     assert len(store.encoded_text_ids(store.encoding_id("d", "tiny", 1, 4))) == dict(outcomes)["writer"]
+
+
+def test_ids_are_never_reused_after_a_delete(store):
+    store.add_dataset("d", "test", texts("a a a a", "b b b b"))
+    first_ids = store.texts("d")["id"].tolist()
+    encoding_id = store.encoding_id("d", "tiny", 1, 2)
+    projection_id = store.add_projection(encoding_id, "pca", {}, {}, first_ids, np.zeros((2, 2), np.float32))
+    store.delete_dataset("d")
+    store.add_dataset("d", "test", texts("c c c c", "d d d d"))
+    assert min(store.texts("d")["id"]) > max(first_ids)
+    new_encoding = store.encoding_id("d", "tiny", 1, 2)
+    assert new_encoding > encoding_id
+    ids = store.texts("d")["id"].to_numpy()
+    assert store.add_projection(new_encoding, "pca", {}, {}, ids, np.zeros((2, 2), np.float32)) > projection_id
+
+
+def test_jobs_record_progress_and_an_interruption_never_overwrites_an_ending(store):
+    job_id = store.start_job("encode", {"dataset": "d"}, pid=123)
+    store.update_job(job_id, 5, 10, "halfway")
+    job = store.job(job_id)
+    assert (job["status"], job["done"], job["total"], job["message"]) == ("running", 5, 10, "halfway")
+    store.finish_job(job_id, "failed", error="boom")
+    store.mark_interrupted(job_id, "process died")
+    assert (store.job(job_id)["status"], store.job(job_id)["error"]) == ("failed", "boom")
+    other = store.start_job("encode", {}, pid=123)
+    store.mark_interrupted(other, "process died")
+    assert store.job(other)["status"] == "interrupted"

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from latentviz import corpus, pipeline, settings, webapp
+from latentviz import corpus, jobs, pipeline, settings, webapp
 
 workspace = webapp.store()
 
@@ -42,7 +42,7 @@ if not datasets.empty:
             encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
             pipeline.project(workspace, encoding_id, method=method, progress=progress)
 
-        webapp.jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
+        jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
         st.rerun()
     if not workspace.projections().empty:
         st.page_link("views/map.py", label="Open the Latent Map", icon=":material/scatter_plot:")

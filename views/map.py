@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, corpus, pipeline, projection, webapp
+from latentviz import charts, corpus, jobs, pipeline, projection, webapp
 from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
@@ -33,7 +33,7 @@ webapp.job_status(workspace)
 
 maps = workspace.projections()
 if maps.empty:
-    if not webapp.jobs.running(workspace).empty:
+    if not jobs.running(workspace).empty:
         st.info("**Building the map.** It appears here by itself when the work above is done.", icon=":material/hourglass_top:")
         st.stop()
     if workspace.datasets().empty:

@@ -1,0 +1,38 @@
+import os
+import threading
+
+from latentviz import jobs
+
+
+def test_a_job_runs_in_the_background_and_reports_progress(store):
+    release = threading.Event()
+
+    def step(progress):
+        progress(3, 10, "working")
+        release.wait(10)
+
+    job_id = jobs.start(store, "demo", {"n": 1}, step)
+    assert jobs.start(store, "demo", {"n": 1}, step) == job_id  # the same job is not started twice
+    assert jobs.running(store)["id"].tolist() == [job_id]
+    release.set()
+    finished = jobs.wait(store, job_id)
+    assert finished["status"] == "done" and finished["done"] == 3 and finished["message"] == "working"
+    assert jobs.running(store).empty
+
+
+def test_a_failing_job_keeps_its_first_error_line(store):
+    def step(progress):
+        raise ValueError("no such thing\nwith a long traceback-like tail")
+
+    job = jobs.wait(store, jobs.start(store, "demo", {}, step))
+    assert (job["status"], job["error"]) == ("failed", "no such thing")
+
+
+def test_a_job_left_running_by_a_dead_process_is_marked_interrupted(store):
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    job_id = store.start_job("encode", {}, pid=dead)
+    assert jobs.running(store).empty
+    assert store.job(job_id)["status"] == "interrupted"
