@@ -1,0 +1,83 @@
+"""What every latent model family shares: a config dataclass saved as cfg.json beside
+model.safetensors, a registry so a folder reloads by its `kind`, and a forward pass that
+returns its own loss and metrics (the training loop only sums and steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG_FILE = "cfg.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be loaded; the message says what is wrong with it."""
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # what the optimiser minimises
+    metrics: dict[str, float] = field(default_factory=dict)  # detached figures for curves
+
+
+REGISTRY: dict[str, type[torch.nn.Module]] = {}
+
+
+def register(kind: str):
+    """Class decorator: models of this kind reload from a folder whose cfg.json says so."""
+    def add(cls):
+        cls.kind = kind
+        REGISTRY[kind] = cls
+        return cls
+    return add
+
+
+def save(model: torch.nn.Module, folder: str | Path) -> Path:
+    """Write cfg.json and model.safetensors; a crash mid-write leaves the old files intact."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"kind": model.kind, **asdict(model.config)}
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(tensors, folder / (WEIGHTS_FILE + ".tmp"))
+    (folder / (CONFIG_FILE + ".tmp")).write_text(json.dumps(config, indent=2))
+    os.replace(folder / (WEIGHTS_FILE + ".tmp"), folder / WEIGHTS_FILE)
+    os.replace(folder / (CONFIG_FILE + ".tmp"), folder / CONFIG_FILE)
+    return folder
+
+
+def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Rebuild a model from its folder. Reads JSON and safetensors only: nothing is unpickled."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: no {CONFIG_FILE}; is this a latentviz model folder?") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    kind = config.pop("kind", None)
+    if kind not in REGISTRY:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}")
+    cls = REGISTRY[kind]
+    known = {f.name for f in fields(cls.config_class)}
+    unknown = set(config) - known
+    if unknown:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: unknown fields {', '.join(sorted(unknown))} for a {kind} model")
+    model = cls(cls.config_class(**config))
+    if not (folder / WEIGHTS_FILE).exists():
+        raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
+    state = load_file(folder / WEIGHTS_FILE)
+    missing = set(model.state_dict()) - set(state)
+    if missing:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing tensors {', '.join(sorted(missing))}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE}: does not fit its cfg.json ({str(error).splitlines()[-1].strip()})") from None
+    return model.to(device)

@@ -1,0 +1,114 @@
+"""The one training loop, for every model family. It is blind to the backbone and the model:
+it draws batches from a tensor of features, steps the optimiser on the loss the model returns,
+evaluates on held-out rows, checkpoints, and resumes. Batches and the learning rate are pure
+functions of the step, so a resumed run sees the batches and schedule it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from latentviz.models import base
+
+TRAINER_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 100
+    eval_every: int = 100
+    checkpoint_every: int = 500
+    seed: int = 42
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_at(step: int, n: int, config: TrainConfig) -> torch.Tensor:
+    """Row indices of the batch for a step: the same on every run with the same seed."""
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    return torch.randint(n, (min(config.batch_size, n),), generator=generator)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
+    """The model's metrics averaged over `data` (weighted by batch size)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    for start in range(0, len(data), batch_size):
+        chunk = data[start:start + batch_size]
+        out = model(chunk)
+        for name, value in {"loss": float(out.loss), **out.metrics}.items():
+            totals[name] = totals.get(name, 0.0) + value * len(chunk)
+    model.train()
+    return {name: value / len(data) for name, value in totals.items()}
+
+
+def fit(model: torch.nn.Module, train: torch.Tensor, *, config: TrainConfig, held_out: torch.Tensor | None = None,
+        folder: Path | None = None, progress: Callable[[int, int, dict], None] | None = None,
+        on_eval: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Train `model` on rows of `train`; returns the evaluation history.
+
+    With `folder`, checkpoints go there (model: cfg.json + model.safetensors; optimiser and step
+    beside them), and a folder holding a checkpoint is resumed from its step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start, history = 0, []
+    if folder is not None and (Path(folder) / TRAINER_FILE).exists():
+        start, history = _resume(model, optimizer, Path(folder))
+    model.train()
+    for step in range(start, config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        out = model(train[batch_at(step, len(train), config)])
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        done = step + 1
+        if held_out is not None and (done % config.eval_every == 0 or done == config.steps):
+            metrics = evaluate(model, held_out)
+            history.append({"step": done, **metrics})
+            if on_eval:
+                on_eval(done, metrics)
+        if folder is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+            _checkpoint(model, optimizer, Path(folder), done, history)
+        if progress:
+            progress(done, config.steps, {"loss": float(out.loss.detach()), **out.metrics})
+    return history
+
+
+def _checkpoint(model, optimizer, folder: Path, step: int, history: list[dict]) -> None:
+    base.save(model, folder)
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)  # our own file, read back with weights_only=True
+    (folder / TRAINER_FILE).write_text(json.dumps({"step": step, "history": history}))
+
+
+def _resume(model, optimizer, folder: Path) -> tuple[int, list[dict]]:
+    state = json.loads((folder / TRAINER_FILE).read_text())
+    saved = base.load(folder)
+    if asdict(saved.config) != asdict(model.config):
+        raise base.CheckpointError(f"{folder}: holds a checkpoint of a different configuration; choose a new folder")
+    model.load_state_dict(saved.state_dict())
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
+    return state["step"], state["history"]
