@@ -76,6 +76,27 @@ def cmd_project(args) -> None:
     print(f"projection {projection_id}: {args.method} of encoding {encoding_id}")
 
 
+def cmd_train_vq(args) -> None:
+    from latentviz import pipeline, train
+
+    options = {"quantizer": args.quantizer, "codebook_size": args.codebook_size, "groups": args.codes,
+               "stages": args.stages, "kmeans_init": args.kmeans_init, "restart_dead": args.restart_dead,
+               "rotation_trick": args.rotation_trick, "cosine": args.cosine}
+    if args.levels:
+        try:
+            options["levels"] = [int(level) for level in args.levels.split(",")]
+        except ValueError:
+            raise ValueError(f"--levels takes integers separated by commas, e.g. 8,5,5,5; got {args.levels!r}") from None
+    training = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    bar = _Bar()
+    try:
+        model_id = pipeline.train_vq(_store(args), args.dataset, backbone_name=args.backbone, options=options,
+                                     training=training, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
+
+
 def cmd_info(args) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
@@ -123,6 +144,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["umap", "pca"], default="umap")
     p.set_defaults(run=cmd_project)
 
+    p = sub.add_parser("train", help="train a latent model on a dataset's encodings")
+    families = p.add_subparsers(dest="family", required=True)
+    p = families.add_parser("vq", parents=[common], help="sentence VQ model: embedding → discrete codes → embedding")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="whose stored encoding to train on")
+    p.add_argument("--quantizer", choices=["vq", "vq-ema", "fsq", "rvq"], default="vq-ema")
+    p.add_argument("--codebook-size", type=int, default=256, help="K (vq, vq-ema, rvq)")
+    p.add_argument("--levels", help="FSQ levels per dimension, e.g. 8,5,5,5 (codebook = their product)")
+    p.add_argument("--stages", type=int, default=1, help="residual VQ stages (rvq; default 4)")
+    p.add_argument("--codes", type=int, default=4, help="codes per sentence")
+    p.add_argument("--kmeans-init", action="store_true", help="initialise the codebook by k-means on the first batch")
+    p.add_argument("--restart-dead", action="store_true", help="re-seed codes whose usage falls below 3%% of their fair share")
+    p.add_argument("--rotation-trick", action="store_true", help="rotation-trick gradients instead of straight-through")
+    p.add_argument("--cosine", action="store_true", help="cosine-similarity codebook")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.set_defaults(run=cmd_train_vq)
+
     p = sub.add_parser("info", parents=[common], help="print the workspace contents as one JSON object")
     p.set_defaults(run=cmd_info)
 
@@ -143,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.run(args)
-    except (CorpusError, StoreError, BackboneError, ProjectionError) as error:
-        print(f"latentviz {args.command}: error: {error}", file=sys.stderr)
+    except (CorpusError, StoreError, BackboneError, ProjectionError, ValueError) as error:
+        print(f"latentviz {args.command}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"latentviz {args.command}: interrupted; run the same command again to resume", file=sys.stderr)

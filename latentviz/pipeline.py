@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, corpus, projection, settings
+from latentviz import backbones, corpus, metrics, projection, settings, train
 from latentviz.store import Store, StoreError
 
 Progress = Callable[[int, int | None, str], None]
@@ -182,3 +182,61 @@ def build_default_map(store: Store, *, limit: int | None = None, progress: Progr
         ingest(store, settings.BUILTIN_DATASET, limit=limit, progress=progress)
     encoding_id = encode(store, settings.BUILTIN_DATASET, progress=progress)
     return project(store, encoding_id, method="umap", progress=progress)
+
+
+# -- train a discrete-latent (VQ) model on sentence vectors ------------------------------------
+
+HELD_OUT = 0.1  # share of texts kept out of training for the held-out figures
+
+
+def split_ids(n: int, seed: int = settings.SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows) of n texts, fixed by the seed."""
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, int(round(n * HELD_OUT)))
+    return np.sort(order[cut:]), np.sort(order[:cut])
+
+
+def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE,
+             options: dict | None = None, training: train.TrainConfig | None = None, name: str | None = None,
+             progress: Progress = _quiet) -> int:
+    """Train a sentence VQ model on a dataset's stored vectors; store its curves, codes and metrics.
+    Returns the model id."""
+    import torch
+
+    from latentviz.models import base
+    from latentviz.models.vq import SentenceVQ, VQConfig
+
+    training = training or train.TrainConfig()
+    text_ids, vectors = store.vectors(find_encoding(store, dataset, backbone_name))
+    if len(text_ids) < 20:
+        raise StoreError(f"dataset {dataset!r} has {len(text_ids)} encoded texts; a VQ model needs at least 20")
+    config = VQConfig(d_in=vectors.shape[1], **(options or {}))
+    torch.manual_seed(training.seed)
+    model = SentenceVQ(config)
+    model_id = store.add_model("vq", name or f"{config.quantizer} K={config.size}", dataset, backbone_name,
+                               {"model": {"kind": "vq", **config.__dict__}, "training": training.__dict__})
+    folder = settings.models_dir(store.path) / str(model_id)
+    train_rows, held_rows = split_ids(len(text_ids), training.seed)
+    x = torch.from_numpy(np.array(vectors))  # a writable copy: the store hands out read-only arrays
+    train.fit(model, x[train_rows], config=training, held_out=x[held_rows], folder=folder,
+              progress=lambda step, total, _: progress(step, total, f"training {config.quantizer}"),
+              on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+    model.eval()
+    codes = model.codes(x).numpy()
+    codes = codes.reshape(len(codes), config.groups, -1)  # (N, groups, stages)
+    store.add_codes(model_id, text_ids, codes)
+    held = codes[held_rows]
+    figures = {**metrics.codebook_usage(held, config.size), "reconstruction": train.evaluate(model, x[held_rows])["reconstruction"],
+               "held_out_texts": len(held_rows)}
+    if config.stages > 1:  # per-stage figures for residual VQ
+        for stage in range(config.stages):
+            usage = metrics.codebook_usage(held[:, :, stage], config.size)
+            figures.update({f"stage{stage + 1}_{k}": v for k, v in usage.items() if k != "codebook_size"})
+    labels = store.texts(dataset).set_index("id").loc[text_ids[held_rows], "label"]
+    if labels.notna().all():
+        first_codes = held[:, 0, 0]  # the first slot's code, against the label
+        figures.update({"nmi": metrics.nmi(first_codes, labels.to_numpy()), "purity": metrics.purity(first_codes, labels.to_numpy())})
+    base.save(model, folder)
+    store.finish_model(model_id, str(folder), figures)
+    progress(training.steps, training.steps, f"model {model_id} ready")
+    return model_id

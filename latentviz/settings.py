@@ -26,3 +26,8 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
 def cache_dir(db: Path) -> Path:
     """Per-workspace folder for converted weights and other rebuildable files."""
     return db.parent / (db.stem + ".cache")
+
+
+def models_dir(db: Path) -> Path:
+    """Per-workspace folder for trained models' checkpoints, one sub-folder per model id."""
+    return db.parent / (db.stem + ".models")

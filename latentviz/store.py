@@ -98,6 +98,24 @@ MIGRATIONS: list[list[str]] = [
             started TIMESTAMP DEFAULT current_timestamp,
             updated TIMESTAMP DEFAULT current_timestamp)""",
     ],
+    [
+        "CREATE SEQUENCE model_ids START 1",
+        # Curves: one row per (model, step, split, metric).
+        """CREATE TABLE training_metrics (
+            model_id INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            split VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE)""",
+        # Discrete codes of every text under a model: `slot` is the code position (group), `stage` the residual stage.
+        """CREATE TABLE text_codes (
+            model_id INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            slot INTEGER NOT NULL,
+            stage INTEGER NOT NULL,
+            code BIGINT NOT NULL,
+            PRIMARY KEY (model_id, text_id, slot, stage))""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,7 +257,7 @@ class Store:
         return len(texts)
 
     def delete_dataset(self, name: str) -> None:
-        """Remove a dataset with its texts, encodings and projections."""
+        """Remove a dataset with its texts, encodings, maps and models (checkpoint folders stay on disk)."""
         with self._transaction() as con:
             if not con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
                 raise StoreError(f"no dataset named {name!r}")
@@ -249,6 +267,10 @@ class Store:
             con.execute(f"DELETE FROM projections WHERE encoding_id IN ({encoding_ids})", [name])
             con.execute(f"DELETE FROM encoding_vectors WHERE encoding_id IN ({encoding_ids})", [name])
             con.execute("DELETE FROM encodings WHERE dataset = ?", [name])
+            model_ids = "SELECT id FROM models WHERE dataset = ?"
+            con.execute(f"DELETE FROM text_codes WHERE model_id IN ({model_ids})", [name])
+            con.execute(f"DELETE FROM training_metrics WHERE model_id IN ({model_ids})", [name])
+            con.execute("DELETE FROM models WHERE dataset = ?", [name])
             con.execute("DELETE FROM texts WHERE dataset = ?", [name])
             con.execute("DELETE FROM datasets WHERE name = ?", [name])
 
@@ -409,10 +431,55 @@ class Store:
             [projection_id],
         )
 
-    # -- models (filled by the model issues) ---------------------------------------------------
+    # -- models ----------------------------------------------------------------------------------
+
+    def add_model(self, kind: str, name: str, dataset: str, backbone: str, config: dict) -> int:
+        with self._transaction() as con:
+            new_id = con.execute("SELECT nextval('model_ids')").fetchone()[0]
+            con.execute(
+                "INSERT INTO models (id, kind, name, dataset, backbone, config) VALUES (?, ?, ?, ?, ?, ?)",
+                [new_id, kind, name, dataset, backbone, json.dumps(config)],
+            )
+        return new_id
+
+    def finish_model(self, model_id: int, checkpoint: str, metrics: dict) -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?", [checkpoint, json.dumps(metrics), model_id])
 
     def models(self) -> pd.DataFrame:
-        return self._frame("SELECT id, kind, name, dataset, backbone, metrics, checkpoint, created FROM models ORDER BY id")
+        return self._frame("SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id")
+
+    def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:
+        rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})
+        with self._transaction() as con:
+            _register(con, "incoming_metrics", rows)
+            con.execute("INSERT INTO training_metrics SELECT ?, ?, ?, name, value FROM incoming_metrics", [model_id, step, split])
+            _unregister(con, "incoming_metrics")
+
+    def training_metrics(self, model_id: int) -> pd.DataFrame:
+        return self._frame("SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id])
+
+    def add_codes(self, model_id: int, text_ids: np.ndarray, codes: np.ndarray) -> None:
+        """codes: (N, slots, stages) integer array, one row per text."""
+        n, slots, stages = codes.shape
+        table = pa.table({
+            "text_id": pa.array(np.repeat(np.asarray(text_ids), slots * stages), pa.int64()),
+            "slot": pa.array(np.tile(np.repeat(np.arange(slots), stages), n), pa.int32()),
+            "stage": pa.array(np.tile(np.arange(stages), n * slots), pa.int32()),
+            "code": pa.array(codes.reshape(-1), pa.int64()),
+        })
+        with self._transaction() as con:
+            _register(con, "incoming_codes", table)
+            con.execute("INSERT INTO text_codes SELECT ?, text_id, slot, stage, code FROM incoming_codes", [model_id])
+            _unregister(con, "incoming_codes")
+
+    def codes(self, model_id: int) -> pd.DataFrame:
+        return self._frame(
+            """SELECT c.text_id AS id, c.slot, c.stage, c.code, t.text, t.label
+               FROM text_codes c JOIN texts t ON t.id = c.text_id
+               WHERE c.model_id = ? ORDER BY c.text_id, c.slot, c.stage""",
+            [model_id],
+        )
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -470,5 +537,6 @@ class Store:
             "datasets": records(self.datasets()),
             "encodings": records(self.encodings()),
             "projections": [dict(row, params=json.loads(row["params"])) for row in records(self.projections())],
-            "models": records(self.models()),
+            "models": [dict(row, config=json.loads(row["config"] or "{}"), metrics=json.loads(row["metrics"] or "{}"))
+                       for row in records(self.models())],
         }

@@ -88,3 +88,46 @@ def test_neighbours_of_a_stored_text_exclude_itself(mapped_workspace):
     near = pipeline.neighbours_of(store, projection_id, text_id, k=4)
     assert len(near) == 4 and text_id not in near["id"].tolist()
     assert near["similarity"].is_monotonic_decreasing
+
+
+def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):
+    from latentviz.store import Store
+
+    db = tmp_path / "vq.duckdb"
+    store = Store(db)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 24))
+    labels = np.repeat(["a", "b", "c", "d"], 40)
+    store.add_dataset("planted", "test", __import__("pandas").DataFrame({"text": [f"text {i}" for i in range(160)], "label": labels}))
+    ids = store.texts("planted")["id"].to_numpy()
+    vectors = centres[np.repeat(np.arange(4), 40)] + 0.05 * rng.normal(size=(160, 24))
+    encoding_id = store.encoding_id("planted", "fake", 1, 24)
+    store.add_vectors(encoding_id, ids, vectors.astype(np.float32))
+    store.mark_encoding_complete(encoding_id)
+    code, out, err = run(capsys, "train", "vq", "--dataset", "planted", "--backbone", "fake", "--quantizer", "vq-ema",
+                         "--codebook-size", "8", "--codes", "1", "--kmeans-init", "--restart-dead", "--steps", "150",
+                         "--batch-size", "64", "--db", str(db))
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["codebook_size"] == 8 and figures["held_out_texts"] == 16
+    assert figures["purity"] == 1.0  # four planted groups, each its own code
+    model = store.models().iloc[0]
+    assert model["kind"] == "vq" and json.loads(model["metrics"])["purity"] == 1.0
+    curves = store.training_metrics(int(model["id"]))
+    assert {"reconstruction", "perplexity", "loss"} <= set(curves["name"]) and curves["step"].max() == 150
+    codes = store.codes(int(model["id"]))
+    assert len(codes) == 160 and codes.groupby("code")["label"].nunique().max() == 1  # every code is pure
+    from latentviz.models import base
+
+    assert base.load(model["checkpoint"]).config.codebook_size == 8
+    info = json.loads(run(capsys, "info", "--db", str(db))[1])
+    assert info["models"][0]["metrics"]["purity"] == 1.0
+
+
+def test_train_vq_bad_levels_get_one_line(tmp_path, capsys, mapped_workspace):
+    import shutil
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    code, _, err = run(capsys, "train", "vq", "--dataset", "bbc-news", "--quantizer", "fsq", "--levels", "8,x", "--db", str(db))
+    assert code == 2 and "--levels takes integers" in err and len(err.strip().splitlines()) == 1

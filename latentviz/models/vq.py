@@ -203,7 +203,7 @@ class ResidualVQ(nn.Module):
             indices.append(out.indices)
             loss = loss + out.loss
             stats.update({f"stage{number}_{name}": value for name, value in out.stats.items()})
-            stats[f"stage{number}_residual"] = float(residual.pow(2).mean())
+            stats[f"stage{number}_residual"] = float(residual.detach().pow(2).mean())
         stats["perplexity"], stats["used"] = stats["stage1_perplexity"], stats["stage1_used"]
         return Quantized(z_q, torch.stack(indices, dim=1), loss, stats)
 
