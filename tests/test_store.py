@@ -222,3 +222,20 @@ def test_jobs_record_progress_and_an_interruption_never_overwrites_an_ending(sto
     other = store.start_job("encode", {}, pid=123)
     store.mark_interrupted(other, "process died")
     assert store.job(other)["status"] == "interrupted"
+
+
+def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
+    from latentviz.store import MIGRATIONS
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0]:
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (1)")
+    con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
+    con.close()
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.datasets()["name"].tolist() == ["old"]
+    assert store.models().empty and store.add_model("vq", "m", "old", "minilm", {}) == 1
