@@ -13,6 +13,7 @@ webapp.bootstrap(workspace)
 # multipage app and could run a deep-linked page without this file.
 page = st.navigation([
     st.Page("views/map.py", title="Latent Map", icon=":material/scatter_plot:", default=True),  # served at /
+    st.Page("views/codebook.py", title="Codebook", icon=":material/grid_view:", url_path="codebook"),
     st.Page("views/data.py", title="Data", icon=":material/dataset:", url_path="data"),
 ])
 

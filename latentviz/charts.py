@@ -76,3 +76,68 @@ def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) 
         hovertext=rows["hover"], hovertemplate="%{hovertext}<extra>" + name + "</extra>",
         marker={"symbol": symbol, "size": size, "color": color, "line": {"width": 1, "color": "#FFFFFF"}},
     )
+
+
+# -- codebook charts (Altair: at most a few thousand marks) --------------------------------------
+
+def usage_chart(usage: pd.DataFrame, log: bool = False):
+    """Codes sorted by how often they are used; dead codes (never used) in red at the baseline."""
+    import altair as alt
+
+    x = alt.X("rank:Q", title="codes, most used first (dead codes red)", scale=alt.Scale(domain=[0, len(usage)], nice=False))
+    bars = alt.Chart(usage).mark_bar(color="#4C78A8").encode(
+        x=x, y=alt.Y("count:Q", title="texts" + (" (log)" if log else ""), scale=alt.Scale(type="symlog") if log else alt.Scale()),
+        tooltip=["code", "count", "rank"],
+    )
+    dead = alt.Chart(usage[usage["dead"]]).mark_tick(color="#E45756", thickness=2, size=10).encode(x=x, y=alt.datum(0), tooltip=["code"])
+    return (bars + dead).properties(height=220)
+
+
+def lorenz_chart(curves: dict[str, pd.DataFrame]):
+    """Lorenz curves of code use, one per model, against the diagonal of perfectly even use."""
+    import altair as alt
+
+    frame = pd.concat([c.assign(model=name) for name, c in curves.items()])
+    even = alt.Chart(pd.DataFrame({"codes": [0, 1], "uses": [0, 1]})).mark_line(strokeDash=[4, 4], color="#999").encode(x="codes:Q", y="uses:Q")
+    lines = alt.Chart(frame).mark_line().encode(
+        x=alt.X("codes:Q", title="share of codes (least used first)", axis=alt.Axis(format="%")),
+        y=alt.Y("uses:Q", title="share of uses", axis=alt.Axis(format="%")),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+    )
+    return (even + lines).properties(height=220)
+
+
+def curves_chart(curves: pd.DataFrame):
+    """Held-out figures over training: one small panel per metric, one line per model."""
+    import altair as alt
+
+    return alt.Chart(curves).mark_line(point=True).encode(
+        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom")), tooltip=["model", "metric", "step", "value"],
+    ).properties(width=220, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(y="independent")
+
+
+def label_heatmap(by_label: pd.DataFrame, top: int = 30):
+    """Texts per (code, label) for the most used codes."""
+    import altair as alt
+
+    totals = by_label.groupby("code")["count"].sum().nlargest(top)
+    frame = by_label[by_label["code"].isin(totals.index)].assign(code=lambda f: f["code"].astype(str))
+    return alt.Chart(frame).mark_rect().encode(
+        x=alt.X("label:N", title=None), y=alt.Y("code:N", sort=[str(c) for c in totals.index], title=f"code (top {len(totals)})"),
+        color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")), tooltip=["code", "label", "count"],
+    ).properties(height=max(200, 14 * len(totals)))
+
+
+def codebook_map(vectors: pd.DataFrame):
+    """Codebook vectors in 2-D (PCA), sized by use; dead codes as red crosses."""
+    import altair as alt
+
+    frame = vectors.assign(dead=vectors["count"] == 0)
+    return alt.Chart(frame).mark_point(filled=True, opacity=0.7).encode(
+        x=alt.X("x:Q", title=None, axis=None), y=alt.Y("y:Q", title=None, axis=None),
+        size=alt.Size("count:Q", scale=alt.Scale(range=[10, 400]), legend=None),
+        color=alt.Color("dead:N", scale=alt.Scale(domain=[False, True], range=["#4C78A8", "#E45756"]), legend=None),
+        shape=alt.Shape("dead:N", scale=alt.Scale(domain=[False, True], range=["circle", "cross"]), legend=None),
+        tooltip=["code", "count"],
+    ).properties(height=300)

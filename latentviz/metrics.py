@@ -4,6 +4,8 @@ Codebook figures (held-out codes, codebook of size K, code counts c_k, p_k = c_k
   perplexity   = exp(H(p)), H(p) = -Σ p_k ln p_k   (K when all codes are used equally, 1 when one is)
   utilisation  = #{k : c_k > 0} / K
   dead codes   = #{k : c_k = 0}
+  Gini         = 1 - 2·(area under the Lorenz curve of c sorted ascending), trapezoid rule over the K codes
+                 (0 when all codes are used equally; 1 - 1/K when one code takes everything)
   purity       = (1/N) Σ_codes max_label |code ∩ label|
   NMI          = I(code; label) / sqrt(H(code) H(label))   (scikit-learn's geometric normalisation)
 """
@@ -31,6 +33,20 @@ def codebook_usage(codes: np.ndarray, codebook_size: int) -> dict[str, float]:
     used = int((counts > 0).sum())
     return {"perplexity": perplexity(counts), "utilisation": used / codebook_size, "dead_codes": codebook_size - used,
             "codebook_size": codebook_size}
+
+
+def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative share of codes, cumulative share of uses), codes sorted from least to most used, from (0, 0)."""
+    ordered = np.sort(np.asarray(counts, dtype=float))
+    codes = np.arange(len(ordered) + 1) / len(ordered)
+    uses = np.concatenate([[0.0], np.cumsum(ordered)]) / max(ordered.sum(), 1e-12)
+    return codes, uses
+
+
+def gini(counts: np.ndarray) -> float:
+    codes, uses = lorenz(counts)
+    area = np.sum((uses[1:] + uses[:-1]) / 2 * np.diff(codes))
+    return float(1 - 2 * area)
 
 
 def purity(codes: np.ndarray, labels: np.ndarray) -> float:

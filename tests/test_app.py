@@ -134,3 +134,38 @@ def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace
     assert not at.exception
     assert "read-only" in shown(at)
     assert not [b for b in at.button if b.key in ("add_bbc", "import", "encode")]
+
+
+def test_codebook_page_trains_compares_and_colours_the_map(app, mapped_workspace, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    at = app(db)
+    at.switch_page("views/codebook.py").run()
+    assert not at.exception
+    store = Store(db)
+    for quantizer in ("vq-ema", "fsq"):
+        at.selectbox(key="vq_quantizer").select(quantizer).run()
+        at.number_input(key="vq_steps").set_value(100)
+        if quantizer == "vq-ema":
+            at.select_slider(key="vq_size").set_value(32)
+        at.button(key="vq_train").click().run()
+        assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
+    at.run()
+    assert not at.exception
+    models = store.models()["id"].tolist()
+    assert len(models) == 2
+    at.multiselect(key="vq_models").set_value(models).run()
+    assert not at.exception
+    assert at.query_params["models"] == ",".join(map(str, models))
+    assert len(at.metric) == 6  # perplexity, utilisation and dead codes for each model
+    assert len(at.dataframe[0].value) > 0  # the texts of the first code
+
+    at.switch_page("views/map.py").run()
+    at.selectbox(key="color").select(f"code of VQ model #{models[0]}").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
+    at = app(tmp_path / "empty.duckdb")
+    at.switch_page("views/codebook.py").run()
+    assert not at.exception and "No encoded dataset yet" in shown(at)

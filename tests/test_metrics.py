@@ -25,3 +25,11 @@ def test_purity_and_nmi_on_known_cases():
     assert metrics.nmi(np.array([0, 1, 0, 1]), labels) == pytest.approx(0.0, abs=1e-12)
     # codes (0,0,0,1) vs labels (a,a,b,b): purity = (2 + 1) / 4
     assert metrics.purity(np.array([0, 0, 0, 1]), labels) == 0.75
+
+
+def test_gini_and_lorenz_on_known_cases():
+    assert metrics.gini(np.full(10, 7)) == pytest.approx(0.0)
+    assert metrics.gini(np.array([0, 0, 0, 12])) == pytest.approx(1 - 1 / 4)
+    assert metrics.gini(np.array([1, 3])) == pytest.approx(0.25)  # Lorenz (0,0),(.5,.25),(1,1): area .375
+    codes, uses = metrics.lorenz(np.array([3, 1]))
+    assert codes.tolist() == [0.0, 0.5, 1.0] and uses.tolist() == [0.0, 0.25, 1.0]

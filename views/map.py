@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, corpus, jobs, pipeline, projection, webapp
+from latentviz import charts, corpus, dashboards, jobs, pipeline, projection, webapp
 from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
@@ -57,11 +57,14 @@ query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = load_points(str(workspace.path), projection_id)
 
-colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", "none"]
+code_models = {f"code of VQ model #{r.id}": int(r.id) for r in dashboards.vq_models(workspace, dataset).itertuples()}
+colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", *code_models, "none"]
 color_by = colour.selectbox("Colour by", colour_options, key="color",
                             index=colour_options.index(query["color"]) if query.get("color") in colour_options else 0)
 query["color"] = color_by
-if color_by.endswith("cluster"):
+if color_by in code_models:  # the first code of each text, the 15 most used codes each in a colour
+    points = points.assign(cluster=points["id"].map(dashboards.code_colours(workspace, code_models[color_by])))
+elif color_by.endswith("cluster"):
     method = color_by.split()[0]
     k = st.sidebar.slider("k-means clusters", 2, 30, 8, key="k") if method == "k-means" else 0
     points = points.assign(cluster=points["id"].map(load_clusters(str(workspace.path), projection_id, method, k)))

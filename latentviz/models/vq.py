@@ -150,7 +150,9 @@ class VectorQuantizer(nn.Module):
         if self.training:
             self._update(z.detach(), indices)
         z_q = rotate_to(target, q) if self.rotation_trick else target + (q - target).detach()
-        return Quantized(z_q, indices, loss, _usage_stats(indices, self.codebook_size))
+        stats = _usage_stats(indices, self.codebook_size)
+        stats["ema_dead"] = float((self.usage * self.codebook_size < self.dead_share).sum())  # dead by the EMA rule
+        return Quantized(z_q, indices, loss, stats)
 
 
 class FSQ(nn.Module):
@@ -204,7 +206,8 @@ class ResidualVQ(nn.Module):
             loss = loss + out.loss
             stats.update({f"stage{number}_{name}": value for name, value in out.stats.items()})
             stats[f"stage{number}_residual"] = float(residual.detach().pow(2).mean())
-        stats["perplexity"], stats["used"] = stats["stage1_perplexity"], stats["stage1_used"]
+        for name in ("perplexity", "used", "ema_dead"):
+            stats[name] = stats[f"stage1_{name}"]
         return Quantized(z_q, torch.stack(indices, dim=1), loss, stats)
 
 

@@ -1,0 +1,99 @@
+"""Per-code statistics of a discrete-latent model, shaped for the codebook page's charts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from latentviz import metrics, projection
+from latentviz.store import Store, StoreError
+
+
+@dataclass
+class Codebook:
+    model_id: int
+    name: str
+    size: int  # K: codes the quantiser can emit (FSQ: the product of its levels)
+    stages: int
+    usage: pd.DataFrame  # code, count, rank (1 = most used), dead — over every text of the dataset
+    lorenz: pd.DataFrame  # codes, uses: cumulative shares
+    gini: float
+    held_out: dict  # the figures stored when training ended (held-out texts)
+    curves: pd.DataFrame  # step, metric, value: held-out curves during training
+    by_label: pd.DataFrame  # code, label, count (empty when the dataset has no labels)
+    vectors: pd.DataFrame  # code, x, y, count: codebook vectors in 2-D (PCA), used codes only for FSQ
+
+
+def vq_models(store: Store, dataset: str | None = None) -> pd.DataFrame:
+    """Finished VQ models (those with a checkpoint), newest last."""
+    models = store.models()
+    models = models[(models["kind"] == "vq") & models["checkpoint"].notna()]
+    return models if dataset is None else models[models["dataset"] == dataset]
+
+
+def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
+    from latentviz.models import base
+
+    models = store.models().set_index("id")
+    if model_id not in models.index or pd.isna(models.loc[model_id, "checkpoint"]):
+        raise StoreError(f"no finished VQ model with id {model_id}")
+    row = models.loc[model_id]
+    config = json.loads(row["config"])["model"]
+    size = int(np.prod(config["levels"])) if config["quantizer"] == "fsq" else int(config["codebook_size"])
+    codes = store.codes(model_id)
+    codes = codes[codes["stage"] == stage]
+    counts = np.bincount(codes["code"].to_numpy(), minlength=size)
+    order = np.argsort(-counts, kind="stable")
+    usage = pd.DataFrame({"code": order, "count": counts[order], "rank": np.arange(1, size + 1), "dead": counts[order] == 0})
+    shares_codes, shares_uses = metrics.lorenz(counts)
+
+    curves = store.training_metrics(model_id)
+    curves = curves[curves["name"].isin(["perplexity", "used", "ema_dead", "reconstruction"])].copy()
+    used = curves["name"] == "used"
+    curves.loc[used, "value"] = curves.loc[used, "value"] / size
+    curves["metric"] = curves["name"].replace({"used": "utilisation", "ema_dead": "dead (EMA rule)"})
+
+    by_label = (codes.dropna(subset=["label"]).groupby(["code", "label"]).size().rename("count").reset_index()
+                if codes["label"].notna().any() else pd.DataFrame(columns=["code", "label", "count"]))
+    return Codebook(
+        model_id=model_id, name=str(row["name"]), size=size, stages=int(config["stages"]) if config["quantizer"] == "rvq" else 1,
+        usage=usage, lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}), gini=metrics.gini(counts),
+        held_out=json.loads(row["metrics"] or "{}"), curves=curves[["step", "metric", "value"]], by_label=by_label,
+        vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
+    )
+
+
+def _vectors_2d(model, counts: np.ndarray, stage: int) -> pd.DataFrame:
+    import torch
+
+    quantizer = model.quantizer
+    if hasattr(quantizer, "stages"):
+        quantizer = quantizer.stages[stage]
+    if hasattr(quantizer, "codes_of"):  # FSQ: only the codes in use, the full grid is never built
+        ids = np.flatnonzero(counts)
+        vectors = quantizer.codes_of(torch.from_numpy(ids)).numpy()
+    else:
+        ids = np.arange(len(counts))
+        vectors = quantizer.codes().detach().numpy()
+    if len(ids) < projection.MIN_POINTS:
+        return pd.DataFrame(columns=["code", "x", "y", "count"])
+    coords, _ = projection.fit(vectors, "pca", projection.default_params("pca"))
+    return pd.DataFrame({"code": ids, "x": coords[:, 0], "y": coords[:, 1], "count": counts[ids]})
+
+
+def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10) -> pd.DataFrame:
+    """Texts that received `code` (at any code position), shortest first: they read fastest."""
+    codes = store.codes(model_id)
+    hits = codes[(codes["code"] == code) & (codes["stage"] == stage)].drop_duplicates("id")
+    return hits.assign(length=hits["text"].str.len()).sort_values("length").head(k)[["id", "text", "label"]]
+
+
+def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:
+    """Per text id: 'code N' of its first code position for the `top` most used codes, else 'other codes'."""
+    codes = store.codes(model_id)
+    first = codes[(codes["slot"] == 0) & (codes["stage"] == 0)].set_index("id")["code"]
+    common = set(first.value_counts().index[:top])
+    return first.map(lambda c: f"code {c}" if c in common else "other codes")

@@ -1,0 +1,50 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from latentviz import dashboards, pipeline, train
+from latentviz.store import Store, StoreError
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("vq") / "ws.duckdb")
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 50)
+    store.add_dataset("d", "test", pd.DataFrame({"text": [f"sentence {i}" for i in range(150)], "label": labels}))
+    ids = store.texts("d")["id"].to_numpy()
+    vectors = rng.normal(size=(3, 16))[np.repeat(np.arange(3), 50)] + 0.05 * rng.normal(size=(150, 16))
+    encoding_id = store.encoding_id("d", "fake", 1, 16)
+    store.add_vectors(encoding_id, ids, vectors.astype(np.float32))
+    store.mark_encoding_complete(encoding_id)
+    model_id = pipeline.train_vq(store, "d", backbone_name="fake", training=train.TrainConfig(steps=60, batch_size=32, eval_every=20),
+                                 options={"quantizer": "rvq", "codebook_size": 8, "groups": 2, "stages": 2, "kmeans_init": True})
+    return store, model_id
+
+
+def test_codebook_summary_adds_up(trained):
+    store, model_id = trained
+    book = dashboards.codebook(store, model_id)
+    assert book.size == 8 and book.stages == 2
+    assert book.usage["count"].sum() == 150 * 2  # two code positions per text, stage 1
+    assert book.usage["rank"].tolist() == list(range(1, 9)) and book.usage["count"].is_monotonic_decreasing
+    assert (book.usage["dead"] == (book.usage["count"] == 0)).all()
+    assert book.lorenz["uses"].iloc[-1] == pytest.approx(1.0) and 0 <= book.gini <= 1
+    assert set(book.curves["metric"]) >= {"perplexity", "utilisation", "reconstruction", "dead (EMA rule)"}
+    assert book.curves["step"].max() == 60
+    assert book.by_label["count"].sum() == 300
+    assert len(book.vectors) == 8 and set(book.vectors.columns) == {"code", "x", "y", "count"}
+    second = dashboards.codebook(store, model_id, stage=1)
+    assert second.usage["count"].sum() == 300
+
+
+def test_examples_and_map_colours(trained):
+    store, model_id = trained
+    book = dashboards.codebook(store, model_id)
+    top = int(book.usage["code"].iloc[0])
+    examples = dashboards.examples(store, model_id, top, k=5)
+    assert 0 < len(examples) <= 5 and examples["text"].str.len().is_monotonic_increasing
+    colours = dashboards.code_colours(store, model_id, top=2)
+    assert len(colours) == 150 and colours.nunique() <= 3
+    with pytest.raises(StoreError, match="no finished VQ model"):
+        dashboards.codebook(store, 999)

@@ -1,0 +1,119 @@
+"""Codebook: train discrete-latent (VQ) models and see how healthy their codebooks are, side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import charts, dashboards, jobs, pipeline, train, webapp
+from latentviz.models.vq import QUANTIZERS
+
+workspace = webapp.store()
+query = st.query_params
+
+st.title("Codebook")
+webapp.job_status(workspace)
+
+encodings = workspace.encodings()
+encodings = encodings[encodings["complete"]]
+models = dashboards.vq_models(workspace)
+
+# -- train -------------------------------------------------------------------------------------------
+if not workspace.read_only:
+    with st.expander("Train a VQ model", expanded=models.empty):
+        if encodings.empty:
+            st.info("No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC News).",
+                    icon=":material/dataset:")
+        else:
+            choices = {f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()}
+            left, middle, right = st.columns(3)
+            source = left.selectbox("Encoded dataset", list(choices), key="vq_source")
+            quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index("vq-ema"), key="vq_quantizer",
+                                         help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages")
+            steps = right.number_input("Steps", 100, 20_000, 2000, step=500, key="vq_steps")
+            left, middle, right = st.columns(3)
+            if quantizer == "fsq":
+                levels = left.text_input("Levels", "8,5,5,5", key="vq_levels", help="values per dimension; codebook = their product")
+            else:
+                size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], 256, key="vq_size")
+            codes_per_text = middle.number_input("Codes per sentence", 1, 16, 4, key="vq_codes")
+            stages = right.number_input("Stages", 2, 8, 4, key="vq_stages") if quantizer == "rvq" else 1
+            if quantizer != "fsq":
+                a, b, c, d = st.columns(4)
+                kmeans_init = a.checkbox("k-means init", True, key="vq_kmeans")
+                restart_dead = b.checkbox("Restart dead codes", True, key="vq_restart")
+                rotation = c.checkbox("Rotation trick", False, key="vq_rotation")
+                cosine = d.checkbox("Cosine codebook", False, key="vq_cosine")
+            if st.button("Train", type="primary", key="vq_train"):
+                dataset, backbone = choices[source]
+                options = {"quantizer": quantizer, "groups": int(codes_per_text), "stages": int(stages)}
+                if quantizer == "fsq":
+                    try:
+                        options["levels"] = [int(v) for v in levels.split(",")]
+                    except ValueError:
+                        st.error("Levels are integers separated by commas, e.g. 8,5,5,5", icon=":material/error:")
+                        st.stop()
+                else:
+                    options.update(codebook_size=size, kmeans_init=kmeans_init, restart_dead=restart_dead,
+                                   rotation_trick=rotation, cosine=cosine)
+                training = train.TrainConfig(steps=int(steps))
+                jobs.start(workspace, "train vq", {"dataset": dataset, "backbone": backbone, **options, "steps": int(steps)},
+                           lambda progress: pipeline.train_vq(workspace, dataset, backbone_name=backbone, options=options,
+                                                              training=training, progress=progress))
+                st.rerun()
+
+if models.empty:
+    if encodings.empty or workspace.read_only:
+        st.info("No VQ model yet.", icon=":material/grid_view:")
+    st.stop()
+
+# -- which models ------------------------------------------------------------------------------------
+labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
+wanted = [int(v) for v in query.get("models", "").split(",") if v.isdigit() and int(v) in labels] or [max(labels)]
+chosen = st.multiselect("Models (pick two or more to compare)", list(labels), default=wanted, format_func=labels.get,
+                        max_selections=4, key="vq_models")
+query["models"] = ",".join(map(str, chosen))
+if not chosen:
+    st.info("Pick a model above.")
+    st.stop()
+log_scale = st.toggle("Log scale for usage", value=query.get("log") == "1", key="vq_log")
+query["log"] = "1" if log_scale else "0"
+
+books = {labels[m]: dashboards.codebook(workspace, m) for m in chosen}
+columns = st.columns(len(books))
+for column, (name, book) in zip(columns, books.items(), strict=True):
+    with column:
+        st.subheader(name)
+        held = book.held_out
+        a, b, c = st.columns(3)
+        a.metric("Perplexity", f"{held.get('perplexity', float('nan')):.1f}", help=f"exp(entropy) of held-out code use; at most K = {book.size}")
+        b.metric("Utilisation", f"{held.get('utilisation', 0):.0%}", help="used codes / K on held-out texts")
+        c.metric("Dead codes", f"{held.get('dead_codes', 0):,}", help="codes no held-out text received")
+        st.caption(f"K = {book.size:,} · Gini {book.gini:.2f} · reconstruction MSE {held.get('reconstruction', float('nan')):.5f}"
+                   + (f" · NMI {held['nmi']:.2f} · purity {held['purity']:.2f}" if "nmi" in held else ""))
+        st.altair_chart(charts.usage_chart(book.usage, log_scale), width="stretch")
+
+st.subheader("Evenness of use")
+st.altair_chart(charts.lorenz_chart({name: book.lorenz for name, book in books.items()}), width="stretch")
+st.subheader("During training (held-out)")
+curves = pd.concat([book.curves.assign(model=name) for name, book in books.items()])
+st.altair_chart(charts.curves_chart(curves))
+
+# -- one model in detail -----------------------------------------------------------------------------
+name = st.selectbox("Look inside", list(books), key="vq_detail")
+book = books[name]
+left, right = st.columns(2)
+with left:
+    st.markdown("**Codebook vectors** (PCA), sized by use; red crosses are dead")
+    if book.vectors.empty:
+        st.info("Too few codes in use to draw.")
+    else:
+        st.altair_chart(charts.codebook_map(book.vectors), width="stretch")
+with right:
+    st.markdown("**Codes × labels**")
+    if book.by_label.empty:
+        st.info("This dataset has no labels.")
+    else:
+        st.altair_chart(charts.label_heatmap(book.by_label), width="stretch")
+used = book.usage[~book.usage["dead"]]
+code = st.selectbox("Texts of code", used["code"].tolist(), format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} texts)",
+                    key="vq_code")
+st.dataframe(dashboards.examples(workspace, book.model_id, int(code)), hide_index=True, key="vq_examples")
