@@ -79,6 +79,9 @@ def cmd_project(args) -> None:
 def cmd_train_vq(args) -> None:
     from latentviz import pipeline, train
 
+    if args.resume is None and not args.dataset:
+        raise ValueError("train vq needs --dataset NAME (or --resume MODEL_ID)")
+
     options = {"quantizer": args.quantizer, "codebook_size": args.codebook_size, "groups": args.codes,
                "stages": args.stages, "kmeans_init": args.kmeans_init, "restart_dead": args.restart_dead,
                "rotation_trick": args.rotation_trick, "cosine": args.cosine}
@@ -90,8 +93,11 @@ def cmd_train_vq(args) -> None:
     training = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
     bar = _Bar()
     try:
-        model_id = pipeline.train_vq(_store(args), args.dataset, backbone_name=args.backbone, options=options,
-                                     training=training, progress=bar)
+        if args.resume is not None:
+            model_id = pipeline.resume_vq(_store(args), args.resume, progress=bar)
+        else:
+            model_id = pipeline.train_vq(_store(args), args.dataset, backbone_name=args.backbone, options=options,
+                                         training=training, progress=bar)
     finally:
         bar.close()
     print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
@@ -147,7 +153,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a latent model on a dataset's encodings")
     families = p.add_subparsers(dest="family", required=True)
     p = families.add_parser("vq", parents=[common], help="sentence VQ model: embedding → discrete codes → embedding")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset")
+    p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="whose stored encoding to train on")
     p.add_argument("--quantizer", choices=["vq", "vq-ema", "fsq", "rvq"], default="vq-ema")
     p.add_argument("--codebook-size", type=int, default=256, help="K (vq, vq-ema, rvq)")

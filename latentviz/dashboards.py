@@ -34,6 +34,27 @@ def vq_models(store: Store, dataset: str | None = None) -> pd.DataFrame:
     return models if dataset is None else models[models["dataset"] == dataset]
 
 
+def unfinished_vq_models(store: Store) -> pd.DataFrame:
+    """VQ runs that started but never finished (interrupted or still training)."""
+    models = store.models()
+    return models[(models["kind"] == "vq") & models["checkpoint"].isna()]
+
+
+def _size(config: dict) -> int:
+    return int(np.prod(config["levels"])) if config["quantizer"] == "fsq" else int(config["codebook_size"])
+
+
+def training_curves(store: Store, model_id: int) -> pd.DataFrame:
+    """step, metric, value: held-out perplexity, utilisation, dead codes (EMA rule) and reconstruction."""
+    size = _size(json.loads(store.models().set_index("id").loc[model_id, "config"])["model"])
+    curves = store.training_metrics(model_id)
+    curves = curves[curves["name"].isin(["perplexity", "used", "ema_dead", "reconstruction"])].copy()
+    used = curves["name"] == "used"
+    curves.loc[used, "value"] = curves.loc[used, "value"] / size
+    curves["metric"] = curves["name"].replace({"used": "utilisation", "ema_dead": "dead (EMA rule)"})
+    return curves[["step", "metric", "value"]]
+
+
 def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     from latentviz.models import base
 
@@ -42,7 +63,7 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
         raise StoreError(f"no finished VQ model with id {model_id}")
     row = models.loc[model_id]
     config = json.loads(row["config"])["model"]
-    size = int(np.prod(config["levels"])) if config["quantizer"] == "fsq" else int(config["codebook_size"])
+    size = _size(config)
     codes = store.codes(model_id)
     codes = codes[codes["stage"] == stage]
     counts = np.bincount(codes["code"].to_numpy(), minlength=size)
@@ -50,18 +71,12 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     usage = pd.DataFrame({"code": order, "count": counts[order], "rank": np.arange(1, size + 1), "dead": counts[order] == 0})
     shares_codes, shares_uses = metrics.lorenz(counts)
 
-    curves = store.training_metrics(model_id)
-    curves = curves[curves["name"].isin(["perplexity", "used", "ema_dead", "reconstruction"])].copy()
-    used = curves["name"] == "used"
-    curves.loc[used, "value"] = curves.loc[used, "value"] / size
-    curves["metric"] = curves["name"].replace({"used": "utilisation", "ema_dead": "dead (EMA rule)"})
-
     by_label = (codes.dropna(subset=["label"]).groupby(["code", "label"]).size().rename("count").reset_index()
                 if codes["label"].notna().any() else pd.DataFrame(columns=["code", "label", "count"]))
     return Codebook(
         model_id=model_id, name=str(row["name"]), size=size, stages=int(config["stages"]) if config["quantizer"] == "rvq" else 1,
         usage=usage, lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}), gini=metrics.gini(counts),
-        held_out=json.loads(row["metrics"] or "{}"), curves=curves[["step", "metric", "value"]], by_label=by_label,
+        held_out=json.loads(row["metrics"] or "{}"), curves=training_curves(store, model_id), by_label=by_label,
         vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
     )
 

@@ -9,9 +9,10 @@ interrupted encode resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -201,21 +202,43 @@ def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAUL
              progress: Progress = _quiet) -> int:
     """Train a sentence VQ model on a dataset's stored vectors; store its curves, codes and metrics.
     Returns the model id."""
+    from latentviz.models.vq import VQConfig
+
+    training = training or train.TrainConfig()
+    encoding_id = find_encoding(store, dataset, backbone_name)
+    dim = int(store.encoding(encoding_id)["dim"])
+    config = VQConfig(d_in=dim, **(options or {}))
+    model_id = store.add_model("vq", name or f"{config.quantizer} K={config.size}", dataset, backbone_name,
+                               {"model": asdict(config), "training": asdict(training)})
+    return _fit_vq(store, model_id, progress)
+
+
+def resume_vq(store: Store, model_id: int, progress: Progress = _quiet) -> int:
+    """Continue an interrupted VQ training run from its last checkpoint."""
+    models = store.models().set_index("id")
+    if model_id not in models.index or models.loc[model_id, "kind"] != "vq":
+        raise StoreError(f"no VQ model with id {model_id}; see `latentviz info`")
+    if pd.notna(models.loc[model_id, "checkpoint"]):
+        raise StoreError(f"VQ model {model_id} has finished training; nothing to resume")
+    return _fit_vq(store, model_id, progress)
+
+
+def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
     import torch
 
     from latentviz.models import base
     from latentviz.models.vq import SentenceVQ, VQConfig
 
-    training = training or train.TrainConfig()
-    text_ids, vectors = store.vectors(find_encoding(store, dataset, backbone_name))
+    row = store.models().set_index("id").loc[model_id]
+    saved = json.loads(row["config"])
+    config, training = VQConfig(**saved["model"]), train.TrainConfig(**saved["training"])
+    text_ids, vectors = store.vectors(find_encoding(store, row["dataset"], row["backbone"]))
     if len(text_ids) < 20:
-        raise StoreError(f"dataset {dataset!r} has {len(text_ids)} encoded texts; a VQ model needs at least 20")
-    config = VQConfig(d_in=vectors.shape[1], **(options or {}))
+        raise StoreError(f"dataset {row['dataset']!r} has {len(text_ids)} encoded texts; a VQ model needs at least 20")
     torch.manual_seed(training.seed)
     model = SentenceVQ(config)
-    model_id = store.add_model("vq", name or f"{config.quantizer} K={config.size}", dataset, backbone_name,
-                               {"model": {"kind": "vq", **config.__dict__}, "training": training.__dict__})
     folder = settings.models_dir(store.path) / str(model_id)
+    store.drop_training_metrics_after(model_id, train.checkpoint_step(folder))  # curves resume with the weights
     train_rows, held_rows = split_ids(len(text_ids), training.seed)
     x = torch.from_numpy(np.array(vectors))  # a writable copy: the store hands out read-only arrays
     train.fit(model, x[train_rows], config=training, held_out=x[held_rows], folder=folder,
@@ -232,7 +255,7 @@ def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAUL
         for stage in range(config.stages):
             usage = metrics.codebook_usage(held[:, :, stage], config.size)
             figures.update({f"stage{stage + 1}_{k}": v for k, v in usage.items() if k != "codebook_size"})
-    labels = store.texts(dataset).set_index("id").loc[text_ids[held_rows], "label"]
+    labels = store.texts(row["dataset"]).set_index("id").loc[text_ids[held_rows], "label"]
     if labels.notna().all():
         first_codes = held[:, 0, 0]  # the first slot's code, against the label
         figures.update({"nmi": metrics.nmi(first_codes, labels.to_numpy()), "purity": metrics.purity(first_codes, labels.to_numpy())})

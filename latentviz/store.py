@@ -456,6 +456,11 @@ class Store:
             con.execute("INSERT INTO training_metrics SELECT ?, ?, ?, name, value FROM incoming_metrics", [model_id, step, split])
             _unregister(con, "incoming_metrics")
 
+    def drop_training_metrics_after(self, model_id: int, step: int) -> None:
+        """Forget curve points past a checkpoint, before a resumed run writes them again."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM training_metrics WHERE model_id = ? AND step > ?", [model_id, step])
+
     def training_metrics(self, model_id: int) -> pd.DataFrame:
         return self._frame("SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id])
 

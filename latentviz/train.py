@@ -98,6 +98,12 @@ def fit(model: torch.nn.Module, train: torch.Tensor, *, config: TrainConfig, hel
     return history
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The step a run's last checkpoint was taken at (0 when there is none)."""
+    state = Path(folder) / TRAINER_FILE
+    return json.loads(state.read_text())["step"] if state.exists() else 0
+
+
 def _checkpoint(model, optimizer, folder: Path, step: int, history: list[dict]) -> None:
     base.save(model, folder)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)  # our own file, read back with weights_only=True

@@ -169,3 +169,28 @@ def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
     at = app(tmp_path / "empty.duckdb")
     at.switch_page("views/codebook.py").run()
     assert not at.exception and "No encoded dataset yet" in shown(at)
+
+
+def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace, tmp_path, tiny_bert):
+    from latentviz import train
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    store = Store(db)
+
+    def stop_at_30(done, total, message):
+        if done == 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train_vq(store, "bbc-news", backbone_name=tiny_bert, progress=stop_at_30,
+                          training=train.TrainConfig(steps=60, batch_size=32, eval_every=10, checkpoint_every=20),
+                          options={"codebook_size": 8})
+    at = app(db)
+    at.switch_page("views/codebook.py").run()
+    assert not at.exception and "stopped before it finished, after step 30" in shown(at)
+    model_id = int(store.models()["id"].iloc[0])
+    at.button(key=f"resume_{model_id}").click().run()
+    assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
+    at.run()
+    assert not at.exception and len(at.metric) == 3

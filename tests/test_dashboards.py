@@ -48,3 +48,25 @@ def test_examples_and_map_colours(trained):
     assert len(colours) == 150 and colours.nunique() <= 3
     with pytest.raises(StoreError, match="no finished VQ model"):
         dashboards.codebook(store, 999)
+
+
+def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
+    store, _ = trained
+    training = train.TrainConfig(steps=60, batch_size=32, eval_every=10, checkpoint_every=20)
+
+    def stop_at_30(done, total, message):
+        if done == 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train_vq(store, "d", backbone_name="fake", training=training, progress=stop_at_30,
+                          options={"quantizer": "vq-ema", "codebook_size": 8, "groups": 1})
+    model_id = int(store.models()["id"].max())
+    assert store.training_metrics(model_id)["step"].max() == 30
+    assert model_id not in dashboards.vq_models(store)["id"].tolist()  # unfinished: not offered for browsing
+    assert pipeline.resume_vq(store, model_id) == model_id
+    steps = store.training_metrics(model_id).query("name == 'loss'")["step"].tolist()
+    assert steps == [10, 20, 30, 40, 50, 60]  # no step written twice
+    assert model_id in dashboards.vq_models(store)["id"].tolist()
+    with pytest.raises(StoreError, match="nothing to resume"):
+        pipeline.resume_vq(store, model_id)
