@@ -207,6 +207,40 @@ def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None
 
 
 @torch.inference_mode()
+def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = BATCH_SIZE,
+                 max_tokens: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Per-token hidden states of block `layer`, special tokens (CLS, SEP, BOS, padding) left out.
+
+    Returns (text index per token, position in its text, token strings, states (T, C)); stops
+    after `max_tokens` tokens."""
+    layer = check_layer(backbone, layer)
+    tokenizer = backbone.tokenizer
+    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    special = set(tokenizer.all_special_ids)
+    rows, positions, tokens, states, kept = [], [], [], [], 0
+    for batch in token_batches([len(x) for x in ids], batch_size):
+        padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        hidden = _forward_to_layer(backbone, padded["input_ids"].to(backbone.device), padded["attention_mask"].to(backbone.device), layer)
+        for row, text_index in enumerate(batch):
+            for position, token_id in enumerate(ids[text_index]):
+                if token_id in special:
+                    continue
+                rows.append(text_index)
+                positions.append(position)
+                tokens.append(tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)]))
+                states.append(hidden[row, position].float().cpu().numpy())
+        kept = len(states)
+        if progress:
+            progress(kept, max_tokens or kept)
+        if max_tokens is not None and kept >= max_tokens:
+            break
+    if not states:
+        return np.zeros(0, int), np.zeros(0, int), [], np.zeros((0, backbone.dim), np.float32)
+    cut = max_tokens or len(states)
+    return np.asarray(rows[:cut]), np.asarray(positions[:cut]), tokens[:cut], np.stack(states[:cut]).astype(np.float32)
+
+
+@torch.inference_mode()
 def hidden_states(backbone: Backbone, text: str, layer: int) -> tuple[list[str], np.ndarray]:
     """(tokens, per-token hidden states (T, C)) of one text at block `layer`."""
     layer = check_layer(backbone, layer)

@@ -20,14 +20,13 @@ class _Bar:
     def __init__(self):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=None, unit="text", dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(total=None, dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
 
     def __call__(self, done: int, total: int | None, message: str) -> None:
         if total is not None and self.bar.total != total:
             self.bar.reset(total=total)
-        self.bar.n = done
         self.bar.set_description(message, refresh=False)
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)  # redraws at most twice a second
 
     def close(self):
         self.bar.close()
@@ -97,7 +96,8 @@ def cmd_train_vq(args) -> None:
             model_id = pipeline.resume_vq(_store(args), args.resume, progress=bar)
         else:
             model_id = pipeline.train_vq(_store(args), args.dataset, backbone_name=args.backbone, options=options,
-                                         training=training, progress=bar)
+                                         training=training, tokens=args.tokens, layer=args.layer,
+                                         max_tokens=args.max_tokens, progress=bar)
     finally:
         bar.close()
     print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
@@ -155,7 +155,11 @@ def parser() -> argparse.ArgumentParser:
     p = families.add_parser("vq", parents=[common], help="sentence VQ model: embedding → discrete codes → embedding")
     p.add_argument("--dataset")
     p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="whose stored encoding to train on")
+    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE,
+                   help="whose stored sentence encoding to train on (with --tokens: whose activations to capture)")
+    p.add_argument("--tokens", action="store_true", help="quantise each token's hidden state (e.g. --backbone smollm2 --layer 8)")
+    p.add_argument("--layer", type=int, help="with --tokens: the block whose output is captured (default: middle for causal LMs)")
+    p.add_argument("--max-tokens", type=int, default=100_000, help="with --tokens: how many token vectors to capture")
     p.add_argument("--quantizer", choices=["vq", "vq-ema", "fsq", "rvq"], default="vq-ema")
     p.add_argument("--codebook-size", type=int, default=256, help="K (vq, vq-ema, rvq)")
     p.add_argument("--levels", help="FSQ levels per dimension, e.g. 8,5,5,5 (codebook = their product)")

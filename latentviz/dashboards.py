@@ -100,10 +100,21 @@ def _vectors_2d(model, counts: np.ndarray, stage: int) -> pd.DataFrame:
 
 
 def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10) -> pd.DataFrame:
-    """Texts that received `code` (at any code position), shortest first: they read fastest."""
+    """Texts that received `code` (at any code position), shortest first: they read fastest.
+    For a token-level model, the tokens that received it, each with its text."""
     codes = store.codes(model_id)
-    hits = codes[(codes["code"] == code) & (codes["stage"] == stage)].drop_duplicates("id")
-    return hits.assign(length=hits["text"].str.len()).sort_values("length").head(k)[["id", "text", "label"]]
+    hits = codes[(codes["code"] == code) & (codes["stage"] == stage)]
+    columns = ["id", "text", "label"]
+    if hits["token"].notna().any():
+        columns = ["token", "id", "text", "label"]
+    else:
+        hits = hits.drop_duplicates("id")
+    return hits.assign(length=hits["text"].str.len()).sort_values("length").head(k)[columns]
+
+
+def is_token_model(store: Store, model_id: int) -> bool:
+    config = json.loads(store.models().set_index("id").loc[model_id, "config"])
+    return config.get("data", {}).get("unit") == "token"
 
 
 def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:

@@ -197,20 +197,48 @@ def split_ids(n: int, seed: int = settings.SEED) -> tuple[np.ndarray, np.ndarray
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
+TOKEN_LIMIT = 100_000  # token vectors captured for a token-level model by default
+
+
 def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE,
              options: dict | None = None, training: train.TrainConfig | None = None, name: str | None = None,
+             tokens: bool = False, layer: int | None = None, max_tokens: int = TOKEN_LIMIT,
              progress: Progress = _quiet) -> int:
-    """Train a sentence VQ model on a dataset's stored vectors; store its curves, codes and metrics.
-    Returns the model id."""
+    """Train a VQ model and store its curves, codes and metrics; returns the model id.
+
+    By default it quantises a dataset's stored sentence vectors; with `tokens`, the per-token
+    hidden states of `backbone_name` at `layer` (one code per token)."""
     from latentviz.models.vq import VQConfig
 
     training = training or train.TrainConfig()
-    encoding_id = find_encoding(store, dataset, backbone_name)
-    dim = int(store.encoding(encoding_id)["dim"])
+    if not store.has_dataset(dataset):
+        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    if tokens:
+        model = backbone(store, backbone_name)
+        data = {"unit": "token", "layer": backbones.check_layer(model, layer), "max_tokens": max_tokens}
+        dim, options = model.dim, {**(options or {}), "groups": 1}
+    else:
+        data = {"unit": "sentence"}
+        dim = int(store.encoding(find_encoding(store, dataset, backbone_name))["dim"])
     config = VQConfig(d_in=dim, **(options or {}))
-    model_id = store.add_model("vq", name or f"{config.quantizer} K={config.size}", dataset, backbone_name,
-                               {"model": asdict(config), "training": asdict(training)})
+    unit = f" tokens L{data['layer']}" if tokens else ""
+    model_id = store.add_model("vq", name or f"{config.quantizer} K={config.size}{unit}", dataset, backbone_name,
+                               {"model": asdict(config), "training": asdict(training), "data": data})
     return _fit_vq(store, model_id, progress)
+
+
+def _vq_data(store: Store, row: pd.Series, data: dict, progress: Progress):
+    """(text id per row, token positions or None, token strings or None, vectors) to train on."""
+    if data["unit"] == "sentence":
+        text_ids, vectors = store.vectors(find_encoding(store, row["dataset"], row["backbone"]))
+        return text_ids, None, None, np.array(vectors)  # a writable copy: the store hands out read-only arrays
+    texts = store.texts(row["dataset"])
+    rows, positions, tokens, vectors = backbones.token_states(
+        backbone(store, row["backbone"]), texts["text"].tolist(), layer=data["layer"], max_tokens=data["max_tokens"],
+        progress=lambda done, total: progress(done, total, "capturing token activations"))
+    # Unit length: a few tokens with huge norms (SmolLM2's attention sinks) would otherwise own the codebook.
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return texts["id"].to_numpy()[rows], positions, tokens, vectors
 
 
 def resume_vq(store: Store, model_id: int, progress: Progress = _quiet) -> int:
@@ -232,25 +260,25 @@ def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
     row = store.models().set_index("id").loc[model_id]
     saved = json.loads(row["config"])
     config, training = VQConfig(**saved["model"]), train.TrainConfig(**saved["training"])
-    text_ids, vectors = store.vectors(find_encoding(store, row["dataset"], row["backbone"]))
+    text_ids, positions, tokens, vectors = _vq_data(store, row, saved.get("data", {"unit": "sentence"}), progress)
     if len(text_ids) < 20:
-        raise StoreError(f"dataset {row['dataset']!r} has {len(text_ids)} encoded texts; a VQ model needs at least 20")
+        raise StoreError(f"dataset {row['dataset']!r} gives {len(text_ids)} vectors to train on; a VQ model needs at least 20")
     torch.manual_seed(training.seed)
     model = SentenceVQ(config)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, train.checkpoint_step(folder))  # curves resume with the weights
     train_rows, held_rows = split_ids(len(text_ids), training.seed)
-    x = torch.from_numpy(np.array(vectors))  # a writable copy: the store hands out read-only arrays
+    x = torch.from_numpy(vectors)
     train.fit(model, x[train_rows], config=training, held_out=x[held_rows], folder=folder,
               progress=lambda step, total, _: progress(step, total, f"training {config.quantizer}"),
               on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
     model.eval()
     codes = model.codes(x).numpy()
     codes = codes.reshape(len(codes), config.groups, -1)  # (N, groups, stages)
-    store.add_codes(model_id, text_ids, codes)
+    store.add_codes(model_id, text_ids, codes, positions, tokens)
     held = codes[held_rows]
     figures = {**metrics.codebook_usage(held, config.size), "reconstruction": train.evaluate(model, x[held_rows])["reconstruction"],
-               "held_out_texts": len(held_rows)}
+               "held_out": len(held_rows)}
     if config.stages > 1:  # per-stage figures for residual VQ
         for stage in range(config.stages):
             usage = metrics.codebook_usage(held[:, :, stage], config.size)

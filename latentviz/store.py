@@ -116,6 +116,10 @@ MIGRATIONS: list[list[str]] = [
             code BIGINT NOT NULL,
             PRIMARY KEY (model_id, text_id, slot, stage))""",
     ],
+    [
+        # Token-level models: the slot is the token's position and this is the token itself.
+        "ALTER TABLE text_codes ADD COLUMN token VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -464,23 +468,27 @@ class Store:
     def training_metrics(self, model_id: int) -> pd.DataFrame:
         return self._frame("SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id])
 
-    def add_codes(self, model_id: int, text_ids: np.ndarray, codes: np.ndarray) -> None:
-        """codes: (N, slots, stages) integer array, one row per text."""
+    def add_codes(self, model_id: int, text_ids: np.ndarray, codes: np.ndarray,
+                  positions: np.ndarray | None = None, tokens: list[str] | None = None) -> None:
+        """codes: (N, slots, stages) integer array, one row per text; for a token-level model one row
+        per token, with its text id, its position (stored as the slot) and the token string."""
         n, slots, stages = codes.shape
+        slot = np.tile(np.repeat(np.arange(slots), stages), n) if positions is None else np.repeat(np.asarray(positions), stages)
         table = pa.table({
             "text_id": pa.array(np.repeat(np.asarray(text_ids), slots * stages), pa.int64()),
-            "slot": pa.array(np.tile(np.repeat(np.arange(slots), stages), n), pa.int32()),
+            "slot": pa.array(slot, pa.int32()),
             "stage": pa.array(np.tile(np.arange(stages), n * slots), pa.int32()),
             "code": pa.array(codes.reshape(-1), pa.int64()),
+            "token": pa.array([None] * len(slot) if tokens is None else np.repeat(np.asarray(tokens, dtype=object), stages), pa.string()),
         })
         with self._transaction() as con:
             _register(con, "incoming_codes", table)
-            con.execute("INSERT INTO text_codes SELECT ?, text_id, slot, stage, code FROM incoming_codes", [model_id])
+            con.execute("INSERT INTO text_codes SELECT ?, text_id, slot, stage, code, token FROM incoming_codes", [model_id])
             _unregister(con, "incoming_codes")
 
     def codes(self, model_id: int) -> pd.DataFrame:
         return self._frame(
-            """SELECT c.text_id AS id, c.slot, c.stage, c.code, t.text, t.label
+            """SELECT c.text_id AS id, c.slot, c.stage, c.code, c.token, t.text, t.label
                FROM text_codes c JOIN texts t ON t.id = c.text_id
                WHERE c.model_id = ? ORDER BY c.text_id, c.slot, c.stage""",
             [model_id],

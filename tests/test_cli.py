@@ -109,7 +109,7 @@ def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):
                          "--batch-size", "64", "--db", str(db))
     assert code == 0, err
     figures = json.loads(out)
-    assert figures["codebook_size"] == 8 and figures["held_out_texts"] == 16
+    assert figures["codebook_size"] == 8 and figures["held_out"] == 16
     assert figures["purity"] == 1.0  # four planted groups, each its own code
     model = store.models().iloc[0]
     assert model["kind"] == "vq" and json.loads(model["metrics"])["purity"] == 1.0

@@ -70,3 +70,23 @@ def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
     assert model_id in dashboards.vq_models(store)["id"].tolist()
     with pytest.raises(StoreError, match="nothing to resume"):
         pipeline.resume_vq(store, model_id)
+
+
+def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, tiny_llama, tmp_path):
+    import shutil
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    store = Store(db)
+    model_id = pipeline.train_vq(store, "bbc-news", backbone_name=tiny_llama, tokens=True, layer=2, max_tokens=2000,
+                                 training=train.TrainConfig(steps=40, batch_size=64, eval_every=20),
+                                 options={"codebook_size": 16, "kmeans_init": True})
+    codes = store.codes(model_id)
+    assert len(codes) == 2000 and codes["token"].notna().all() and (codes["slot"] >= 1).all()  # CLS left out
+    assert dashboards.is_token_model(store, model_id)
+    book = dashboards.codebook(store, model_id)
+    assert book.usage["count"].sum() == 2000
+    examples = dashboards.examples(store, model_id, int(book.usage["code"].iloc[0]), k=3)
+    assert list(examples.columns) == ["token", "id", "text", "label"]
+    row = examples.iloc[0]
+    assert row["token"].strip().lower() in row["text"].lower()

@@ -46,46 +46,54 @@ if not unfinished.empty:
 # -- train -------------------------------------------------------------------------------------------
 if not workspace.read_only:
     with st.expander("Train a VQ model", expanded=models.empty):
-        if encodings.empty:
-            st.info("No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC News).",
-                    icon=":material/dataset:")
+        unit = st.radio("Quantise", ["sentence vectors", "token activations of a language model"], horizontal=True, key="vq_unit",
+                        help="Token activations: each token's hidden state at a layer gets one code (e.g. SmolLM2, layer 8).")
+        tokens = unit.startswith("token")
+        left, middle, right = st.columns(3)
+        if tokens:
+            dataset = left.selectbox("Dataset", workspace.datasets()["name"].tolist(), key="vq_token_dataset")
+            backbone = left.selectbox("Language model", ["smollm2", "minilm"], key="vq_token_backbone")
+            token_layer = left.number_input("Layer", 0, 64, 8, key="vq_token_layer")
         else:
-            choices = {f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()}
-            left, middle, right = st.columns(3)
-            source = left.selectbox("Encoded dataset", list(choices), key="vq_source")
-            quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index("vq-ema"), key="vq_quantizer",
-                                         help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages")
-            steps = right.number_input("Steps", 100, 20_000, 2000, step=500, key="vq_steps")
-            left, middle, right = st.columns(3)
+            sources = {f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()}
+            source = left.selectbox("Encoded dataset", list(sources), key="vq_source")
+            dataset, backbone = sources.get(source, (None, None))
+            if not sources:
+                st.info("No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC News).",
+                        icon=":material/dataset:")
+        quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index("vq-ema"), key="vq_quantizer",
+                                     help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages")
+        steps = right.number_input("Steps", 100, 20_000, 2000, step=500, key="vq_steps")
+        left, middle, right = st.columns(3)
+        if quantizer == "fsq":
+            levels = left.text_input("Levels", "8,5,5,5", key="vq_levels", help="values per dimension; codebook = their product")
+        else:
+            size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], 256, key="vq_size")
+        codes_per_text = 1 if tokens else middle.number_input("Codes per sentence", 1, 16, 4, key="vq_codes")
+        stages = right.number_input("Stages", 2, 8, 4, key="vq_stages") if quantizer == "rvq" else 1
+        if quantizer != "fsq":
+            a, b, c, d = st.columns(4)
+            kmeans_init = a.checkbox("k-means init", True, key="vq_kmeans")
+            restart_dead = b.checkbox("Restart dead codes", True, key="vq_restart")
+            rotation = c.checkbox("Rotation trick", False, key="vq_rotation")
+            cosine = d.checkbox("Cosine codebook", False, key="vq_cosine")
+        if st.button("Train", type="primary", key="vq_train", disabled=dataset is None):
+            options = {"quantizer": quantizer, "groups": int(codes_per_text), "stages": int(stages)}
             if quantizer == "fsq":
-                levels = left.text_input("Levels", "8,5,5,5", key="vq_levels", help="values per dimension; codebook = their product")
+                try:
+                    options["levels"] = [int(v) for v in levels.split(",")]
+                except ValueError:
+                    st.error("Levels are integers separated by commas, e.g. 8,5,5,5", icon=":material/error:")
+                    st.stop()
             else:
-                size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], 256, key="vq_size")
-            codes_per_text = middle.number_input("Codes per sentence", 1, 16, 4, key="vq_codes")
-            stages = right.number_input("Stages", 2, 8, 4, key="vq_stages") if quantizer == "rvq" else 1
-            if quantizer != "fsq":
-                a, b, c, d = st.columns(4)
-                kmeans_init = a.checkbox("k-means init", True, key="vq_kmeans")
-                restart_dead = b.checkbox("Restart dead codes", True, key="vq_restart")
-                rotation = c.checkbox("Rotation trick", False, key="vq_rotation")
-                cosine = d.checkbox("Cosine codebook", False, key="vq_cosine")
-            if st.button("Train", type="primary", key="vq_train"):
-                dataset, backbone = choices[source]
-                options = {"quantizer": quantizer, "groups": int(codes_per_text), "stages": int(stages)}
-                if quantizer == "fsq":
-                    try:
-                        options["levels"] = [int(v) for v in levels.split(",")]
-                    except ValueError:
-                        st.error("Levels are integers separated by commas, e.g. 8,5,5,5", icon=":material/error:")
-                        st.stop()
-                else:
-                    options.update(codebook_size=size, kmeans_init=kmeans_init, restart_dead=restart_dead,
-                                   rotation_trick=rotation, cosine=cosine)
-                training = train.TrainConfig(steps=int(steps))
-                jobs.start(workspace, "train vq", {"dataset": dataset, "backbone": backbone, **options, "steps": int(steps)},
-                           lambda progress: pipeline.train_vq(workspace, dataset, backbone_name=backbone, options=options,
-                                                              training=training, progress=progress))
-                st.rerun()
+                options.update(codebook_size=size, kmeans_init=kmeans_init, restart_dead=restart_dead,
+                               rotation_trick=rotation, cosine=cosine)
+            training = train.TrainConfig(steps=int(steps))
+            layer = int(token_layer) if tokens else None
+            jobs.start(workspace, "train vq", {"dataset": dataset, "backbone": backbone, **options, "steps": int(steps), "tokens": tokens},
+                       lambda progress: pipeline.train_vq(workspace, dataset, backbone_name=backbone, options=options,
+                                                          training=training, tokens=tokens, layer=layer, progress=progress))
+            st.rerun()
 
 if models.empty:
     if encodings.empty or workspace.read_only:

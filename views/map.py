@@ -57,7 +57,8 @@ query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = load_points(str(workspace.path), projection_id)
 
-code_models = {f"code of VQ model #{r.id}": int(r.id) for r in dashboards.vq_models(workspace, dataset).itertuples()}
+code_models = {f"code of VQ model #{r.id}": int(r.id) for r in dashboards.vq_models(workspace, dataset).itertuples()
+               if not dashboards.is_token_model(workspace, int(r.id))}  # sentence-level codes only: one per point
 colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", *code_models, "none"]
 color_by = colour.selectbox("Colour by", colour_options, key="color",
                             index=colour_options.index(query["color"]) if query.get("color") in colour_options else 0)
