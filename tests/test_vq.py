@@ -120,3 +120,15 @@ def test_bad_configs_and_checkpoints_get_clear_errors(tmp_path):
     (tmp_path / "cfg.json").write_text('{"kind": "gan"}')
     with pytest.raises(base.CheckpointError, match="unknown model kind 'gan'"):
         base.load(tmp_path)
+
+
+def test_dead_codes_by_the_ema_rule_are_counted():
+    vq = VectorQuantizer(2, 4, ema=True, decay=0.5, dead_share=0.5)
+    vq.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0], [10.0, -10.0]]))
+    vq.ema_sum.copy_(vq.codebook)
+    vq.train()
+    x = torch.zeros(8, 2)  # every input goes to code 0
+    stats = [vq(x).stats["ema_dead"] for _ in range(3)]
+    # usage of codes 1-3 halves each step from 1/4: K·usage = 0.5, 0.25, 0.125; dead once below 0.5
+    assert stats == [0.0, 3.0, 3.0]
+    assert vq.usage[0] > 0.5

@@ -133,7 +133,9 @@ curves = pd.concat([book.curves.assign(model=name) for name, book in books.items
 st.altair_chart(charts.curves_chart(curves))
 
 # -- one model in detail -----------------------------------------------------------------------------
-name = st.selectbox("Look inside", list(books), key="vq_detail")
+detail = int(query["detail"]) if query.get("detail", "").isdigit() and int(query["detail"]) in chosen else chosen[0]
+name = st.selectbox("Look inside", list(books), index=chosen.index(detail), key="vq_detail")
+query["detail"] = str(books[name].model_id)
 book = books[name]
 left, right = st.columns(2)
 with left:
@@ -149,6 +151,9 @@ with right:
     else:
         st.altair_chart(charts.label_heatmap(book.by_label), width="stretch")
 used = book.usage[~book.usage["dead"]]
-code = st.selectbox("Texts of code", used["code"].tolist(), format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} texts)",
-                    key="vq_code")
+options = used["code"].tolist()
+wanted_code = int(query["code"]) if query.get("code", "").isdigit() and int(query["code"]) in options else options[0]
+code = st.selectbox("Texts of code", options, index=options.index(wanted_code), key="vq_code",
+                    format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} uses)")
+query["code"] = str(code)
 st.dataframe(dashboards.examples(workspace, book.model_id, int(code)), hide_index=True, key="vq_examples")
