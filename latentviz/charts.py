@@ -114,7 +114,7 @@ def curves_chart(curves: pd.DataFrame):
     return alt.Chart(curves).mark_line(point=True).encode(
         x=alt.X("step:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(orient="bottom")), tooltip=["model", "metric", "step", "value"],
-    ).properties(width=220, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(y="independent")
+    ).properties(width=170, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(y="independent")
 
 
 def label_heatmap(by_label: pd.DataFrame, top: int = 30):

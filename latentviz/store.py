@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+
+# DuckDB's Python client shares one database instance between a process's connections to a file;
+# opening or closing one while another thread does the same can leave a new connection without
+# its Python scan functions ("python_arrow_scan does not exist"). Opening and closing take turns.
+_OPEN_CLOSE = threading.Lock()
 
 
 class StoreError(ValueError):
@@ -177,12 +184,13 @@ class Store:
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                con = duckdb.connect(
-                    str(self.path),
-                    read_only=self.read_only,
-                    # Nothing we run reads or writes other files: turn that off, then lock it.
-                    config={"enable_external_access": False, "lock_configuration": True},
-                )
+                with _OPEN_CLOSE:
+                    con = duckdb.connect(
+                        str(self.path),
+                        read_only=self.read_only,
+                        # Nothing we run reads or writes other files: turn that off, then lock it.
+                        config={"enable_external_access": False, "lock_configuration": True},
+                    )
                 break
             except duckdb.IOException as error:
                 if not _is_lock_error(error) or time.monotonic() > deadline:
@@ -191,7 +199,8 @@ class Store:
         try:
             yield con
         finally:
-            con.close()
+            with _OPEN_CLOSE:
+                con.close()
 
     @contextmanager
     def _transaction(self):

@@ -239,3 +239,31 @@ def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
     assert store.schema_version() == SCHEMA_VERSION == 2
     assert store.datasets()["name"].tolist() == ["old"]
     assert store.models().empty and store.add_model("vq", "m", "old", "minilm", {}) == 1
+
+
+def test_threads_of_one_process_share_the_workspace(store):
+    import threading
+
+    errors = []
+
+    def writer():
+        for step in range(150):
+            try:
+                store.add_training_metrics(1, step, "held_out", {"loss": 1.0})
+            except Exception as error:  # collected: the assertion below shows them all
+                errors.append(repr(error))
+
+    def reader():
+        for _ in range(150):
+            try:
+                store.jobs()
+            except Exception as error:
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.training_metrics(1)) == 300
