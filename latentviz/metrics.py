@@ -66,3 +66,56 @@ def _contingency(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     table = np.zeros((code_ids.max() + 1, label_ids.max() + 1), dtype=np.int64)
     np.add.at(table, (code_ids, label_ids), 1)
     return table
+
+
+# -- Gaussian latents (text VAEs) ------------------------------------------------------------------
+#
+# For q(z|x) = N(μ, diag σ²) against the prior p(z) = N(0, I), over N texts:
+#   KL per dimension   KL_d = mean_x ½ (μ_d² + σ_d² − 1 − ln σ_d²)     (nats; the total KL is Σ_d KL_d)
+#   active units       AU = #{d : Var_x(μ_d) > 0.01}   (Burda et al., 2016; sample variance, ddof = 1)
+#   mutual information I(x; z) = E_x E_q(z|x)[ln q(z|x)] − E_q(z)[ln q(z)], with the aggregate posterior
+#                      q(z) ≈ (1/N) Σ_j q(z|x_j) over the batch and one z ~ q(z|x_i) per text
+#                      (the minibatch estimator of Hoffman & Johnson, 2016, as used by He et al., 2019)
+#   IW-NLL             −ln p(x) ≈ −ln (1/K) Σ_k p(x, z_k) / q(z_k|x),  z_k ~ q(z|x)   (Burda et al., 2016)
+#   perplexity         exp(Σ NLL / Σ tokens)
+
+import math
+
+
+def gaussian_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    mu, logvar = np.asarray(mu, float), np.asarray(logvar, float)
+    return (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
+    return int((np.var(np.asarray(mu, float), axis=0, ddof=1) > threshold).sum())
+
+
+def mutual_information(mu: np.ndarray, logvar: np.ndarray, rng: np.random.Generator | None = None) -> float:
+    mu, logvar = np.asarray(mu, float), np.asarray(logvar, float)
+    n, d = mu.shape
+    rng = rng or np.random.default_rng(0)
+    # E_x E_q(z|x) ln q(z|x): the negative entropy of each Gaussian posterior, in closed form.
+    neg_entropy = np.mean(-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(axis=1))
+    z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # one sample per text
+    var = np.exp(logvar)
+    # ln q(z_i | x_j) for every pair (i, j): (n, n)
+    diff = z[:, None, :] - mu[None, :, :]
+    log_density = -0.5 * ((diff ** 2) / var[None] + logvar[None] + math.log(2 * math.pi)).sum(axis=2)
+    log_qz = _logsumexp(log_density, axis=1) - math.log(n)
+    return float(neg_entropy - log_qz.mean())
+
+
+def importance_weighted_nll(log_joint: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """−ln p(x) per text from K samples: log_joint[i, k] = ln p(x_i, z_k), log_q[i, k] = ln q(z_k | x_i)."""
+    weights = np.asarray(log_joint, float) - np.asarray(log_q, float)
+    return -(_logsumexp(weights, axis=1) - math.log(weights.shape[1]))
+
+
+def perplexity_from_nll(total_nll: float, tokens: int) -> float:
+    return float(math.exp(total_nll / tokens))
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    top = a.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)

@@ -33,3 +33,46 @@ def test_gini_and_lorenz_on_known_cases():
     assert metrics.gini(np.array([1, 3])) == pytest.approx(0.25)  # Lorenz (0,0),(.5,.25),(1,1): area .375
     codes, uses = metrics.lorenz(np.array([3, 1]))
     assert codes.tolist() == [0.0, 0.5, 1.0] and uses.tolist() == [0.0, 0.25, 1.0]
+
+
+def test_gaussian_kl_per_dimension_on_known_cases():
+    # Posterior equal to the prior: no KL. μ = 1, σ = 1: ½·1. μ = 0, σ² = e: ½(e − 1 − 1).
+    mu = np.array([[0.0, 1.0, 0.0]])
+    logvar = np.array([[0.0, 0.0, 1.0]])
+    assert metrics.gaussian_kl_per_dim(mu, logvar) == pytest.approx([0.0, 0.5, 0.5 * (np.e - 2)])
+
+
+def test_active_units_count_dimensions_whose_means_vary():
+    mu = np.zeros((100, 4))
+    mu[:, 0] = np.linspace(-1, 1, 100)  # variance ≈ 0.34: active
+    mu[:, 1] = np.linspace(-0.1, 0.1, 100)  # variance ≈ 0.0034: not active
+    mu[:, 2] = np.r_[np.zeros(50), np.full(50, 0.2)]  # variance = 0.0101 (ddof = 1): active, just
+    assert np.var(mu[:, 2], ddof=1) == pytest.approx(0.01 * 100 / 99)
+    assert metrics.active_units(mu) == 2
+
+
+def test_mutual_information_limits():
+    rng = np.random.default_rng(0)
+    # Every posterior the same: z says nothing about x.
+    same = metrics.mutual_information(np.zeros((256, 2)), np.zeros((256, 2)), rng)
+    assert abs(same) < 0.05
+    # Far apart, narrow posteriors: z identifies x, I = ln N (the estimator's ceiling), up to the
+    # sampling noise of one z per text (about 0.01 nats at N = 2000).
+    mu = np.arange(2000)[:, None] * np.array([[10.0, 0.0]])
+    assert metrics.mutual_information(mu, np.full((2000, 2), -6.0), rng) == pytest.approx(np.log(2000), abs=0.05)
+
+
+def test_importance_weighted_nll_is_exact_with_the_true_posterior():
+    # z ~ N(0, 1), x | z ~ N(z, 1): p(x) = N(0, 2). With q(z|x) the exact posterior N(x/2, 1/2),
+    # every importance weight equals p(x), so the estimate is exact for any K.
+    rng = np.random.default_rng(0)
+    x = np.array([0.0, 1.5, -2.0])
+
+    def log_normal(v, mean, var):
+        return -0.5 * (np.log(2 * np.pi * var) + (v - mean) ** 2 / var)
+
+    z = x[:, None] / 2 + np.sqrt(0.5) * rng.standard_normal((3, 7))
+    log_joint = log_normal(z, 0, 1) + log_normal(x[:, None], z, 1)
+    nll = metrics.importance_weighted_nll(log_joint, log_normal(z, x[:, None] / 2, 0.5))
+    assert nll == pytest.approx(-log_normal(x, 0, 2))
+    assert metrics.perplexity_from_nll(2 * np.log(10), 2) == pytest.approx(10.0)
