@@ -52,24 +52,38 @@ def batch_at(step: int, n: int, config: TrainConfig) -> torch.Tensor:
     return torch.randint(n, (min(config.batch_size, n),), generator=generator)
 
 
+Data = torch.Tensor | tuple[torch.Tensor, ...]  # one tensor, or several indexed together (tokens, embeddings)
+
+
+def rows(data: Data, index) -> tuple[torch.Tensor, ...]:
+    """The selected rows of every tensor of `data`, as the model's positional arguments."""
+    return tuple(t[index] for t in data) if isinstance(data, tuple) else (data[index],)
+
+
+def size(data: Data) -> int:
+    return len(data[0]) if isinstance(data, tuple) else len(data)
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, data: Data, batch_size: int = 4096) -> dict[str, float]:
     """The model's metrics averaged over `data` (weighted by batch size)."""
     model.eval()
     totals: dict[str, float] = {}
-    for start in range(0, len(data), batch_size):
-        chunk = data[start:start + batch_size]
-        out = model(chunk)
+    n = size(data)
+    for start in range(0, n, batch_size):
+        chunk = rows(data, slice(start, start + batch_size))
+        out = model(*chunk)
         for name, value in {"loss": float(out.loss), **out.metrics}.items():
-            totals[name] = totals.get(name, 0.0) + value * len(chunk)
+            totals[name] = totals.get(name, 0.0) + value * len(chunk[0])
     model.train()
-    return {name: value / len(data) for name, value in totals.items()}
+    return {name: value / n for name, value in totals.items()}
 
 
-def fit(model: torch.nn.Module, train: torch.Tensor, *, config: TrainConfig, held_out: torch.Tensor | None = None,
+def fit(model: torch.nn.Module, train: Data, *, config: TrainConfig, held_out: Data | None = None,
         folder: Path | None = None, progress: Callable[[int, int, dict], None] | None = None,
         on_eval: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Train `model` on rows of `train`; returns the evaluation history.
+    """Train `model` on rows of `train`; returns the evaluation history. A model with a `step`
+    attribute is told the step before each forward pass (for schedules such as KL annealing).
 
     With `folder`, checkpoints go there (model: cfg.json + model.safetensors; optimiser and step
     beside them), and a folder holding a checkpoint is resumed from its step."""
@@ -81,7 +95,9 @@ def fit(model: torch.nn.Module, train: torch.Tensor, *, config: TrainConfig, hel
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        out = model(train[batch_at(step, len(train), config)])
+        if hasattr(model, "step"):
+            model.step = step
+        out = model(*rows(train, batch_at(step, size(train), config)))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

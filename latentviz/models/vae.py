@@ -1,0 +1,187 @@
+"""Text VAEs with Gaussian latents (Bowman et al., 2016): a GRU decoder over a word vocabulary,
+with the latent z as the decoder's first hidden state and as an extra input at every step.
+
+Two encoders: `rnn` (a GRU over the words) and `pretrained-encoder` (a frozen sentence embedding,
+e.g. MiniLM, through an MLP). Remedies for posterior collapse: β and its annealing (linear or
+cyclical, Fu et al., 2019), free bits per dimension (Kingma et al., 2016), word dropout on the
+decoder's inputs, and the importance-weighted (IWAE) objective with K samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentviz.models.base import StepOutput, register
+from latentviz.vocab import BOS, EOS, PAD, UNK, Vocab
+
+VARIANTS = ("rnn", "pretrained-encoder")
+ANNEALING = ("none", "linear", "cyclical")
+
+
+@dataclass
+class VAEConfig:
+    vocab: list[str] = field(default_factory=list)
+    variant: str = "pretrained-encoder"
+    d_in: int = 384  # sentence-embedding size, for the pretrained encoder
+    latent_dim: int = 32
+    embed_dim: int = 256
+    hidden: int = 512
+    max_len: int = 40  # words per sentence (longer ones are cut)
+    beta: float = 1.0
+    anneal: str = "linear"
+    anneal_steps: int = 2000  # linear: steps to reach β; cyclical: length of one cycle
+    free_bits: float = 0.0  # KL floor per dimension, nats
+    word_dropout: float = 0.0
+    iw_samples: int = 1  # > 1: train on the IWAE bound with this many samples
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown VAE variant {self.variant!r}; use one of {', '.join(VARIANTS)}")
+        if self.anneal not in ANNEALING:
+            raise ValueError(f"unknown annealing {self.anneal!r}; use one of {', '.join(ANNEALING)}")
+        if not 0 <= self.word_dropout < 1:
+            raise ValueError(f"word dropout must be in [0, 1), got {self.word_dropout}")
+        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_steps", "iw_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def beta_at(step: int, config: VAEConfig) -> float:
+    """The KL weight at a training step: constant, a linear ramp from 0, or cyclical (ramp over the
+    first half of each cycle, then hold), always ending at `config.beta`."""
+    if config.anneal == "none":
+        return config.beta
+    if config.anneal == "linear":
+        return config.beta * min(1.0, step / config.anneal_steps)
+    phase = (step % config.anneal_steps) / config.anneal_steps
+    return config.beta * min(1.0, 2 * phase)
+
+
+class GRUDecoder(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.z_to_hidden = nn.Linear(latent_dim, hidden)
+        self.gru = nn.GRU(embed_dim + latent_dim, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def forward(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, V) for input ids (B, T), each step also seeing z."""
+        embedded = self.embed(inputs)
+        steps = torch.cat([embedded, z[:, None, :].expand(-1, inputs.shape[1], -1)], dim=-1)
+        hidden, _ = self.gru(steps, torch.tanh(self.z_to_hidden(z))[None])
+        return self.out(hidden)
+
+    @torch.no_grad()
+    def greedy(self, z: torch.Tensor, bos: int, eos: int, max_len: int) -> torch.Tensor:
+        """Most likely next word at each step, from <bos> until <eos> or max_len words: (B, ≤ max_len + 1)."""
+        state = torch.tanh(self.z_to_hidden(z))[None]
+        token = torch.full((len(z),), bos, dtype=torch.long, device=z.device)
+        out, done = [], torch.zeros(len(z), dtype=torch.bool, device=z.device)
+        for _ in range(max_len + 1):
+            step = torch.cat([self.embed(token), z], dim=-1)[:, None, :]
+            hidden, state = self.gru(step, state)
+            token = self.out(hidden[:, 0]).argmax(-1)
+            out.append(token)
+            done |= token == eos
+            if done.all():
+                break
+        return torch.stack(out, dim=1)
+
+
+@register("vae")
+class TextVAE(nn.Module):
+    """Sentence → q(z|x) = N(μ, diag σ²) → words. Batches are (token ids, embeddings)."""
+
+    config_class = VAEConfig
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.vocab = Vocab(config.vocab)
+        self.step = 0  # set by the training loop: annealing follows it
+        if config.variant == "rnn":
+            self.embed = nn.Embedding(len(self.vocab), config.embed_dim, padding_idx=0)
+            self.encoder = nn.GRU(config.embed_dim, config.hidden, batch_first=True)
+            width = config.hidden
+        else:
+            self.encoder = nn.Sequential(nn.Linear(config.d_in, config.hidden), nn.GELU())
+            width = config.hidden
+        self.to_mu = nn.Linear(width, config.latent_dim)
+        self.to_logvar = nn.Linear(width, config.latent_dim)
+        self.decoder = GRUDecoder(len(self.vocab), config.embed_dim, config.hidden, config.latent_dim)
+
+    def encode(self, tokens: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.variant == "rnn":
+            lengths = (tokens != 0).sum(1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
+            _, last = self.encoder(packed)
+            features = last[0]
+        else:
+            features = self.encoder(embeddings)
+        return self.to_mu(features), self.to_logvar(features)
+
+    def log_likelihood(self, tokens: torch.Tensor, z: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
+        """ln p(x | z) per sentence: the words and <eos>, given <bos> and the words before."""
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        if word_dropout > 0:  # hide words from the decoder so it must lean on z
+            drop = (torch.rand(inputs.shape, device=inputs.device) < word_dropout) & (inputs > 3)
+            inputs = inputs.masked_fill(drop, self.vocab.index[UNK])
+        logits = self.decoder(inputs, z)
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=self.vocab.index[PAD], reduction="none")
+        return -nll.sum(1)
+
+    def forward(self, tokens: torch.Tensor, embeddings: torch.Tensor) -> StepOutput:
+        mu, logvar = self.encode(tokens, embeddings)
+        kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (B, D)
+        kl = kl_dims.sum(1)
+        beta = beta_at(self.step, self.config) if self.training else 1.0
+        dropout = self.config.word_dropout if self.training else 0.0
+        if self.config.iw_samples > 1 and self.training:
+            loss = self._iwae_loss(tokens, mu, logvar, dropout)
+            reconstruction = torch.tensor(float("nan"))
+        else:
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            reconstruction = -self.log_likelihood(tokens, z, dropout)
+            # Free bits: below the floor a dimension's KL is not pushed down any further.
+            floor = self.config.free_bits
+            kl_term = torch.clamp(kl_dims.mean(0), min=floor).sum() if floor > 0 else kl.mean()
+            loss = reconstruction.mean() + beta * kl_term
+        reconstruction, kl = reconstruction.detach(), kl.detach()
+        figures = {"reconstruction": float(reconstruction.mean()), "kl": float(kl.mean()), "beta": beta,
+                   "elbo_nll": float((reconstruction + kl).mean())}
+        return StepOutput(loss, figures)
+
+    def _iwae_loss(self, tokens, mu, logvar, dropout) -> torch.Tensor:
+        k = self.config.iw_samples
+        std = (0.5 * logvar).exp()
+        eps = torch.randn(k, *mu.shape, device=mu.device)
+        z = mu[None] + eps * std[None]  # (K, B, D)
+        log_q = (-0.5 * (eps.pow(2) + logvar[None] + math.log(2 * math.pi))).sum(-1)
+        log_prior = (-0.5 * (z.pow(2) + math.log(2 * math.pi))).sum(-1)
+        log_lik = torch.stack([self.log_likelihood(tokens, z[i], dropout) for i in range(k)])
+        weights = log_lik + log_prior - log_q  # (K, B)
+        return -(torch.logsumexp(weights, 0) - math.log(k)).mean()
+
+    @torch.no_grad()
+    def log_weights(self, tokens: torch.Tensor, embeddings: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ln p(x, z_k), ln q(z_k | x)), each (B, K), for the importance-weighted NLL."""
+        mu, logvar = self.encode(tokens, embeddings)
+        std = (0.5 * logvar).exp()
+        joint, q = [], []
+        for _ in range(samples):
+            eps = torch.randn_like(mu)
+            z = mu + eps * std
+            q.append((-0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi))).sum(-1))
+            joint.append(self.log_likelihood(tokens, z) + (-0.5 * (z.pow(2) + math.log(2 * math.pi))).sum(-1))
+        return torch.stack(joint, 1), torch.stack(q, 1)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> list[str]:
+        ids = self.decoder.greedy(z, self.vocab.index[BOS], self.vocab.index[EOS], self.config.max_len)
+        return [self.vocab.decode(row) for row in ids.tolist()]
