@@ -103,6 +103,42 @@ def cmd_train_vq(args) -> None:
     print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
 
 
+def cmd_train_vae(args) -> None:
+    from latentviz import pipeline, train
+
+    options = {"variant": args.variant, "latent_dim": args.latent_dim, "hidden": args.hidden, "beta": args.beta, "anneal": args.anneal,
+               "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples}
+    bar = _Bar()
+    try:
+        model_id = pipeline.train_vae(_store(args), args.dataset, options=options, epochs=args.epochs,
+                                      training=train.TrainConfig(batch_size=args.batch_size, lr=args.lr), progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
+
+
+def cmd_decode(args) -> None:
+    from latentviz import pipeline
+
+    print(pipeline.vae_decode(_store(args), args.model, args.text))
+
+
+def cmd_interpolate(args) -> None:
+    from latentviz import pipeline
+
+    decodes, smoothness = pipeline.vae_interpolate(_store(args), args.model, args.start, args.end, args.steps, args.method)
+    for step, text in enumerate(decodes):
+        print(f"{step}\t{text}")
+    print(f"smoothness (mean word edit distance between neighbours): {smoothness:.2f}")
+
+
+def cmd_traverse(args) -> None:
+    from latentviz import pipeline
+
+    for step, text in enumerate(pipeline.vae_traverse(_store(args), args.model, args.text, args.dim, args.steps)):
+        print(f"{step}\t{text}")
+
+
 def cmd_info(args) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
@@ -173,6 +209,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.set_defaults(run=cmd_train_vq)
+
+    p = families.add_parser("vae", parents=[common], help="text VAE: sentence → Gaussian latent → words")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--variant", choices=["rnn", "pretrained-encoder"], default="pretrained-encoder",
+                   help="pretrained-encoder reads the dataset's stored MiniLM vectors (encode it first)")
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=512, help="GRU width (and encoder MLP width)")
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--anneal", choices=["none", "linear", "cyclical"], default="linear")
+    p.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dimension, in nats")
+    p.add_argument("--word-dropout", type=float, default=0.0)
+    p.add_argument("--iw-samples", type=int, default=1, help="train on the IWAE bound with K samples (K > 1)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.set_defaults(run=cmd_train_vae)
+
+    p = sub.add_parser("decode", parents=[common], help="reconstruct a sentence with a trained VAE")
+    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p.add_argument("--text", required=True)
+    p.set_defaults(run=cmd_decode)
+
+    p = sub.add_parser("interpolate", parents=[common], help="decode the path between two sentences in a VAE's latent space")
+    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p.add_argument("--from", dest="start", required=True)
+    p.add_argument("--to", dest="end", required=True)
+    p.add_argument("--steps", type=int, default=7)
+    p.add_argument("--method", choices=["lerp", "slerp"], default="slerp")
+    p.set_defaults(run=cmd_interpolate)
+
+    p = sub.add_parser("traverse", parents=[common], help="sweep one latent dimension of a sentence from -3σ to +3σ")
+    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p.add_argument("--text", required=True)
+    p.add_argument("--dim", type=int, required=True)
+    p.add_argument("--steps", type=int, default=7)
+    p.set_defaults(run=cmd_traverse)
 
     p = sub.add_parser("info", parents=[common], help="print the workspace contents as one JSON object")
     p.set_defaults(run=cmd_info)

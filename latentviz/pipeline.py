@@ -291,3 +291,152 @@ def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
     store.finish_model(model_id, str(folder), figures)
     progress(training.steps, training.steps, f"model {model_id} ready")
     return model_id
+
+
+# -- train a text VAE ---------------------------------------------------------------------------
+
+def train_vae(store: Store, dataset: str, *, options: dict | None = None, training: train.TrainConfig | None = None,
+              epochs: int | None = None, vocab_size: int = 10_000, name: str | None = None,
+              progress: Progress = _quiet) -> int:
+    """Train a text VAE on a dataset (the pretrained-encoder variant reads its stored MiniLM vectors);
+    store its curves, its latent means as an encoding (so the Latent Map can show them) and its
+    held-out diagnostics. Returns the model id."""
+    import torch
+
+    from latentviz.models import base
+    from latentviz.models.vae import TextVAE, VAEConfig
+    from latentviz.vocab import Vocab
+
+    training = training or train.TrainConfig()
+    texts = store.texts(dataset) if store.has_dataset(dataset) else None
+    if texts is None:
+        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    if len(texts) < 20:
+        raise StoreError(f"dataset {dataset!r} has {len(texts)} texts; a VAE needs at least 20")
+    options = dict(options or {})
+    text_ids, vectors = texts["id"].to_numpy(), np.zeros((len(texts), 1), np.float32)
+    if options.get("variant", "pretrained-encoder") == "pretrained-encoder":
+        encoded_ids, vectors = store.vectors(find_encoding(store, dataset, settings.DEFAULT_BACKBONE))
+        texts = texts.set_index("id").loc[encoded_ids].reset_index()
+        text_ids = encoded_ids
+        options["d_in"] = vectors.shape[1]
+    train_rows, held_rows = split_ids(len(texts), training.seed)
+    vocab = Vocab.build(texts["text"].iloc[train_rows], size=vocab_size)
+    config = VAEConfig(vocab=vocab.tokens, **options)
+    if epochs is not None:  # an epoch: one pass over the training texts, in batches
+        training = train.TrainConfig(**{**asdict(training), "steps": max(1, epochs * -(-len(train_rows) // training.batch_size))})
+    torch.manual_seed(training.seed)
+    model = TextVAE(config)
+    model_id = store.add_model("vae", name or f"{config.variant} VAE d={config.latent_dim}", dataset,
+                               settings.DEFAULT_BACKBONE if config.variant == "pretrained-encoder" else "",
+                               {"model": {k: v for k, v in asdict(config).items() if k != "vocab"}, "training": asdict(training)})
+    folder = settings.models_dir(store.path) / str(model_id)
+    tokens = vocab.encode(texts["text"].tolist(), config.max_len)
+    data = (tokens, torch.from_numpy(np.array(vectors)))
+    held = train.rows(data, torch.from_numpy(held_rows))
+    train.fit(model, train.rows(data, torch.from_numpy(train_rows)), config=training, held_out=held, folder=folder,
+              progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
+              on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+    progress(training.steps, training.steps, "diagnostics: active units, mutual information, importance-weighted NLL")
+    figures = vae_diagnostics(model, held)
+    model.eval()
+    with torch.no_grad():
+        mu, _ = model.encode(*data)
+    encoding_id = store.encoding_id(dataset, f"vae#{model_id}", 0, config.latent_dim, {"pooling": "posterior mean"})
+    store.add_vectors(encoding_id, text_ids, mu.numpy())
+    store.mark_encoding_complete(encoding_id)
+    base.save(model, folder)
+    store.finish_model(model_id, str(folder), figures)
+    return model_id
+
+
+def vae_diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50) -> dict:
+    """Held-out figures by their reference definitions (see metrics.py), and a collapse verdict."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        mu, logvar = model.encode(*held)
+        joint, q = model.log_weights(*held, samples=samples)
+        prior = model.decode(torch.randn(prior_decodes, model.config.latent_dim, generator=torch.Generator().manual_seed(0)))
+    mu, logvar = mu.numpy(), logvar.numpy()
+    kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)
+    nll = metrics.importance_weighted_nll(joint.numpy(), q.numpy())
+    tokens = int((held[0][:, 1:] != 0).sum())  # words and <eos>, the decoder's targets
+    au, mi, kl = metrics.active_units(mu), metrics.mutual_information(mu, logvar), float(kl_dims.sum())
+    distinct = len(set(prior))
+    # Collapsed: no unit carries information, or every prior sample decodes to (nearly) the same sentence.
+    collapsed = au == 0 or kl < 0.1 or mi < 0.05 or distinct <= 2
+    return {"iw_nll": float(nll.mean()), "iw_samples": samples, "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
+            "kl": kl, "kl_per_dim": kl_dims.round(4).tolist(), "active_units": au, "mutual_information": mi,
+            "prior_decode_diversity": distinct / len(prior), "collapsed": bool(collapsed), "held_out": len(mu)}
+
+
+# -- use a trained text VAE ---------------------------------------------------------------------
+
+def load_vae(store: Store, model_id: int):
+    """The trained VAE with this id, read from its checkpoint folder."""
+    from latentviz.models import base
+
+    models = store.models().set_index("id")
+    if model_id not in models.index or models.loc[model_id, "kind"] != "vae" or pd.isna(models.loc[model_id, "checkpoint"]):
+        raise StoreError(f"no trained VAE with id {model_id}; see `latentviz info`")
+    return base.load(models.loc[model_id, "checkpoint"]).eval()
+
+
+def vae_latents(store: Store, model, texts: list[str]):
+    """Posterior means and log-variances (N, D) of new texts."""
+    import torch
+
+    if not texts or not all(t.strip() for t in texts):
+        raise corpus.CorpusError("give a non-empty sentence to encode")
+    tokens = model.vocab.encode(texts, model.config.max_len)
+    if model.config.variant == "pretrained-encoder":
+        embeddings = torch.from_numpy(backbones.encode(backbone(store, settings.DEFAULT_BACKBONE), texts))
+    else:
+        embeddings = torch.zeros(len(texts), 1)
+    with torch.no_grad():
+        mu, logvar = model.encode(tokens, embeddings)
+    return mu.numpy(), logvar.numpy()
+
+
+def vae_decode(store: Store, model_id: int, text: str) -> str:
+    """The sentence decoded (greedily) from the posterior mean of `text`."""
+    import torch
+
+    model = load_vae(store, model_id)
+    mu, _ = vae_latents(store, model, [text])
+    return model.decode(torch.from_numpy(mu))[0]
+
+
+def vae_interpolate(store: Store, model_id: int, start: str, end: str, steps: int = 7, method: str = "slerp") -> tuple[list[str], float]:
+    """Decodes along the path from one sentence's posterior mean to another's, and the path's smoothness."""
+    import torch
+
+    from latentviz import ops
+
+    if method not in ("lerp", "slerp"):
+        raise ValueError(f"unknown interpolation {method!r}; use lerp or slerp")
+    model = load_vae(store, model_id)
+    mu, _ = vae_latents(store, model, [start, end])
+    path = (ops.slerp if method == "slerp" else ops.lerp)(mu[0], mu[1], steps)
+    decodes = model.decode(torch.from_numpy(path.astype(np.float32)))
+    return decodes, ops.smoothness(decodes)
+
+
+def vae_traverse(store: Store, model_id: int, text: str, dim: int, steps: int = 7) -> list[str]:
+    """Decodes of `text`'s posterior mean with dimension `dim` swept from −3σ to +3σ, σ being the
+    spread of that dimension's posterior means over the model's dataset."""
+    import torch
+
+    from latentviz import ops
+
+    model = load_vae(store, model_id)
+    if not 0 <= dim < model.config.latent_dim:
+        raise ValueError(f"dimension {dim} does not exist: the latent has dimensions 0..{model.config.latent_dim - 1}")
+    dataset = store.models().set_index("id").loc[model_id, "dataset"]
+    _, means = store.vectors(find_encoding(store, dataset, f"vae#{model_id}"))
+    mu, _ = vae_latents(store, model, [text])
+    direction = np.eye(model.config.latent_dim)[dim]
+    path = ops.traverse(mu[0], direction, float(means[:, dim].std()), steps)
+    return model.decode(torch.from_numpy(path.astype(np.float32)))

@@ -131,3 +131,32 @@ def test_train_vq_bad_levels_get_one_line(tmp_path, capsys, mapped_workspace):
     shutil.copy(mapped_workspace, db)
     code, _, err = run(capsys, "train", "vq", "--dataset", "bbc-news", "--quantizer", "fsq", "--levels", "8,x", "--db", str(db))
     assert code == 2 and "--levels takes integers" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
+    import pandas as pd
+
+    from latentviz.store import Store
+
+    db = str(tmp_path / "vae.duckdb")
+    sentences = ["the striker scored twice in the final .", "shares fell sharply on wall street today .",
+                 "the minister promised new taxes on fuel .", "the band released a new album this week ."]
+    Store(db).add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {'!' * (i // 4)}" for i, s in enumerate(sentences * 20)]}))
+    code, out, err = run(capsys, "train", "vae", "--dataset", "four", "--variant", "rnn", "--latent-dim", "4", "--hidden", "64", "--epochs", "40",
+                         "--batch-size", "16", "--lr", "0.003", "--free-bits", "0.1", "--db", db)
+    assert code == 0, err
+    figures = json.loads(out)
+    assert {"iw_nll", "perplexity", "kl", "active_units", "mutual_information", "collapsed"} <= set(figures)
+    assert figures["active_units"] >= 1 and not figures["collapsed"]
+    model_id = figures["model"]
+    code, out, _ = run(capsys, "decode", str(model_id), "--text", sentences[0], "--db", db)
+    assert code == 0 and out.strip().startswith("the striker scored twice")
+    code, out, _ = run(capsys, "interpolate", str(model_id), "--from", sentences[0], "--to", sentences[1], "--steps", "5", "--db", db)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 6 and lines[-1].startswith("smoothness")
+    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--dim", "0", "--steps", "3", "--db", db)
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    code, _, err = run(capsys, "decode", "999", "--text", "hello", "--db", db)
+    assert code == 2 and "no trained VAE with id 999" in err
+    info = json.loads(run(capsys, "info", "--db", db)[1])
+    assert [m["kind"] for m in info["models"]] == ["vae"] and info["encodings"][0]["backbone"] == f"vae#{model_id}"

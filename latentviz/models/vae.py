@@ -78,15 +78,18 @@ class GRUDecoder(nn.Module):
         return self.out(hidden)
 
     @torch.no_grad()
-    def greedy(self, z: torch.Tensor, bos: int, eos: int, max_len: int) -> torch.Tensor:
-        """Most likely next word at each step, from <bos> until <eos> or max_len words: (B, ≤ max_len + 1)."""
+    def greedy(self, z: torch.Tensor, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = ()) -> torch.Tensor:
+        """Most likely next word at each step, from <bos> until <eos> or max_len words: (B, ≤ max_len + 1).
+        `banned` ids (e.g. <pad>, <bos>, <unk>) are never chosen."""
         state = torch.tanh(self.z_to_hidden(z))[None]
         token = torch.full((len(z),), bos, dtype=torch.long, device=z.device)
         out, done = [], torch.zeros(len(z), dtype=torch.bool, device=z.device)
         for _ in range(max_len + 1):
             step = torch.cat([self.embed(token), z], dim=-1)[:, None, :]
             hidden, state = self.gru(step, state)
-            token = self.out(hidden[:, 0]).argmax(-1)
+            logits = self.out(hidden[:, 0])
+            logits[:, list(banned)] = float("-inf")
+            token = logits.argmax(-1)
             out.append(token)
             done |= token == eos
             if done.all():
@@ -183,5 +186,7 @@ class TextVAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> list[str]:
-        ids = self.decoder.greedy(z, self.vocab.index[BOS], self.vocab.index[EOS], self.config.max_len)
+        # <unk> is never the most useful word to show: decode the best real word instead.
+        banned = (self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK])
+        ids = self.decoder.greedy(z, self.vocab.index[BOS], self.vocab.index[EOS], self.config.max_len, banned)
         return [self.vocab.decode(row) for row in ids.tolist()]
