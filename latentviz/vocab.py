@@ -53,7 +53,9 @@ class Vocab:
                 break
             if token in (PAD, BOS):
                 continue
-            if out and re.fullmatch(r"[^\w\s]", token) and token not in "($£\"'":
+            if out and out[-1].endswith("-"):  # hyphenated words: "40 - year - old" → "40-year-old"
+                out[-1] += token
+            elif out and re.fullmatch(r"[^\w\s]", token) and token not in "($£\"'":
                 out[-1] += token
             else:
                 out.append(token)

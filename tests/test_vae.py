@@ -26,6 +26,8 @@ def test_vocab_round_trip_and_unknown_words():
     assert vocab.tokens[:4] == SPECIALS and words("Don't stop!") == ["don't", "stop", "!"]
     ids = vocab.encode(["hello world, zebra"], max_len=10)[0]
     assert vocab.decode(ids.tolist()) == "hello world, <unk>"
+    hyphens = Vocab.build(["a 40-year-old man"], min_count=1)
+    assert hyphens.decode(hyphens.encode(["a 40-year-old man"], 10)[0].tolist()) == "a 40-year-old man"
     assert ids[0] == vocab.index["<bos>"] and (ids == 0).sum() == 12 - 6  # <bos> 4 words <eos>, padded to max_len + 2
 
 
