@@ -1,10 +1,9 @@
-import numpy as np
 import pytest
 import torch
 
 from latentviz import metrics
 from latentviz.models import base
-from latentviz.models.vq import FSQ, ResidualVQ, SentenceVQ, VectorQuantizer, VQConfig, kmeans, rotate_to
+from latentviz.models.vq import FSQ, ResidualVQ, SentenceVQ, VectorQuantizer, VQConfig, rotate_to
 
 
 def blobs(n=512, k=16, dim=8, seed=0):
