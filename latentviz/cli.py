@@ -100,7 +100,12 @@ def cmd_train_vq(args) -> None:
                                          max_tokens=args.max_tokens, progress=bar)
     finally:
         bar.close()
-    print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
+    _print_figures(args, model_id)
+
+
+def _print_figures(args, model_id: int) -> None:
+    """A trained model's stored held-out figures, as JSON."""
+    print(json.dumps({"model": model_id, **_store(args).model(model_id)["metrics"]}, indent=2))
 
 
 def cmd_train_vae(args) -> None:
@@ -114,7 +119,7 @@ def cmd_train_vae(args) -> None:
                                       training=train.TrainConfig(batch_size=args.batch_size, lr=args.lr), progress=bar)
     finally:
         bar.close()
-    print(json.dumps({"model": model_id, **json.loads(_store(args).models().set_index("id").loc[model_id, "metrics"])}, indent=2))
+    _print_figures(args, model_id)
 
 
 def cmd_decode(args) -> None:

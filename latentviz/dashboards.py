@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +45,7 @@ def _size(config: dict) -> int:
 
 def training_curves(store: Store, model_id: int) -> pd.DataFrame:
     """step, metric, value: held-out perplexity, utilisation, dead codes (EMA rule) and reconstruction."""
-    size = _size(json.loads(store.models().set_index("id").loc[model_id, "config"])["model"])
+    size = _size(store.model(model_id)["config"]["model"])
     curves = store.training_metrics(model_id)
     curves = curves[curves["name"].isin(["perplexity", "used", "ema_dead", "reconstruction"])].copy()
     used = curves["name"] == "used"
@@ -58,11 +57,10 @@ def training_curves(store: Store, model_id: int) -> pd.DataFrame:
 def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     from latentviz.models import base
 
-    models = store.models().set_index("id")
-    if model_id not in models.index or pd.isna(models.loc[model_id, "checkpoint"]):
+    row = store.model(model_id)
+    if row is None or row["kind"] != "vq" or row["checkpoint"] is None:
         raise StoreError(f"no finished VQ model with id {model_id}")
-    row = models.loc[model_id]
-    config = json.loads(row["config"])["model"]
+    config = row["config"]["model"]
     size = _size(config)
     codes = store.codes(model_id)
     codes = codes[codes["stage"] == stage]
@@ -76,7 +74,7 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     return Codebook(
         model_id=model_id, name=str(row["name"]), size=size, stages=int(config["stages"]) if config["quantizer"] == "rvq" else 1,
         usage=usage, lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}), gini=metrics.gini(counts),
-        held_out=json.loads(row["metrics"] or "{}"), curves=training_curves(store, model_id), by_label=by_label,
+        held_out=row["metrics"], curves=training_curves(store, model_id), by_label=by_label,
         vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
     )
 
@@ -113,8 +111,7 @@ def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10
 
 
 def is_token_model(store: Store, model_id: int) -> bool:
-    config = json.loads(store.models().set_index("id").loc[model_id, "config"])
-    return config.get("data", {}).get("unit") == "token"
+    return store.model(model_id)["config"].get("data", {}).get("unit") == "token"
 
 
 def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:

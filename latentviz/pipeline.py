@@ -9,7 +9,6 @@ interrupted encode resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -82,13 +81,17 @@ def backbone(store: Store, name: str) -> backbones.Backbone:
         return _loaded[key]
 
 
+def _require_dataset(store: Store, dataset: str) -> None:
+    if not store.has_dataset(dataset):
+        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+
+
 # -- encode ------------------------------------------------------------------------------------
 
 def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None,
            batch_size: int = backbones.BATCH_SIZE, progress: Progress = _quiet) -> int:
     """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
-    if not store.has_dataset(dataset):
-        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    _require_dataset(store, dataset)
     progress(0, None, f"loading {backbone_name}")
     model = backbone(store, backbone_name)
     layer = backbones.check_layer(model, layer)
@@ -211,8 +214,7 @@ def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAUL
     from latentviz.models.vq import VQConfig
 
     training = training or train.TrainConfig()
-    if not store.has_dataset(dataset):
-        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    _require_dataset(store, dataset)
     if tokens:
         model = backbone(store, backbone_name)
         data = {"unit": "token", "layer": backbones.check_layer(model, layer), "max_tokens": max_tokens}
@@ -227,7 +229,7 @@ def train_vq(store: Store, dataset: str, *, backbone_name: str = settings.DEFAUL
     return _fit_vq(store, model_id, progress)
 
 
-def _vq_data(store: Store, row: pd.Series, data: dict, progress: Progress):
+def _vq_data(store: Store, row: dict, data: dict, progress: Progress):
     """(text id per row, token positions or None, token strings or None, vectors) to train on."""
     if data["unit"] == "sentence":
         text_ids, vectors = store.vectors(find_encoding(store, row["dataset"], row["backbone"]))
@@ -243,10 +245,10 @@ def _vq_data(store: Store, row: pd.Series, data: dict, progress: Progress):
 
 def resume_vq(store: Store, model_id: int, progress: Progress = _quiet) -> int:
     """Continue an interrupted VQ training run from its last checkpoint."""
-    models = store.models().set_index("id")
-    if model_id not in models.index or models.loc[model_id, "kind"] != "vq":
+    row = store.model(model_id)
+    if row is None or row["kind"] != "vq":
         raise StoreError(f"no VQ model with id {model_id}; see `latentviz info`")
-    if pd.notna(models.loc[model_id, "checkpoint"]):
+    if row["checkpoint"] is not None:
         raise StoreError(f"VQ model {model_id} has finished training; nothing to resume")
     return _fit_vq(store, model_id, progress)
 
@@ -257,8 +259,8 @@ def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
     from latentviz.models import base
     from latentviz.models.vq import SentenceVQ, VQConfig
 
-    row = store.models().set_index("id").loc[model_id]
-    saved = json.loads(row["config"])
+    row = store.model(model_id)
+    saved = row["config"]
     config, training = VQConfig(**saved["model"]), train.TrainConfig(**saved["training"])
     text_ids, positions, tokens, vectors = _vq_data(store, row, saved.get("data", {"unit": "sentence"}), progress)
     if len(text_ids) < 20:
@@ -308,9 +310,8 @@ def train_vae(store: Store, dataset: str, *, options: dict | None = None, traini
     from latentviz.vocab import Vocab
 
     training = training or train.TrainConfig()
-    texts = store.texts(dataset) if store.has_dataset(dataset) else None
-    if texts is None:
-        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    _require_dataset(store, dataset)
+    texts = store.texts(dataset)
     if len(texts) < 20:
         raise StoreError(f"dataset {dataset!r} has {len(texts)} texts; a VAE needs at least 20")
     options = dict(options or {})
@@ -378,10 +379,10 @@ def load_vae(store: Store, model_id: int):
     """The trained VAE with this id, read from its checkpoint folder."""
     from latentviz.models import base
 
-    models = store.models().set_index("id")
-    if model_id not in models.index or models.loc[model_id, "kind"] != "vae" or pd.isna(models.loc[model_id, "checkpoint"]):
+    row = store.model(model_id)
+    if row is None or row["kind"] != "vae" or row["checkpoint"] is None:
         raise StoreError(f"no trained VAE with id {model_id}; see `latentviz info`")
-    return base.load(models.loc[model_id, "checkpoint"]).eval()
+    return base.load(row["checkpoint"]).eval()
 
 
 def vae_latents(store: Store, model, texts: list[str]):
@@ -434,8 +435,7 @@ def vae_traverse(store: Store, model_id: int, text: str, dim: int, steps: int = 
     model = load_vae(store, model_id)
     if not 0 <= dim < model.config.latent_dim:
         raise ValueError(f"dimension {dim} does not exist: the latent has dimensions 0..{model.config.latent_dim - 1}")
-    dataset = store.models().set_index("id").loc[model_id, "dataset"]
-    _, means = store.vectors(find_encoding(store, dataset, f"vae#{model_id}"))
+    _, means = store.vectors(find_encoding(store, store.model(model_id)["dataset"], f"vae#{model_id}"))
     mu, _ = vae_latents(store, model, [text])
     direction = np.eye(model.config.latent_dim)[dim]
     path = ops.traverse(mu[0], direction, float(means[:, dim].std()), steps)

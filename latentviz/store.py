@@ -462,6 +462,16 @@ class Store:
     def models(self) -> pd.DataFrame:
         return self._frame("SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id")
 
+    def model(self, model_id: int) -> dict | None:
+        """One model's row, with config and metrics parsed (metrics {} until it finishes); None if absent."""
+        frame = self._frame("SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint FROM models WHERE id = ?", [model_id])
+        if frame.empty:
+            return None
+        row = frame.iloc[0].to_dict()
+        row["config"], row["metrics"] = json.loads(row["config"] or "{}"), json.loads(row["metrics"] or "{}")
+        row["checkpoint"] = None if pd.isna(row["checkpoint"]) else row["checkpoint"]
+        return row
+
     def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:
         rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})
         with self._transaction() as con:
