@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,19 @@ def load(name: str, *, cache: Path, device: torch.device | None = None) -> Backb
     tokenizer.padding_side = "right"
     model.eval().to(device)
     return Backbone(name=name, model=model, tokenizer=tokenizer, causal=causal, device=device)
+
+
+_shared: dict[tuple[str, str], Backbone] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(name: str, cache: Path) -> Backbone:
+    """The named backbone, loaded on first use and then kept for the life of the process."""
+    with _shared_lock:
+        key = (name, str(cache))
+        if key not in _shared:
+            _shared[key] = load(name, cache=cache)
+        return _shared[key]
 
 
 class _Captured(Exception):

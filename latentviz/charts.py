@@ -33,7 +33,8 @@ def with_hover(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=None, focus_id: int | None = None,
-               neighbour_ids=None, placed: pd.DataFrame | None = None, height: int = 640) -> go.Figure:
+               neighbour_ids=None, placed: pd.DataFrame | None = None, path: pd.DataFrame | None = None,
+               height: int = 640) -> go.Figure:
     """The Latent Map. `points` has id, x, y, text, hover (see `with_hover`) and the `color` column.
 
     highlight_ids: search matches, drawn on top while the rest fade; focus_id and neighbour_ids:
@@ -61,6 +62,12 @@ def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=
             x=placed["x"], y=placed["y"], mode="markers", name="your text",
             hovertext=[hover_text(t) for t in placed["text"]], hovertemplate="%{hovertext}<extra>your text</extra>",
             marker={"symbol": "star", "size": 18, "color": "#000000", "line": {"width": 1.5, "color": "#FFFFFF"}},
+        ))
+    if path is not None and not path.empty:
+        figure.add_trace(go.Scattergl(
+            x=path["x"], y=path["y"], mode="lines+markers", name="path",
+            hovertext=[hover_text(t) for t in path["text"]], hovertemplate="%{hovertext}<extra>path</extra>",
+            line={"color": "#000000", "width": 2}, marker={"size": 9, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
         ))
     figure.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 30, "b": 40}, dragmode="pan", hovermode="closest",
@@ -141,3 +148,19 @@ def codebook_map(vectors: pd.DataFrame):
         shape=alt.Shape("dead:N", scale=alt.Scale(domain=[False, True], range=["circle", "cross"]), legend=None),
         tooltip=["code", "count"],
     ).properties(height=300)
+
+
+# -- text VAE charts -----------------------------------------------------------------------------
+
+def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
+    """KL(q(z_d|x) ‖ p(z_d)) per latent dimension, largest first; dimensions carrying almost nothing in grey."""
+    import altair as alt
+
+    frame = pd.DataFrame({"dimension": range(len(kl_per_dim)), "KL": kl_per_dim})
+    frame["carries information"] = frame["KL"] > threshold
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("dimension:O", sort="-y", title="latent dimension (sorted by KL)"),
+        y=alt.Y("KL:Q", title="KL (nats)"),
+        color=alt.Color("carries information:N", scale=alt.Scale(domain=[True, False], range=["#4C78A8", "#BAB0AC"]), legend=None),
+        tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f")],
+    ).properties(height=220)

@@ -111,37 +111,72 @@ def _print_figures(args, model_id: int) -> None:
 def cmd_train_vae(args) -> None:
     from latentviz import pipeline, train
 
-    options = {"variant": args.variant, "latent_dim": args.latent_dim, "hidden": args.hidden, "beta": args.beta, "anneal": args.anneal,
-               "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples}
+    given = {"variant": args.variant, "latent_dim": args.latent_dim, "hidden": args.hidden, "max_len": args.max_len, "beta": args.beta,
+             "anneal": args.anneal, "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples}
+    options = {name: value for name, value in given.items() if value is not None}  # the rest: pipeline.VAE_DEFAULTS
+    if args.resume is None and not args.dataset:
+        raise ValueError("train vae needs --dataset NAME (or --resume MODEL_ID)")
     bar = _Bar()
     try:
-        model_id = pipeline.train_vae(_store(args), args.dataset, options=options, epochs=args.epochs,
-                                      training=train.TrainConfig(batch_size=args.batch_size, lr=args.lr), progress=bar)
+        if args.resume is not None:
+            model_id = pipeline.resume_vae(_store(args), args.resume, progress=bar)
+        else:
+            model_id = pipeline.train_vae(_store(args), args.dataset, options=options, epochs=args.epochs, vocab_size=args.vocab_size,
+                                          training=train.TrainConfig(batch_size=args.batch_size, lr=args.lr), progress=bar)
     finally:
         bar.close()
     _print_figures(args, model_id)
 
 
-def cmd_decode(args) -> None:
-    from latentviz import pipeline
+def _space(args):
+    from latentviz import latent_space
 
-    print(pipeline.vae_decode(_store(args), args.model, args.text))
+    return latent_space.open_space(_store(args), args.model)
+
+
+def _decoding(args) -> dict:
+    return {"method": args.decoding, "beam": args.beam, "temperature": args.temperature}
+
+
+def cmd_decode(args) -> None:
+    space = _space(args)
+    options = _decoding(args)
+    print(space.reconstruct(args.text, options.pop("method"), from_mean=not args.sample, seed=args.seed, **options))
+    if args.neighbours:
+        mu, _ = space.latents([args.text])
+        print(space.neighbours(mu[0], args.neighbours)[["distance", "label", "text"]].to_string(index=False))
+
+
+def cmd_sample(args) -> None:
+    options = _decoding(args)
+    for text in _space(args).sample(args.n, options.pop("method"), seed=args.seed, **options):
+        print(text)
 
 
 def cmd_interpolate(args) -> None:
-    from latentviz import pipeline
-
-    decodes, smoothness = pipeline.vae_interpolate(_store(args), args.model, args.start, args.end, args.steps, args.method)
-    for step, text in enumerate(decodes):
-        print(f"{step}\t{text}")
+    path, smoothness, _ = _space(args).interpolate(args.start, args.end, args.steps, args.method, args.decoding)
+    for row in path.itertuples():
+        print(f"{row.t:.2f}\t{row.text}")
     print(f"smoothness (mean word edit distance between neighbours): {smoothness:.2f}")
 
 
 def cmd_traverse(args) -> None:
-    from latentviz import pipeline
+    if args.pca is not None:
+        kind, index, labels = "pca", args.pca, None
+    elif args.labels:
+        kind, index, labels = "label", 0, tuple(args.labels)
+    elif args.dim is not None:
+        kind, index, labels = "dimension", args.dim, None
+    else:
+        raise ValueError("say which direction to sweep: --dim D, --pca K or --labels A B")
+    for row in _space(args).traverse(args.text, kind, [index], labels, args.steps, args.decoding).itertuples():
+        print(f"{row.offset:+.1f}σ\t{row.text}")
 
-    for step, text in enumerate(pipeline.vae_traverse(_store(args), args.model, args.text, args.dim, args.steps)):
-        print(f"{step}\t{text}")
+
+def cmd_arithmetic(args) -> None:
+    alphas = [float(a) for a in args.alpha.split(",")]
+    for row in _space(args).arithmetic(args.text, args.plus, args.minus, alphas, args.decoding).itertuples():
+        print(f"α={row.alpha:g}\t{row.text}")
 
 
 def cmd_info(args) -> None:
@@ -216,40 +251,63 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_vq)
 
     p = families.add_parser("vae", parents=[common], help="text VAE: sentence → Gaussian latent → words")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--variant", choices=["rnn", "pretrained-encoder"], default="pretrained-encoder",
-                   help="pretrained-encoder reads the dataset's stored MiniLM vectors (encode it first)")
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=512, help="GRU width (and encoder MLP width)")
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--anneal", choices=["none", "linear", "cyclical"], default="linear")
-    p.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dimension, in nats")
-    p.add_argument("--word-dropout", type=float, default=0.0)
-    p.add_argument("--iw-samples", type=int, default=1, help="train on the IWAE bound with K samples (K > 1)")
+    p.add_argument("--dataset")
+    p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped or interrupted run from its last checkpoint")
+    p.add_argument("--variant", choices=["rnn", "pretrained-encoder"], help="pretrained-encoder (default) reads the dataset's "
+                   "stored MiniLM vectors (encode it first); rnn learns its own GRU encoder")
+    p.add_argument("--latent-dim", type=int, help="default 32")
+    p.add_argument("--hidden", type=int, help="GRU width (and encoder MLP width); default 256")
+    p.add_argument("--max-len", type=int, help="words per sentence, longer ones are cut; default 32")
+    p.add_argument("--beta", type=float, help="KL weight; default 1")
+    p.add_argument("--anneal", choices=["none", "linear", "cyclical"], help="KL weight schedule; default linear")
+    p.add_argument("--free-bits", type=float, help="KL floor per latent dimension, in nats; default 0.5")
+    p.add_argument("--word-dropout", type=float, help="share of decoder input words hidden; default 0")
+    p.add_argument("--iw-samples", type=int, help="train on the IWAE bound with K samples (K > 1); default 1")
+    p.add_argument("--vocab-size", type=int, default=4000, help="words kept in the vocabulary (the rest are <unk>)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.set_defaults(run=cmd_train_vae)
 
-    p = sub.add_parser("decode", parents=[common], help="reconstruct a sentence with a trained VAE")
-    p.add_argument("model", type=int, metavar="MODEL_ID")
+    decoding = argparse.ArgumentParser(add_help=False)
+    decoding.add_argument("model", type=int, metavar="MODEL_ID")
+    decoding.add_argument("--decoding", choices=["greedy", "beam", "sample"], default="greedy")
+    decoding.add_argument("--beam", type=int, default=5, help="beam width (--decoding beam)")
+    decoding.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (--decoding sample)")
+
+    p = sub.add_parser("decode", parents=[common, decoding], help="reconstruct a sentence with a trained VAE")
     p.add_argument("--text", required=True)
+    p.add_argument("--sample", action="store_true", help="decode a sample of the posterior instead of its mean")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--neighbours", type=int, default=0, metavar="K", help="also list the K dataset texts nearest in latent space")
     p.set_defaults(run=cmd_decode)
 
-    p = sub.add_parser("interpolate", parents=[common], help="decode the path between two sentences in a VAE's latent space")
-    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p = sub.add_parser("sample", parents=[common, decoding], help="decode sentences from the prior of a trained VAE")
+    p.add_argument("-n", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("interpolate", parents=[common, decoding], help="decode the path between two sentences in a VAE's latent space")
     p.add_argument("--from", dest="start", required=True)
     p.add_argument("--to", dest="end", required=True)
     p.add_argument("--steps", type=int, default=7)
     p.add_argument("--method", choices=["lerp", "slerp"], default="slerp")
     p.set_defaults(run=cmd_interpolate)
 
-    p = sub.add_parser("traverse", parents=[common], help="sweep one latent dimension of a sentence from -3σ to +3σ")
-    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p = sub.add_parser("traverse", parents=[common, decoding], help="sweep a direction of a sentence's latent from -3σ to +3σ")
     p.add_argument("--text", required=True)
-    p.add_argument("--dim", type=int, required=True)
+    p.add_argument("--dim", type=int, help="a latent dimension")
+    p.add_argument("--pca", type=int, metavar="K", help="the K-th principal direction of the dataset's posterior means")
+    p.add_argument("--labels", nargs=2, metavar=("A", "B"), help="the direction mean z|A − mean z|B")
     p.add_argument("--steps", type=int, default=7)
     p.set_defaults(run=cmd_traverse)
+
+    p = sub.add_parser("arithmetic", parents=[common, decoding], help="z(text) + α·(mean z|A − mean z|B), decoded")
+    p.add_argument("--text", required=True)
+    p.add_argument("--plus", required=True, metavar="A", help="label whose mean is added, e.g. sport")
+    p.add_argument("--minus", required=True, metavar="B", help="label whose mean is subtracted, e.g. business")
+    p.add_argument("--alpha", default="0,0.5,1,1.5,2", help="comma-separated α values")
+    p.set_defaults(run=cmd_arithmetic)
 
     p = sub.add_parser("info", parents=[common], help="print the workspace contents as one JSON object")
     p.set_defaults(run=cmd_info)

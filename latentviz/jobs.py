@@ -17,6 +17,7 @@ import pandas as pd
 from latentviz.store import Store
 
 _threads: dict[tuple[str, int], threading.Thread] = {}
+_stops: dict[tuple[str, int], threading.Event] = {}
 _lock = threading.RLock()  # guards _threads: a job row and its thread appear together
 
 
@@ -38,17 +39,33 @@ def start(store: Store, kind: str, params: dict, step: Callable[[Callable], obje
             if job.kind == kind and json.loads(job.params) == params:
                 return int(job.id)
         job_id = store.start_job(kind, params, os.getpid())
-        thread = threading.Thread(target=_run, args=(store, job_id, step), daemon=True, name=f"latentviz-job-{job_id}")
-        _threads[(str(store.path), job_id)] = thread
+        key = (str(store.path), job_id)
+        _stops[key] = threading.Event()
+        thread = threading.Thread(target=_run, args=(store, job_id, step, _stops[key]), daemon=True, name=f"latentviz-job-{job_id}")
+        _threads[key] = thread
         thread.start()
     return job_id
 
 
-def _run(store: Store, job_id: int, step: Callable) -> None:
+class Stopped(Exception):
+    """Raised inside a job's progress callback once someone asked the job to stop."""
+
+
+def stop(store: Store, job_id: int) -> None:
+    """Ask a running job of this process to stop at its next progress report (training runs
+    checkpoint first, so they can be resumed)."""
+    event = _stops.get((str(store.path), job_id))
+    if event is not None:
+        event.set()
+
+
+def _run(store: Store, job_id: int, step: Callable, stop_asked: threading.Event) -> None:
     last_write = 0.0
 
     def progress(done: int, total: int | None, message: str) -> None:
         nonlocal last_write
+        if stop_asked.is_set():
+            raise Stopped
         now = time.monotonic()
         if now - last_write >= 0.5 or (total is not None and done >= total):  # a row every half second is plenty
             last_write = now
@@ -57,6 +74,8 @@ def _run(store: Store, job_id: int, step: Callable) -> None:
     try:
         step(progress)
         store.finish_job(job_id, "done")
+    except Stopped:
+        store.finish_job(job_id, "interrupted", error="stopped; resume it to continue from the last checkpoint")
     except Exception as error:  # the job row is how the page learns of the failure
         traceback.print_exc()
         store.finish_job(job_id, "failed", error=str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -9,7 +9,6 @@ interrupted encode resumes where it stopped.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, corpus, metrics, projection, settings, train
+from latentviz import (
+    backbones,
+    corpus,
+    latent_space,
+    metrics,
+    projection,
+    settings,
+    train,
+)
 from latentviz.store import Store, StoreError
 
 Progress = Callable[[int, int | None, str], None]
@@ -67,18 +74,9 @@ def ingest(store: Store, source: str, *, name: str | None = None, text_column: s
 
 # -- backbones, loaded once per process --------------------------------------------------------
 
-_loaded: dict[tuple[str, str], backbones.Backbone] = {}
-_load_lock = threading.Lock()
-
-
 def backbone(store: Store, name: str) -> backbones.Backbone:
     """The named backbone, loaded on first use and then kept for the life of the process."""
-    cache = settings.cache_dir(store.path)
-    with _load_lock:
-        key = (name, str(cache))
-        if key not in _loaded:
-            _loaded[key] = backbones.load(name, cache=cache)
-        return _loaded[key]
+    return backbones.shared(name, settings.cache_dir(store.path))
 
 
 def _require_dataset(store: Store, dataset: str) -> None:
@@ -154,10 +152,18 @@ def place(store: Store, projection_id: int, texts: list[str], k: int = 10) -> Pl
     """Encode new texts with the map's backbone and layer, place them on the map, find their neighbours."""
     if not texts:
         raise corpus.CorpusError("no text to place; type a sentence or upload a file")
-    row, params, state = store.projection(projection_id)
+    row, _, _ = store.projection(projection_id)
     encoding = store.encoding(row["encoding_id"])
-    model = backbone(store, encoding["backbone"])
-    new_vectors = backbones.encode(model, texts, layer=int(encoding["layer"]))
+    if encoding["backbone"].startswith("vae#"):  # a VAE's map: its posterior means
+        new_vectors = latent_space.open_space(store, int(encoding["backbone"][4:])).latents(texts)[0]
+    else:
+        new_vectors = backbones.encode(backbone(store, encoding["backbone"]), texts, layer=int(encoding["layer"]))
+    return place_vectors(store, projection_id, new_vectors, texts, k)
+
+
+def place_vectors(store: Store, projection_id: int, new_vectors: np.ndarray, labels: list[str], k: int = 10) -> Placed:
+    """Place vectors of the map's encoding on the map (without refitting) and find their neighbours."""
+    row, params, state = store.projection(projection_id)
     points = store.projection_points(projection_id)
     train_vectors = train_coords = None
     if row["method"] == "umap":
@@ -167,7 +173,7 @@ def place(store: Store, projection_id: int, texts: list[str], k: int = 10) -> Pl
     coords = projection.transform(row["method"], params, state, new_vectors, train_vectors, train_coords)
     xy = points.set_index("id")[["x", "y"]]
     neighbours = [store.nearest(row["encoding_id"], vector, k).join(xy, on="id") for vector in new_vectors]
-    return Placed(pd.DataFrame({"text": texts, "x": coords[:, 0], "y": coords[:, 1]}), neighbours)
+    return Placed(pd.DataFrame({"text": labels, "x": coords[:, 0], "y": coords[:, 1]}), neighbours)
 
 
 def neighbours_of(store: Store, projection_id: int, text_id: int, k: int = 10) -> pd.DataFrame:
@@ -297,58 +303,103 @@ def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
 
 # -- train a text VAE ---------------------------------------------------------------------------
 
+VAE_VOCAB = 4000  # words kept; the output softmax over them is most of a CPU training step
+VAE_DEFAULTS = {"variant": "pretrained-encoder", "latent_dim": 32, "hidden": 256, "max_len": 32, "free_bits": 0.5}
+
 def train_vae(store: Store, dataset: str, *, options: dict | None = None, training: train.TrainConfig | None = None,
-              epochs: int | None = None, vocab_size: int = 10_000, name: str | None = None,
+              epochs: int | None = None, vocab_size: int = VAE_VOCAB, name: str | None = None,
               progress: Progress = _quiet) -> int:
     """Train a text VAE on a dataset (the pretrained-encoder variant reads its stored MiniLM vectors);
-    store its curves, its latent means as an encoding (so the Latent Map can show them) and its
-    held-out diagnostics. Returns the model id."""
+    store its curves, its posterior means and log-variances as encodings (so the Latent Map can show
+    them) and its held-out diagnostics. `epochs`, when given, sets the steps. Returns the model id."""
+    from latentviz.models.vae import VAEConfig
+    from latentviz.vocab import SPECIALS
+
+    training = training or train.TrainConfig()
+    _require_dataset(store, dataset)
+    options = {**VAE_DEFAULTS, **(options or {})}
+    if options["variant"] != "rnn":
+        options["d_in"] = int(store.encoding(find_encoding(store, dataset, settings.DEFAULT_BACKBONE))["dim"])
+    config = VAEConfig(vocab=SPECIALS, **options)  # checks the options before anything is stored
+    n = len(store.texts(dataset))
+    if n < 20:
+        raise StoreError(f"dataset {dataset!r} has {n} texts; a VAE needs at least 20")
+    if epochs is not None:  # an epoch: one pass over the training texts, in batches
+        batches = -(-len(split_ids(n, training.seed)[0]) // training.batch_size)
+        training = train.TrainConfig(**{**asdict(training), "steps": max(1, epochs * batches)})
+    backbone_name = settings.DEFAULT_BACKBONE if config.variant != "rnn" else ""
+    model_id = store.add_model("vae", name or f"{config.variant} VAE d={config.latent_dim}", dataset, backbone_name,
+                               {"model": options, "training": asdict(training), "data": {"vocab_size": vocab_size}})
+    return _fit_vae(store, model_id, progress)
+
+
+def resume_vae(store: Store, model_id: int, progress: Progress = _quiet) -> int:
+    """Continue a stopped or interrupted VAE training run from its last checkpoint."""
+    row = store.model(model_id)
+    if row is None or row["kind"] != "vae":
+        raise StoreError(f"no VAE with id {model_id}; see `latentviz info`")
+    if row["checkpoint"] is not None:
+        raise StoreError(f"VAE {model_id} has finished training; nothing to resume")
+    return _fit_vae(store, model_id, progress)
+
+
+def _fit_vae(store: Store, model_id: int, progress: Progress) -> int:
     import torch
 
     from latentviz.models import base
     from latentviz.models.vae import TextVAE, VAEConfig
     from latentviz.vocab import Vocab
 
-    training = training or train.TrainConfig()
-    _require_dataset(store, dataset)
-    texts = store.texts(dataset)
-    if len(texts) < 20:
-        raise StoreError(f"dataset {dataset!r} has {len(texts)} texts; a VAE needs at least 20")
-    options = dict(options or {})
+    row = store.model(model_id)
+    saved = row["config"]
+    training = train.TrainConfig(**saved["training"])
+    texts = store.texts(row["dataset"])
     text_ids, vectors = texts["id"].to_numpy(), np.zeros((len(texts), 1), np.float32)
-    if options.get("variant", "pretrained-encoder") == "pretrained-encoder":
-        encoded_ids, vectors = store.vectors(find_encoding(store, dataset, settings.DEFAULT_BACKBONE))
-        texts = texts.set_index("id").loc[encoded_ids].reset_index()
-        text_ids = encoded_ids
-        options["d_in"] = vectors.shape[1]
+    if saved["model"]["variant"] != "rnn":
+        text_ids, vectors = store.vectors(find_encoding(store, row["dataset"], row["backbone"]))
+        texts = texts.set_index("id").loc[text_ids].reset_index()
     train_rows, held_rows = split_ids(len(texts), training.seed)
-    vocab = Vocab.build(texts["text"].iloc[train_rows], size=vocab_size)
-    config = VAEConfig(vocab=vocab.tokens, **options)
-    if epochs is not None:  # an epoch: one pass over the training texts, in batches
-        training = train.TrainConfig(**{**asdict(training), "steps": max(1, epochs * -(-len(train_rows) // training.batch_size))})
+    # Rebuilt the same way on a resume: same texts, same split, same vocabulary.
+    vocab = Vocab.build(texts["text"].iloc[train_rows], size=saved["data"]["vocab_size"])
+    config = VAEConfig(vocab=vocab.tokens, **saved["model"])
     torch.manual_seed(training.seed)
     model = TextVAE(config)
-    model_id = store.add_model("vae", name or f"{config.variant} VAE d={config.latent_dim}", dataset,
-                               settings.DEFAULT_BACKBONE if config.variant == "pretrained-encoder" else "",
-                               {"model": {k: v for k, v in asdict(config).items() if k != "vocab"}, "training": asdict(training)})
     folder = settings.models_dir(store.path) / str(model_id)
-    tokens = vocab.encode(texts["text"].tolist(), config.max_len)
-    data = (tokens, torch.from_numpy(np.array(vectors)))
+    store.drop_training_metrics_after(model_id, train.checkpoint_step(folder))  # curves resume with the weights
+    data = (vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
     held = train.rows(data, torch.from_numpy(held_rows))
     train.fit(model, train.rows(data, torch.from_numpy(train_rows)), config=training, held_out=held, folder=folder,
               progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
-              on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+              on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", {**figures, **vae_health(model, held)}))
     progress(training.steps, training.steps, "diagnostics: active units, mutual information, importance-weighted NLL")
     figures = vae_diagnostics(model, held)
     model.eval()
     with torch.no_grad():
-        mu, _ = model.encode(*data)
-    encoding_id = store.encoding_id(dataset, f"vae#{model_id}", 0, config.latent_dim, {"pooling": "posterior mean"})
-    store.add_vectors(encoding_id, text_ids, mu.numpy())
-    store.mark_encoding_complete(encoding_id)
+        mu, logvar = model.encode(*data)
+    for name, values in ((latent_space.mean_encoding(model_id), mu), (latent_space.logvar_encoding(model_id), logvar)):
+        encoding_id = store.encoding_id(row["dataset"], name, 0, config.latent_dim, {"pooling": f"posterior {name.split()[-1]}"})
+        store.add_vectors(encoding_id, text_ids, values.numpy())
+        store.mark_encoding_complete(encoding_id)
     base.save(model, folder)
     store.finish_model(model_id, str(folder), figures)
+    progress(training.steps, training.steps, f"model {model_id} ready")
     return model_id
+
+
+def vae_health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
+    """Cheap figures for curves during training: AU and MI over the held-out texts, and an
+    importance-weighted NLL with few samples on a fixed subset of them."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng():  # the same samples at every evaluation; training's RNG untouched
+        torch.manual_seed(0)
+        mu, logvar = model.encode(*held)
+        joint, q = model.log_weights(*(t[:texts] for t in held), samples=samples)
+    model.train(was_training)
+    return {"active_units": metrics.active_units(mu.numpy()), "mutual_information": metrics.mutual_information(mu.numpy(), logvar.numpy()),
+            "iw_nll": float(metrics.importance_weighted_nll(joint.numpy(), q.numpy()).mean())}
 
 
 def vae_diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50) -> dict:
@@ -371,72 +422,3 @@ def vae_diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int =
     return {"iw_nll": float(nll.mean()), "iw_samples": samples, "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
             "kl": kl, "kl_per_dim": kl_dims.round(4).tolist(), "active_units": au, "mutual_information": mi,
             "prior_decode_diversity": distinct / len(prior), "collapsed": bool(collapsed), "held_out": len(mu)}
-
-
-# -- use a trained text VAE ---------------------------------------------------------------------
-
-def load_vae(store: Store, model_id: int):
-    """The trained VAE with this id, read from its checkpoint folder."""
-    from latentviz.models import base
-
-    row = store.model(model_id)
-    if row is None or row["kind"] != "vae" or row["checkpoint"] is None:
-        raise StoreError(f"no trained VAE with id {model_id}; see `latentviz info`")
-    return base.load(row["checkpoint"]).eval()
-
-
-def vae_latents(store: Store, model, texts: list[str]):
-    """Posterior means and log-variances (N, D) of new texts."""
-    import torch
-
-    if not texts or not all(t.strip() for t in texts):
-        raise corpus.CorpusError("give a non-empty sentence to encode")
-    tokens = model.vocab.encode(texts, model.config.max_len)
-    if model.config.variant == "pretrained-encoder":
-        embeddings = torch.from_numpy(backbones.encode(backbone(store, settings.DEFAULT_BACKBONE), texts))
-    else:
-        embeddings = torch.zeros(len(texts), 1)
-    with torch.no_grad():
-        mu, logvar = model.encode(tokens, embeddings)
-    return mu.numpy(), logvar.numpy()
-
-
-def vae_decode(store: Store, model_id: int, text: str) -> str:
-    """The sentence decoded (greedily) from the posterior mean of `text`."""
-    import torch
-
-    model = load_vae(store, model_id)
-    mu, _ = vae_latents(store, model, [text])
-    return model.decode(torch.from_numpy(mu))[0]
-
-
-def vae_interpolate(store: Store, model_id: int, start: str, end: str, steps: int = 7, method: str = "slerp") -> tuple[list[str], float]:
-    """Decodes along the path from one sentence's posterior mean to another's, and the path's smoothness."""
-    import torch
-
-    from latentviz import ops
-
-    if method not in ("lerp", "slerp"):
-        raise ValueError(f"unknown interpolation {method!r}; use lerp or slerp")
-    model = load_vae(store, model_id)
-    mu, _ = vae_latents(store, model, [start, end])
-    path = (ops.slerp if method == "slerp" else ops.lerp)(mu[0], mu[1], steps)
-    decodes = model.decode(torch.from_numpy(path.astype(np.float32)))
-    return decodes, ops.smoothness(decodes)
-
-
-def vae_traverse(store: Store, model_id: int, text: str, dim: int, steps: int = 7) -> list[str]:
-    """Decodes of `text`'s posterior mean with dimension `dim` swept from −3σ to +3σ, σ being the
-    spread of that dimension's posterior means over the model's dataset."""
-    import torch
-
-    from latentviz import ops
-
-    model = load_vae(store, model_id)
-    if not 0 <= dim < model.config.latent_dim:
-        raise ValueError(f"dimension {dim} does not exist: the latent has dimensions 0..{model.config.latent_dim - 1}")
-    _, means = store.vectors(find_encoding(store, store.model(model_id)["dataset"], f"vae#{model_id}"))
-    mu, _ = vae_latents(store, model, [text])
-    direction = np.eye(model.config.latent_dim)[dim]
-    path = ops.traverse(mu[0], direction, float(means[:, dim].std()), steps)
-    return model.decode(torch.from_numpy(path.astype(np.float32)))

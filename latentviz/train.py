@@ -110,7 +110,12 @@ def fit(model: torch.nn.Module, train: Data, *, config: TrainConfig, held_out: D
         if folder is not None and (done % config.checkpoint_every == 0 or done == config.steps):
             _checkpoint(model, optimizer, Path(folder), done, history)
         if progress:
-            progress(done, config.steps, {"loss": float(out.loss.detach()), **out.metrics})
+            try:
+                progress(done, config.steps, {"loss": float(out.loss.detach()), **out.metrics})
+            except BaseException:  # the caller stopped the run: keep this step's weights to resume from
+                if folder is not None:
+                    _checkpoint(model, optimizer, Path(folder), done, history)
+                raise
     return history
 
 

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import jobs, pipeline, settings
+from latentviz import jobs, latent_space, pipeline, settings
 from latentviz.store import Store
 
 
@@ -64,3 +64,37 @@ def _poll_jobs(workspace: Store) -> None:
         fraction = min(1.0, job.done / total) if total else 0.0
         count = f" — {job.done:,} / {int(total):,}" if total else ""
         st.progress(fraction, text=f"**{job.kind}**: {job.message or 'starting'}{count}")
+
+
+# -- text VAE pages ---------------------------------------------------------------------------------
+
+TRAIN_VAE_PAGE = "views/vae_train.py"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the VAE…")
+def _space(path: str, model_id: int) -> latent_space.LatentSpace:
+    return latent_space.open_space(store(), model_id)
+
+
+def pick_vae(workspace: Store) -> latent_space.LatentSpace:
+    """A select box of trained VAEs (the choice kept in the URL as ?model=); stops the page with a
+    pointer to the Train page when there is none."""
+    trained = latent_space.models(workspace)
+    if trained.empty:
+        st.info("**No VAE yet.** Train one on the Train page: about five minutes on a laptop CPU with the defaults.",
+                icon=":material/model_training:")
+        st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
+        st.stop()
+    labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in trained.itertuples()}
+    query = st.query_params
+    wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
+    model_id = st.selectbox("VAE", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="vae_model")
+    query["model"] = str(model_id)
+    return _space(str(workspace.path), model_id)
+
+
+def text_param(name: str, default: str, label: str, **kwargs) -> str:
+    """A text box whose value lives in the URL (?name=...), so a link reproduces the view."""
+    value = st.text_input(label, st.query_params.get(name, default), key=f"text_{name}", **kwargs).strip()
+    st.query_params[name] = value
+    return value

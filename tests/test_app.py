@@ -194,3 +194,60 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
     assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
     at.run()
     assert not at.exception and len(at.metric) == 3
+
+
+# -- Text VAE pages ----------------------------------------------------------------------------------
+
+def test_vae_pages_without_a_model_point_to_training(app, tmp_path):
+    at = app(tmp_path / "empty.duckdb")
+    for page in ("views/vae_diagnostics.py", "views/vae_traverse.py", "views/vae_interpolate.py", "views/vae_arithmetic.py"):
+        at.switch_page(page).run()
+        assert not at.exception and "No VAE yet" in shown(at), page
+    at.switch_page("views/vae_train.py").run()
+    assert "No data yet" in shown(at)
+
+
+def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(app, mapped_workspace, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    at = app(db)
+    at.switch_page("views/vae_train.py").run()
+    assert not at.exception
+    at.radio(key="vae_variant").set_value("rnn").run()
+    at.number_input(key="vae_epochs").set_value(2).run()
+    at.button(key="vae_train").click().run()
+    store = Store(db)
+    job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
+    assert job["status"] == "done", job["error"]
+    at.run()
+    assert not at.exception
+    assert at.dataframe[0].value["held_out"].iloc[0] == 15  # 10% of 150 texts
+
+    at.switch_page("views/vae_diagnostics.py").run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["IW-NLL", "Perplexity"]
+    prior, reconstructions = (frame.value for frame in at.dataframe)
+    assert len(prior) == 8 and len(reconstructions) == 4
+    at.text_input(key="text_text").set_value("The striker scored twice.").run()
+    assert not at.exception and len(at.dataframe[2].value) == 5
+
+    at.switch_page("views/vae_traverse.py").run()
+    assert not at.exception
+    table = at.get("html")[0].proto.body
+    assert table.count("<tr>") == 7 and "σ</th>" in table  # a header and six directions
+    at.radio(key="vae_traverse_kind").set_value("label").run()
+    assert not at.exception and at.get("html")[0].proto.body.count("<tr>") == 2
+
+    at.switch_page("views/vae_interpolate.py").run()
+    assert not at.exception and "no map yet" in shown(at)
+    at.button(key="vae_map").click().run()
+    job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
+    assert job["status"] == "done", job["error"]
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert len(at.dataframe[0].value) == 7
+
+    at.switch_page("views/vae_arithmetic.py").run()
+    assert not at.exception
+    assert at.get("html")[0].proto.body.count("<tr>") == 5
+    assert len(at.dataframe[0].value) == 8

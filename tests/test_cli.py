@@ -141,7 +141,9 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     db = str(tmp_path / "vae.duckdb")
     sentences = ["the striker scored twice in the final .", "shares fell sharply on wall street today .",
                  "the minister promised new taxes on fuel .", "the band released a new album this week ."]
-    Store(db).add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {'!' * (i // 4)}" for i, s in enumerate(sentences * 20)]}))
+    labels = ["sport", "business", "politics", "music"]
+    Store(db).add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {'!' * (i // 4)}" for i, s in enumerate(sentences * 20)],
+                                                        "label": labels * 20}))
     code, out, err = run(capsys, "train", "vae", "--dataset", "four", "--variant", "rnn", "--latent-dim", "4", "--hidden", "64", "--epochs", "40",
                          "--batch-size", "16", "--lr", "0.003", "--free-bits", "0.1", "--db", db)
     assert code == 0, err
@@ -155,7 +157,23 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 6 and lines[-1].startswith("smoothness")
     code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--dim", "0", "--steps", "3", "--db", db)
+    assert code == 0 and len(out.strip().splitlines()) == 3 and out.startswith("-3.0σ")
+    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--pca", "0", "--steps", "3", "--db", db)
     assert code == 0 and len(out.strip().splitlines()) == 3
+    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--labels", "sport", "music", "--db", db)
+    assert code == 0 and len(out.strip().splitlines()) == 7
+    code, out, _ = run(capsys, "decode", str(model_id), "--text", sentences[1], "--decoding", "beam", "--neighbours", "3", "--db", db)
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("shares fell sharply") and len(lines) == 5 and "business" in lines[2]
+    code, out, _ = run(capsys, "sample", str(model_id), "-n", "4", "--decoding", "sample", "--db", db)
+    assert code == 0 and len(out.strip().splitlines()) == 4
+    # Adding "sport minus business" to a business sentence moves it to the sport sentence.
+    code, out, _ = run(capsys, "arithmetic", str(model_id), "--text", sentences[1], "--plus", "sport", "--minus", "business",
+                       "--alpha", "0,1", "--db", db)
+    before, after = out.splitlines()
+    assert code == 0 and before.startswith("α=0\tshares fell sharply") and after.startswith("α=1\tthe striker scored twice")
+    code, _, err = run(capsys, "arithmetic", str(model_id), "--text", "x", "--plus", "cooking", "--minus", "sport", "--db", db)
+    assert code == 2 and "no text of dataset 'four' has label 'cooking'" in err
     code, _, err = run(capsys, "decode", "999", "--text", "hello", "--db", db)
     assert code == 2 and "no trained VAE with id 999" in err
     info = json.loads(run(capsys, "info", "--db", db)[1])

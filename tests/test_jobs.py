@@ -36,3 +36,21 @@ def test_a_job_left_running_by_a_dead_process_is_marked_interrupted(store):
     job_id = store.start_job("encode", {}, pid=dead)
     assert jobs.running(store).empty
     assert store.job(job_id)["status"] == "interrupted"
+
+
+def test_a_stopped_job_is_marked_interrupted_at_its_next_progress_report(store):
+    started, reports = threading.Event(), []
+
+    def step(progress):
+        progress(1, 100, "first")
+        started.set()
+        for done in range(2, 100):
+            threading.Event().wait(0.01)
+            progress(done, 100, "working")
+            reports.append(done)
+
+    job_id = jobs.start(store, "long", {}, step)
+    started.wait(10)
+    jobs.stop(store, job_id)
+    job = jobs.wait(store, job_id)
+    assert job["status"] == "interrupted" and "resume" in job["error"] and len(reports) < 98

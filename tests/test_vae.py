@@ -64,6 +64,7 @@ def test_a_small_vae_learns_live_latents_and_reconstructs(variant, tmp_path):
     assert metrics.mutual_information(mu.numpy(), logvar.numpy()) > 0.5
     decoded = model.decode(mu[:4])
     assert decoded == [vocab.decode(t.tolist()) for t in tokens[:4]]  # each sentence type comes back from its μ
+    assert model.decode(mu[:4], "beam", beam=3) == decoded
     joint, q = model.log_weights(tokens, embeddings, samples=50)
     iw_nll = metrics.importance_weighted_nll(joint.numpy(), q.numpy()).mean()
     elbo_nll = train.evaluate(model, (tokens, embeddings))["elbo_nll"]
@@ -84,3 +85,75 @@ def test_iwae_training_objective_runs_and_bad_configs_are_refused():
         VAEConfig(vocab=SPECIALS, variant="transformer")
     with pytest.raises(ValueError, match="word dropout"):
         VAEConfig(vocab=SPECIALS, word_dropout=1.0)
+
+
+class ToyDecoder:
+    """Next-word probabilities that depend only on the previous word (ids: 2 <bos>, 3 <eos>, 4 a, 5 b):
+    <bos> → a 0.55 | b 0.45; a → <eos> 0.4 | a 0.3 | b 0.3; b → <eos> 0.95 | a 0.05.
+    Greedy says "a" (p = 0.22); the most likely sentence is "b" (p = 0.4275)."""
+
+    table = torch.full((6, 6), 1e-9)
+    table[2, 4], table[2, 5] = 0.55, 0.45
+    table[4, 3], table[4, 4], table[4, 5] = 0.4, 0.3, 0.3
+    table[5, 3], table[5, 4] = 0.95, 0.05
+
+    def start(self, z):
+        return torch.zeros(1, len(z), 1)
+
+    def next_logits(self, token, state, z):
+        return self.table[token].log(), state
+
+    def reorder(self, state, index):
+        return state[:, index]
+
+
+def test_beam_search_finds_the_likelier_sentence_that_greedy_misses():
+    from latentviz.models.vae import beam_search, generate
+
+    z, args = torch.zeros(2, 1), dict(bos=2, eos=3, max_len=5, banned=(0, 1, 2))
+    assert generate(ToyDecoder(), z, **args)[:, :2].tolist() == [[4, 3], [4, 3]]
+    assert beam_search(ToyDecoder(), z, width=3, **args)[:, :2].tolist() == [[5, 3], [5, 3]]
+    assert beam_search(ToyDecoder(), z, width=1, **args)[:, :2].tolist() == [[4, 3], [4, 3]]  # width 1 is greedy
+
+
+def test_sampling_follows_the_model_probabilities_and_repeats_with_its_seed():
+    from latentviz.models.vae import generate
+
+    z, args = torch.zeros(4000, 1), dict(bos=2, eos=3, max_len=5, banned=(0, 1, 2))
+    first = generate(ToyDecoder(), z, temperature=1.0, generator=torch.Generator().manual_seed(1), **args)
+    assert abs(float((first[:, 0] == 4).float().mean()) - 0.55) < 0.03  # P(first word = a) = 0.55
+    again = generate(ToyDecoder(), z, temperature=1.0, generator=torch.Generator().manual_seed(1), **args)
+    assert torch.equal(first, again)
+    cold = generate(ToyDecoder(), z[:3], temperature=1e-3, generator=torch.Generator().manual_seed(1), **args)
+    assert cold[:, :2].tolist() == [[4, 3]] * 3  # near zero temperature, sampling is greedy
+
+
+def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
+    import threading
+
+    import pandas as pd
+
+    from latentviz import jobs, pipeline, settings
+
+    store.add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {i}" for i, s in enumerate(SENTENCES * 10)]}))
+    go, job = threading.Event(), {}
+
+    def step(progress):
+        go.wait(10)
+
+        def watch(done, total, message):
+            if done == 30:
+                jobs.stop(store, job["id"])
+            progress(done, total, message)
+        pipeline.train_vae(store, "four", options={"variant": "rnn", "latent_dim": 4, "hidden": 32},
+                           training=train.TrainConfig(steps=60, batch_size=8, eval_every=10), progress=watch)
+
+    job["id"] = jobs.start(store, "train vae", {}, step)
+    go.set()
+    assert jobs.wait(store, job["id"])["status"] == "interrupted"
+    (model,) = store.models().itertuples()
+    assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 30
+    pipeline.resume_vae(store, int(model.id))
+    finished = store.model(int(model.id))
+    assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
+    assert store.training_metrics(int(model.id))["step"].max() == 60

@@ -21,6 +21,7 @@ from latentviz.vocab import BOS, EOS, PAD, UNK, Vocab
 
 VARIANTS = ("rnn", "pretrained-encoder")
 ANNEALING = ("none", "linear", "cyclical")
+DECODING = ("greedy", "beam", "sample")
 
 
 @dataclass
@@ -77,24 +78,77 @@ class GRUDecoder(nn.Module):
         hidden, _ = self.gru(steps, torch.tanh(self.z_to_hidden(z))[None])
         return self.out(hidden)
 
-    @torch.no_grad()
-    def greedy(self, z: torch.Tensor, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = ()) -> torch.Tensor:
-        """Most likely next word at each step, from <bos> until <eos> or max_len words: (B, ≤ max_len + 1).
-        `banned` ids (e.g. <pad>, <bos>, <unk>) are never chosen."""
-        state = torch.tanh(self.z_to_hidden(z))[None]
-        token = torch.full((len(z),), bos, dtype=torch.long, device=z.device)
-        out, done = [], torch.zeros(len(z), dtype=torch.bool, device=z.device)
-        for _ in range(max_len + 1):
-            step = torch.cat([self.embed(token), z], dim=-1)[:, None, :]
-            hidden, state = self.gru(step, state)
-            logits = self.out(hidden[:, 0])
-            logits[:, list(banned)] = float("-inf")
+    def start(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.z_to_hidden(z))[None]
+
+    def next_logits(self, token: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: logits (B, V) for the word after `token` (B,), and the new state."""
+        hidden, state = self.gru(torch.cat([self.embed(token), z], dim=-1)[:, None, :], state)
+        return self.out(hidden[:, 0]), state
+
+    def reorder(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The state of the sequences at `index` (for beam search)."""
+        return state[:, index]
+
+
+def generate(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (),
+             temperature: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Ids (B, ≤ max_len + 1) from <bos> until <eos> or max_len: the most likely word at each step
+    (temperature 0) or a sample from softmax(logits / temperature). `banned` ids are never chosen.
+    `decoder` has start(z), next_logits(token, state, z) and, for beam search, reorder(state, index)."""
+    state = decoder.start(z)
+    token = torch.full((len(z),), bos, dtype=torch.long, device=z.device)
+    out, done = [], torch.zeros(len(z), dtype=torch.bool, device=z.device)
+    for _ in range(max_len + 1):
+        logits, state = decoder.next_logits(token, state, z)
+        logits[:, list(banned)] = float("-inf")
+        if temperature > 0:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            token = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(z.device)
+        else:
             token = logits.argmax(-1)
-            out.append(token)
-            done |= token == eos
-            if done.all():
-                break
-        return torch.stack(out, dim=1)
+        token = token.masked_fill(done, eos)  # a finished sentence only repeats <eos>
+        out.append(token)
+        done |= token == eos
+        if done.all():
+            break
+    return torch.stack(out, dim=1)
+
+
+def beam_search(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (),
+                width: int = 5) -> torch.Tensor:
+    """The best of `width` beams for each z, scored by log-probability per token (so long sentences
+    are not penalised for their length): ids (B, ≤ max_len + 1)."""
+    batch = len(z)
+    z_beams = z.repeat_interleave(width, dim=0)
+    state = decoder.start(z_beams)
+    token = torch.full((batch * width,), bos, dtype=torch.long, device=z.device)
+    scores = torch.full((batch, width), float("-inf"), device=z.device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one, or the top-k would pick it `width` times
+    lengths = torch.zeros(batch, width, device=z.device)
+    done = torch.zeros(batch, width, dtype=torch.bool, device=z.device)
+    history = torch.zeros(batch, width, 0, dtype=torch.long, device=z.device)
+    for _ in range(max_len + 1):
+        logits, state = decoder.next_logits(token, state, z_beams)
+        logits[:, list(banned)] = float("-inf")
+        log_probs = torch.log_softmax(logits, dim=-1).view(batch, width, -1)
+        # A finished beam continues with <eos> at no cost, so its score stays as it was.
+        finished = torch.full_like(log_probs[0, 0], float("-inf"))
+        finished[eos] = 0.0
+        log_probs = torch.where(done[..., None], finished, log_probs)
+        vocab = log_probs.shape[-1]
+        candidates = (scores[..., None] + log_probs).view(batch, -1)
+        scores, flat = candidates.topk(width, dim=-1)
+        parent, token = flat // vocab, flat % vocab
+        history = torch.cat([history.gather(1, parent[..., None].expand(-1, -1, history.shape[-1])), token[..., None]], dim=-1)
+        lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
+        done = done.gather(1, parent) | (token == eos)
+        state = decoder.reorder(state, (parent + width * torch.arange(batch, device=z.device)[:, None]).view(-1))
+        token = token.view(-1)
+        if done.all():
+            break
+    best = (scores / lengths.clamp(min=1)).argmax(-1)
+    return history[torch.arange(batch), best]
 
 
 @register("vae")
@@ -185,8 +239,17 @@ class TextVAE(nn.Module):
         return torch.stack(joint, 1), torch.stack(q, 1)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> list[str]:
+    def decode(self, z: torch.Tensor, method: str = "greedy", *, beam: int = 5, temperature: float = 1.0,
+               seed: int = 0) -> list[str]:
+        """Sentences for latents z (B, D): greedy, beam search of width `beam`, or sampling at `temperature`."""
+        if method not in DECODING:
+            raise ValueError(f"unknown decoding {method!r}; use one of {', '.join(DECODING)}")
         # <unk> is never the most useful word to show: decode the best real word instead.
-        banned = (self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK])
-        ids = self.decoder.greedy(z, self.vocab.index[BOS], self.vocab.index[EOS], self.config.max_len, banned)
+        args = dict(bos=self.vocab.index[BOS], eos=self.vocab.index[EOS], max_len=self.config.max_len,
+                    banned=(self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK]))
+        if method == "beam":
+            ids = beam_search(self.decoder, z, width=beam, **args)
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            ids = generate(self.decoder, z, temperature=temperature if method == "sample" else 0.0, generator=generator, **args)
         return [self.vocab.decode(row) for row in ids.tolist()]

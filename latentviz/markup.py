@@ -1,0 +1,33 @@
+"""Small HTML snippets for the pages. Text may be an untrusted upload, so every piece of it is
+escaped here before any markup is added around it."""
+
+from __future__ import annotations
+
+import difflib
+import html
+
+CHANGED = "background:#FFE08A;border-radius:3px;padding:0 2px"
+
+
+def changed_words(reference: str, sentence: str) -> str:
+    """`sentence` as HTML with the words that differ from `reference` highlighted."""
+    old, new = reference.split(), sentence.split()
+    out = []
+    for tag, _, _, start, end in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        for word in new[start:end]:
+            escaped = html.escape(word)
+            out.append(escaped if tag == "equal" else f'<span style="{CHANGED}">{escaped}</span>')
+    return " ".join(out) or "<i>(empty)</i>"
+
+
+def traversal_table(grid, reference: str) -> str:
+    """An HTML table of a traversal (columns direction, offset, text): one row per direction, one
+    column per offset, each cell's words that differ from `reference` highlighted."""
+    offsets = sorted(grid["offset"].unique())
+    head = "".join(f"<th>{offset:+.1f}σ</th>" for offset in offsets)
+    rows = []
+    for direction, cells in grid.groupby("direction", sort=False):
+        texts = cells.set_index("offset")["text"]
+        row = "".join(f'<td style="vertical-align:top">{changed_words(reference, texts[o])}</td>' for o in offsets)
+        rows.append(f"<tr><th style='white-space:nowrap'>{html.escape(str(direction))}</th>{row}</tr>")
+    return (f"<table style='font-size:0.85rem;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>")

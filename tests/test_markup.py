@@ -1,0 +1,9 @@
+from latentviz.markup import changed_words
+
+
+def test_changed_words_are_highlighted_and_everything_is_escaped():
+    out = changed_words("the cat sat on the mat", "the dog sat on the <b>mat</b>")
+    assert out.startswith("the <span") and ">dog</span> sat on the <span" in out
+    assert "&lt;b&gt;mat&lt;/b&gt;" in out and "<b>" not in out
+    assert changed_words("same words", "same words") == "same words"
+    assert changed_words("a b", "") == "<i>(empty)</i>"

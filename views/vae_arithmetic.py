@@ -1,0 +1,45 @@
+"""Text VAE · Arithmetic: add an attribute direction to a sentence, z + α·(mean z|A − mean z|B)."""
+
+import numpy as np
+import streamlit as st
+
+from latentviz import markup, webapp
+
+workspace = webapp.store()
+query = st.query_params
+st.title("Latent arithmetic")
+space = webapp.pick_vae(workspace)
+names = space.labels()
+if len(names) < 2:
+    st.info("Arithmetic adds the difference between two labels' mean latents, and this dataset has fewer than two labels. "
+            "Train a VAE on a labelled dataset (BBC News has five topics).", icon=":material/label_off:")
+    st.stop()
+
+default = space.examples(1)[0]
+text = webapp.text_param("text", default, "Sentence")
+left, middle, right = st.columns(3)
+plus = left.selectbox("Add (A)", names, index=names.index(query["plus"]) if query.get("plus") in names else 0, key="vae_plus")
+minus = middle.selectbox("Subtract (B)", names, index=names.index(query["minus"]) if query.get("minus") in names else 1, key="vae_minus")
+top = right.slider("Largest α", 0.5, 4.0, 2.0, 0.5, key="vae_alpha")
+query["plus"], query["minus"] = plus, minus
+if plus == minus:
+    st.info("Pick two different labels.")
+    st.stop()
+if not text:
+    st.info("Type a sentence.")
+    st.stop()
+
+alphas = np.round(np.linspace(0, top, 5), 2).tolist()
+with st.spinner("Decoding…"):
+    result = space.arithmetic(text, plus, minus, alphas)
+st.markdown(f"z(sentence) + α · (mean z | **{plus}** − mean z | **{minus}**)")
+reference = result["text"].iloc[0]
+rows = "".join(f"<tr><td style='white-space:nowrap'>α = {alpha:g}</td><td>{markup.changed_words(reference, decoded)}</td></tr>"
+               for alpha, decoded in zip(result["alpha"], result["text"], strict=True))
+st.html(f"<table style='font-size:0.9rem'>{rows}</table>")
+st.caption("Highlighted: words that differ from α = 0 (the plain reconstruction).")
+
+mu, _ = space.latents([text])
+shifted = mu[0] + top * (space.label_mean(plus) - space.label_mean(minus))
+st.subheader(f"Nearest dataset sentences at α = {top:g}")
+st.dataframe(space.neighbours(shifted, 8)[["distance", "label", "text"]], hide_index=True, key="vae_arith_neighbours")

@@ -1,0 +1,59 @@
+"""Text VAE · Interpolate: walk from one sentence to another through the latent space (lerp or
+slerp), read each step, and see the path on the VAE's own Latent Map."""
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import charts, jobs, markup, pipeline, webapp
+
+workspace = webapp.store()
+query = st.query_params
+st.title("Interpolation")
+space = webapp.pick_vae(workspace)
+
+first, second = (space.examples(2) + [""])[:2]
+left, right = st.columns(2)
+with left:
+    start = webapp.text_param("from", first, "From")
+with right:
+    end = webapp.text_param("to", second, "To")
+a, b, c = st.columns(3)
+method = a.radio("Path", ["slerp", "lerp"], index=1 if query.get("method") == "lerp" else 0, horizontal=True, key="vae_interp_method",
+                 help="slerp follows the great circle, which keeps the norm typical of Gaussian samples; lerp is the straight line")
+query["method"] = method
+steps = b.slider("Steps", 3, 15, int(query["steps"]) if query.get("steps", "").isdigit() and 3 <= int(query["steps"]) <= 15 else 7,
+                 key="vae_interp_steps")
+query["steps"] = str(steps)
+decoding = c.selectbox("Decoding", ["greedy", "beam"], key="vae_interp_decoding")
+if not (start and end):
+    st.info("Type two sentences.")
+    st.stop()
+
+with st.spinner("Decoding the path…"):
+    path, smoothness, latents = space.interpolate(start, end, steps, method, decoding)
+st.metric("Smoothness", f"{smoothness:.2f}", help="mean word edit distance between consecutive decodes (lower is smoother)")
+previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
+rows = "".join(f"<tr><td style='white-space:nowrap'>t = {t:.2f}</td><td>{markup.changed_words(before, text)}</td></tr>"
+               for t, text, before in zip(path["t"], path["text"], previous, strict=True))
+st.html(f"<table style='font-size:0.9rem'>{rows}</table>")
+st.caption("Highlighted: the words that changed from the step before.")
+
+st.subheader("The path on this VAE's map")
+map_id = space.map_id()
+if map_id is None:
+    if jobs.running(workspace).empty and not workspace.read_only:
+        st.info("This VAE's latent space has no map yet.", icon=":material/scatter_plot:")
+        if st.button("Map its latent space (UMAP)", key="vae_map"):
+            jobs.start(workspace, "project", {"encoding": space.encoding_id(), "method": "umap"},
+                       lambda progress: pipeline.project(workspace, space.encoding_id(), method="umap", progress=progress))
+            st.rerun()
+    webapp.job_status(workspace)
+else:
+    placed = pipeline.place_vectors(workspace, map_id, latents.astype("float32"), path["text"].tolist(), k=1)
+    points = charts.with_hover(workspace.projection_points(map_id))
+    colour = "label" if points["label"].notna().any() else None
+    st.plotly_chart(charts.map_figure(points, colour, path=placed.points, height=520), key="vae_path_map",
+                    config={"scrollZoom": True, "displaylogo": False})
+    st.caption("The dataset's sentences at their posterior means; the line is the decoded path, hover a step to read it.")
+    st.dataframe(pd.DataFrame({"t": path["t"], "nearest dataset sentence": [n["text"].iloc[0] for n in placed.neighbours]}),
+                 hide_index=True, key="vae_path_neighbours")

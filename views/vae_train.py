@@ -1,0 +1,109 @@
+"""Text VAE · Train: configure and train a sentence VAE, watch its held-out curves live, stop and resume."""
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import charts, jobs, latent_space, pipeline, train, webapp
+from latentviz.models.vae import ANNEALING
+
+workspace = webapp.store()
+TRAIN_JOBS = ["train vae", "resume vae"]
+
+st.title("Train a text VAE")
+st.caption("Sentence → Gaussian latent z → words (Bowman et al., 2016). The curves below say at once whether the "
+           "latent space is alive: active units and mutual information above zero, KL not collapsed to zero.")
+webapp.job_status(workspace)
+
+
+@st.fragment(run_every=2.0)
+def live(model_id: int) -> None:
+    running = jobs.running(workspace)
+    running = running[running["kind"].isin(TRAIN_JOBS)]
+    if running.empty:
+        st.rerun()
+    left, right = st.columns([4, 1])
+    left.subheader(f"Training run #{model_id} (held-out, live)")
+    if right.button("Stop", icon=":material/stop_circle:", key="vae_stop", help="stops after the current step; resume it later"):
+        jobs.stop(workspace, int(running["id"].iloc[0]))
+    curves = latent_space.curves(workspace, model_id)
+    if curves.empty:
+        st.caption("Curves appear after the first 100 steps.")
+    else:
+        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id}")))
+
+
+unfinished = latent_space.unfinished(workspace)
+training_now = jobs.running(workspace)["kind"].isin(TRAIN_JOBS).any()
+if training_now and not unfinished.empty:
+    live(int(unfinished["id"].max()))
+elif not unfinished.empty and not workspace.read_only:
+    for run in unfinished.itertuples():
+        step = workspace.training_metrics(int(run.id))["step"].max()
+        left, right = st.columns([4, 1])
+        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
+                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
+        if right.button("Resume", key=f"vae_resume_{run.id}"):
+            jobs.start(workspace, "resume vae", {"model": int(run.id)},
+                       lambda progress, model_id=int(run.id): pipeline.resume_vae(workspace, model_id, progress=progress))
+            st.rerun()
+
+# -- configure and start ----------------------------------------------------------------------------
+trained = latent_space.models(workspace)
+datasets = workspace.datasets()
+if datasets.empty:
+    st.info("**No data yet.** Open the Latent Map to build the BBC News map, or add your own text on the Data page.",
+            icon=":material/dataset:")
+    st.page_link("views/data.py", label="Add data", icon=":material/dataset:")
+    st.stop()
+
+if not workspace.read_only and not training_now:
+    with st.expander("Train a new VAE", expanded=trained.empty):
+        encoded = workspace.encodings()
+        encoded = set(encoded[(encoded["backbone"] == "minilm") & encoded["complete"]]["dataset"])
+        left, middle, right = st.columns(3)
+        variant = left.radio("Encoder", ["pretrained-encoder", "rnn"], key="vae_variant",
+                             format_func={"pretrained-encoder": "MiniLM sentence embedding (fast, good latents)",
+                                          "rnn": "GRU over the words (Bowman et al.)"}.get)
+        names = datasets["name"].tolist() if variant == "rnn" else [d for d in datasets["name"] if d in encoded]
+        dataset = middle.selectbox("Dataset", names, key=f"vae_dataset_{variant}")
+        if not names:
+            middle.info("Encode a dataset with MiniLM first (Data page), or choose the GRU encoder.")
+        epochs = right.number_input("Epochs", 1, 200, 15, key="vae_epochs", help="passes over the training texts (90% of the dataset)")
+        a, b, c, d = st.columns(4)
+        latent_dim = a.select_slider("Latent dimensions", [2, 4, 8, 16, 32, 64], 32, key="vae_dim")
+        beta = b.number_input("β (KL weight)", 0.0, 10.0, 1.0, step=0.1, key="vae_beta")
+        anneal = c.selectbox("KL annealing", ANNEALING, index=ANNEALING.index("linear"), key="vae_anneal",
+                             help="linear: β ramps up from 0; cyclical: ramps repeat (Fu et al., 2019)")
+        free_bits = d.number_input("Free bits (nats / dim)", 0.0, 5.0, 0.5, step=0.1, key="vae_free_bits",
+                                   help="KL below this floor per dimension is not penalised (Kingma et al., 2016)")
+        with st.popover("More settings"):
+            word_dropout = st.slider("Word dropout", 0.0, 0.9, 0.0, 0.05, key="vae_word_dropout",
+                                     help="share of the decoder's input words hidden, so it must use z")
+            iw_samples = st.number_input("IWAE samples K (1 = ELBO)", 1, 20, 1, key="vae_iw")
+            hidden = st.select_slider("GRU width", [128, 256, 512, 1024], 256, key="vae_hidden")
+            vocab_size = st.number_input("Vocabulary (words)", 500, 30_000, pipeline.VAE_VOCAB, step=500, key="vae_vocab")
+            batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256], 64, key="vae_batch")
+        if st.button("Train", type="primary", key="vae_train", disabled=not dataset):
+            options = {"variant": variant, "latent_dim": latent_dim, "beta": beta, "anneal": anneal, "free_bits": free_bits,
+                       "word_dropout": word_dropout, "iw_samples": int(iw_samples), "hidden": hidden}
+            training = train.TrainConfig(batch_size=int(batch_size))
+            jobs.start(workspace, "train vae", {"dataset": dataset, **options, "epochs": int(epochs)},
+                       lambda progress: pipeline.train_vae(workspace, dataset, options=options, training=training, epochs=int(epochs),
+                                                           vocab_size=int(vocab_size), progress=progress))
+            st.rerun()
+
+# -- what is trained --------------------------------------------------------------------------------
+if trained.empty:
+    if not training_now:
+        st.info("No VAE yet: the defaults above train one on BBC News in about five minutes on a laptop CPU.",
+                icon=":material/model_training:")
+    st.stop()
+st.subheader("Trained VAEs (held-out figures)")
+st.dataframe(latent_space.summary(workspace), hide_index=True, key="vae_table", column_config={
+    "iw_nll": st.column_config.NumberColumn("IW-NLL", format="%.1f", help="importance-weighted NLL per sentence, nats"),
+    "perplexity": st.column_config.NumberColumn("PPL", format="%.1f", help="exp(NLL / tokens); a token is a word, a mark or </s>"),
+    "kl": st.column_config.NumberColumn("KL", format="%.2f"), "active_units": "AU",
+    "mutual_information": st.column_config.NumberColumn("MI", format="%.2f"), "collapsed": "collapsed?",
+    "prior_decode_diversity": st.column_config.NumberColumn("distinct prior decodes", format="%.0f%%"),
+})
+st.page_link("views/vae_diagnostics.py", label="Open the diagnostics", icon=":material/monitor_heart:")
