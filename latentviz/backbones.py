@@ -153,6 +153,25 @@ def shared(name: str, cache: Path) -> Backbone:
         return _shared[key]
 
 
+def causal_lm(name: str, cache: Path):
+    """(model with its LM head, tokenizer) of a causal LM backbone, loaded once per process and
+    frozen: for decoding with it (the pretrained-decoder VAE) rather than reading its states."""
+    key = ("causal-lm:" + name, str(cache))
+    with _shared_lock:
+        if key not in _shared:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            source = resolve(name, cache)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(source)
+            except (OSError, ValueError) as error:
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise BackboneError(f"cannot load {name!r} as a causal LM ({first_line}); use smollm2 or a causal LM's folder or hub id") from error
+            _shared[key] = (model.eval().requires_grad_(False).to(default_device()), tokenizer)
+        return _shared[key]
+
+
 class _Captured(Exception):
     """Raised by the hook to stop the forward pass once the wanted block has run."""
 

@@ -112,7 +112,8 @@ def cmd_train_vae(args) -> None:
     from latentviz import pipeline, train
 
     given = {"variant": args.variant, "latent_dim": args.latent_dim, "hidden": args.hidden, "max_len": args.max_len, "beta": args.beta,
-             "anneal": args.anneal, "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples}
+             "anneal": args.anneal, "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples,
+             "decoder_lm": args.decoder_lm, "prefix_len": args.prefix_len}
     options = {name: value for name, value in given.items() if value is not None}  # the rest: pipeline.VAE_DEFAULTS
     if args.resume is None and not args.dataset:
         raise ValueError("train vae needs --dataset NAME (or --resume MODEL_ID)")
@@ -253,8 +254,11 @@ def parser() -> argparse.ArgumentParser:
     p = families.add_parser("vae", parents=[common], help="text VAE: sentence → Gaussian latent → words")
     p.add_argument("--dataset")
     p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped or interrupted run from its last checkpoint")
-    p.add_argument("--variant", choices=["rnn", "pretrained-encoder"], help="pretrained-encoder (default) reads the dataset's "
-                   "stored MiniLM vectors (encode it first); rnn learns its own GRU encoder")
+    p.add_argument("--variant", choices=["rnn", "pretrained-encoder", "pretrained-decoder"],
+                   help="pretrained-encoder (default) reads the dataset's stored MiniLM vectors (encode it first) into a GRU decoder; "
+                        "rnn learns its own GRU encoder; pretrained-decoder decodes with a frozen causal LM (Optimus-style)")
+    p.add_argument("--decoder-lm", help="pretrained-decoder: the causal LM (default smollm2; a folder or hub id also works)")
+    p.add_argument("--prefix-len", type=int, help="pretrained-decoder: prefix embeddings made from z; default 4")
     p.add_argument("--latent-dim", type=int, help="default 32")
     p.add_argument("--hidden", type=int, help="GRU width (and encoder MLP width); default 256")
     p.add_argument("--max-len", type=int, help="words per sentence, longer ones are cut; default 32")

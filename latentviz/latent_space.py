@@ -225,6 +225,8 @@ def open_space(store: Store, model_id: int) -> LatentSpace:
     if row is None or row["kind"] != "vae" or row["checkpoint"] is None:
         raise StoreError(f"no trained VAE with id {model_id}; see `latentviz info`")
     model = base.load(row["checkpoint"]).eval()
+    if model.config.variant == "pretrained-decoder":
+        model.attach_lm(*backbones.causal_lm(model.config.decoder_lm, settings.cache_dir(store.path)))
     space = LatentSpace(store, model_id, model, row["dataset"], np.zeros(0, int), np.zeros((0, model.config.latent_dim)))
     space.text_ids, space.means = store.vectors(space.encoding_id())
     return space

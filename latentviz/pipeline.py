@@ -320,6 +320,9 @@ def train_vae(store: Store, dataset: str, *, options: dict | None = None, traini
     options = {**VAE_DEFAULTS, **(options or {})}
     if options["variant"] != "rnn":
         options["d_in"] = int(store.encoding(find_encoding(store, dataset, settings.DEFAULT_BACKBONE))["dim"])
+    if options["variant"] == "pretrained-decoder":
+        lm, _ = backbones.causal_lm(options.setdefault("decoder_lm", settings.DEFAULT_DECODER_LM), settings.cache_dir(store.path))
+        options["lm_dim"] = lm.config.hidden_size
     config = VAEConfig(vocab=SPECIALS, **options)  # checks the options before anything is stored
     n = len(store.texts(dataset))
     if n < 20:
@@ -348,7 +351,7 @@ def _fit_vae(store: Store, model_id: int, progress: Progress) -> int:
 
     from latentviz.models import base
     from latentviz.models.vae import TextVAE, VAEConfig
-    from latentviz.vocab import Vocab
+    from latentviz.vocab import SPECIALS, Vocab
 
     row = store.model(model_id)
     saved = row["config"]
@@ -360,13 +363,16 @@ def _fit_vae(store: Store, model_id: int, progress: Progress) -> int:
         texts = texts.set_index("id").loc[text_ids].reset_index()
     train_rows, held_rows = split_ids(len(texts), training.seed)
     # Rebuilt the same way on a resume: same texts, same split, same vocabulary.
-    vocab = Vocab.build(texts["text"].iloc[train_rows], size=saved["data"]["vocab_size"])
-    config = VAEConfig(vocab=vocab.tokens, **saved["model"])
+    lm_decoder = saved["model"]["variant"] == "pretrained-decoder"
+    vocab = SPECIALS if lm_decoder else Vocab.build(texts["text"].iloc[train_rows], size=saved["data"]["vocab_size"]).tokens
+    config = VAEConfig(vocab=vocab, **saved["model"])
     torch.manual_seed(training.seed)
     model = TextVAE(config)
+    if lm_decoder:
+        model.attach_lm(*backbones.causal_lm(config.decoder_lm, settings.cache_dir(store.path)), fresh=True)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, train.checkpoint_step(folder))  # curves resume with the weights
-    data = (vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
+    data = (model.vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
     held = train.rows(data, torch.from_numpy(held_rows))
     train.fit(model, train.rows(data, torch.from_numpy(train_rows)), config=training, held_out=held, folder=folder,
               progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),

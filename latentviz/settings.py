@@ -9,6 +9,7 @@ DEFAULT_DB = Path("data") / "latentviz.duckdb"
 BUILTIN_DATASET = "bbc-news"
 DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in a few minutes on 2 cores
 DEFAULT_BACKBONE = "minilm"
+DEFAULT_DECODER_LM = "smollm2"  # the pretrained-decoder VAE's language model
 
 MAX_UPLOAD_BYTES = int(float(os.environ.get("LATENTVIZ_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
 MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are documents, not sentences

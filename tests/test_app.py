@@ -214,7 +214,7 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
     at.switch_page("views/vae_train.py").run()
     assert not at.exception
     at.radio(key="vae_variant").set_value("rnn").run()
-    at.number_input(key="vae_epochs").set_value(2).run()
+    at.number_input(key="vae_epochs_rnn").set_value(2).run()
     at.button(key="vae_train").click().run()
     store = Store(db)
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))

@@ -157,3 +157,40 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
     finished = store.model(int(model.id))
     assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
     assert store.training_metrics(int(model.id))["step"].max() == 60
+
+
+def test_a_pretrained_decoder_vae_trains_only_its_injection_and_decodes_as_it_scores(tiny_llama, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    lm, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(tiny_llama)
+    frozen = {name: weight.clone() for name, weight in lm.state_dict().items()}
+    _, _, embeddings, _ = corpus()
+    config = VAEConfig(vocab=SPECIALS, variant="pretrained-decoder", d_in=16, latent_dim=4, max_len=12,
+                       lm_dim=lm.config.hidden_size, prefix_len=2, free_bits=0.5)
+    torch.manual_seed(0)
+    model = TextVAE(config)
+    model.attach_lm(lm, tokenizer)
+    tokens = model.vocab.encode([SENTENCES[k] for k in torch.arange(64) % 4], config.max_len)
+    assert model.vocab.decode(tokens[1].tolist()) == tokenizer.decode(tokenizer(SENTENCES[1], add_special_tokens=False)["input_ids"])
+
+    # Step-by-step decoding (prefix, then one token at a time through the LM's cache) sees exactly
+    # the logits that training scores with the whole sentence at once.
+    model.eval()
+    z = torch.randn(4, 4)
+    with torch.no_grad():
+        whole = model.decoder(tokens[:4, :-1], z)
+        state = model.decoder.start(z)
+        for t in range(4):
+            step, state = model.decoder.next_logits(tokens[:4, t], state, z)
+            assert torch.allclose(step[:, 1:], whole[:, t, 1:], atol=1e-5)
+
+    history = train.fit(model, (tokens, embeddings), config=train.TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5,
+                                                                                eval_every=20), held_out=(tokens[:16], embeddings[:16]))
+    assert history[-1]["reconstruction"] < history[0]["reconstruction"]
+    assert all(torch.equal(frozen[name], weight) for name, weight in lm.state_dict().items())  # the LM never moved
+    base.save(model, tmp_path)
+    assert not any(name.startswith("decoder.lm") for name in load_file(tmp_path / "model.safetensors"))  # not saved either
+    loaded = base.load(tmp_path)
+    loaded.attach_lm(lm, tokenizer)
+    assert loaded.eval().decode(z) == model.eval().decode(z) and len(model.decode(z, "beam", beam=2)) == 4

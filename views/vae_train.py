@@ -61,14 +61,16 @@ if not workspace.read_only and not training_now:
         encoded = workspace.encodings()
         encoded = set(encoded[(encoded["backbone"] == "minilm") & encoded["complete"]]["dataset"])
         left, middle, right = st.columns(3)
-        variant = left.radio("Encoder", ["pretrained-encoder", "rnn"], key="vae_variant",
-                             format_func={"pretrained-encoder": "MiniLM sentence embedding (fast, good latents)",
-                                          "rnn": "GRU over the words (Bowman et al.)"}.get)
+        variant = left.radio("Model", ["pretrained-encoder", "rnn", "pretrained-decoder"], key="vae_variant",
+                             format_func={"pretrained-encoder": "MiniLM encoder → GRU decoder (fast, good latents)",
+                                          "rnn": "GRU encoder → GRU decoder (Bowman et al.)",
+                                          "pretrained-decoder": "MiniLM encoder → frozen SmolLM2 decoder (Optimus-style; slow on CPU)"}.get)
         names = datasets["name"].tolist() if variant == "rnn" else [d for d in datasets["name"] if d in encoded]
         dataset = middle.selectbox("Dataset", names, key=f"vae_dataset_{variant}")
         if not names:
             middle.info("Encode a dataset with MiniLM first (Data page), or choose the GRU encoder.")
-        epochs = right.number_input("Epochs", 1, 200, 15, key="vae_epochs", help="passes over the training texts (90% of the dataset)")
+        epochs = right.number_input("Epochs", 1, 200, 1 if variant == "pretrained-decoder" else 15, key=f"vae_epochs_{variant}",
+                                    help="passes over the training texts (90% of the dataset)")
         a, b, c, d = st.columns(4)
         latent_dim = a.select_slider("Latent dimensions", [2, 4, 8, 16, 32, 64], 32, key="vae_dim")
         beta = b.number_input("β (KL weight)", 0.0, 10.0, 1.0, step=0.1, key="vae_beta")

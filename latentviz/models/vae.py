@@ -1,14 +1,17 @@
 """Text VAEs with Gaussian latents (Bowman et al., 2016): a GRU decoder over a word vocabulary,
 with the latent z as the decoder's first hidden state and as an extra input at every step.
 
-Two encoders: `rnn` (a GRU over the words) and `pretrained-encoder` (a frozen sentence embedding,
-e.g. MiniLM, through an MLP). Remedies for posterior collapse: β and its annealing (linear or
+Three variants: `rnn` (a GRU encoder over the words), `pretrained-encoder` (a frozen sentence
+embedding, e.g. MiniLM, through an MLP; the same GRU decoder) and `pretrained-decoder` (that encoder,
+and a frozen causal LM such as SmolLM2 as the decoder, in the manner of Optimus (Li et al., 2020):
+z becomes `prefix_len` prefix embeddings and is also added to every input embedding). Remedies for posterior collapse: β and its annealing (linear or
 cyclical, Fu et al., 2019), free bits per dimension (Kingma et al., 2016), word dropout on the
 decoder's inputs, and the importance-weighted (IWAE) objective with K samples.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -19,7 +22,7 @@ from torch import nn
 from latentviz.models.base import StepOutput, register
 from latentviz.vocab import BOS, EOS, PAD, UNK, Vocab
 
-VARIANTS = ("rnn", "pretrained-encoder")
+VARIANTS = ("rnn", "pretrained-encoder", "pretrained-decoder")
 ANNEALING = ("none", "linear", "cyclical")
 DECODING = ("greedy", "beam", "sample")
 
@@ -38,16 +41,24 @@ class VAEConfig:
     anneal_steps: int = 2000  # linear: steps to reach β; cyclical: length of one cycle
     free_bits: float = 0.0  # KL floor per dimension, nats
     word_dropout: float = 0.0
+    dropout: float = 0.0  # on the decoder's input embeddings and GRU outputs, while training
+    skip: bool = True  # GRU decoder: z also adds to the word logits directly (a skip connection, Dieng et al., 2019)
     iw_samples: int = 1  # > 1: train on the IWAE bound with this many samples
+    decoder_lm: str = "smollm2"  # pretrained-decoder: the causal LM (a backbone name)
+    lm_dim: int = 0  # pretrained-decoder: that LM's hidden size
+    prefix_len: int = 4  # pretrained-decoder: prefix embeddings made from z
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown VAE variant {self.variant!r}; use one of {', '.join(VARIANTS)}")
         if self.anneal not in ANNEALING:
             raise ValueError(f"unknown annealing {self.anneal!r}; use one of {', '.join(ANNEALING)}")
-        if not 0 <= self.word_dropout < 1:
-            raise ValueError(f"word dropout must be in [0, 1), got {self.word_dropout}")
-        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_steps", "iw_samples"):
+        for name in ("word_dropout", "dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
+        if self.variant == "pretrained-decoder" and self.lm_dim < 1:
+            raise ValueError("a pretrained-decoder VAE needs lm_dim, the decoder LM's hidden size")
+        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_steps", "iw_samples", "prefix_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -64,19 +75,29 @@ def beta_at(step: int, config: VAEConfig) -> float:
 
 
 class GRUDecoder(nn.Module):
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, dropout: float = 0.0, skip: bool = False):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
         self.z_to_hidden = nn.Linear(latent_dim, hidden)
         self.gru = nn.GRU(embed_dim + latent_dim, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab_size)
+        # z straight to the word logits: a short path for what the sentence is about, which the
+        # decoder learns long before it learns to carry z through its recurrence.
+        self.z_to_logits = nn.Linear(latent_dim, vocab_size, bias=False) if skip else None
+
+    def _logits(self, hidden: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        logits = self.out(hidden)
+        if self.z_to_logits is not None:
+            logits = logits + self.z_to_logits(z).view(len(z), *([1] * (hidden.dim() - 2)), -1)
+        return logits
 
     def forward(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, T, V) for input ids (B, T), each step also seeing z."""
-        embedded = self.embed(inputs)
+        embedded = self.dropout(self.embed(inputs))
         steps = torch.cat([embedded, z[:, None, :].expand(-1, inputs.shape[1], -1)], dim=-1)
         hidden, _ = self.gru(steps, torch.tanh(self.z_to_hidden(z))[None])
-        return self.out(hidden)
+        return self._logits(self.dropout(hidden), z)
 
     def start(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.z_to_hidden(z))[None]
@@ -84,11 +105,104 @@ class GRUDecoder(nn.Module):
     def next_logits(self, token: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoding step: logits (B, V) for the word after `token` (B,), and the new state."""
         hidden, state = self.gru(torch.cat([self.embed(token), z], dim=-1)[:, None, :], state)
-        return self.out(hidden[:, 0]), state
+        return self._logits(hidden[:, 0], z), state
 
     def reorder(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """The state of the sequences at `index` (for beam search)."""
         return state[:, index]
+
+
+class LMVocab:
+    """A causal LM's tokenizer behind the word vocabulary's interface. Ids are the LM's plus one,
+    so that 0 stays padding (and the start mark: the LM begins from its own end-of-text token)."""
+
+    def __init__(self, tokenizer, eos: int):
+        self.tokenizer = tokenizer
+        unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else eos
+        self.index = {PAD: 0, BOS: 0, EOS: eos + 1, UNK: unk + 1}
+        self.size = len(tokenizer) + 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def encode(self, texts: list[str], max_len: int) -> torch.Tensor:
+        """(N, max_len + 2): start, up to max_len LM tokens, end of text; padded with 0."""
+        out = torch.zeros(len(texts), max_len + 2, dtype=torch.long)
+        for row, ids in enumerate(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]):
+            ids = [i + 1 for i in ids[:max_len]] + [self.index[EOS]]
+            out[row, 1: len(ids) + 1] = torch.tensor(ids)
+        return out
+
+    def decode(self, ids) -> str:
+        kept = []
+        for i in ids:
+            if int(i) == self.index[EOS]:
+                break
+            if int(i) > 0:
+                kept.append(int(i) - 1)
+        return self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+
+
+class LMDecoder(nn.Module):
+    """A frozen causal LM that reads z twice: as prefix embeddings, and added to every input
+    embedding. Only the two projections from z train; the LM is attached after construction and
+    is not part of the state dict (its weights stay in the backbone's files)."""
+
+    def __init__(self, latent_dim: int, lm_dim: int, prefix_len: int):
+        super().__init__()
+        self.prefix_len = prefix_len
+        self.to_prefix = nn.Linear(latent_dim, prefix_len * lm_dim)
+        self.to_embedding = nn.Linear(latent_dim, lm_dim)
+        self.__dict__["lm"] = None  # kept out of the module tree: not trained, not saved
+
+    def attach(self, lm, eos: int, fresh: bool = False) -> None:
+        """Use `lm` as the decoder. `fresh` (a model about to train): start the injection as a no-op,
+        prefix = end-of-text embeddings and nothing added, so training begins from the LM as it is."""
+        lm.requires_grad_(False)
+        self.__dict__["lm"] = lm.eval().to(self.to_prefix.weight.device)
+        self.eos = eos
+        if fresh:
+            with torch.no_grad():
+                start = lm.get_input_embeddings().weight[eos].to(self.to_prefix.bias.device)
+                self.to_prefix.weight.mul_(0.01)
+                self.to_prefix.bias.copy_(start.repeat(self.prefix_len))
+                self.to_embedding.weight.zero_()
+                self.to_embedding.bias.zero_()
+
+    def _embed(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.lm is None:
+            raise RuntimeError("attach the decoder LM first (TextVAE.attach_lm)")
+        # Shifted ids (LM id + 1): 0, the start mark and padding, reads the LM's end-of-text token.
+        lm_ids = torch.where(ids > 0, ids - 1, torch.full_like(ids, self.eos))
+        return self.lm.get_input_embeddings()(lm_ids) + self.to_embedding(z)[:, None, :]
+
+    def _prefix(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_prefix(z).view(len(z), self.prefix_len, -1)
+
+    def forward(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, V + 1) for shifted input ids (B, T); column 0 (padding) is never likely."""
+        embeds = torch.cat([self._prefix(z), self._embed(inputs, z)], dim=1)
+        mask = torch.cat([torch.ones(len(z), self.prefix_len, dtype=torch.long, device=z.device),
+                          (torch.arange(inputs.shape[1], device=z.device)[None] == 0) | (inputs > 0)], dim=1).long()
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, self.prefix_len:]
+        return torch.cat([torch.full_like(logits[..., :1], float("-inf")), logits], dim=-1)
+
+    def _run_cached(self, embeds: torch.Tensor, cache=None):
+        """One forward pass that extends the LM's key/value cache (transformers ≥ 5.20 names it `cache`)."""
+        name = "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
+        out = self.lm(inputs_embeds=embeds, use_cache=True, **({name: cache} if cache is not None else {}))
+        return out.logits[:, -1], getattr(out, name)
+
+    def start(self, z: torch.Tensor):
+        return self._run_cached(self._prefix(z))[1]
+
+    def next_logits(self, token: torch.Tensor, state, z: torch.Tensor):
+        logits, state = self._run_cached(self._embed(token[:, None], z), state)
+        return torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits], dim=-1), state
+
+    def reorder(self, state, index: torch.Tensor):
+        state.reorder_cache(index)
+        return state
 
 
 def generate(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (),
@@ -160,7 +274,7 @@ class TextVAE(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
-        self.vocab = Vocab(config.vocab)
+        self.vocab = Vocab(config.vocab)  # pretrained-decoder: replaced by the LM's tokenizer in attach_lm
         self.step = 0  # set by the training loop: annealing follows it
         if config.variant == "rnn":
             self.embed = nn.Embedding(len(self.vocab), config.embed_dim, padding_idx=0)
@@ -171,7 +285,21 @@ class TextVAE(nn.Module):
             width = config.hidden
         self.to_mu = nn.Linear(width, config.latent_dim)
         self.to_logvar = nn.Linear(width, config.latent_dim)
-        self.decoder = GRUDecoder(len(self.vocab), config.embed_dim, config.hidden, config.latent_dim)
+        if config.variant == "pretrained-decoder":
+            self.decoder = LMDecoder(config.latent_dim, config.lm_dim, config.prefix_len)
+        else:
+            self.decoder = GRUDecoder(len(self.vocab), config.embed_dim, config.hidden, config.latent_dim, config.dropout, config.skip)
+
+    def attach_lm(self, lm, tokenizer, fresh: bool = False) -> None:
+        """Give a pretrained-decoder VAE its causal LM (e.g. backbones.causal_lm) and tokenizer;
+        `fresh` for a new model, so that its injection starts as a no-op."""
+        if self.config.variant != "pretrained-decoder":
+            raise ValueError(f"a {self.config.variant} VAE has its own decoder; only pretrained-decoder VAEs take an LM")
+        if lm.config.hidden_size != self.config.lm_dim:
+            raise ValueError(f"this VAE was trained with a {self.config.lm_dim}-wide LM, not {lm.config.hidden_size}-wide")
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else lm.config.eos_token_id
+        self.decoder.attach(lm, eos, fresh)
+        self.vocab = LMVocab(tokenizer, eos)
 
     def encode(self, tokens: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.variant == "rnn":
@@ -185,6 +313,7 @@ class TextVAE(nn.Module):
 
     def log_likelihood(self, tokens: torch.Tensor, z: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
         """ln p(x | z) per sentence: the words and <eos>, given <bos> and the words before."""
+        tokens = tokens[:, : int((tokens != 0).sum(1).max()) + 1]  # no steps over columns that are padding in every row
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         if word_dropout > 0:  # hide words from the decoder so it must lean on z
             drop = (torch.rand(inputs.shape, device=inputs.device) < word_dropout) & (inputs > 3)
