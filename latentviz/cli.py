@@ -268,14 +268,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--word-dropout", type=float, help="share of decoder input words hidden; default 0")
     p.add_argument("--iw-samples", type=int, help="train on the IWAE bound with K samples (K > 1); default 1")
     p.add_argument("--vocab-size", type=int, default=4000, help="words kept in the vocabulary (the rest are <unk>)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=6e-3)
     p.set_defaults(run=cmd_train_vae)
 
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("model", type=int, metavar="MODEL_ID")
-    decoding.add_argument("--decoding", choices=["greedy", "beam", "sample"], default="greedy")
+    decoding.add_argument("--decoding", choices=["greedy", "beam", "sample"], default="beam",
+                          help="beam search (default, width --beam), greedy, or sampling at --temperature")
     decoding.add_argument("--beam", type=int, default=5, help="beam width (--decoding beam)")
     decoding.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (--decoding sample)")
 

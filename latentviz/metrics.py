@@ -119,3 +119,56 @@ def perplexity_from_nll(total_nll: float, tokens: int) -> float:
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     top = a.max(axis=axis, keepdims=True)
     return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+# -- sparse autoencoders (on held-out tokens) ------------------------------------------------------
+
+def l0(f: np.ndarray) -> float:
+    """Mean number of active (non-zero) latents per token."""
+    return float((np.asarray(f) != 0).sum(1).mean())
+
+
+def fraction_of_variance_unexplained(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖², sums over tokens and dimensions, x̄ the mean token.
+    A ratio of sums, computed directly (no E[x²] − E[x]² shortcut, which loses precision)."""
+    x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
+    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+
+
+def explained_variance(x: np.ndarray, x_hat: np.ndarray) -> float:
+    return 1.0 - fraction_of_variance_unexplained(x, x_hat)
+
+
+def mean_cosine(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """Mean over tokens of cos(x, x̂)."""
+    x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
+    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(x_hat, axis=1)
+    return float(((x * x_hat).sum(1) / np.maximum(norms, 1e-12)).mean())
+
+
+def firing_counts(f: np.ndarray) -> np.ndarray:
+    """How many tokens each latent fired on."""
+    return (np.asarray(f) > 0).sum(0)
+
+
+def dead_latents(counts: np.ndarray) -> int:
+    """Latents that never fired over the window of tokens `counts` was taken on (state its size)."""
+    return int((np.asarray(counts) == 0).sum())
+
+
+def log_density_histogram(counts: np.ndarray, tokens: int, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of log10(firing density) over the latents that fired at all: (counts, bin edges)."""
+    density = np.asarray(counts, np.float64) / tokens
+    alive = density[density > 0]
+    return np.histogram(np.log10(alive), bins=bins, range=(np.log10(1.0 / tokens), 0.0))
+
+
+def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero_ablation: float) -> float:
+    """(CE_zero_abl − CE_sae) / (CE_zero_abl − CE_clean): 1 when splicing in the reconstruction costs
+    nothing, 0 when it is as bad as zeroing the activations."""
+    return (ce_zero_ablation - ce_sae) / (ce_zero_ablation - ce_clean)
+
+
+def delta_lm_loss(ce_clean: float, ce_sae: float) -> float:
+    """CE_sae − CE_clean, nats per token."""
+    return ce_sae - ce_clean

@@ -100,7 +100,11 @@ def fit(model: torch.nn.Module, train: Data, *, config: TrainConfig, held_out: D
         out = model(*rows(train, batch_at(step, size(train), config)))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        if hasattr(model, "before_optimizer_step"):  # e.g. an SAE keeping its decoder rows at unit norm
+            model.before_optimizer_step()
         optimizer.step()
+        if hasattr(model, "after_optimizer_step"):
+            model.after_optimizer_step()
         done = step + 1
         if held_out is not None and (done % config.eval_every == 0 or done == config.steps):
             metrics = evaluate(model, held_out)

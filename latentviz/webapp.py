@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from latentviz import jobs, latent_space, pipeline, settings
-from latentviz.store import Store
+from latentviz.backbones import BackboneError
+from latentviz.models.base import CheckpointError
+from latentviz.store import Store, StoreError
 
 
 @st.cache_resource
@@ -81,7 +83,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     pointer to the Train page when there is none."""
     trained = latent_space.models(workspace)
     if trained.empty:
-        st.info("**No VAE yet.** Train one on the Train page: about five minutes on a laptop CPU with the defaults.",
+        st.info("**No VAE yet.** Train one on the Train page: about seven minutes on a 2-core laptop CPU with the defaults.",
                 icon=":material/model_training:")
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()
@@ -90,7 +92,11 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
     model_id = st.selectbox("VAE", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="vae_model")
     query["model"] = str(model_id)
-    return _space(str(workspace.path), model_id)
+    try:
+        return _space(str(workspace.path), model_id)
+    except (StoreError, CheckpointError, BackboneError) as error:
+        st.error(f"Cannot open VAE #{model_id}: {str(error).splitlines()[0]}", icon=":material/error:")
+        st.stop()
 
 
 def text_param(name: str, default: str, label: str, **kwargs) -> str:

@@ -35,8 +35,8 @@ with right:
     st.altair_chart(charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}")))
 
 st.subheader("What it writes")
-method = st.segmented_control("Decoding", ["greedy", "beam", "sample"], default=st.query_params.get("decoding", "greedy"),
-                              key="vae_diag_decoding") or "greedy"
+method = st.segmented_control("Decoding", ["beam", "greedy", "sample"], default=st.query_params.get("decoding", "beam"),
+                              key="vae_diag_decoding", help="beam search (width 5) finds likelier sentences than greedy decoding") or "beam"
 st.query_params["decoding"] = method
 left, right = st.columns(2)
 with left:

@@ -42,7 +42,7 @@ class VAEConfig:
     free_bits: float = 0.0  # KL floor per dimension, nats
     word_dropout: float = 0.0
     dropout: float = 0.0  # on the decoder's input embeddings and GRU outputs, while training
-    skip: bool = True  # GRU decoder: z also adds to the word logits directly (a skip connection, Dieng et al., 2019)
+    skip: bool = False  # GRU decoder: z also adds to the word logits directly (a skip connection, Dieng et al., 2019)
     iw_samples: int = 1  # > 1: train on the IWAE bound with this many samples
     decoder_lm: str = "smollm2"  # pretrained-decoder: the causal LM (a backbone name)
     lm_dim: int = 0  # pretrained-decoder: that LM's hidden size

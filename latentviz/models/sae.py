@@ -1,0 +1,211 @@
+"""Sparse autoencoders on language-model activations: x (d_in) → f (d_sae, sparse) → x̂ = f W_dec + b_dec.
+
+Architectures (`architecture` uses SAELens's names where it has them):
+- `standard`: ReLU with an L1 penalty on f weighted by each decoder row's norm (Anthropic, 2024 update);
+- `topk`: keep each token's k largest pre-activations (Gao et al., 2024);
+- `batchtopk`: keep the batch's k·B largest (Bussmann et al., 2024); at inference a per-latent
+  threshold, the running mean of the smallest kept activation, makes it per-token;
+- `jumprelu`: f = z·H(z − θ) with a learned threshold θ per latent, trained with a straight-through
+  estimator on θ and an L0 penalty (Rajamanoharan et al., 2024).
+Decoder rows are kept at unit norm and their gradient's component along the row is removed before
+each step; b_dec starts at the data's geometric median; TopK variants add the AuxK loss, which
+reconstructs the residual from the top dead latents (Gao et al., 2024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from latentviz.models.base import StepOutput, register
+
+ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
+
+
+@dataclass
+class SAEConfig:
+    d_in: int = 576
+    d_sae: int = 4608
+    architecture: str = "topk"
+    k: int = 32  # topk / batchtopk: active latents per token
+    l1_coefficient: float = 5.0  # standard: weight of the L1 penalty
+    l0_coefficient: float = 1.0  # jumprelu: weight of the L0 penalty
+    jumprelu_bandwidth: float = 0.001  # jumprelu: width of the straight-through window
+    jumprelu_init_threshold: float = 0.001
+    aux_k: int = 256  # topk / batchtopk: dead latents used by the AuxK loss
+    aux_coefficient: float = 1 / 32
+    dead_after: int = 200_000  # tokens without firing after which a latent counts as dead for AuxK (Gao et al.: 10M; CPU runs are shorter)
+    normalize_input: bool = False  # scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)
+    hook_layer: int = 8
+    hook_name: str = "blocks.8.hook_resid_post"
+    model_name: str = "smollm2"
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+        for name in ("d_in", "d_sae", "k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.k > self.d_sae:
+            raise ValueError(f"k = {self.k} is more than the {self.d_sae} latents")
+
+
+class _JumpReLU(torch.autograd.Function):
+    """z·H(z − θ), with a rectangle-kernel pseudo-derivative for θ (Rajamanoharan et al., 2024)."""
+
+    @staticmethod
+    def forward(ctx, z, threshold, bandwidth):
+        ctx.save_for_backward(z, threshold)
+        ctx.bandwidth = bandwidth
+        return z * (z > threshold)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, threshold = ctx.saved_tensors
+        window = ((z - threshold).abs() < ctx.bandwidth / 2).to(z.dtype)
+        grad_threshold = -(threshold / ctx.bandwidth) * window * grad
+        return grad * (z > threshold), grad_threshold.sum(0), None
+
+
+class _Step(torch.autograd.Function):
+    """H(z − θ) for the L0 penalty, with the same pseudo-derivative for θ."""
+
+    @staticmethod
+    def forward(ctx, z, threshold, bandwidth):
+        ctx.save_for_backward(z, threshold)
+        ctx.bandwidth = bandwidth
+        return (z > threshold).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, threshold = ctx.saved_tensors
+        window = ((z - threshold).abs() < ctx.bandwidth / 2).to(z.dtype)
+        return None, (-(1.0 / ctx.bandwidth) * window * grad).sum(0), None
+
+
+def geometric_median(x: torch.Tensor, iterations: int = 100, tolerance: float = 1e-6) -> torch.Tensor:
+    """The point minimising the sum of Euclidean distances to the rows of x (Weiszfeld's algorithm)."""
+    point = x.mean(0)
+    for _ in range(iterations):
+        weights = 1.0 / (x - point).norm(dim=1).clamp(min=1e-8)
+        new = (weights[:, None] * x).sum(0) / weights.sum()
+        if (new - point).norm() < tolerance * max(1.0, float(point.norm())):
+            return new
+        point = new
+    return point
+
+
+@register("sae")
+class SparseAutoencoder(nn.Module):
+    config_class = SAEConfig
+
+    def __init__(self, config: SAEConfig):
+        super().__init__()
+        self.config = config
+        decoder = torch.randn(config.d_sae, config.d_in)
+        decoder = decoder / decoder.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(decoder)
+        self.W_enc = nn.Parameter(decoder.t().clone())  # tied at the start, trained apart
+        self.b_enc = nn.Parameter(torch.zeros(config.d_sae))
+        self.b_dec = nn.Parameter(torch.zeros(config.d_in))
+        self.threshold = nn.Parameter(torch.full((config.d_sae,), config.jumprelu_init_threshold),
+                                      requires_grad=config.architecture == "jumprelu")
+        # batchtopk's inference threshold, and how many tokens ago each latent last fired (AuxK)
+        self.register_buffer("since_fired", torch.zeros(config.d_sae))
+        self.register_buffer("threshold_batches", torch.zeros((), dtype=torch.long))
+        self.register_buffer("input_scale", torch.ones(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    # -- the forward pass -------------------------------------------------------------------------
+
+    def _init_from(self, x: torch.Tensor) -> None:
+        """First batch: input scale, and b_dec at the geometric median of the (scaled) data."""
+        with torch.no_grad():
+            if self.config.normalize_input:
+                self.input_scale.fill_(float(self.config.d_in ** 0.5 / x.norm(dim=1).mean()))
+            self.b_dec.copy_(geometric_median(x * self.input_scale))
+            self.initialised.fill_(True)
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.input_scale - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activate(self, z: torch.Tensor) -> torch.Tensor:
+        """Sparse latents f from pre-activations z; per token at inference for every architecture."""
+        arch = self.config.architecture
+        if arch == "standard":
+            return torch.relu(z)
+        if arch == "jumprelu":
+            return _JumpReLU.apply(z, self.threshold, self.config.jumprelu_bandwidth)
+        z = torch.relu(z)
+        if arch == "batchtopk" and self.training:
+            keep = z.flatten().topk(self.config.k * len(z)).indices
+            out = torch.zeros_like(z).flatten().scatter(0, keep, z.flatten()[keep]).view_as(z)
+            with torch.no_grad():  # the smallest kept value, averaged over batches: the inference threshold
+                smallest = z.flatten()[keep].min()
+                rate = 1.0 if int(self.threshold_batches) == 0 else 0.01
+                self.threshold.mul_(1 - rate).add_(rate * smallest)
+                self.threshold_batches += 1
+            return out
+        if arch == "batchtopk":
+            return z * (z > self.threshold)
+        values, indices = z.topk(self.config.k, dim=-1)
+        return torch.zeros_like(z).scatter(-1, indices, values)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.pre_activations(x))
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """x̂ in the input's own units (the input scale undone)."""
+        return (f @ self.W_dec + self.b_dec) / self.input_scale
+
+    def forward(self, x: torch.Tensor) -> StepOutput:
+        if self.training and not bool(self.initialised):
+            self._init_from(x)
+        z = self.pre_activations(x)
+        f = self.activate(z)
+        x_hat = f @ self.W_dec + self.b_dec
+        target = x * self.input_scale
+        mse = (x_hat - target).pow(2).sum(-1).mean()
+        loss = mse
+        arch = self.config.architecture
+        if arch == "standard":
+            loss = loss + self.config.l1_coefficient * (f * self.W_dec.norm(dim=1)).sum(-1).mean()
+        elif arch == "jumprelu":
+            l0 = _Step.apply(z, self.threshold, self.config.jumprelu_bandwidth).sum(-1).mean()
+            loss = loss + self.config.l0_coefficient * l0
+        elif self.training:
+            loss = loss + self.config.aux_coefficient * self._aux_loss(z, target - x_hat.detach())
+        if self.training:
+            with torch.no_grad():
+                fired = (f > 0).any(0)
+                self.since_fired.add_(len(x)).masked_fill_(fired, 0)
+        l0 = float((f > 0).float().sum(-1).mean())
+        variance = (target - target.mean(0)).pow(2).sum()
+        fvu = float((x_hat - target).detach().pow(2).sum() / variance)
+        return StepOutput(loss, {"mse": float(mse.detach()), "l0": l0, "fvu": fvu})
+
+    def _aux_loss(self, z: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Reconstruct what the live latents missed with the top-k_aux dead ones (AuxK, Gao et al.)."""
+        dead = self.since_fired >= self.config.dead_after
+        if not dead.any():
+            return z.new_zeros(())
+        k = min(self.config.aux_k, int(dead.sum()))
+        dead_z = torch.relu(z).masked_fill(~dead, 0.0)
+        values, indices = dead_z.topk(k, dim=-1)
+        residual_hat = torch.zeros_like(z).scatter(-1, indices, values) @ self.W_dec
+        return (residual_hat - residual).pow(2).sum(-1).mean() / residual.pow(2).sum(-1).mean().clamp(min=1e-8)
+
+    # -- kept true around each optimiser step (called by the training loop) ------------------------
+
+    def before_optimizer_step(self) -> None:
+        """Remove the part of each decoder row's gradient that would only change its norm."""
+        if self.W_dec.grad is not None:
+            with torch.no_grad():
+                rows = self.W_dec / self.W_dec.norm(dim=1, keepdim=True)
+                self.W_dec.grad -= (self.W_dec.grad * rows).sum(1, keepdim=True) * rows
+
+    def after_optimizer_step(self) -> None:
+        with torch.no_grad():
+            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True)

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from latentviz import metrics, train
+from latentviz.models import base
+from latentviz.models.sae import SAEConfig, SparseAutoencoder, geometric_median
+
+
+def test_sae_metrics_on_known_answers():
+    f = np.array([[0, 2, 0], [1, 1, 0], [0, 0, 0], [3, 0, 0]])
+    assert metrics.l0(f) == (1 + 2 + 0 + 1) / 4
+    counts = metrics.firing_counts(f)
+    assert counts.tolist() == [2, 2, 0] and metrics.dead_latents(counts) == 1
+    x = np.array([[1.0, 0.0], [3.0, 0.0], [1.0, 2.0], [3.0, 2.0]])  # mean (2, 1): Σ‖x − x̄‖² = 4 · 2 = 8
+    x_hat = x + np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # Σ‖x − x̂‖² = 2
+    assert metrics.fraction_of_variance_unexplained(x, x_hat) == pytest.approx(0.25)
+    assert metrics.explained_variance(x, x_hat) == pytest.approx(0.75)
+    assert metrics.fraction_of_variance_unexplained(x, np.tile(x.mean(0), (4, 1))) == pytest.approx(1.0)  # the mean explains nothing
+    assert metrics.mean_cosine(x, 2 * x) == pytest.approx(1.0) and metrics.mean_cosine(x[:1], -x[:1]) == pytest.approx(-1.0)
+    # a huge offset shared by every token changes no FVU computed as a ratio of sums
+    assert metrics.fraction_of_variance_unexplained(x + 1e6, x_hat + 1e6) == pytest.approx(0.25, rel=1e-6)
+    hist, edges = metrics.log_density_histogram(np.array([1, 10, 100, 0]), tokens=100, bins=2)
+    assert hist.tolist() == [1, 2] and edges.tolist() == [-2.0, -1.0, 0.0]
+    assert metrics.ce_loss_recovered(ce_clean=2.0, ce_sae=2.5, ce_zero_ablation=7.0) == pytest.approx(0.9)
+    assert metrics.delta_lm_loss(2.0, 2.5) == pytest.approx(0.5)
+
+
+def test_geometric_median_resists_an_outlier():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [100.0, 100.0]])
+    median = geometric_median(x)
+    assert median.norm() < 1.5 and x.mean(0).norm() > 20
+
+
+def planted(n=4096, d=16, atoms=32, active=3, seed=0):
+    """Tokens that are sums of `active` of `atoms` unit directions with positive weights."""
+    g = torch.Generator().manual_seed(seed)
+    dictionary = torch.randn(atoms, d, generator=g)
+    dictionary /= dictionary.norm(dim=1, keepdim=True)
+    codes = torch.zeros(n, atoms)
+    for row in range(n):
+        codes[row, torch.randperm(atoms, generator=g)[:active]] = 1 + torch.rand(active, generator=g)
+    return codes @ dictionary + 0.5
+
+
+@pytest.mark.parametrize("architecture, max_fvu, max_l0", [("standard", 0.1, 20), ("topk", 0.15, 3), ("batchtopk", 0.15, 6),
+                                                          ("jumprelu", 0.15, 6)])
+def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, max_l0):
+    x = planted()  # 3 of 32 atoms per token in 16 dimensions: a sparse code of 64 latents fits it
+    config = SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, l1_coefficient=0.3, l0_coefficient=0.1,
+                       jumprelu_init_threshold=0.1, jumprelu_bandwidth=0.05)
+    torch.manual_seed(0)
+    sae = SparseAutoencoder(config)
+    train.fit(sae, x[:3584], config=train.TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50))
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)  # unit-norm decoder rows
+    sae.eval()
+    with torch.no_grad():
+        held = x[3584:]
+        f = sae.encode(held)
+        x_hat = sae.decode(f)
+    assert metrics.fraction_of_variance_unexplained(held.numpy(), x_hat.numpy()) < max_fvu
+    assert metrics.l0(f.numpy()) <= max_l0
+
+
+def test_decoder_gradient_loses_its_component_along_each_row():
+    sae = SparseAutoencoder(SAEConfig(d_in=8, d_sae=4, k=2))
+    sae.W_dec.grad = sae.W_dec.detach().clone() * 3 + torch.randn(4, 8)
+    sae.before_optimizer_step()
+    assert torch.allclose((sae.W_dec.grad * sae.W_dec).sum(1), torch.zeros(4), atol=1e-5)
+
+
+def test_batchtopk_is_per_token_at_inference_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    x = planted(n=1024)
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture="batchtopk", k=3))
+    train.fit(sae, x, config=train.TrainConfig(steps=200, batch_size=256, lr=3e-3, warmup=10))
+    sae.eval()
+    with torch.no_grad():
+        alone = torch.cat([sae.encode(x[i:i + 1]) for i in range(8)])
+        together = sae.encode(x[:8])
+    # a token's latents do not depend on its batch (up to float rounding of batched matmuls)
+    assert torch.equal(alone > 0, together > 0) and torch.allclose(alone, together, atol=1e-5)
+    assert float(sae.threshold.min()) > 0
+    base.save(sae, tmp_path)
+    loaded = base.load(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(x[:8]), together)
+
+
+@pytest.mark.parametrize("architecture", ["standard", "topk", "batchtopk", "jumprelu"])
+def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from latentviz import saelens
+
+    torch.manual_seed(0)
+    x = planted(n=512)
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, normalize_input=True))
+    train.fit(sae, x, config=train.TrainConfig(steps=30, batch_size=128, lr=3e-3, warmup=5))
+    sae.eval()
+    saelens.export(sae, tmp_path / "out")
+    cfg = json.loads((tmp_path / "out" / "cfg.json").read_text())
+    assert cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["hook_name"] == "blocks.8.hook_resid_post"
+    assert set(load_file(tmp_path / "out" / "sae_weights.safetensors")) >= {"W_enc", "W_dec", "b_enc", "b_dec"}
+    back = saelens.read(tmp_path / "out", d_in=16)
+    with torch.no_grad():
+        assert torch.allclose(back.encode(x[:32]), sae.encode(x[:32]), atol=1e-5)
+        assert torch.allclose(back.decode(back.encode(x[:32])), sae.decode(sae.encode(x[:32])), atol=1e-5)
+    saelens.export(back, tmp_path / "again")  # written again: identical weights
+    first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("out", "again"))
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_saelens_folders_that_do_not_fit_get_one_clear_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from latentviz import saelens
+    from latentviz.models.base import CheckpointError
+
+    folder = saelens.export(SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2)), tmp_path / "sae")
+    with pytest.raises(CheckpointError, match="reads 16-wide activations, but the chosen layer is 576 wide"):
+        saelens.read(folder, d_in=576)
+    tensors = load_file(folder / "sae_weights.safetensors")
+    del tensors["b_dec"]
+    save_file(tensors, folder / "sae_weights.safetensors")
+    with pytest.raises(CheckpointError, match="missing tensor b_dec"):
+        saelens.read(folder)
+    (folder / "cfg.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        saelens.read(folder)
+    (folder / "sae_weights.safetensors").write_bytes(b"\x80\x04pickle?")
+    (folder / "cfg.json").write_text('{"d_in": 16, "d_sae": 32, "architecture": "topk", "k": 2}')
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        saelens.read(folder)
