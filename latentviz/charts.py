@@ -114,14 +114,14 @@ def lorenz_chart(curves: dict[str, pd.DataFrame]):
     return (even + lines).properties(height=220)
 
 
-def curves_chart(curves: pd.DataFrame):
+def curves_chart(curves: pd.DataFrame, columns: int = 4):
     """Held-out figures over training: one small panel per metric, one line per model."""
     import altair as alt
 
     return alt.Chart(curves).mark_line(point=True).encode(
         x=alt.X("step:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(orient="bottom")), tooltip=["model", "metric", "step", "value"],
-    ).properties(width=170, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(y="independent")
+    ).properties(width=170, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=columns).resolve_scale(y="independent")
 
 
 def label_heatmap(by_label: pd.DataFrame, top: int = 30):

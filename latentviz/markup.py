@@ -31,3 +31,12 @@ def traversal_table(grid, reference: str) -> str:
         row = "".join(f'<td style="vertical-align:top">{changed_words(reference, texts[o])}</td>' for o in offsets)
         rows.append(f"<tr><th style='white-space:nowrap'>{html.escape(str(direction))}</th>{row}</tr>")
     return (f"<table style='font-size:0.85rem;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+
+def table(columns: dict[str, list]) -> str:
+    """A plain HTML table whose cells wrap (long sentences stay readable); every cell escaped."""
+    names = list(columns)
+    head = "".join(f"<th style='text-align:left'>{html.escape(str(name))}</th>" for name in names)
+    rows = "".join("<tr>" + "".join(f"<td style='vertical-align:top'>{html.escape(str(value))}</td>" for value in values) + "</tr>"
+                   for values in zip(*columns.values(), strict=True))
+    return f"<table style='font-size:0.9rem;width:100%'><tr>{head}</tr>{rows}</table>"

@@ -7,3 +7,10 @@ def test_changed_words_are_highlighted_and_everything_is_escaped():
     assert "&lt;b&gt;mat&lt;/b&gt;" in out and "<b>" not in out
     assert changed_words("same words", "same words") == "same words"
     assert changed_words("a b", "") == "<i>(empty)</i>"
+
+
+def test_tables_escape_every_cell():
+    from latentviz.markup import table
+
+    out = table({"sentence": ["<script>alert(1)</script>", "plain"], "decoded": ["a & b", "c"]})
+    assert "&lt;script&gt;" in out and "<script>" not in out and "a &amp; b" in out and out.count("<tr>") == 3

@@ -18,8 +18,12 @@ if len(names) < 2:
 default = space.examples(1)[0]
 text = webapp.text_param("text", default, "Sentence")
 left, middle, right = st.columns(3)
-plus = left.selectbox("Add (A)", names, index=names.index(query["plus"]) if query.get("plus") in names else 0, key="vae_plus")
-minus = middle.selectbox("Subtract (B)", names, index=names.index(query["minus"]) if query.get("minus") in names else 1, key="vae_minus")
+# The example, "sport" minus "business", where the labels exist; else the first two.
+default_plus, default_minus = ("sport", "business") if {"sport", "business"} <= set(names) else (names[1], names[0])
+plus = left.selectbox("Add (A)", names, index=names.index(query.get("plus", default_plus)) if query.get("plus", default_plus) in names else 0,
+                      key="vae_plus")
+minus = middle.selectbox("Subtract (B)", names, index=names.index(query.get("minus", default_minus)) if query.get("minus", default_minus) in names else 1,
+                         key="vae_minus")
 top = right.slider("Largest α", 0.5, 4.0, 2.0, 0.5, key="vae_alpha")
 query["plus"], query["minus"] = plus, minus
 if plus == minus:
@@ -31,7 +35,7 @@ if not text:
 
 alphas = np.round(np.linspace(0, top, 5), 2).tolist()
 with st.spinner("Decoding…"):
-    result = space.arithmetic(text, plus, minus, alphas)
+    result = space.arithmetic(text, plus, minus, alphas, method="beam")
 st.markdown(f"z(sentence) + α · (mean z | **{plus}** − mean z | **{minus}**)")
 reference = result["text"].iloc[0]
 rows = "".join(f"<tr><td style='white-space:nowrap'>α = {alpha:g}</td><td>{markup.changed_words(reference, decoded)}</td></tr>"

@@ -1,10 +1,9 @@
 """Text VAE · Diagnostics: is the latent space alive? KL per dimension, AU, MI and IW-NLL over
 training, the collapse verdict, and what the model writes from its prior and from real sentences."""
 
-import pandas as pd
 import streamlit as st
 
-from latentviz import charts, latent_space, webapp
+from latentviz import charts, latent_space, markup, webapp
 
 workspace = webapp.store()
 st.title("VAE diagnostics")
@@ -32,21 +31,20 @@ with right:
     st.subheader("During training (held-out)")
     curves = latent_space.curves(workspace, space.model_id)
     wanted = ["active units", "mutual information", "IW-NLL (K = 5)", "KL"]
-    st.altair_chart(charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}")))
+    st.altair_chart(charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}"), columns=2))
 
 st.subheader("What it writes")
 method = st.segmented_control("Decoding", ["beam", "greedy", "sample"], default=st.query_params.get("decoding", "beam"),
                               key="vae_diag_decoding", help="beam search (width 5) finds likelier sentences than greedy decoding") or "beam"
 st.query_params["decoding"] = method
-left, right = st.columns(2)
+left, right = st.columns([2, 3])
 with left:
     st.markdown("**From the prior** z ~ N(0, I)")
-    st.dataframe(pd.DataFrame({"decoded": space.sample(8, method)}), hide_index=True, key="vae_prior")
+    st.html(markup.table({"decoded": space.sample(6, method)}))
 with right:
     st.markdown("**Reconstructions** of dataset sentences (from the posterior mean)")
     originals = space.examples(4)
-    st.dataframe(pd.DataFrame({"sentence": originals, "decoded": [space.reconstruct(t, method) for t in originals]}),
-                 hide_index=True, key="vae_reconstructions")
+    st.html(markup.table({"sentence": originals, "decoded": [space.reconstruct(t, method) for t in originals]}))
 text = webapp.text_param("text", "", "Reconstruct your own sentence", placeholder="type a sentence and press Enter")
 if text:
     st.markdown("**Decoded**")

@@ -24,7 +24,7 @@ query["method"] = method
 steps = b.slider("Steps", 3, 15, int(query["steps"]) if query.get("steps", "").isdigit() and 3 <= int(query["steps"]) <= 15 else 7,
                  key="vae_interp_steps")
 query["steps"] = str(steps)
-decoding = c.selectbox("Decoding", ["greedy", "beam"], key="vae_interp_decoding")
+decoding = c.selectbox("Decoding", ["beam", "greedy"], key="vae_interp_decoding")
 if not (start and end):
     st.info("Type two sentences.")
     st.stop()
@@ -49,11 +49,12 @@ if map_id is None:
             st.rerun()
     webapp.job_status(workspace)
 else:
-    placed = pipeline.place_vectors(workspace, map_id, latents.astype("float32"), path["text"].tolist(), k=1)
+    with st.spinner("Placing the path on the map…"):  # UMAP's placement compiles on first use: ~30 s once
+        placed = pipeline.place_vectors(workspace, map_id, latents.astype("float32"), path["text"].tolist(), k=1)
     points = charts.with_hover(workspace.projection_points(map_id))
     colour = "label" if points["label"].notna().any() else None
     st.plotly_chart(charts.map_figure(points, colour, path=placed.points, height=520), key="vae_path_map",
                     config={"scrollZoom": True, "displaylogo": False})
     st.caption("The dataset's sentences at their posterior means; the line is the decoded path, hover a step to read it.")
-    st.dataframe(pd.DataFrame({"t": path["t"], "nearest dataset sentence": [n["text"].iloc[0] for n in placed.neighbours]}),
+    st.dataframe(pd.DataFrame({"t": path["t"].round(2), "nearest dataset sentence": [n["text"].iloc[0] for n in placed.neighbours]}),
                  hide_index=True, key="vae_path_neighbours")

@@ -19,7 +19,7 @@ query["dir"] = kind
 steps = middle.select_slider("Steps", [3, 5, 7, 9, 11], int(query.get("steps", 7)) if query.get("steps") in ("3", "5", "7", "9", "11") else 7,
                              key="vae_traverse_steps")
 query["steps"] = str(steps)
-method = right.selectbox("Decoding", ["greedy", "beam"], key="vae_traverse_decoding")
+method = right.selectbox("Decoding", ["beam", "greedy"], key="vae_traverse_decoding")
 
 labels = None
 indices = space.informative_dimensions(6) if kind == "dimension" else list(range(6))
