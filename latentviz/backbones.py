@@ -168,6 +168,9 @@ def causal_lm(name: str, cache: Path):
             except (OSError, ValueError) as error:
                 first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise BackboneError(f"cannot load {name!r} as a causal LM ({first_line}); use smollm2 or a causal LM's folder or hub id") from error
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+            tokenizer.padding_side = "right"
             _shared[key] = (model.eval().requires_grad_(False).to(default_device()), tokenizer)
         return _shared[key]
 
@@ -281,3 +284,32 @@ def hidden_states(backbone: Backbone, text: str, layer: int) -> tuple[list[str],
     hidden = _forward_to_layer(backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer)
     tokens = backbone.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
     return tokens, hidden[0].float().cpu().numpy()
+
+
+@torch.no_grad()
+def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    batch_size: int = 8) -> float:
+    """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
+    block `layer`'s output (B, T, d) passed through `replace` first when given: splicing an SAE's
+    reconstruction, or zeros, into the forward pass."""
+    blocks = _blocks(lm)
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        new = replace(hidden)
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = blocks[layer - 1].register_forward_hook(hook) if replace is not None and layer > 0 else None
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=MAX_TOKENS)
+            ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
+            logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="sum")
+            total, count = total + float(loss), count + int((targets != -100).sum())
+    finally:
+        if handle is not None:
+            handle.remove()
+    return total / max(count, 1)

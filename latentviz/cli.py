@@ -180,6 +180,80 @@ def cmd_arithmetic(args) -> None:
         print(f"α={row.alpha:g}\t{row.text}")
 
 
+def cmd_capture(args) -> None:
+    from latentviz import activations
+
+    bar = _Bar()
+    try:
+        capture_id = activations.capture(_store(args), args.dataset, args.backbone, args.layer, max_tokens=args.max_tokens,
+                                         mask_sinks=not args.keep_sinks, progress=bar)
+    finally:
+        bar.close()
+    row = _store(args).captures().set_index("id").loc[capture_id]
+    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {args.backbone} layer {int(row['layer'])} on {args.dataset!r}")
+
+
+def cmd_train_sae(args) -> None:
+    from latentviz import pipeline, train
+
+    options = {"architecture": {"relu": "standard"}.get(args.arch, args.arch), "d_sae": args.width, "k": args.k,
+               "l1_coefficient": args.l1, "normalize_input": args.normalize_input}
+    bar = _Bar()
+    try:
+        model_id = pipeline.train_sae(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer, options=options,
+                                      training=train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr),
+                                      max_tokens=args.max_tokens, progress=bar)
+    finally:
+        bar.close()
+    _print_figures(args, model_id)
+
+
+def cmd_features(args) -> None:
+    import time
+
+    from latentviz import features
+
+    store = _store(args)
+    bar = _Bar()
+    started = time.perf_counter()
+    try:
+        tokens = features.build(store, args.model, progress=bar)
+        stats = features.statistics(store, args.model)
+    finally:
+        bar.close()
+    fired = stats[stats["fires"] > 0]
+    print(f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {tokens:,} tokens "
+          f"({time.perf_counter() - started:.1f} s); densest:")
+    print(fired.sort_values("density", ascending=False).head(args.show)[["feature", "density", "max", "label"]].to_string(index=False))
+
+
+def cmd_export_sae(args) -> None:
+    from latentviz import saelens
+    from latentviz.models import base
+
+    row = _store(args, read_only=True).model(args.model)
+    if row is None or row["kind"] != "sae" or row["checkpoint"] is None:
+        raise ValueError(f"no trained SAE with id {args.model}; see `latentviz info`")
+    print(f"SAE {args.model} written in the SAELens layout to {saelens.export(base.load(row['checkpoint']), args.out)}")
+
+
+def cmd_import_sae(args) -> None:
+    from dataclasses import asdict
+
+    from latentviz import saelens
+    from latentviz.models import base
+
+    sae = saelens.read(args.path)
+    if args.dataset and not _store(args).has_dataset(args.dataset):
+        raise ValueError(f"no dataset named {args.dataset!r}; see `latentviz info`")
+    store = _store(args)
+    model_id = store.add_model("sae", args.name or f"imported {Path(args.path).name}", args.dataset or "", sae.config.model_name,
+                               {"model": asdict(sae.config), "data": {"imported_from": str(args.path)}})
+    folder = base.save(sae, settings.models_dir(store.path) / str(model_id))
+    store.finish_model(model_id, str(folder), {"imported": True})
+    print(f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, from {args.path}")
+
+
 def cmd_info(args) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
@@ -314,6 +388,45 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", default="0,0.5,1,1.5,2", help="comma-separated α values")
     p.set_defaults(run=cmd_arithmetic)
 
+    p = families.add_parser("sae", parents=[common], help="sparse autoencoder on a causal LM's layer activations")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--backbone", default="smollm2", help="the causal LM (default smollm2)")
+    p.add_argument("--layer", type=int, help="block whose output is captured (default: the middle one)")
+    p.add_argument("--arch", choices=["relu", "topk", "batchtopk", "jumprelu"], default="topk")
+    p.add_argument("--width", type=int, default=4608, help="latents (d_sae)")
+    p.add_argument("--k", type=int, default=32, help="topk / batchtopk: active latents per token")
+    p.add_argument("--l1", type=float, default=5.0, help="relu: L1 coefficient")
+    p.add_argument("--normalize-input", action="store_true", help="scale inputs to E‖x‖ = √d_in")
+    p.add_argument("--max-tokens", type=int, default=100_000)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.set_defaults(run=cmd_train_sae)
+
+    p = sub.add_parser("capture", parents=[common], help="capture a causal LM's layer activations over a dataset (for SAEs)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--backbone", default="smollm2")
+    p.add_argument("--layer", type=int)
+    p.add_argument("--max-tokens", type=int, default=100_000)
+    p.add_argument("--keep-sinks", action="store_true", help="keep positions whose norm is over 10× the median")
+    p.set_defaults(run=cmd_capture)
+
+    p = sub.add_parser("features", parents=[common], help="store an SAE's activations on its captured tokens; feature statistics and examples")
+    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p.add_argument("--show", type=int, default=10, help="features to print")
+    p.set_defaults(run=cmd_features)
+
+    p = sub.add_parser("export-sae", parents=[common], help="write a trained SAE in the SAELens layout")
+    p.add_argument("model", type=int, metavar="MODEL_ID")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_export_sae)
+
+    p = sub.add_parser("import-sae", parents=[common], help="add an SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors)")
+    p.add_argument("path")
+    p.add_argument("--dataset", help="the dataset it belongs with (optional)")
+    p.add_argument("--name")
+    p.set_defaults(run=cmd_import_sae)
+
     p = sub.add_parser("info", parents=[common], help="print the workspace contents as one JSON object")
     p.set_defaults(run=cmd_info)
 
@@ -334,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.run(args)
-    except (CorpusError, StoreError, BackboneError, ProjectionError, ValueError) as error:
+    except (CorpusError, StoreError, BackboneError, ProjectionError, ValueError) as error:  # CheckpointError is a ValueError
         print(f"latentviz {args.command}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -429,3 +429,84 @@ def vae_diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int =
     return {"iw_nll": float(nll.mean()), "iw_samples": samples, "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
             "kl": kl, "kl_per_dim": kl_dims.round(4).tolist(), "active_units": au, "mutual_information": mi,
             "prior_decode_diversity": distinct / len(prior), "collapsed": bool(collapsed), "held_out": len(mu)}
+
+
+# -- train a sparse autoencoder on captured LM activations ----------------------------------------
+
+SAE_CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the reconstruction spliced in
+
+
+def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_DECODER_LM, layer: int | None = None,
+              options: dict | None = None, training: train.TrainConfig | None = None, max_tokens: int = 100_000,
+              name: str | None = None, progress: Progress = _quiet) -> int:
+    """Capture (or reuse) a layer's activations, train an SAE on 90% of the texts' tokens, and store
+    its curves and held-out figures. Returns the model id."""
+    import torch
+
+    from latentviz import activations
+    from latentviz.models import base
+    from latentviz.models.sae import SAEConfig, SparseAutoencoder
+
+    training = training or train.TrainConfig(batch_size=4096, lr=2e-4)
+    capture_id = activations.capture(store, dataset, backbone_name, layer, max_tokens=max_tokens, progress=progress)
+    layer = int(store.capture(capture_id)["layer"])
+    text_ids, states = activations.load(store, capture_id)
+    texts = np.unique(text_ids)
+    if len(texts) < 10:
+        raise StoreError(f"dataset {dataset!r} gives tokens from {len(texts)} texts; an SAE needs at least 10")
+    _, held_texts = split_ids(len(texts), training.seed)  # held out by text, so no sentence is half seen
+    held = np.isin(text_ids, texts[held_texts])
+    config = SAEConfig(d_in=states.shape[1], hook_layer=layer, hook_name=f"blocks.{layer}.hook_resid_post", model_name=backbone_name,
+                       **(options or {}))
+    model_id = store.add_model("sae", name or f"{config.architecture} SAE {config.d_sae} L{layer}", dataset, backbone_name,
+                               {"model": asdict(config), "training": asdict(training), "data": {"capture": capture_id}})
+    torch.manual_seed(training.seed)
+    sae = SparseAutoencoder(config)
+    x = torch.from_numpy(states)
+    folder = settings.models_dir(store.path) / str(model_id)
+    train.fit(sae, x[~held], config=training, held_out=x[held], folder=folder,
+              progress=lambda step, total, _: progress(step, total, f"training {config.architecture} SAE"),
+              on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+    progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
+    held_text_list = store.texts(dataset).set_index("id").loc[texts[held_texts][:SAE_CE_TEXTS], "text"].tolist()
+    figures = sae_figures(store, sae, x[held], held_text_list, backbone_name, layer)
+    base.save(sae, folder)
+    store.finish_model(model_id, str(folder), figures)
+    return model_id
+
+
+def sae_figures(store: Store, sae, held: "torch.Tensor", texts: list[str], backbone_name: str, layer: int) -> dict:
+    """Held-out figures by their reference definitions (metrics.py), and the LM's next-token loss
+    with the SAE's reconstruction spliced in at the layer, against clean and zero-ablated runs."""
+    import torch
+
+    from latentviz import activations
+
+    sae.eval()
+    with torch.no_grad():
+        f = sae.encode(held)
+        x_hat = sae.decode(f)
+    f, x_hat, x = f.numpy(), x_hat.numpy(), held.numpy()
+    counts = metrics.firing_counts(f)
+    hist, edges = metrics.log_density_histogram(counts, len(x))
+    lm, tokenizer = backbones.causal_lm(backbone_name, settings.cache_dir(store.path))
+
+    def splice(fill):
+        def replace(hidden):
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            keep = torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(flat.device)  # sinks stay as they were
+            new = fill(flat).to(flat.dtype)
+            return torch.where(keep[:, None], flat, new).view_as(hidden)
+        return replace
+
+    with torch.no_grad():
+        ce_clean = backbones.next_token_loss(lm, tokenizer, texts, layer)
+        ce_sae = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device)))
+        ce_zero = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(torch.zeros_like))
+    return {"l0": metrics.l0(f), "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
+            "explained_variance": metrics.explained_variance(x, x_hat), "cosine": metrics.mean_cosine(x, x_hat),
+            "dead_latents": metrics.dead_latents(counts), "dead_window_tokens": len(x),
+            "density_histogram": {"counts": hist.tolist(), "log10_edges": edges.round(3).tolist()},
+            "ce_clean": ce_clean, "ce_sae": ce_sae, "ce_zero_ablation": ce_zero,
+            "ce_loss_recovered": metrics.ce_loss_recovered(ce_clean, ce_sae, ce_zero), "delta_lm_loss": metrics.delta_lm_loss(ce_clean, ce_sae),
+            "ce_texts": len(texts), "held_out_tokens": len(x)}

@@ -127,6 +127,40 @@ MIGRATIONS: list[list[str]] = [
         # Token-level models: the slot is the token's position and this is the token itself.
         "ALTER TABLE text_codes ADD COLUMN token VARCHAR",
     ],
+    [
+        # Captured LM activations (for SAEs): the vectors live in safetensors shards beside the
+        # workspace; the store knows each capture, its shards, and every kept token.
+        "CREATE SEQUENCE capture_ids START 1",
+        """CREATE TABLE captures (
+            id INTEGER PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            backbone VARCHAR NOT NULL,
+            layer INTEGER NOT NULL,
+            params VARCHAR,
+            complete BOOLEAN DEFAULT false,
+            created TIMESTAMP DEFAULT current_timestamp)""",
+        """CREATE TABLE capture_shards (
+            capture_id INTEGER NOT NULL,
+            shard INTEGER NOT NULL,
+            path VARCHAR NOT NULL,
+            tokens BIGINT NOT NULL,
+            PRIMARY KEY (capture_id, shard))""",
+        """CREATE TABLE capture_tokens (
+            capture_id INTEGER NOT NULL,
+            shard INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            token VARCHAR,
+            PRIMARY KEY (capture_id, shard, row))""",
+        # An SAE's non-zero latents on every captured token: the raw material of feature dashboards.
+        """CREATE TABLE feature_activations (
+            model_id INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            value REAL NOT NULL)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -282,6 +316,11 @@ class Store:
             con.execute("DELETE FROM encodings WHERE dataset = ?", [name])
             model_ids = "SELECT id FROM models WHERE dataset = ?"
             con.execute(f"DELETE FROM text_codes WHERE model_id IN ({model_ids})", [name])
+            con.execute(f"DELETE FROM feature_activations WHERE model_id IN ({model_ids})", [name])
+            capture_ids = "SELECT id FROM captures WHERE dataset = ?"
+            con.execute(f"DELETE FROM capture_tokens WHERE capture_id IN ({capture_ids})", [name])
+            con.execute(f"DELETE FROM capture_shards WHERE capture_id IN ({capture_ids})", [name])
+            con.execute("DELETE FROM captures WHERE dataset = ?", [name])
             con.execute(f"DELETE FROM training_metrics WHERE model_id IN ({model_ids})", [name])
             con.execute("DELETE FROM models WHERE dataset = ?", [name])
             con.execute("DELETE FROM texts WHERE dataset = ?", [name])
@@ -471,6 +510,102 @@ class Store:
         row["config"], row["metrics"] = json.loads(row["config"] or "{}"), json.loads(row["metrics"] or "{}")
         row["checkpoint"] = None if pd.isna(row["checkpoint"]) else row["checkpoint"]
         return row
+
+    # -- captured activations ------------------------------------------------------------------------
+
+    def capture_id(self, dataset: str, backbone: str, layer: int, params: dict) -> int:
+        """The id of the capture with these settings, created empty when new."""
+        with self._transaction() as con:
+            row = con.execute("SELECT id FROM captures WHERE dataset = ? AND backbone = ? AND layer = ? AND params = ?",
+                              [dataset, backbone, layer, json.dumps(params, sort_keys=True)]).fetchone()
+            if row:
+                return int(row[0])
+            new_id = con.execute("SELECT nextval('capture_ids')").fetchone()[0]
+            con.execute("INSERT INTO captures (id, dataset, backbone, layer, params) VALUES (?, ?, ?, ?, ?)",
+                        [new_id, dataset, backbone, layer, json.dumps(params, sort_keys=True)])
+            return int(new_id)
+
+    def capture(self, capture_id: int) -> dict | None:
+        frame = self._frame("SELECT id, dataset, backbone, layer, params, complete FROM captures WHERE id = ?", [capture_id])
+        if frame.empty:
+            return None
+        row = frame.iloc[0].to_dict()
+        row["params"] = json.loads(row["params"] or "{}")
+        return row
+
+    def captures(self) -> pd.DataFrame:
+        return self._frame(
+            """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.tokens), 0) AS tokens, count(s.shard) AS shards
+               FROM captures c LEFT JOIN capture_shards s ON s.capture_id = c.id GROUP BY ALL ORDER BY c.id""")
+
+    def add_shard(self, capture_id: int, shard: int, path: str, text_ids: np.ndarray, positions: np.ndarray, tokens: list[str]) -> None:
+        """Register a written shard file and its tokens, in one transaction."""
+        rows = pa.table({"row": pa.array(np.arange(len(text_ids)), pa.int32()), "text_id": pa.array(np.asarray(text_ids), pa.int64()),
+                         "position": pa.array(np.asarray(positions), pa.int32()), "token": pa.array(tokens, pa.string())})
+        with self._transaction() as con:
+            _register(con, "incoming_tokens", rows)
+            con.execute("INSERT INTO capture_tokens SELECT ?, ?, row, text_id, position, token FROM incoming_tokens", [capture_id, shard])
+            con.execute("INSERT INTO capture_shards VALUES (?, ?, ?, ?)", [capture_id, shard, path, len(text_ids)])
+
+    def shards(self, capture_id: int) -> pd.DataFrame:
+        return self._frame("SELECT shard, path, tokens FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id])
+
+    def capture_tokens(self, capture_id: int) -> pd.DataFrame:
+        """Every kept token in shard order: shard, row, text_id, position, token."""
+        return self._frame("SELECT shard, row, text_id, position, token FROM capture_tokens WHERE capture_id = ? ORDER BY shard, row",
+                           [capture_id])
+
+    def mark_capture_complete(self, capture_id: int) -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE captures SET complete = true WHERE id = ?", [capture_id])
+
+    # -- SAE features ----------------------------------------------------------------------------------
+
+    def set_feature_activations(self, model_id: int, text_ids: np.ndarray, positions: np.ndarray, features: np.ndarray,
+                                values: np.ndarray) -> None:
+        """Replace a model's stored sparse activations (one row per token and firing feature)."""
+        rows = pa.table({"text_id": pa.array(text_ids, pa.int64()), "position": pa.array(positions, pa.int32()),
+                         "feature": pa.array(features, pa.int32()), "value": pa.array(values, pa.float32())})
+        with self._transaction() as con:
+            con.execute("DELETE FROM feature_activations WHERE model_id = ?", [model_id])
+            _register(con, "incoming_activations", rows)
+            con.execute("INSERT INTO feature_activations SELECT ?, text_id, position, feature, value FROM incoming_activations", [model_id])
+
+    def feature_stats(self, model_id: int, tokens: int) -> pd.DataFrame:
+        """Per feature that fired: firing count and density (over `tokens`), mean, max and quantiles."""
+        return self._frame(
+            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean, max(value) AS max,
+                      quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90, quantile_cont(value, 0.99) AS q99
+               FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""", [tokens, model_id])
+
+    def feature_examples(self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3) -> pd.DataFrame:
+        """For every feature at once: its `per_feature` strongest activations (bucket = -1) and a few
+        from each of `buckets` equal intervals between 0 and its max. feature, bucket, rank, text_id, position, value."""
+        return self._frame(
+            """WITH a AS (
+                   SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
+                   FROM feature_activations WHERE model_id = ?),
+               b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
+               ranked AS (
+                   SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id, position) AS top_rank,
+                             row_number() OVER (PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS bucket_rank
+                   FROM b)
+               SELECT feature, -1 AS bucket, top_rank AS rank, text_id, position, value FROM ranked WHERE top_rank <= ?
+               UNION ALL
+               SELECT feature, bucket, bucket_rank AS rank, text_id, position, value FROM ranked WHERE bucket_rank <= ?
+               ORDER BY feature, bucket, rank""", [model_id, buckets, buckets, per_feature, per_bucket])
+
+    def token_activations(self, model_id: int, text_id: int, feature: int) -> pd.DataFrame:
+        return self._frame("SELECT position, value FROM feature_activations WHERE model_id = ? AND text_id = ? AND feature = ? ORDER BY position",
+                           [model_id, text_id, feature])
+
+    def cooccurring_features(self, model_id: int, feature: int, k: int = 10) -> pd.DataFrame:
+        """Features that fire on the same tokens as `feature` most often: feature, together."""
+        return self._frame(
+            """SELECT b.feature, count(*) AS together FROM feature_activations a
+               JOIN feature_activations b ON a.model_id = b.model_id AND a.text_id = b.text_id AND a.position = b.position
+               WHERE a.model_id = ? AND a.feature = ? AND b.feature <> a.feature
+               GROUP BY b.feature ORDER BY together DESC, b.feature LIMIT ?""", [model_id, feature, k])
 
     def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:
         rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from latentviz import pipeline
 from latentviz.cli import main
@@ -178,3 +179,52 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     assert code == 2 and "no trained VAE with id 999" in err
     info = json.loads(run(capsys, "info", "--db", db)[1])
     assert [m["kind"] for m in info["models"]] == ["vae"] and info["encodings"][0]["backbone"] == f"vae#{model_id}"
+
+
+def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    from latentviz.store import Store
+
+    db = str(tmp_path / "sae.duckdb")
+    texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock", "index", "rate"] * 15)]
+    Store(db).add_dataset("news", "test", pd.DataFrame({"text": texts}))
+    code, out, err = run(capsys, "capture", "--dataset", "news", "--backbone", tiny_llama, "--layer", "2", "--max-tokens", "400", "--db", db)
+    assert code == 0, err
+    assert "capture 1: 400 tokens" in out
+    code, out, err = run(capsys, "train", "sae", "--dataset", "news", "--backbone", tiny_llama, "--layer", "2", "--arch", "topk",
+                         "--width", "64", "--k", "4", "--steps", "60", "--batch-size", "128", "--lr", "1e-3", "--max-tokens", "400", "--db", db)
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["l0"] <= 4 and 0 < figures["fvu"] < 1.5 and figures["dead_window_tokens"] > 0
+    assert {"ce_clean", "ce_sae", "ce_zero_ablation", "ce_loss_recovered", "delta_lm_loss"} <= set(figures)
+    assert figures["delta_lm_loss"] == pytest.approx(figures["ce_sae"] - figures["ce_clean"])
+    code, out, err = run(capsys, "features", str(figures["model"]), "--db", db)
+    assert code == 0 and "features fired over 400 tokens" in out, err
+    from latentviz import features
+
+    store = Store(db)
+    stats = features.statistics(store, figures["model"])
+    assert len(stats) == 64 and stats["fires"].sum() == store._frame("SELECT count(*) AS n FROM feature_activations", [])["n"][0]
+    densest = int(stats.sort_values("fires").iloc[-1]["feature"])
+    shown = features.examples(store, figures["model"], densest)
+    top = shown[shown["bucket"] == -1]
+    assert len(top) == 10 and top["value"].is_monotonic_decreasing
+    assert all(any(v == pytest.approx(value) for _, v in context) for value, context in zip(top["value"], top["context"], strict=True))
+    assert len(features.nearest_features(store, figures["model"], densest, k=5)) == 5
+    promoted, suppressed = features.logit_effects(store, figures["model"], densest, k=3)
+    assert promoted["logit"].min() >= suppressed["logit"].max()
+    on_text = features.text_features(store, figures["model"], "the price rose")
+    assert len(on_text) > 0 and (on_text["value"] > 0).all()
+    code, out, err = run(capsys, "export-sae", str(figures["model"]), "--out", str(tmp_path / "exported"), "--db", db)
+    assert code == 0, err
+    code, out, err = run(capsys, "import-sae", str(tmp_path / "exported"), "--dataset", "news", "--db", db)
+    assert code == 0 and out.startswith("SAE 2: topk, d_in 32, d_sae 64"), err
+    code, _, err = run(capsys, "export-sae", "2", "--out", str(tmp_path / "again"), "--db", db)
+    first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("exported", "again"))
+    assert code == 0 and all(torch.equal(first[name], second[name]) for name in first)  # identical weights after the round trip
+    code, _, err = run(capsys, "import-sae", str(tmp_path / "nowhere"), "--db", db)
+    assert code == 2 and "no cfg.json" in err and len(err.strip().splitlines()) == 1
+    info = json.loads(run(capsys, "info", "--db", db)[1])
+    assert [m["kind"] for m in info["models"]] == ["sae", "sae"]

@@ -1,0 +1,74 @@
+"""Captured language-model activations, the data SAEs train on: per-token hidden states of one
+layer over a dataset's texts, written as safetensors shards beside the workspace and registered
+in the store with each kept token (text, position, token string). A capture resumes shard by
+shard. Special tokens (BOS and the like) are left out, and so, by default, are attention sinks:
+positions whose norm is more than `sink_factor` times the median (SmolLM2's first token, for one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from latentviz import backbones, settings
+from latentviz.store import Store, StoreError
+
+TEXTS_PER_SHARD = 256
+SINK_FACTOR = 10.0
+
+
+def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
+    """True for rows whose L2 norm is more than `factor` times the median norm."""
+    norms = np.linalg.norm(states, axis=1)
+    return norms > factor * np.median(norms) if len(norms) else np.zeros(0, bool)
+
+
+def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DECODER_LM, layer: int | None = None, *,
+            max_tokens: int = 100_000, mask_sinks: bool = True, sink_factor: float = SINK_FACTOR,
+            progress: Callable[[int, int | None, str], None] | None = None) -> int:
+    """Capture the block-`layer` output of `backbone_name` for the dataset's texts (up to
+    `max_tokens` kept tokens). Returns the capture id; an identical capture is resumed or reused."""
+    if not store.has_dataset(dataset):
+        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+    model = backbones.shared(backbone_name, settings.cache_dir(store.path))
+    layer = backbones.check_layer(model, layer)
+    params = {"max_tokens": max_tokens, "mask_sinks": mask_sinks, "sink_factor": sink_factor, "hook": "resid_post"}
+    capture_id = store.capture_id(dataset, backbone_name, layer, params)
+    if store.capture(capture_id)["complete"]:
+        return capture_id
+    texts = store.texts(dataset)
+    done = store.shards(capture_id)
+    kept = int(done["tokens"].sum())
+    folder = settings.cache_dir(store.path) / "activations" / str(capture_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    for shard, start in enumerate(range(0, len(texts), TEXTS_PER_SHARD)):
+        if kept >= max_tokens:
+            break
+        if shard in set(done["shard"]):
+            continue
+        chunk = texts.iloc[start:start + TEXTS_PER_SHARD]
+        rows, positions, tokens, states = backbones.token_states(model, chunk["text"].tolist(), layer=layer)
+        keep = ~sink_mask(states, sink_factor) if mask_sinks else np.ones(len(states), bool)
+        keep &= np.cumsum(keep) <= max_tokens - kept  # stop exactly at max_tokens
+        text_ids = chunk["id"].to_numpy()[rows[keep]]
+        path = folder / f"shard_{shard:05d}.safetensors"
+        save_file({"states": torch.from_numpy(states[keep]).contiguous()}, path)  # file first: a crash leaves it unregistered
+        store.add_shard(capture_id, shard, str(path), text_ids, positions[keep], [t for t, k in zip(tokens, keep, strict=True) if k])
+        kept += int(keep.sum())
+        if progress:
+            progress(kept, max_tokens, f"capturing {backbone_name} layer {layer}")
+    store.mark_capture_complete(capture_id)
+    return capture_id
+
+
+def load(store: Store, capture_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(text id per token, states (T, d)) of a capture, in shard order."""
+    shards = store.shards(capture_id)
+    if shards.empty:
+        raise StoreError(f"capture {capture_id} holds no activations; run `latentviz capture` first")
+    states = [load_file(path)["states"].numpy() for path in shards["path"]]
+    tokens = store.capture_tokens(capture_id)
+    return tokens["text_id"].to_numpy(), np.concatenate(states)
