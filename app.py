@@ -24,6 +24,9 @@ page = st.navigation({
         st.Page("views/vae_interpolate.py", title="Interpolate", icon=":material/timeline:", url_path="vae-interpolate"),
         st.Page("views/vae_arithmetic.py", title="Arithmetic", icon=":material/calculate:", url_path="vae-arithmetic"),
     ],
+    "Sparse autoencoders": [
+        st.Page("views/sae_features.py", title="Features", icon=":material/hub:", url_path="sae-features"),
+    ],
 })
 
 with st.sidebar:

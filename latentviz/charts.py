@@ -164,3 +164,16 @@ def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
         color=alt.Color("carries information:N", scale=alt.Scale(domain=[True, False], range=["#4C78A8", "#BAB0AC"]), legend=None),
         tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f")],
     ).properties(height=220)
+
+
+def activation_histogram(values, bins: int = 40):
+    """How strongly a feature fires when it fires: counts of its non-zero activations."""
+    import altair as alt
+    import numpy as np
+
+    counts, edges = np.histogram(values, bins=bins)
+    frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "tokens": counts})
+    return alt.Chart(frame).mark_bar(color="#F58518").encode(
+        x=alt.X("from:Q", title="activation", bin="binned"), x2="to:Q", y=alt.Y("tokens:Q", title="tokens"),
+        tooltip=[alt.Tooltip("from:Q", format=".3f"), alt.Tooltip("to:Q", format=".3f"), "tokens"],
+    ).properties(height=180)

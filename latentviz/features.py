@@ -99,6 +99,11 @@ def examples(store: Store, model_id: int, feature: int, per_feature: int = 10, b
     return found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]]
 
 
+def activation_values(store: Store, model_id: int, feature: int) -> np.ndarray:
+    """Every non-zero activation of the feature over the captured tokens (for its histogram)."""
+    return store.feature_values(model_id, feature)
+
+
 def logit_effects(store: Store, model_id: int, feature: int, k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tokens the feature's decoder direction most promotes and most suppresses when read straight
     through the LM's final norm weight and unembedding: (top, bottom), each token, logit."""
@@ -135,8 +140,10 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
         raise ValueError("type some text to see which features fire on it")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     tokens, hidden = backbones.hidden_states(model, text, sae.config.hook_layer)
+    tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
     with torch.no_grad():
         f = sae.encode(torch.from_numpy(hidden))
+    f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0  # as in training: attention sinks carry no features
     values, indices = f.topk(min(top, f.shape[1]), dim=1)
     out = pd.DataFrame({"position": np.repeat(np.arange(len(tokens)), values.shape[1]), "token": np.repeat(tokens, values.shape[1]),
                         "feature": indices.flatten().numpy(), "value": values.flatten().numpy()})

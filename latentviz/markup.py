@@ -40,3 +40,15 @@ def table(columns: dict[str, list]) -> str:
     rows = "".join("<tr>" + "".join(f"<td style='vertical-align:top'>{html.escape(str(value))}</td>" for value in values) + "</tr>"
                    for values in zip(*columns.values(), strict=True))
     return f"<table style='font-size:0.9rem;width:100%'><tr>{head}</tr>{rows}</table>"
+
+
+def token_highlights(context: list[tuple[str, float]], top: float | None = None) -> str:
+    """Tokens as HTML, each shaded by its activation (relative to `top`, else the context's max),
+    the value shown on hover. Token text is escaped."""
+    top = top or max((v for _, v in context), default=0.0) or 1.0
+    out = []
+    for token, value in context:
+        alpha = max(0.0, min(1.0, value / top))
+        style = f"background:rgba(255,140,0,{alpha:.2f});border-radius:2px" if value > 0 else ""
+        out.append(f'<span title="{value:.3f}" style="{style}">{html.escape(token)}</span>')
+    return "".join(out)

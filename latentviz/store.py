@@ -595,6 +595,14 @@ class Store:
                SELECT feature, bucket, bucket_rank AS rank, text_id, position, value FROM ranked WHERE bucket_rank <= ?
                ORDER BY feature, bucket, rank""", [model_id, buckets, buckets, per_feature, per_bucket])
 
+    def has_feature_activations(self, model_id: int) -> bool:
+        with self._connect() as con:
+            return bool(con.execute("SELECT count(*) > 0 FROM feature_activations WHERE model_id = ?", [model_id]).fetchone()[0])
+
+    def feature_values(self, model_id: int, feature: int) -> np.ndarray:
+        frame = self._frame("SELECT value FROM feature_activations WHERE model_id = ? AND feature = ?", [model_id, feature])
+        return frame["value"].to_numpy()
+
     def token_activations(self, model_id: int, text_id: int, feature: int) -> pd.DataFrame:
         return self._frame("SELECT position, value FROM feature_activations WHERE model_id = ? AND text_id = ? AND feature = ? ORDER BY position",
                            [model_id, text_id, feature])

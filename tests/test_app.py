@@ -251,3 +251,33 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
     assert not at.exception
     assert at.get("html")[0].proto.body.count("<tr>") == 5
     assert len(at.dataframe[0].value) == 8
+
+
+# -- SAE pages -----------------------------------------------------------------------------------------
+
+def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_llama, monkeypatch):
+    import pandas as pd
+
+    from latentviz import pipeline, train
+
+    db = tmp_path / "sae.duckdb"
+    store = Store(db)
+    texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock", "index", "rate"] * 15)]
+    store.add_dataset("news", "test", pd.DataFrame({"text": texts}))
+    at = app(db)
+    at.switch_page("views/sae_features.py").run()
+    assert not at.exception and "No SAE yet" in shown(at)
+    model_id = pipeline.train_sae(store, "news", backbone_name=tiny_llama, layer=2, options={"d_sae": 64, "k": 4},
+                                  training=train.TrainConfig(steps=40, batch_size=128, lr=1e-3), max_tokens=400)
+    at.run()
+    assert not at.exception and "not built" in shown(at)
+    at.button(key="sae_build").click().run()
+    assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
+    at.run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["L0", "Explained variance"]
+    feature = int(at.query_params["feature"][0]) if isinstance(at.query_params["feature"], list) else int(at.query_params["feature"])
+    assert f"Feature {feature}" in " ".join(h.value for h in at.subheader)
+    assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
+    at.text_input(key="text_text").set_value("the price rose").run()
+    assert not at.exception and len(at.dataframe[-1].value) > 0

@@ -1,0 +1,109 @@
+"""Sparse autoencoder · Features: every feature's statistics in one sortable list, and one feature's
+dashboard: activation histogram, top and interval examples with per-token shading, logit effects,
+neighbours by decoder cosine, co-occurring features. Text → features at the bottom."""
+
+import pandas as pd
+import streamlit as st
+
+from latentviz import charts, features, jobs, markup, webapp
+
+workspace = webapp.store()
+query = st.query_params
+st.title("SAE features")
+webapp.job_status(workspace)
+
+models = workspace.models()
+models = models[(models["kind"] == "sae") & models["checkpoint"].notna()]
+if models.empty:
+    st.info("**No SAE yet.** Train one from the command line (training from this page is not built yet): "
+            "`latentviz train sae --dataset bbc-news --layer 8 --arch topk --width 4608 --k 32`, then "
+            "`latentviz features MODEL_ID`.", icon=":material/hub:")
+    st.stop()
+labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
+wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
+model_id = st.selectbox("SAE", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="sae_model")
+query["model"] = str(model_id)
+figures = workspace.model(model_id)["metrics"]
+if "l0" in figures:
+    a, b, c, d, e = st.columns(5)
+    a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
+    b.metric("Explained variance", f"{figures['explained_variance']:.1%}", help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²")
+    c.metric("Cosine", f"{figures['cosine']:.3f}", help="mean cos(x, x̂) over held-out tokens")
+    d.metric("Dead latents", f"{figures['dead_latents']:,}", help=f"never fired over {figures['dead_window_tokens']:,} held-out tokens")
+    e.metric("CE loss recovered", f"{figures['ce_loss_recovered']:.1%}",
+             help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token")
+
+stats = features.statistics(workspace, model_id) if workspace.has_feature_activations(model_id) else None
+if stats is None:
+    st.info("Feature statistics are not built for this SAE yet.", icon=":material/bar_chart:")
+    if not workspace.read_only and st.button("Build feature statistics", type="primary", key="sae_build"):
+        jobs.start(workspace, "features", {"model": model_id}, lambda progress: features.build(workspace, model_id, progress=progress))
+        st.rerun()
+    st.stop()
+
+# -- the list ------------------------------------------------------------------------------------------
+left, right = st.columns([1, 2])
+min_density = left.select_slider("Minimum density", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], 0.0, key="sae_min_density",
+                                 format_func=lambda v: "any" if v == 0 else f"{v:g}")
+search = right.text_input("Label contains", query.get("q", ""), key="sae_search", placeholder="e.g. market")
+query["q"] = search
+shown = stats[(stats["density"] >= min_density) & (stats["fires"] > 0)]
+if search:
+    shown = shown[shown["label"].str.contains(search, case=False, regex=False)]
+st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, click a header to sort.")
+table = st.dataframe(shown[["feature", "density", "max", "mean", "label"]], hide_index=True, on_select="rerun",
+                     selection_mode="single-row", key="sae_table", height=280,
+                     column_config={"density": st.column_config.NumberColumn(format="%.2e")})
+picked = [int(shown.iloc[i]["feature"]) for i in table.selection.rows]
+if picked:
+    query["feature"] = str(picked[0])
+feature = int(query["feature"]) if query.get("feature", "").isdigit() else int(shown.sort_values("density").iloc[-1]["feature"]) if len(shown) else 0
+query["feature"] = str(feature)
+
+# -- one feature ---------------------------------------------------------------------------------------
+row = stats.set_index("feature").loc[feature]
+st.subheader(f"Feature {feature}: {row['label'] or '(never fired)'}")
+st.caption(f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean {row['mean']:.3f}"
+           if row["fires"] else "This feature never fired on the captured tokens.")
+if row["fires"]:
+    left, right = st.columns([3, 2])
+    with left:
+        examples = features.examples(workspace, model_id, feature)
+        top = examples[examples["bucket"] == -1]
+        st.markdown("**Top activations** (hover a token for its activation)")
+        st.html("".join(f"<div style='margin:2px 0'><b>{value:.2f}</b> {markup.token_highlights(context, row['max'])}</div>"
+                        for value, context in zip(top["value"], top["context"], strict=True)))
+        st.markdown("**Across the range** (10 equal intervals from 0 to the max)")
+        intervals = examples[examples["bucket"] >= 0].sort_values("bucket", ascending=False)
+        st.html("".join(f"<div style='margin:2px 0'><small>{bucket / 10:.1f}–{(bucket + 1) / 10:.1f}·max</small> "
+                        f"{markup.token_highlights(context, row['max'])}</div>"
+                        for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)))
+    with right:
+        st.altair_chart(charts.activation_histogram(features.activation_values(workspace, model_id, feature)), width="stretch")
+        promoted, suppressed = features.logit_effects(workspace, model_id, feature)
+        a, b = st.columns(2)
+        a.markdown("**Promotes**")
+        a.dataframe(promoted, hide_index=True, key="sae_promoted")
+        b.markdown("**Suppresses**")
+        b.dataframe(suppressed, hide_index=True, key="sae_suppressed")
+        a, b = st.columns(2)
+        labels_of = stats.set_index("feature")["label"]
+        near = features.nearest_features(workspace, model_id, feature, 8)
+        a.markdown("**Nearest (decoder cosine)**")
+        a.dataframe(near.assign(label=near["feature"].map(labels_of)), hide_index=True, key="sae_near")
+        together = workspace.cooccurring_features(model_id, feature, 8)
+        b.markdown("**Fire together**")
+        b.dataframe(together.assign(label=together["feature"].map(labels_of)), hide_index=True, key="sae_together")
+
+# -- text → features -----------------------------------------------------------------------------------
+st.subheader("Text → features")
+text = webapp.text_param("text", "", "Type a sentence to see which features fire on each token", placeholder="Shares fell sharply.")
+if text:
+    fired = features.text_features(workspace, model_id, text)
+    if fired.empty:
+        st.info("No feature fired on this text.")
+    else:
+        per_token = fired.sort_values("value", ascending=False).groupby("position", sort=True).head(3)
+        per_token = per_token.assign(label=per_token["feature"].map(stats.set_index("feature")["label"]))
+        st.caption("The three strongest features per token; pick a feature number above, or type it in the URL (?feature=N).")
+        st.dataframe(pd.DataFrame(per_token.sort_values(["position", "value"], ascending=[True, False])), hide_index=True, key="sae_text")
