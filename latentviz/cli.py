@@ -408,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="smollm2")
     p.add_argument("--layer", type=int)
     p.add_argument("--max-tokens", type=int, default=100_000)
-    p.add_argument("--keep-sinks", action="store_true", help="keep positions whose norm is over 10× the median")
+    p.add_argument("--keep-sinks", action="store_true", help="keep positions whose norm is over 4× the median")
     p.set_defaults(run=cmd_capture)
 
     p = sub.add_parser("features", parents=[common], help="store an SAE's activations on its captured tokens; feature statistics and examples")

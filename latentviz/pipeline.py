@@ -475,7 +475,7 @@ def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAU
     return model_id
 
 
-def sae_figures(store: Store, sae, held: "torch.Tensor", texts: list[str], backbone_name: str, layer: int) -> dict:
+def sae_figures(store: Store, sae, held, texts: list[str], backbone_name: str, layer: int) -> dict:
     """Held-out figures by their reference definitions (metrics.py), and the LM's next-token loss
     with the SAE's reconstruction spliced in at the layer, against clean and zero-ablated runs."""
     import torch

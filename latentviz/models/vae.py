@@ -374,8 +374,8 @@ class TextVAE(nn.Module):
         if method not in DECODING:
             raise ValueError(f"unknown decoding {method!r}; use one of {', '.join(DECODING)}")
         # <unk> is never the most useful word to show: decode the best real word instead.
-        args = dict(bos=self.vocab.index[BOS], eos=self.vocab.index[EOS], max_len=self.config.max_len,
-                    banned=(self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK]))
+        args = {"bos": self.vocab.index[BOS], "eos": self.vocab.index[EOS], "max_len": self.config.max_len,
+                "banned": (self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK])}
         if method == "beam":
             ids = beam_search(self.decoder, z, width=beam, **args)
         else:
