@@ -177,3 +177,22 @@ def activation_histogram(values, bins: int = 40):
         x=alt.X("from:Q", title="activation", bin="binned"), x2="to:Q", y=alt.Y("tokens:Q", title="tokens"),
         tooltip=[alt.Tooltip("from:Q", format=".3f"), alt.Tooltip("to:Q", format=".3f"), "tokens"],
     ).properties(height=180)
+
+
+def feature_map_figure(points: pd.DataFrame, chosen: int | None = None) -> go.Figure:
+    """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open one."""
+    hover = [f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
+             for f, label, d in zip(points["feature"], points["label"], points["log10_density"], strict=True)]
+    figure = go.Figure(go.Scattergl(
+        x=points["x"], y=points["y"], mode="markers", customdata=points["feature"], hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>", name="features",
+        marker={"size": 4, "color": points["log10_density"], "colorscale": "Viridis", "opacity": 0.8,
+                "colorbar": {"title": {"text": "log10 density"}, "thickness": 12}},
+    ))
+    if chosen is not None:
+        row = points[points["feature"] == chosen]
+        figure.add_trace(go.Scattergl(x=row["x"], y=row["y"], mode="markers", name=f"feature {chosen}", hoverinfo="skip",
+                                      marker={"symbol": "star", "size": 16, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}}))
+    figure.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 10}, dragmode="pan", showlegend=False,
+                         xaxis={"visible": False}, yaxis={"visible": False})
+    return figure

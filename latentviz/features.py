@@ -182,3 +182,14 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
     finally:
         handle.remove()
     return plain, steered
+
+
+def feature_map(store: Store, model_id: int, stats: pd.DataFrame) -> pd.DataFrame:
+    """Every feature placed by a UMAP (cosine) of its decoder direction: feature, x, y, log10 density, label."""
+    from latentviz import projection
+
+    _, sae = load_sae(store, model_id)
+    coords, _ = projection.fit(sae.W_dec.detach().numpy(), "umap", projection.default_params("umap"))
+    density = stats.set_index("feature").loc[np.arange(len(coords))]
+    return pd.DataFrame({"feature": np.arange(len(coords)), "x": coords[:, 0], "y": coords[:, 1],
+                         "log10_density": np.log10(density["density"].to_numpy().clip(min=1e-7)), "label": density["label"].to_numpy()})

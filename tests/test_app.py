@@ -281,6 +281,8 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
     at.text_input(key="text_text").set_value("the price rose").run()
     assert not at.exception and len(at.dataframe[-1].value) > 0
+    at.toggle(key="sae_map_toggle").set_value(True).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1  # the map of all features
     at.slider(key="sae_strength").set_value(10.0).run()
     at.button(key="sae_steer").click().run()
     plain, steered = (t.value for t in at.text[-2:])  # unsteered and steered continuations, side by side

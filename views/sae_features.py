@@ -83,6 +83,11 @@ if stats is None:
         st.rerun()
     st.stop()
 
+@st.cache_data(max_entries=4, show_spinner="Laying out every feature by its decoder direction (UMAP)…")
+def load_map(db: str, model_id: int) -> pd.DataFrame:
+    return features.feature_map(workspace, model_id, features.statistics(workspace, model_id))
+
+
 # -- the list ------------------------------------------------------------------------------------------
 left, right = st.columns([1, 2])
 min_density = left.select_slider("Minimum density", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], 0.0, key="sae_min_density",
@@ -97,8 +102,21 @@ table = st.dataframe(shown[["feature", "density", "max", "mean", "label"]], hide
                      selection_mode="single-row", key="sae_table", height=280,
                      column_config={"density": st.column_config.NumberColumn(format="%.2e")})
 picked = [int(shown.iloc[i]["feature"]) for i in table.selection.rows]
-if picked:
+if picked and picked != st.session_state.get("sae_last_row"):
     query["feature"] = str(picked[0])
+st.session_state["sae_last_row"] = picked
+if st.toggle("Map of all features", value=query.get("map") == "1", key="sae_map_toggle",
+             help="UMAP of the decoder directions, coloured by firing density; click a point to open that feature"):
+    query["map"] = "1"
+    chosen = int(query["feature"]) if query.get("feature", "").isdigit() else None
+    clicked = st.plotly_chart(charts.feature_map_figure(load_map(str(workspace.path), model_id), chosen), key="sae_map",
+                              on_select="rerun", selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    points = [p["customdata"] for p in clicked.selection.points if p.get("customdata") is not None]
+    if len(points) == 1 and points != st.session_state.get("sae_last_click"):
+        query["feature"] = str(int(points[0]))
+    st.session_state["sae_last_click"] = points
+else:
+    query["map"] = "0"
 feature = int(query["feature"]) if query.get("feature", "").isdigit() else int(shown.sort_values("density").iloc[-1]["feature"]) if len(shown) else 0
 query["feature"] = str(feature)
 
