@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from latentviz.models.base import StepOutput, register
@@ -164,8 +165,15 @@ class SparseAutoencoder(nn.Module):
         if self.training and not bool(self.initialised):
             self._init_from(x)
         z = self.pre_activations(x)
-        f = self.activate(z)
-        x_hat = f @ self.W_dec + self.b_dec
+        if self.config.architecture == "topk":
+            # Decode from the k active latents only: a weighted sum of k decoder rows per token
+            # (embedding_bag) instead of a dense (B × d_sae) @ (d_sae × d_in) product.
+            values, indices = torch.relu(z).topk(self.config.k, dim=-1)
+            x_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
+            f = torch.zeros_like(z).scatter_(-1, indices, values.detach())  # for the figures only: no gradient
+        else:
+            f = self.activate(z)
+            x_hat = f @ self.W_dec + self.b_dec
         target = x * self.input_scale
         mse = (x_hat - target).pow(2).sum(-1).mean()
         loss = mse
