@@ -249,13 +249,18 @@ def _vq_data(store: Store, row: dict, data: dict, progress: Progress):
     return texts["id"].to_numpy()[rows], positions, tokens, vectors
 
 
+def _require_unfinished(store: Store, model_id: int, kind: str) -> None:
+    """A resume needs a run of this kind that started and has not finished."""
+    row = store.model(model_id)
+    if row is None or row["kind"] != kind:
+        raise StoreError(f"no {kind.upper()} model with id {model_id}; see `latentviz info`")
+    if row["checkpoint"] is not None:
+        raise StoreError(f"{kind.upper()} model {model_id} has finished training; nothing to resume")
+
+
 def resume_vq(store: Store, model_id: int, progress: Progress = _quiet) -> int:
     """Continue an interrupted VQ training run from its last checkpoint."""
-    row = store.model(model_id)
-    if row is None or row["kind"] != "vq":
-        raise StoreError(f"no VQ model with id {model_id}; see `latentviz info`")
-    if row["checkpoint"] is not None:
-        raise StoreError(f"VQ model {model_id} has finished training; nothing to resume")
+    _require_unfinished(store, model_id, "vq")
     return _fit_vq(store, model_id, progress)
 
 
@@ -339,11 +344,7 @@ def train_vae(store: Store, dataset: str, *, options: dict | None = None, traini
 
 def resume_vae(store: Store, model_id: int, progress: Progress = _quiet) -> int:
     """Continue a stopped or interrupted VAE training run from its last checkpoint."""
-    row = store.model(model_id)
-    if row is None or row["kind"] != "vae":
-        raise StoreError(f"no VAE with id {model_id}; see `latentviz info`")
-    if row["checkpoint"] is not None:
-        raise StoreError(f"VAE {model_id} has finished training; nothing to resume")
+    _require_unfinished(store, model_id, "vae")
     return _fit_vae(store, model_id, progress)
 
 
