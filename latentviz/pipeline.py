@@ -310,7 +310,7 @@ def _fit_vq(store: Store, model_id: int, progress: Progress) -> int:
 
 VAE_VOCAB = 4000  # words kept; the output softmax over them is most of a CPU training step
 VAE_DEFAULTS = {"variant": "pretrained-encoder", "latent_dim": 32, "hidden": 256, "max_len": 32, "free_bits": 0.5, "skip": True}
-VAE_EPOCHS, VAE_LR, VAE_BATCH = 12, 6e-3, 64  # on BBC News' 5,000: reconstructions keep topic and key words, ~7 min on 2 cores
+VAE_EPOCHS, VAE_LR, VAE_BATCH = 12, 6e-3, 64  # on BBC News' 5,000: reconstructions keep topic and key words, 5 min on 2 cores (measured)
 
 def train_vae(store: Store, dataset: str, *, options: dict | None = None, training: train.TrainConfig | None = None,
               epochs: int | None = None, vocab_size: int = VAE_VOCAB, name: str | None = None,

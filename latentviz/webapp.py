@@ -83,7 +83,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     pointer to the Train page when there is none."""
     trained = latent_space.models(workspace)
     if trained.empty:
-        st.info("**No VAE yet.** Train one on the Train page: about seven minutes on a 2-core laptop CPU with the defaults.",
+        st.info("**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
                 icon=":material/model_training:")
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()

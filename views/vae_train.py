@@ -98,7 +98,7 @@ if not workspace.read_only and not training_now:
 # -- what is trained --------------------------------------------------------------------------------
 if trained.empty:
     if not training_now:
-        st.info("No VAE yet: the defaults above train one on BBC News in about seven minutes on a 2-core laptop CPU.",
+        st.info("No VAE yet: the defaults above train one on BBC News in about five minutes on a 2-core laptop CPU.",
                 icon=":material/model_training:")
     st.stop()
 st.subheader("Trained VAEs (held-out figures)")
