@@ -44,7 +44,7 @@ elif not workspace.read_only and not workspace.datasets().empty:
         width = middle.select_slider("Latents", [576, 1152, 2304, 4608, 9216], 4608, key="sae_width")
         k = right.number_input("k (TopK variants)", 1, 256, 32, key="sae_k")
         max_tokens = right.select_slider("Tokens to capture", [10_000, 30_000, 100_000, 300_000], 30_000, key="sae_tokens")
-        steps = right.number_input("Steps", 50, 20_000, 300, step=50, key="sae_steps", help="a step is a batch of 4,096 tokens; ~1 s on 2 CPU cores at 4,608 latents")
+        steps = right.number_input("Steps", 50, 20_000, 300, step=50, key="sae_steps", help="a step is a batch of 4,096 tokens; about 0.6 s on 2 CPU cores at 4,608 latents")
         if st.button("Train", type="primary", key="sae_train"):
             options = {"architecture": architecture, "d_sae": int(width), "k": int(k)}
 
@@ -58,7 +58,7 @@ if models.empty:
     if workspace.datasets().empty:
         st.info("**No data yet.** Open the Latent Map to build BBC News, or add text on the Data page.", icon=":material/dataset:")
     elif not training_now:
-        st.info("**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take about 6 minutes on 2 CPU cores.",
+        st.info("**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take a few minutes on 2 CPU cores.",
                 icon=":material/hub:")
     st.stop()
 labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
