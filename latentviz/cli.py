@@ -231,9 +231,7 @@ def cmd_export_sae(args) -> None:
     from latentviz import saelens
     from latentviz.models import base
 
-    row = _store(args, read_only=True).model(args.model)
-    if row is None or row["kind"] != "sae" or row["checkpoint"] is None:
-        raise ValueError(f"no trained SAE with id {args.model}; see `latentviz info`")
+    row = _store(args, read_only=True).trained_model(args.model, "sae", "SAE")
     print(f"SAE {args.model} written in the SAELens layout to {saelens.export(base.load(row['checkpoint']), args.out)}")
 
 

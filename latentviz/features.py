@@ -21,9 +21,7 @@ BATCH = 8192
 def load_sae(store: Store, model_id: int):
     from latentviz.models import base
 
-    row = store.model(model_id)
-    if row is None or row["kind"] != "sae" or row["checkpoint"] is None:
-        raise StoreError(f"no trained SAE with id {model_id}; see `latentviz info`")
+    row = store.trained_model(model_id, "sae", "SAE")
     return row, base.load(row["checkpoint"]).eval()
 
 
@@ -86,16 +84,15 @@ def _with_tokens(store: Store, model_id: int, examples: pd.DataFrame) -> pd.Data
 def examples(store: Store, model_id: int, feature: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 2) -> pd.DataFrame:
     """The feature's top examples (bucket −1) and interval examples: bucket, value, text_id,
     position, and the example's tokens with this feature's activation on each (a list of pairs)."""
-    found = store.feature_examples(model_id, per_feature, buckets, per_bucket)
-    found = found[found["feature"] == feature]
+    found = store.feature_examples(model_id, per_feature, buckets, per_bucket, feature=feature)
     capture_id = store.model(model_id)["config"]["data"]["capture"]
     tokens = store.capture_tokens(capture_id)
     tokens = tokens[tokens["text_id"].isin(found["text_id"])]
+    values = store.feature_in_texts(model_id, feature, found["text_id"].unique().tolist()).set_index(["text_id", "position"])["value"]
     contexts = []
     for example in found.itertuples():
         text = tokens[tokens["text_id"] == example.text_id]
-        values = store.token_activations(model_id, int(example.text_id), feature).set_index("position")["value"]
-        contexts.append([(t, float(values.get(p, 0.0))) for t, p in zip(text["token"], text["position"], strict=True)])
+        contexts.append([(t, float(values.get((example.text_id, p), 0.0))) for t, p in zip(text["token"], text["position"], strict=True)])
     return found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]]
 
 

@@ -221,9 +221,7 @@ def open_space(store: Store, model_id: int) -> LatentSpace:
     """The latent space of the trained VAE with this id."""
     from latentviz.models import base
 
-    row = store.model(model_id)
-    if row is None or row["kind"] != "vae" or row["checkpoint"] is None:
-        raise StoreError(f"no trained VAE with id {model_id}; see `latentviz info`")
+    row = store.trained_model(model_id, "vae", "VAE")
     model = base.load(row["checkpoint"]).eval()
     if model.config.variant == "pretrained-decoder":
         model.attach_lm(*backbones.causal_lm(model.config.decoder_lm, settings.cache_dir(store.path)))

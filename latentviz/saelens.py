@@ -17,10 +17,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from latentviz.models.base import CheckpointError
+from latentviz.models.base import CONFIG_FILE, CheckpointError, read_config
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
 
-CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 ARCHITECTURES = {"standard": "standard", "relu": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "batchtopk"}
 
@@ -52,12 +51,7 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
 def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
     """An SAE from a SAELens folder; `d_in`, when given, must match (the layer's width)."""
     folder = Path(folder)
-    try:
-        cfg = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder}: no {CONFIG_FILE}; is this a SAELens SAE folder?") from None
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    cfg = read_config(folder, "a SAELens SAE")
     for name in ("d_in", "d_sae"):
         if not isinstance(cfg.get(name), int):
             raise CheckpointError(f"{folder / CONFIG_FILE}: needs an integer {name}")

@@ -578,13 +578,15 @@ class Store:
                       quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90, quantile_cont(value, 0.99) AS q99
                FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""", [tokens, model_id])
 
-    def feature_examples(self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3) -> pd.DataFrame:
-        """For every feature at once: its `per_feature` strongest activations (bucket = -1) and a few
-        from each of `buckets` equal intervals between 0 and its max. feature, bucket, rank, text_id, position, value."""
+    def feature_examples(self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3,
+                         feature: int | None = None) -> pd.DataFrame:
+        """For every feature at once (or just `feature`): its `per_feature` strongest activations
+        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max.
+        feature, bucket, rank, text_id, position, value."""
         return self._frame(
             """WITH a AS (
                    SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
-                   FROM feature_activations WHERE model_id = ?),
+                   FROM feature_activations WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?)),
                b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
                ranked AS (
                    SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id, position) AS top_rank,
@@ -593,7 +595,7 @@ class Store:
                SELECT feature, -1 AS bucket, top_rank AS rank, text_id, position, value FROM ranked WHERE top_rank <= ?
                UNION ALL
                SELECT feature, bucket, bucket_rank AS rank, text_id, position, value FROM ranked WHERE bucket_rank <= ?
-               ORDER BY feature, bucket, rank""", [model_id, buckets, buckets, per_feature, per_bucket])
+               ORDER BY feature, bucket, rank""", [model_id, feature, feature, buckets, buckets, per_feature, per_bucket])
 
     def has_feature_activations(self, model_id: int) -> bool:
         with self._connect() as con:
@@ -603,9 +605,11 @@ class Store:
         frame = self._frame("SELECT value FROM feature_activations WHERE model_id = ? AND feature = ?", [model_id, feature])
         return frame["value"].to_numpy()
 
-    def token_activations(self, model_id: int, text_id: int, feature: int) -> pd.DataFrame:
-        return self._frame("SELECT position, value FROM feature_activations WHERE model_id = ? AND text_id = ? AND feature = ? ORDER BY position",
-                           [model_id, text_id, feature])
+    def feature_in_texts(self, model_id: int, feature: int, text_ids: list[int]) -> pd.DataFrame:
+        """text_id, position, value of one feature's activations in the given texts."""
+        return self._frame("""SELECT text_id, position, value FROM feature_activations
+                              WHERE model_id = ? AND feature = ? AND list_contains(?::BIGINT[], text_id)""",
+                           [model_id, feature, [int(t) for t in text_ids]])
 
     def cooccurring_features(self, model_id: int, feature: int, k: int = 10) -> pd.DataFrame:
         """Features that fire on the same tokens as `feature` most often: feature, together."""
@@ -614,6 +618,13 @@ class Store:
                JOIN feature_activations b ON a.model_id = b.model_id AND a.text_id = b.text_id AND a.position = b.position
                WHERE a.model_id = ? AND a.feature = ? AND b.feature <> a.feature
                GROUP BY b.feature ORDER BY together DESC, b.feature LIMIT ?""", [model_id, feature, k])
+
+    def trained_model(self, model_id: int, kind: str, name: str) -> dict:
+        """The finished model of this kind with this id (see `model`); a one-line error otherwise."""
+        row = self.model(model_id)
+        if row is None or row["kind"] != kind or row["checkpoint"] is None:
+            raise StoreError(f"no trained {name} with id {model_id}; see `latentviz info`")
+        return row
 
     def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:
         rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})

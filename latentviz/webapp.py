@@ -78,6 +78,17 @@ def _space(path: str, model_id: int) -> latent_space.LatentSpace:
     return latent_space.open_space(store(), model_id)
 
 
+def pick_model(models: pd.DataFrame, label: str, key: str) -> int:
+    """A select box over model rows (id, name, dataset), the choice kept in the URL as ?model=;
+    the newest by default."""
+    labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
+    query = st.query_params
+    wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
+    model_id = st.selectbox(label, list(labels), index=list(labels).index(wanted), format_func=labels.get, key=key)
+    query["model"] = str(model_id)
+    return model_id
+
+
 def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     """A select box of trained VAEs (the choice kept in the URL as ?model=); stops the page with a
     pointer to the Train page when there is none."""
@@ -87,11 +98,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
                 icon=":material/model_training:")
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()
-    labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in trained.itertuples()}
-    query = st.query_params
-    wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
-    model_id = st.selectbox("VAE", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="vae_model")
-    query["model"] = str(model_id)
+    model_id = pick_model(trained, "VAE", "vae_model")
     try:
         return _space(str(workspace.path), model_id)
     except (StoreError, CheckpointError, BackboneError) as error:

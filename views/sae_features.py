@@ -61,10 +61,7 @@ if models.empty:
         st.info("**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take a few minutes on 2 CPU cores.",
                 icon=":material/hub:")
     st.stop()
-labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
-wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
-model_id = st.selectbox("SAE", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="sae_model")
-query["model"] = str(model_id)
+model_id = webapp.pick_model(models, "SAE", "sae_model")
 figures = workspace.model(model_id)["metrics"]
 if "l0" in figures:
     a, b, c, d, e = st.columns(5)
@@ -75,7 +72,12 @@ if "l0" in figures:
     e.metric("CE loss recovered", f"{figures['ce_loss_recovered']:.1%}",
              help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token")
 
-stats = features.statistics(workspace, model_id) if workspace.has_feature_activations(model_id) else None
+@st.cache_data(max_entries=4, show_spinner="Reading the feature statistics…")
+def load_stats(db: str, model_id: int) -> pd.DataFrame:
+    return features.statistics(workspace, model_id)  # fixed once built: the same SAE on the same tokens
+
+
+stats = load_stats(str(workspace.path), model_id) if workspace.has_feature_activations(model_id) else None
 if stats is None:
     st.info("Feature statistics are not built for this SAE yet.", icon=":material/bar_chart:")
     if not workspace.read_only and st.button("Build feature statistics", type="primary", key="sae_build"):
@@ -85,7 +87,7 @@ if stats is None:
 
 @st.cache_data(max_entries=4, show_spinner="Laying out every feature by its decoder direction (UMAP)…")
 def load_map(db: str, model_id: int) -> pd.DataFrame:
-    return features.feature_map(workspace, model_id, features.statistics(workspace, model_id))
+    return features.feature_map(workspace, model_id, load_stats(db, model_id))
 
 
 # -- the list ------------------------------------------------------------------------------------------

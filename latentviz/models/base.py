@@ -52,15 +52,20 @@ def save(model: torch.nn.Module, folder: str | Path) -> Path:
     return folder
 
 
+def read_config(folder: Path, what: str) -> dict:
+    """The folder's cfg.json; a missing or malformed file gets a one-line CheckpointError."""
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: no {CONFIG_FILE}; is this {what} folder?") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
 def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     """Rebuild a model from its folder. Reads JSON and safetensors only: nothing is unpickled."""
     folder = Path(folder)
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder}: no {CONFIG_FILE}; is this a latentviz model folder?") from None
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    config = read_config(folder, "a latentviz model")
     kind = config.pop("kind", None)
     if kind not in REGISTRY:
         raise CheckpointError(f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}")
