@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -27,15 +28,17 @@ def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
 
 
 def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DECODER_LM, layer: int | None = None, *,
-            max_tokens: int = 100_000, mask_sinks: bool = True, sink_factor: float = SINK_FACTOR,
+            site: str = "resid_post", max_tokens: int = 100_000, mask_sinks: bool = True, sink_factor: float = SINK_FACTOR,
             progress: Callable[[int, int | None, str], None] | None = None) -> int:
-    """Capture the block-`layer` output of `backbone_name` for the dataset's texts (up to
-    `max_tokens` kept tokens). Returns the capture id; an identical capture is resumed or reused."""
+    """Capture block `layer`'s output (or its MLP or attention output: `site`) of `backbone_name` for
+    the dataset's texts (up to `max_tokens` kept tokens). Returns the capture id; an identical
+    capture is resumed or reused."""
     if not store.has_dataset(dataset):
         raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
     model = backbones.shared(backbone_name, settings.cache_dir(store.path))
     layer = backbones.check_layer(model, layer)
-    params = {"max_tokens": max_tokens, "mask_sinks": mask_sinks, "sink_factor": sink_factor, "hook": "resid_post"}
+    backbones.site_module(model.blocks, layer, site)  # a bad site fails here, before any work
+    params = {"max_tokens": max_tokens, "mask_sinks": mask_sinks, "sink_factor": sink_factor, "hook": site}
     capture_id = store.capture_id(dataset, backbone_name, layer, params)
     if store.capture(capture_id)["complete"]:
         return capture_id
@@ -50,16 +53,17 @@ def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DE
         if shard in set(done["shard"]):
             continue
         chunk = texts.iloc[start:start + TEXTS_PER_SHARD]
-        rows, positions, tokens, states = backbones.token_states(model, chunk["text"].tolist(), layer=layer)
-        keep = ~sink_mask(states, sink_factor) if mask_sinks else np.ones(len(states), bool)
-        keep &= np.cumsum(keep) <= max_tokens - kept  # stop exactly at max_tokens
-        text_ids = chunk["id"].to_numpy()[rows[keep]]
+        rows, positions, tokens, states = backbones.token_states(model, chunk["text"].tolist(), layer=layer, site=site)
+        found = pd.DataFrame({"text_id": chunk["id"].to_numpy()[rows], "position": positions, "token": tokens})
+        sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
+        keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
+        masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # kept for display in their texts
         path = folder / f"shard_{shard:05d}.safetensors"
         save_file({"states": torch.from_numpy(states[keep]).contiguous()}, path)  # file first: a crash leaves it unregistered
-        store.add_shard(capture_id, shard, str(path), text_ids, positions[keep], [t for t, k in zip(tokens, keep, strict=True) if k])
+        store.add_shard(capture_id, shard, str(path), found[keep], found[masked])
         kept += int(keep.sum())
         if progress:
-            progress(kept, max_tokens, f"capturing {backbone_name} layer {layer}")
+            progress(kept, max_tokens, f"capturing {backbone_name} layer {layer} {site}")
     store.mark_capture_complete(capture_id)
     return capture_id
 

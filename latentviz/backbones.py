@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentviz import settings
+
 MINILM = "minilm"
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -175,13 +177,34 @@ def causal_lm(name: str, cache: Path):
         return _shared[key]
 
 
+_SITE_CHILDREN = {"mlp_out": ("mlp", "feed_forward", "ffn"), "attn_out": ("self_attn", "attn", "attention")}
+
+
+def site_module(blocks: torch.nn.ModuleList, layer: int, site: str = "resid_post") -> torch.nn.Module:
+    """The module whose forward output is the activation at `site` of block `layer` (1-based):
+    the block itself, or its MLP or attention sublayer (before they are added to the residual)."""
+    if site not in settings.SITES:
+        raise BackboneError(f"unknown site {site!r}; use one of {', '.join(settings.SITES)}")
+    if layer == 0 and site != "resid_post":
+        raise BackboneError(f"layer 0 is the embeddings: it has no {site}; pick a layer of 1 or more")
+    block = blocks[layer - 1]
+    if site == "resid_post":
+        return block
+    for name in _SITE_CHILDREN[site]:
+        if isinstance(getattr(block, name, None), torch.nn.Module):
+            return getattr(block, name)
+    raise BackboneError(f"cannot find the {site} sublayer in {type(block).__name__}; use site resid_post")
+
+
 class _Captured(Exception):
     """Raised by the hook to stop the forward pass once the wanted block has run."""
 
 
-def _forward_to_layer(backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
-    """Hidden states (B, T, C) after block `layer` (1-based; 0 = the embeddings)."""
-    if layer == 0:
+def _forward_to_layer(backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int,
+                      site: str = "resid_post") -> torch.Tensor:
+    """Hidden states (B, T, C) after block `layer` (1-based; 0 = the embeddings), or its MLP or
+    attention output (`site`)."""
+    if layer == 0 and site == "resid_post":
         out = backbone.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         return out.hidden_states[0]
     captured: dict[str, torch.Tensor] = {}
@@ -190,7 +213,7 @@ def _forward_to_layer(backbone: Backbone, input_ids: torch.Tensor, attention_mas
         captured["h"] = output[0] if isinstance(output, tuple) else output
         raise _Captured
 
-    handle = backbone.blocks[layer - 1].register_forward_hook(hook)
+    handle = site_module(backbone.blocks, layer, site).register_forward_hook(hook)
     try:
         backbone.model(input_ids=input_ids, attention_mask=attention_mask)
     except _Captured:
@@ -243,9 +266,9 @@ def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None
 
 
 @torch.inference_mode()
-def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = BATCH_SIZE,
-                 max_tokens: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """Per-token hidden states of block `layer`, special tokens (CLS, SEP, BOS, padding) left out.
+def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, site: str = "resid_post",
+                 batch_size: int = BATCH_SIZE, max_tokens: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Per-token hidden states of block `layer` at `site`, special tokens (CLS, SEP, BOS, padding) left out.
 
     Returns (text index per token, position in its text, token strings, states (T, C)); stops
     after `max_tokens` tokens."""
@@ -256,7 +279,7 @@ def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None 
     rows, positions, tokens, states, kept = [], [], [], [], 0
     for batch in token_batches([len(x) for x in ids], batch_size):
         padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
-        hidden = _forward_to_layer(backbone, padded["input_ids"].to(backbone.device), padded["attention_mask"].to(backbone.device), layer)
+        hidden = _forward_to_layer(backbone, padded["input_ids"].to(backbone.device), padded["attention_mask"].to(backbone.device), layer, site)
         for row, text_index in enumerate(batch):
             for position, token_id in enumerate(ids[text_index]):
                 if token_id in special:
@@ -277,21 +300,21 @@ def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None 
 
 
 @torch.inference_mode()
-def hidden_states(backbone: Backbone, text: str, layer: int) -> tuple[list[str], np.ndarray]:
-    """(tokens, per-token hidden states (T, C)) of one text at block `layer`."""
+def hidden_states(backbone: Backbone, text: str, layer: int, site: str = "resid_post") -> tuple[list[str], np.ndarray]:
+    """(tokens, per-token hidden states (T, C)) of one text at block `layer`'s `site`."""
     layer = check_layer(backbone, layer)
     encoded = backbone.tokenizer(text, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    hidden = _forward_to_layer(backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer)
+    hidden = _forward_to_layer(backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer, site)
     tokens = backbone.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
     return tokens, hidden[0].float().cpu().numpy()
 
 
 @torch.no_grad()
 def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    batch_size: int = 8) -> float:
+                    batch_size: int = 8, site: str = "resid_post") -> float:
     """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
-    block `layer`'s output (B, T, d) passed through `replace` first when given: splicing an SAE's
-    reconstruction, or zeros, into the forward pass."""
+    block `layer`'s `site` output (B, T, d) passed through `replace` first when given: splicing an
+    SAE's reconstruction, or zeros, into the forward pass."""
     blocks = blocks_of(lm)
 
     def hook(module, args, output):
@@ -299,7 +322,7 @@ def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Ca
         new = replace(hidden)
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
-    handle = blocks[layer - 1].register_forward_hook(hook) if replace is not None and layer > 0 else None
+    handle = site_module(blocks, layer, site).register_forward_hook(hook) if replace is not None and layer > 0 else None
     total, count = 0.0, 0
     try:
         for start in range(0, len(texts), batch_size):

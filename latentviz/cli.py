@@ -185,12 +185,12 @@ def cmd_capture(args) -> None:
 
     bar = _Bar()
     try:
-        capture_id = activations.capture(_store(args), args.dataset, args.backbone, args.layer, max_tokens=args.max_tokens,
-                                         mask_sinks=not args.keep_sinks, progress=bar)
+        capture_id = activations.capture(_store(args), args.dataset, args.backbone, args.layer, site=args.site,
+                                         max_tokens=args.max_tokens, mask_sinks=not args.keep_sinks, progress=bar)
     finally:
         bar.close()
     row = _store(args).captures().set_index("id").loc[capture_id]
-    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {args.backbone} layer {int(row['layer'])} on {args.dataset!r}")
+    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {args.backbone} layer {int(row['layer'])} {args.site} on {args.dataset!r}")
 
 
 def cmd_train_sae(args) -> None:
@@ -200,8 +200,8 @@ def cmd_train_sae(args) -> None:
                "l1_coefficient": args.l1, "normalize_input": args.normalize_input}
     bar = _Bar()
     try:
-        model_id = pipeline.train_sae(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer, options=options,
-                                      training=train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr),
+        model_id = pipeline.train_sae(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer, site=args.site,
+                                      options=options, training=train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr),
                                       max_tokens=args.max_tokens, progress=bar)
     finally:
         bar.close()
@@ -390,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--backbone", default="smollm2", help="the causal LM (default smollm2)")
     p.add_argument("--layer", type=int, help="block whose output is captured (default: the middle one)")
+    p.add_argument("--site", choices=list(settings.SITES), default="resid_post", help="the block's output, or its MLP or attention output")
     p.add_argument("--arch", choices=["relu", "topk", "batchtopk", "jumprelu"], default="topk")
     p.add_argument("--width", type=int, default=4608, help="latents (d_sae)")
     p.add_argument("--k", type=int, default=32, help="topk / batchtopk: active latents per token")
@@ -405,6 +406,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--backbone", default="smollm2")
     p.add_argument("--layer", type=int)
+    p.add_argument("--site", choices=list(settings.SITES), default="resid_post", help="the block's output, or its MLP or attention output")
     p.add_argument("--max-tokens", type=int, default=100_000)
     p.add_argument("--keep-sinks", action="store_true", help="keep positions whose norm is over 4× the median")
     p.set_defaults(run=cmd_capture)

@@ -86,9 +86,9 @@ def examples(store: Store, model_id: int, feature: int, per_feature: int = 10, b
     position, and the example's tokens with this feature's activation on each (a list of pairs)."""
     found = store.feature_examples(model_id, per_feature, buckets, per_bucket, feature=feature)
     capture_id = store.model(model_id)["config"]["data"]["capture"]
-    tokens = store.capture_tokens(capture_id)
-    tokens = tokens[tokens["text_id"].isin(found["text_id"])]
-    values = store.feature_in_texts(model_id, feature, found["text_id"].unique().tolist()).set_index(["text_id", "position"])["value"]
+    text_ids = found["text_id"].unique().tolist()
+    tokens = store.text_tokens(capture_id, text_ids)  # masked attention sinks included (value 0), so no word runs into the next
+    values = store.feature_in_texts(model_id, feature, text_ids).set_index(["text_id", "position"])["value"]
     contexts = []
     for example in found.itertuples():
         text = tokens[tokens["text_id"] == example.text_id]
@@ -136,7 +136,7 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
     if not text.strip():
         raise ValueError("type some text to see which features fire on it")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
-    tokens, hidden = backbones.hidden_states(model, text, sae.config.hook_layer)
+    tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site)
     tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
     with torch.no_grad():
         f = sae.encode(torch.from_numpy(hidden))
@@ -149,7 +149,7 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
 
 def steer(store: Store, model_id: int, feature: int, prompt: str, strength: float, max_new_tokens: int = 30) -> tuple[str, str]:
     """Greedy continuations of `prompt` without and with strength·max_activation·(decoder direction)
-    added to the residual stream at the SAE's layer, at every position: (unsteered, steered)."""
+    added at the SAE's layer and site, at every position: (unsteered, steered)."""
     row, sae = load_sae(store, model_id)
     if not prompt.strip():
         raise ValueError("type a prompt to continue")
@@ -157,7 +157,7 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
     values = store.feature_values(model_id, feature)
     top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
     direction = (sae.W_dec[feature].detach() / sae.input_scale).to(lm.device) * float(strength) * float(top)
-    block = backbones.blocks_of(lm)[sae.config.hook_layer - 1]
+    module = backbones.site_module(backbones.blocks_of(lm), sae.config.layer, sae.config.site)
 
     def add(module, args, output):
         if isinstance(output, tuple):
@@ -173,7 +173,7 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
         return tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
 
     plain = continue_text()
-    handle = block.register_forward_hook(add)
+    handle = module.register_forward_hook(add)
     try:
         steered = continue_text()
     finally:

@@ -438,7 +438,7 @@ SAE_CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the r
 
 
 def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_DECODER_LM, layer: int | None = None,
-              options: dict | None = None, training: train.TrainConfig | None = None, max_tokens: int = 100_000,
+              site: str = "resid_post", options: dict | None = None, training: train.TrainConfig | None = None, max_tokens: int = 100_000,
               name: str | None = None, progress: Progress = _quiet) -> int:
     """Capture (or reuse) a layer's activations, train an SAE on 90% of the texts' tokens, and store
     its curves and held-out figures. Returns the model id."""
@@ -449,7 +449,7 @@ def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAU
     from latentviz.models.sae import SAEConfig, SparseAutoencoder
 
     training = training or train.TrainConfig(batch_size=4096, lr=2e-4)
-    capture_id = activations.capture(store, dataset, backbone_name, layer, max_tokens=max_tokens, progress=progress)
+    capture_id = activations.capture(store, dataset, backbone_name, layer, site=site, max_tokens=max_tokens, progress=progress)
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
     texts = np.unique(text_ids)
@@ -457,9 +457,9 @@ def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAU
         raise StoreError(f"dataset {dataset!r} gives tokens from {len(texts)} texts; an SAE needs at least 10")
     _, held_texts = split_ids(len(texts), training.seed)  # held out by text, so no sentence is half seen
     held = np.isin(text_ids, texts[held_texts])
-    config = SAEConfig(d_in=states.shape[1], hook_layer=layer, hook_name=f"blocks.{layer}.hook_resid_post", model_name=backbone_name,
-                       **(options or {}))
-    model_id = store.add_model("sae", name or f"{config.architecture} SAE {config.d_sae} L{layer}", dataset, backbone_name,
+    config = SAEConfig(d_in=states.shape[1], layer=layer, site=site, model_name=backbone_name, **(options or {}))
+    where = f"L{layer}" + ("" if site == "resid_post" else f" {site}")
+    model_id = store.add_model("sae", name or f"{config.architecture} SAE {config.d_sae} {where}", dataset, backbone_name,
                                {"model": asdict(config), "training": asdict(training), "data": {"capture": capture_id}})
     torch.manual_seed(training.seed)
     sae = SparseAutoencoder(config)
@@ -470,15 +470,15 @@ def train_sae(store: Store, dataset: str, *, backbone_name: str = settings.DEFAU
               on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
     held_text_list = store.texts(dataset).set_index("id").loc[texts[held_texts][:SAE_CE_TEXTS], "text"].tolist()
-    figures = sae_figures(store, sae, x[held], held_text_list, backbone_name, layer)
+    figures = sae_figures(store, sae, x[held], held_text_list, backbone_name)
     base.save(sae, folder)
     store.finish_model(model_id, str(folder), figures)
     return model_id
 
 
-def sae_figures(store: Store, sae, held, texts: list[str], backbone_name: str, layer: int) -> dict:
+def sae_figures(store: Store, sae, held, texts: list[str], backbone_name: str) -> dict:
     """Held-out figures by their reference definitions (metrics.py), and the LM's next-token loss
-    with the SAE's reconstruction spliced in at the layer, against clean and zero-ablated runs."""
+    with the SAE's reconstruction spliced in at its layer and site, against clean and zero-ablated runs."""
     import torch
 
     from latentviz import activations
@@ -500,10 +500,11 @@ def sae_figures(store: Store, sae, held, texts: list[str], backbone_name: str, l
             return torch.where(keep[:, None], flat, new).view_as(hidden)
         return replace
 
+    layer, site = sae.config.layer, sae.config.site
     with torch.no_grad():
         ce_clean = backbones.next_token_loss(lm, tokenizer, texts, layer)
-        ce_sae = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device)))
-        ce_zero = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(torch.zeros_like))
+        ce_sae = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device)), site=site)
+        ce_zero = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site)
     return {"l0": metrics.l0(f), "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
             "explained_variance": metrics.explained_variance(x, x_hat), "cosine": metrics.mean_cosine(x, x_hat),
             "dead_latents": metrics.dead_latents(counts), "dead_window_tokens": len(x),

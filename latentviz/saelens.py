@@ -5,12 +5,16 @@ only: nothing is ever unpickled.
 Tensors: W_enc (d_in, d_sae), W_dec (d_sae, d_in), b_enc (d_sae), b_dec (d_in) and, for JumpReLU,
 threshold (d_sae). A BatchTopK SAE is written as JumpReLU with its inference threshold, which is
 what it computes per token; an input scale is folded into the weights, so the files need none.
+
+Hook names follow TransformerLens, whose blocks count from 0: our layer L (the output of block L,
+hidden_states[L]) is `blocks.{L-1}.hook_resid_post`, or `blocks.{L-1}.hook_mlp_out` / `hook_attn_out`
+for the sublayer sites; `blocks.{i}.hook_resid_pre`, the input of block i, is our layer i.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+import re
 from pathlib import Path
 
 import torch
@@ -22,6 +26,25 @@ from latentviz.models.sae import SAEConfig, SparseAutoencoder
 
 WEIGHTS_FILE = "sae_weights.safetensors"
 ARCHITECTURES = {"standard": "standard", "relu": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "batchtopk"}
+HOOK = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_post|mlp_out|attn_out)")
+
+
+def hook_name(layer: int, site: str) -> str:
+    """The TransformerLens hook name of our (layer, site)."""
+    return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_{site}"
+
+
+def layer_and_site(cfg: dict, where: Path) -> tuple[int, str]:
+    """Our (layer, site) from a SAELens cfg's hook_name, or from hook_layer alone (a residual hook)."""
+    name = cfg.get("hook_name")
+    if name is None:
+        return int(cfg.get("hook_layer") or 0) + 1, "resid_post"
+    match = HOOK.fullmatch(str(name))
+    if match is None:
+        raise CheckpointError(f"{where}: hook {name!r} is not one latentviz can read; it reads "
+                              "blocks.N.hook_resid_pre, hook_resid_post, hook_mlp_out and hook_attn_out")
+    block, site = int(match[1]), match[2]
+    return (block, "resid_post") if site == "resid_pre" else (block + 1, site)
 
 
 def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
@@ -37,7 +60,7 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
         tensors["threshold"] = sae.threshold.detach()
         architecture = "jumprelu"
     cfg = {"architecture": architecture, "d_in": config.d_in, "d_sae": config.d_sae, "dtype": "float32", "device": "cpu",
-           "model_name": config.model_name, "hook_name": config.hook_name, "hook_layer": config.hook_layer,
+           "model_name": config.model_name, "hook_name": hook_name(config.layer, config.site), "hook_layer": max(config.layer - 1, 0),
            "hook_head_index": None, "apply_b_dec_to_input": True, "normalize_activations": "none",
            "prepend_bos": True, "context_size": 128}
     if architecture == "topk":
@@ -79,15 +102,9 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
         if tuple(tensors[name].shape) != shape:
             raise CheckpointError(f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensors[name].shape)}, cfg.json implies {shape}")
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 1
-    layer = cfg.get("hook_layer")
-    if layer is None:  # SAELens 6 dropped hook_layer: read it from blocks.L.hook_…
-        parts = str(cfg.get("hook_name", "")).split(".")
-        layer = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
-    known = {f.name for f in fields(SAEConfig)}
-    config = SAEConfig(**{name: value for name, value in {
-        "d_in": d_in_, "d_sae": d_sae, "architecture": architecture, "k": int(k), "hook_layer": int(layer),
-        "hook_name": str(cfg.get("hook_name", f"blocks.{layer}.hook_resid_post")), "model_name": str(cfg.get("model_name", "")),
-    }.items() if name in known})
+    layer, site = layer_and_site(cfg, folder / CONFIG_FILE)
+    config = SAEConfig(d_in=d_in_, d_sae=d_sae, architecture=architecture, k=int(k), layer=layer, site=site,
+                       model_name=str(cfg.get("model_name", "")))
     sae = SparseAutoencoder(config)
     state = {name: tensors[name].float() for name in shapes}
     if not cfg.get("apply_b_dec_to_input", True):  # their pre-activation is x W_enc + b_enc: fold b_dec in

@@ -161,6 +161,14 @@ MIGRATIONS: list[list[str]] = [
             feature INTEGER NOT NULL,
             value REAL NOT NULL)""",
     ],
+    [
+        # Tokens a capture left out (attention sinks): never trained on, but shown in their texts.
+        """CREATE TABLE capture_masked (
+            capture_id INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            token VARCHAR)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -319,6 +327,7 @@ class Store:
             con.execute(f"DELETE FROM feature_activations WHERE model_id IN ({model_ids})", [name])
             capture_ids = "SELECT id FROM captures WHERE dataset = ?"
             con.execute(f"DELETE FROM capture_tokens WHERE capture_id IN ({capture_ids})", [name])
+            con.execute(f"DELETE FROM capture_masked WHERE capture_id IN ({capture_ids})", [name])
             con.execute(f"DELETE FROM capture_shards WHERE capture_id IN ({capture_ids})", [name])
             con.execute("DELETE FROM captures WHERE dataset = ?", [name])
             con.execute(f"DELETE FROM training_metrics WHERE model_id IN ({model_ids})", [name])
@@ -538,14 +547,20 @@ class Store:
             """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.tokens), 0) AS tokens, count(s.shard) AS shards
                FROM captures c LEFT JOIN capture_shards s ON s.capture_id = c.id GROUP BY ALL ORDER BY c.id""")
 
-    def add_shard(self, capture_id: int, shard: int, path: str, text_ids: np.ndarray, positions: np.ndarray, tokens: list[str]) -> None:
-        """Register a written shard file and its tokens, in one transaction."""
-        rows = pa.table({"row": pa.array(np.arange(len(text_ids)), pa.int32()), "text_id": pa.array(np.asarray(text_ids), pa.int64()),
-                         "position": pa.array(np.asarray(positions), pa.int32()), "token": pa.array(tokens, pa.string())})
+    def add_shard(self, capture_id: int, shard: int, path: str, tokens: pd.DataFrame, masked: pd.DataFrame | None = None) -> None:
+        """Register a written shard file, its tokens (text_id, position, token: one per row of the
+        file) and the tokens it left out (the same columns), in one transaction."""
+        def arrow(frame: pd.DataFrame) -> pa.Table:
+            return pa.table({"text_id": pa.array(frame["text_id"].to_numpy(), pa.int64()),
+                             "position": pa.array(frame["position"].to_numpy(), pa.int32()), "token": pa.array(frame["token"].tolist(), pa.string())})
+        kept = arrow(tokens).append_column("row", pa.array(np.arange(len(tokens)), pa.int32()))
         with self._transaction() as con:
-            _register(con, "incoming_tokens", rows)
+            _register(con, "incoming_tokens", kept)
             con.execute("INSERT INTO capture_tokens SELECT ?, ?, row, text_id, position, token FROM incoming_tokens", [capture_id, shard])
-            con.execute("INSERT INTO capture_shards VALUES (?, ?, ?, ?)", [capture_id, shard, path, len(text_ids)])
+            if masked is not None and len(masked):
+                _register(con, "incoming_masked", arrow(masked))
+                con.execute("INSERT INTO capture_masked SELECT ?, text_id, position, token FROM incoming_masked", [capture_id])
+            con.execute("INSERT INTO capture_shards VALUES (?, ?, ?, ?)", [capture_id, shard, path, len(tokens)])
 
     def shards(self, capture_id: int) -> pd.DataFrame:
         return self._frame("SELECT shard, path, tokens FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id])
@@ -554,6 +569,15 @@ class Store:
         """Every kept token in shard order: shard, row, text_id, position, token."""
         return self._frame("SELECT shard, row, text_id, position, token FROM capture_tokens WHERE capture_id = ? ORDER BY shard, row",
                            [capture_id])
+
+    def text_tokens(self, capture_id: int, text_ids: list[int]) -> pd.DataFrame:
+        """All tokens of these texts in a capture, the left-out ones too: text_id, position, token,
+        captured (False for a masked attention sink), in reading order."""
+        return self._frame(
+            """SELECT text_id, position, token, true AS captured FROM capture_tokens WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)
+               UNION ALL
+               SELECT text_id, position, token, false FROM capture_masked WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)
+               ORDER BY text_id, position""", [capture_id, text_ids, capture_id, text_ids])
 
     def mark_capture_complete(self, capture_id: int) -> None:
         with self._transaction() as con:

@@ -28,6 +28,20 @@ def test_hooked_layer_equals_the_models_own_hidden_state(request, fixture, causa
         assert np.allclose(states, reference[layer][0].numpy(), atol=1e-5), layer
 
 
+def test_sublayer_sites_add_up_to_the_residual_stream(tiny_llama, tiny_bert):
+    model = load(tiny_llama)
+    _, before = backbones.hidden_states(model, SENTENCES[3], 1)
+    after, attn, mlp = (backbones.hidden_states(model, SENTENCES[3], 2, site)[1] for site in ("resid_post", "attn_out", "mlp_out"))
+    assert not np.allclose(attn, 0) and not np.allclose(mlp, 0)
+    assert np.allclose(before + attn + mlp, after, atol=1e-5)  # a pre-norm block: h + attn(h) + mlp(h + attn(h))
+    with pytest.raises(BackboneError, match="unknown site 'resid_mid'"):
+        backbones.hidden_states(model, SENTENCES[0], 2, "resid_mid")
+    with pytest.raises(BackboneError, match="layer 0 is the embeddings"):
+        backbones.hidden_states(model, SENTENCES[0], 0, "mlp_out")
+    with pytest.raises(BackboneError, match="cannot find the mlp_out sublayer in BertLayer"):
+        backbones.hidden_states(load(tiny_bert), SENTENCES[0], 1, "mlp_out")
+
+
 def test_blocks_after_the_layer_are_not_run(tiny_llama):
     model = load(tiny_llama)
     calls = []

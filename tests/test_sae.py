@@ -102,15 +102,29 @@ def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path
     sae.eval()
     saelens.export(sae, tmp_path / "out")
     cfg = json.loads((tmp_path / "out" / "cfg.json").read_text())
-    assert cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["hook_name"] == "blocks.8.hook_resid_post"
+    assert cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["hook_name"] == "blocks.7.hook_resid_post"  # blocks count from 0
     assert set(load_file(tmp_path / "out" / "sae_weights.safetensors")) >= {"W_enc", "W_dec", "b_enc", "b_dec"}
     back = saelens.read(tmp_path / "out", d_in=16)
+    assert (back.config.layer, back.config.site) == (8, "resid_post")
     with torch.no_grad():
         assert torch.allclose(back.encode(x[:32]), sae.encode(x[:32]), atol=1e-5)
         assert torch.allclose(back.decode(back.encode(x[:32])), sae.decode(sae.encode(x[:32])), atol=1e-5)
     saelens.export(back, tmp_path / "again")  # written again: identical weights
     first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("out", "again"))
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_saelens_hook_names_map_to_our_layers_and_sites(tmp_path):
+    from latentviz import saelens
+    from latentviz.models.base import CheckpointError
+
+    assert saelens.layer_and_site({"hook_name": "blocks.7.hook_resid_post"}, tmp_path) == (8, "resid_post")
+    assert saelens.layer_and_site({"hook_name": "blocks.8.hook_resid_pre"}, tmp_path) == (8, "resid_post")  # the same vectors
+    assert saelens.layer_and_site({"hook_name": "blocks.3.hook_mlp_out"}, tmp_path) == (4, "mlp_out")
+    assert saelens.layer_and_site({"hook_layer": 5}, tmp_path) == (6, "resid_post")
+    assert saelens.hook_name(4, "attn_out") == "blocks.3.hook_attn_out" and saelens.hook_name(0, "resid_post") == "blocks.0.hook_resid_pre"
+    with pytest.raises(CheckpointError, match="hook 'blocks.3.attn.hook_z' is not one latentviz can read"):
+        saelens.layer_and_site({"hook_name": "blocks.3.attn.hook_z"}, tmp_path)
 
 
 def test_saelens_folders_that_do_not_fit_get_one_clear_error(tmp_path):
@@ -134,3 +148,25 @@ def test_saelens_folders_that_do_not_fit_get_one_clear_error(tmp_path):
     (folder / "cfg.json").write_text('{"d_in": 16, "d_sae": 32, "architecture": "topk", "k": 2}')
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         saelens.read(folder)
+
+
+def test_capture_leaves_sinks_out_of_training_but_keeps_them_in_their_texts(store, tiny_llama):
+    import pandas as pd
+
+    from latentviz import activations, backbones, settings
+
+    texts = ["the price rose sharply today", "markets fell while the index held", "a third short text"]
+    store.add_dataset("news", "test", pd.DataFrame({"text": texts}))
+    # factor 1: every token above the median norm counts as a sink, so about half are masked
+    capture_id = activations.capture(store, "news", tiny_llama, 2, site="mlp_out", sink_factor=1.0)
+    text_ids, states = activations.load(store, capture_id)
+    everything = store.text_tokens(capture_id, store.texts("news")["id"].tolist())
+    masked = everything[~everything["captured"]]
+    assert len(states) == len(text_ids) == everything["captured"].sum() and 0 < len(masked) < len(everything)
+    model = backbones.shared(tiny_llama, settings.cache_dir(store.path))
+    rows, positions, tokens, reference = backbones.token_states(model, texts, layer=2, site="mlp_out")
+    for row, text_id in enumerate(store.texts("news")["id"]):  # every token of every text, in order
+        order = np.argsort(positions[rows == row])
+        assert everything[everything["text_id"] == text_id]["token"].tolist() == np.asarray(tokens)[rows == row][order].tolist()
+    kept = ~activations.sink_mask(reference, 1.0)
+    assert np.allclose(np.sort(states, axis=0), np.sort(reference[kept], axis=0), atol=1e-5)  # the MLP output, sinks left out

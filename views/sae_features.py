@@ -5,7 +5,7 @@ neighbours by decoder cosine, co-occurring features. Text → features at the bo
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, features, jobs, markup, pipeline, train, webapp
+from latentviz import charts, features, jobs, markup, pipeline, settings, train, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -38,7 +38,8 @@ elif not workspace.read_only and not workspace.datasets().empty:
     with st.expander("Train an SAE", expanded=models.empty):
         left, middle, right = st.columns(3)
         dataset = left.selectbox("Dataset", workspace.datasets()["name"].tolist(), key="sae_dataset")
-        layer = left.number_input("SmolLM2 layer", 1, 30, 8, key="sae_layer", help="the output of this block (its residual stream)")
+        layer = left.number_input("SmolLM2 layer", 1, 30, 8, key="sae_layer", help="the block whose activations are read")
+        site = left.selectbox("Read at", list(settings.SITES), format_func=settings.SITES.get, key="sae_site")
         architecture = middle.selectbox("Architecture", ["topk", "batchtopk", "jumprelu", "standard"], key="sae_arch",
                                         help="standard = ReLU with an L1 penalty")
         width = middle.select_slider("Latents", [576, 1152, 2304, 4608, 9216], 4608, key="sae_width")
@@ -48,11 +49,11 @@ elif not workspace.read_only and not workspace.datasets().empty:
         if st.button("Train", type="primary", key="sae_train"):
             options = {"architecture": architecture, "d_sae": int(width), "k": int(k)}
 
-            def work(progress, dataset=dataset, layer=int(layer), options=options, steps=int(steps), max_tokens=int(max_tokens)):
-                model_id = pipeline.train_sae(workspace, dataset, layer=layer, options=options, max_tokens=max_tokens,
+            def work(progress, dataset=dataset, layer=int(layer), site=site, options=options, steps=int(steps), max_tokens=int(max_tokens)):
+                model_id = pipeline.train_sae(workspace, dataset, layer=layer, site=site, options=options, max_tokens=max_tokens,
                                               training=train.TrainConfig(steps=steps, batch_size=4096, lr=2e-4), progress=progress)
                 features.build(workspace, model_id, progress=progress)
-            jobs.start(workspace, TRAIN_JOB, {"dataset": dataset, "layer": int(layer), **options, "steps": int(steps)}, work)
+            jobs.start(workspace, TRAIN_JOB, {"dataset": dataset, "layer": int(layer), "site": site, **options, "steps": int(steps)}, work)
             st.rerun()
 if models.empty:
     if workspace.datasets().empty:

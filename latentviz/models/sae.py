@@ -39,8 +39,8 @@ class SAEConfig:
     aux_coefficient: float = 1 / 32
     dead_after: int = 200_000  # tokens without firing after which a latent counts as dead for AuxK (Gao et al.: 10M; CPU runs are shorter)
     normalize_input: bool = False  # scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)
-    hook_layer: int = 8
-    hook_name: str = "blocks.8.hook_resid_post"
+    layer: int = 8  # read at block `layer`'s output (1-based, as hidden_states[layer]); SAELens calls this blocks.{layer-1}
+    site: str = "resid_post"  # resid_post, mlp_out or attn_out (settings.SITES)
     model_name: str = "smollm2"
 
     def __post_init__(self):
