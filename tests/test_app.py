@@ -1,6 +1,7 @@
 """The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -297,13 +298,20 @@ def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, mo
     db = tmp_path / "sae.duckdb"
     store = Store(db)
     store.add_dataset("news", "test", pd.DataFrame({"text": [f"the price number {i} rose sharply today" for i in range(60)]}))
-    real = pipeline.train_sae
-    monkeypatch.setattr(pipeline, "train_sae", lambda workspace, dataset, **kw: real(  # the page's settings, a tiny LM and run
-        workspace, dataset, **{**kw, "backbone_name": tiny_llama, "layer": 2, "max_tokens": 300,
-                               "options": {**kw["options"], "d_sae": 32}, "training": train.TrainConfig(steps=20, batch_size=64)}))
+    real, go = pipeline.train_sae, threading.Event()
+
+    def held_then_small(workspace, dataset, **kw):  # waits for the test, then the page's settings on a tiny LM and run
+        go.wait(60)
+        return real(workspace, dataset, **{**kw, "backbone_name": tiny_llama, "layer": 2, "max_tokens": 300,
+                                           "options": {**kw["options"], "d_sae": 32}, "training": train.TrainConfig(steps=20, batch_size=64)})
+    monkeypatch.setattr(pipeline, "train_sae", held_then_small)
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     at.button(key="sae_train").click().run()
+    at.run()  # while the job runs: its progress instead of the form, so it cannot be started twice
+    assert "Training an SAE" in [h.value for h in at.subheader] and not [b for b in at.button if b.key == "sae_train"]
+    assert "No curves now" in shown(at)
+    go.set()
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
     assert job["status"] == "done", job["error"]
     at.run()

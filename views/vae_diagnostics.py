@@ -37,14 +37,23 @@ st.subheader("What it writes")
 method = st.segmented_control("Decoding", ["beam", "greedy", "sample"], default=st.query_params.get("decoding", "beam"),
                               key="vae_diag_decoding", help="beam search (width 5) finds likelier sentences than greedy decoding") or "beam"
 st.query_params["decoding"] = method
+
+
+@st.cache_data(show_spinner="Decoding…", max_entries=16)
+def writes(model_id: int, method: str) -> tuple[list[str], list[str], list[str]]:
+    """Prior samples and reconstructions (seeded, so the same each time): decoded once per model and method."""
+    originals = space.examples(4)
+    return space.sample(6, method), originals, [space.reconstruct(t, method) for t in originals]
+
+
+prior, originals, decoded = writes(space.model_id, method)
 left, right = st.columns([2, 3])
 with left:
     st.markdown("**From the prior** z ~ N(0, I)")
-    st.html(markup.table({"decoded": space.sample(6, method)}))
+    st.html(markup.table({"decoded": prior}))
 with right:
     st.markdown("**Reconstructions** of dataset sentences (from the posterior mean)")
-    originals = space.examples(4)
-    st.html(markup.table({"sentence": originals, "decoded": [space.reconstruct(t, method) for t in originals]}))
+    st.html(markup.table({"sentence": originals, "decoded": decoded}))
 text = webapp.text_param("text", "", "Reconstruct your own sentence", placeholder="type a sentence and press Enter")
 if text:
     st.markdown("**Decoded**")
