@@ -114,8 +114,12 @@ def logit_effects(store: Store, model_id: int, feature: int, k: int = 10) -> tup
         logits = lm.get_output_embeddings().weight.detach().cpu() @ direction
     order = torch.argsort(logits, descending=True)
 
+    def shown(token_id: int) -> str:  # a piece of a multi-byte character decodes to "�": show the vocabulary's own form
+        text = tokenizer.decode([token_id])
+        return tokenizer.convert_ids_to_tokens(token_id) if "\ufffd" in text else text
+
     def frame(ids):
-        return pd.DataFrame({"token": [tokenizer.decode([int(i)]) for i in ids], "logit": logits[ids].numpy()})
+        return pd.DataFrame({"token": [shown(int(i)) for i in ids], "logit": logits[ids].numpy()})
     return frame(order[:k]), frame(order[-k:].flip(0))
 
 

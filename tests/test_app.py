@@ -151,7 +151,7 @@ def test_codebook_page_trains_compares_and_colours_the_map(app, mapped_workspace
             at.select_slider(key="vq_size").set_value(32)
         at.button(key="vq_train").click().run()
         assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
-    at.run()
+        at.run()  # the form is back once the job is done
     assert not at.exception
     models = store.models()["id"].tolist()
     assert len(models) == 2

@@ -18,33 +18,34 @@ models = dashboards.vq_models(workspace)
 
 
 @st.fragment(run_every=2.0)
-def live_curves(model_id: int) -> None:
-    curves = dashboards.training_curves(workspace, model_id)
+def live_curves() -> None:
+    """The running job's held-out curves (the page redraws when the job ends)."""
+    unfinished = dashboards.unfinished_vq_models(workspace)
+    curves = pd.DataFrame() if unfinished.empty else dashboards.training_curves(workspace, int(unfinished["id"].max()))
     if curves.empty:
-        st.caption("Curves appear after the first 100 steps.")
+        st.caption("Curves appear after the first 100 steps (token activations are captured first; see the progress above).")
     else:
-        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id} (training)")))
+        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{int(unfinished['id'].max())} (training)")))
 
 
 unfinished = dashboards.unfinished_vq_models(workspace)
-if not unfinished.empty:
-    training_now = jobs.running(workspace)["kind"].isin(["train vq", "resume vq"]).any()
-    if training_now:
-        st.subheader("Training now (held-out, live)")
-        live_curves(int(unfinished["id"].max()))
-    elif not workspace.read_only:
-        for run in unfinished.itertuples():
-            steps = dashboards.training_curves(workspace, int(run.id))["step"].max()
-            left, right = st.columns([4, 1])
-            left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-                         + (f", after step {int(steps)}." if pd.notna(steps) else "."), icon=":material/pause_circle:")
-            if right.button("Resume", key=f"resume_{run.id}"):
-                jobs.start(workspace, "resume vq", {"model": int(run.id)},
-                           lambda progress, model_id=int(run.id): pipeline.resume_vq(workspace, model_id, progress=progress))
-                st.rerun()
+training_now = jobs.running(workspace)["kind"].isin(["train vq", "resume vq"]).any()
+if training_now:
+    st.subheader("Training now (held-out, live)")
+    live_curves()
+elif not unfinished.empty and not workspace.read_only:
+    for run in unfinished.itertuples():
+        steps = dashboards.training_curves(workspace, int(run.id))["step"].max()
+        left, right = st.columns([4, 1])
+        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
+                     + (f", after step {int(steps)}." if pd.notna(steps) else "."), icon=":material/pause_circle:")
+        if right.button("Resume", key=f"resume_{run.id}"):
+            jobs.start(workspace, "resume vq", {"model": int(run.id)},
+                       lambda progress, model_id=int(run.id): pipeline.resume_vq(workspace, model_id, progress=progress))
+            st.rerun()
 
 # -- train -------------------------------------------------------------------------------------------
-if not workspace.read_only:
+if not workspace.read_only and not training_now:
     with st.expander("Train a VQ model", expanded=models.empty):
         unit = st.radio("Quantise", ["sentence vectors", "token activations of a language model"], horizontal=True, key="vq_unit",
                         help="Token activations: each token's hidden state at a layer gets one code (e.g. SmolLM2, layer 8).")

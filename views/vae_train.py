@@ -16,16 +16,19 @@ webapp.job_status(workspace)
 
 
 @st.fragment(run_every=2.0)
-def live(model_id: int) -> None:
+def live() -> None:
+    """The running job's held-out curves and a Stop button; the whole page redraws when it ends."""
     running = jobs.running(workspace)
     running = running[running["kind"].isin(TRAIN_JOBS)]
     if running.empty:
         st.rerun()
+    unfinished = latent_space.unfinished(workspace)
+    model_id = int(unfinished["id"].max()) if not unfinished.empty else None
     left, right = st.columns([4, 1])
-    left.subheader(f"Training run #{model_id} (held-out, live)")
+    left.subheader(f"Training run #{model_id} (held-out, live)" if model_id else "Training a VAE")
     if right.button("Stop", icon=":material/stop_circle:", key="vae_stop", help="stops after the current step; resume it later"):
         jobs.stop(workspace, int(running["id"].iloc[0]))
-    curves = latent_space.curves(workspace, model_id)
+    curves = latent_space.curves(workspace, model_id) if model_id else pd.DataFrame()
     if curves.empty:
         st.caption("Curves appear after the first 100 steps.")
     else:
@@ -34,8 +37,8 @@ def live(model_id: int) -> None:
 
 unfinished = latent_space.unfinished(workspace)
 training_now = jobs.running(workspace)["kind"].isin(TRAIN_JOBS).any()
-if training_now and not unfinished.empty:
-    live(int(unfinished["id"].max()))
+if training_now:
+    live()
 elif not unfinished.empty and not workspace.read_only:
     for run in unfinished.itertuples():
         step = workspace.training_metrics(int(run.id))["step"].max()
