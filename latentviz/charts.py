@@ -119,7 +119,8 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
     import altair as alt
 
     return alt.Chart(curves).mark_line(point=True).encode(
-        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        # "~s" / "~g": a first single point would otherwise get six-decimal ticks
+        x=alt.X("step:Q", axis=alt.Axis(format="~s")), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
         color=alt.Color("model:N", legend=alt.Legend(orient="bottom")), tooltip=["model", "metric", "step", "value"],
     ).properties(width=170, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=columns).resolve_scale(y="independent")
 

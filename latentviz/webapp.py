@@ -53,7 +53,8 @@ def job_status(workspace: Store) -> None:
     if job["status"] == "failed":
         st.error(f"{job['kind']} failed: {job['error']}", icon=":material/error:")
     elif job["status"] == "interrupted":
-        st.warning(f"{job['kind']} was interrupted before it finished; start it again to resume", icon=":material/pause_circle:")
+        why = job["error"] if pd.notna(job["error"]) else "interrupted before it finished; start it again to resume"
+        st.warning(f"{job['kind']}: {why}", icon=":material/pause_circle:")
 
 
 @st.fragment(run_every=1.0)

@@ -197,6 +197,18 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
     assert not at.exception and len(at.metric) == 3
 
 
+def test_a_stopped_or_cut_off_job_says_which_and_how_to_go_on(app, tmp_path):
+    store = Store(tmp_path / "jobs.duckdb")
+    stopped = store.start_job("train vae", {}, pid=1)
+    store.finish_job(stopped, "interrupted", error="stopped; resume it to continue from the last checkpoint")
+    at = app(tmp_path / "jobs.duckdb")
+    at.switch_page("views/vae_train.py").run()
+    assert "train vae: stopped; resume it to continue" in shown(at)
+    store.mark_interrupted(store.start_job("train sae", {}, pid=1), "the process running it stopped; start it again to resume")
+    at.switch_page("views/sae_features.py").run()
+    assert "train sae: the process running it stopped" in shown(at)
+
+
 # -- Text VAE pages ----------------------------------------------------------------------------------
 
 def test_vae_pages_without_a_model_point_to_training(app, tmp_path):
