@@ -161,7 +161,7 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
     values = store.feature_values(model_id, feature)
     top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
     direction = (sae.W_dec[feature].detach() / sae.input_scale).to(lm.device) * float(strength) * float(top)
-    module = backbones.site_module(backbones.blocks_of(lm), sae.config.layer, sae.config.site)
+    where = backbones.site_module(backbones.blocks_of(lm), sae.config.layer, sae.config.site)
 
     def add(module, args, output):
         if isinstance(output, tuple):
@@ -177,7 +177,7 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
         return tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
 
     plain = continue_text()
-    handle = module.register_forward_hook(add)
+    handle = where.register_forward_hook(add)
     try:
         steered = continue_text()
     finally:
