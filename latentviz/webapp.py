@@ -57,6 +57,20 @@ def job_status(workspace: Store) -> None:
         st.warning(f"{job['kind']}: {why}", icon=":material/pause_circle:")
 
 
+def resume_offers(workspace: Store, unfinished: pd.DataFrame, job_kind: str, resume, key: str) -> None:
+    """For each run that stopped before it finished: where it stopped, and a Resume button that
+    continues it in the background with `resume(workspace, model_id, progress=...)`."""
+    for run in unfinished.itertuples():
+        step = workspace.training_metrics(int(run.id))["step"].max()
+        left, right = st.columns([4, 1])
+        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
+                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
+        if right.button("Resume", key=f"{key}_{run.id}"):
+            jobs.start(workspace, job_kind, {"model": int(run.id)},
+                       lambda progress, model_id=int(run.id): resume(workspace, model_id, progress=progress))
+            st.rerun()
+
+
 @st.fragment(run_every=1.0)
 def _poll_jobs(workspace: Store) -> None:
     running = jobs.running(workspace)

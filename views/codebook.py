@@ -33,16 +33,8 @@ training_now = jobs.running(workspace)["kind"].isin(["train vq", "resume vq"]).a
 if training_now:
     st.subheader("Training now (held-out, live)")
     live_curves()
-elif not unfinished.empty and not workspace.read_only:
-    for run in unfinished.itertuples():
-        steps = dashboards.training_curves(workspace, int(run.id))["step"].max()
-        left, right = st.columns([4, 1])
-        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-                     + (f", after step {int(steps)}." if pd.notna(steps) else "."), icon=":material/pause_circle:")
-        if right.button("Resume", key=f"resume_{run.id}"):
-            jobs.start(workspace, "resume vq", {"model": int(run.id)},
-                       lambda progress, model_id=int(run.id): pipeline.resume_vq(workspace, model_id, progress=progress))
-            st.rerun()
+elif not workspace.read_only:
+    webapp.resume_offers(workspace, unfinished, "resume vq", pipeline.resume_vq, key="resume")
 
 # -- train -------------------------------------------------------------------------------------------
 if not workspace.read_only and not training_now:

@@ -39,16 +39,8 @@ unfinished = latent_space.unfinished(workspace)
 training_now = jobs.running(workspace)["kind"].isin(TRAIN_JOBS).any()
 if training_now:
     live()
-elif not unfinished.empty and not workspace.read_only:
-    for run in unfinished.itertuples():
-        step = workspace.training_metrics(int(run.id))["step"].max()
-        left, right = st.columns([4, 1])
-        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
-        if right.button("Resume", key=f"vae_resume_{run.id}"):
-            jobs.start(workspace, "resume vae", {"model": int(run.id)},
-                       lambda progress, model_id=int(run.id): pipeline.resume_vae(workspace, model_id, progress=progress))
-            st.rerun()
+elif not workspace.read_only:
+    webapp.resume_offers(workspace, unfinished, "resume vae", pipeline.resume_vae, key="vae_resume")
 
 # -- configure and start ----------------------------------------------------------------------------
 trained = latent_space.models(workspace)
