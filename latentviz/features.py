@@ -49,9 +49,13 @@ def build(store: Store, model_id: int, progress: Callable[[int, int | None, str]
     return len(states)
 
 
+def _capture_of(store: Store, model_id: int) -> int:
+    """The capture whose tokens the SAE's stored activations belong to."""
+    return store.model(model_id)["config"]["data"]["capture"]
+
+
 def token_count(store: Store, model_id: int) -> int:
-    capture_id = store.model(model_id)["config"]["data"]["capture"]
-    return int(store.captures().set_index("id").loc[capture_id, "tokens"])
+    return int(store.captures().set_index("id").loc[_capture_of(store, model_id), "tokens"])
 
 
 def statistics(store: Store, model_id: int) -> pd.DataFrame:
@@ -76,8 +80,7 @@ def labels(store: Store, model_id: int, top: int = 10, words: int = 3) -> dict[i
 
 
 def _with_tokens(store: Store, model_id: int, examples: pd.DataFrame) -> pd.DataFrame:
-    capture_id = store.model(model_id)["config"]["data"]["capture"]
-    tokens = store.capture_tokens(capture_id)[["text_id", "position", "token"]]
+    tokens = store.capture_tokens(_capture_of(store, model_id))[["text_id", "position", "token"]]
     return examples.merge(tokens, on=["text_id", "position"], how="left")
 
 
@@ -85,9 +88,8 @@ def examples(store: Store, model_id: int, feature: int, per_feature: int = 10, b
     """The feature's top examples (bucket −1) and interval examples: bucket, value, text_id,
     position, and the example's tokens with this feature's activation on each (a list of pairs)."""
     found = store.feature_examples(model_id, per_feature, buckets, per_bucket, feature=feature)
-    capture_id = store.model(model_id)["config"]["data"]["capture"]
     text_ids = found["text_id"].unique().tolist()
-    tokens = store.text_tokens(capture_id, text_ids)  # masked attention sinks included (value 0), so no word runs into the next
+    tokens = store.text_tokens(_capture_of(store, model_id), text_ids)  # masked attention sinks included (value 0), so no word runs into the next
     values = store.feature_in_texts(model_id, feature, text_ids).set_index(["text_id", "position"])["value"]
     contexts = []
     for example in found.itertuples():
