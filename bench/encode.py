@@ -61,7 +61,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     reference_times, latentviz_times, bare_times = [], [], []
-    for run in range(3):
+    for _ in range(3):
         seconds, reference_vectors = time_reference()
         reference_times.append(seconds)
         seconds, latentviz_vectors = time_latentviz()

@@ -34,7 +34,7 @@ def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DE
     the dataset's texts (up to `max_tokens` kept tokens). Returns the capture id; an identical
     capture is resumed or reused."""
     if not store.has_dataset(dataset):
-        raise StoreError(f"no dataset named {dataset!r}; see `latentviz info` or ingest it first")
+        raise StoreError(f"no dataset named {dataset!r}; add it first")
     model = backbones.shared(backbone_name, settings.cache_dir(store.path))
     layer = backbones.check_layer(model, layer)
     backbones.site_module(model.blocks, layer, site)  # a bad site fails here, before any work
@@ -72,7 +72,7 @@ def load(store: Store, capture_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(text id per token, states (T, d)) of a capture, in shard order."""
     shards = store.shards(capture_id)
     if shards.empty:
-        raise StoreError(f"capture {capture_id} holds no activations; run `latentviz capture` first")
+        raise StoreError(f"capture {capture_id} holds no activations; capture them first")
     states = [load_file(path)["states"].numpy() for path in shards["path"]]
     tokens = store.capture_tokens(capture_id)
     return tokens["text_id"].to_numpy(), np.concatenate(states)

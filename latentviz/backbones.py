@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from latentviz import settings
+from latentviz.errors import LatentvizError
 
 MINILM = "minilm"
 SMOLLM2 = "smollm2"
@@ -30,7 +31,7 @@ MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sent
 Progress = Callable[[int, int], None]
 
 
-class BackboneError(ValueError):
+class BackboneError(LatentvizError):
     """A backbone that cannot be loaded or used as asked."""
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from latentviz import settings
+from latentviz.errors import LatentvizError
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -75,29 +76,20 @@ def cmd_project(args) -> None:
     print(f"projection {projection_id}: {args.method} of encoding {encoding_id}")
 
 
-def cmd_train_vq(args) -> None:
-    from latentviz import pipeline, train
+def _train(family: str, args) -> None:
+    """`train vq|vae|sae`: a new run from the flags (see runs.py), or --resume of a stopped one."""
+    from latentviz import fit, runs
 
-    if args.resume is None and not args.dataset:
-        raise ValueError("train vq needs --dataset NAME (or --resume MODEL_ID)")
-
-    options = {"quantizer": args.quantizer, "codebook_size": args.codebook_size, "groups": args.codes,
-               "stages": args.stages, "kmeans_init": args.kmeans_init, "restart_dead": args.restart_dead,
-               "rotation_trick": args.rotation_trick, "cosine": args.cosine}
-    if args.levels:
-        try:
-            options["levels"] = [int(level) for level in args.levels.split(",")]
-        except ValueError:
-            raise ValueError(f"--levels takes integers separated by commas, e.g. 8,5,5,5; got {args.levels!r}") from None
-    training = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    module = fit.FAMILIES[family]
+    run = runs.from_flags(runs.RUNS[family](), args)  # checks the options before any work starts
+    if args.resume is None and not run.dataset:
+        raise LatentvizError(f"train {family} needs --dataset NAME (or --resume MODEL_ID)")
     bar = _Bar()
     try:
         if args.resume is not None:
-            model_id = pipeline.resume_vq(_store(args), args.resume, progress=bar)
+            model_id = module.resume(_store(args), args.resume, progress=bar)
         else:
-            model_id = pipeline.train_vq(_store(args), args.dataset, backbone_name=args.backbone, options=options,
-                                         training=training, tokens=args.tokens, layer=args.layer,
-                                         max_tokens=args.max_tokens, progress=bar)
+            model_id = module.train(_store(args), run, progress=bar)
     finally:
         bar.close()
     _print_figures(args, model_id)
@@ -106,27 +98,6 @@ def cmd_train_vq(args) -> None:
 def _print_figures(args, model_id: int) -> None:
     """A trained model's stored held-out figures, as JSON."""
     print(json.dumps({"model": model_id, **_store(args).model(model_id)["metrics"]}, indent=2))
-
-
-def cmd_train_vae(args) -> None:
-    from latentviz import pipeline, train
-
-    given = {"variant": args.variant, "latent_dim": args.latent_dim, "hidden": args.hidden, "max_len": args.max_len, "beta": args.beta,
-             "anneal": args.anneal, "free_bits": args.free_bits, "word_dropout": args.word_dropout, "iw_samples": args.iw_samples,
-             "decoder_lm": args.decoder_lm, "prefix_len": args.prefix_len}
-    options = {name: value for name, value in given.items() if value is not None}  # the rest: pipeline.VAE_DEFAULTS
-    if args.resume is None and not args.dataset:
-        raise ValueError("train vae needs --dataset NAME (or --resume MODEL_ID)")
-    bar = _Bar()
-    try:
-        if args.resume is not None:
-            model_id = pipeline.resume_vae(_store(args), args.resume, progress=bar)
-        else:
-            model_id = pipeline.train_vae(_store(args), args.dataset, options=options, epochs=args.epochs, vocab_size=args.vocab_size,
-                                          training=train.TrainConfig(batch_size=args.batch_size, lr=args.lr), progress=bar)
-    finally:
-        bar.close()
-    _print_figures(args, model_id)
 
 
 def _space(args):
@@ -169,7 +140,7 @@ def cmd_traverse(args) -> None:
     elif args.dim is not None:
         kind, index, labels = "dimension", args.dim, None
     else:
-        raise ValueError("say which direction to sweep: --dim D, --pca K or --labels A B")
+        raise LatentvizError("say which direction to sweep: --dim D, --pca K or --labels A B")
     for row in _space(args).traverse(args.text, kind, [index], labels, args.steps, args.decoding).itertuples():
         print(f"{row.offset:+.1f}σ\t{row.text}")
 
@@ -181,31 +152,18 @@ def cmd_arithmetic(args) -> None:
 
 
 def cmd_capture(args) -> None:
-    from latentviz import activations
+    from latentviz import activations, runs
 
+    run = runs.from_flags(runs.SAERun(), args)
     bar = _Bar()
     try:
-        capture_id = activations.capture(_store(args), args.dataset, args.backbone, args.layer, site=args.site,
-                                         max_tokens=args.max_tokens, mask_sinks=not args.keep_sinks, progress=bar)
+        capture_id = activations.capture(_store(args), run.dataset, run.backbone, run.layer, site=run.site,
+                                         max_tokens=run.max_tokens, mask_sinks=not run.keep_sinks, progress=bar)
     finally:
         bar.close()
     row = _store(args).captures().set_index("id").loc[capture_id]
-    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {args.backbone} layer {int(row['layer'])} {args.site} on {args.dataset!r}")
-
-
-def cmd_train_sae(args) -> None:
-    from latentviz import pipeline, train
-
-    options = {"architecture": {"relu": "standard"}.get(args.arch, args.arch), "d_sae": args.width, "k": args.k,
-               "l1_coefficient": args.l1, "normalize_input": args.normalize_input}
-    bar = _Bar()
-    try:
-        model_id = pipeline.train_sae(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer, site=args.site,
-                                      options=options, training=train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr),
-                                      max_tokens=args.max_tokens, progress=bar)
-    finally:
-        bar.close()
-    _print_figures(args, model_id)
+    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {run.backbone} layer {int(row['layer'])} {run.site} "
+          f"on {run.dataset!r}")
 
 
 def cmd_features(args) -> None:
@@ -243,7 +201,7 @@ def cmd_import_sae(args) -> None:
 
     sae = saelens.read(args.path)
     if args.dataset and not _store(args).has_dataset(args.dataset):
-        raise ValueError(f"no dataset named {args.dataset!r}; see `latentviz info`")
+        raise LatentvizError(f"no dataset named {args.dataset!r}; see `latentviz info`")
     store = _store(args)
     model_id = store.add_model("sae", args.name or f"imported {Path(args.path).name}", args.dataset or "", sae.config.model_name,
                                {"model": asdict(sae.config), "data": {"imported_from": str(args.path)}})
@@ -271,7 +229,16 @@ def cmd_serve(args) -> None:
     raise SystemExit(subprocess.call(command, env=env))
 
 
+class Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default, taken from the run spec (flags without one say nothing)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, "") else super()._get_help_string(action)
+
+
 def parser() -> argparse.ArgumentParser:
+    from latentviz import runs
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help=f"workspace DuckDB file (default ${settings.DB_ENV} or {settings.DEFAULT_DB})")
     root = argparse.ArgumentParser(prog="latentviz", description="Look inside the latent spaces of language models.")
@@ -301,49 +268,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a latent model on a dataset's encodings")
     families = p.add_subparsers(dest="family", required=True)
-    p = families.add_parser("vq", parents=[common], help="sentence VQ model: embedding → discrete codes → embedding")
-    p.add_argument("--dataset")
-    p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE,
-                   help="whose stored sentence encoding to train on (with --tokens: whose activations to capture)")
-    p.add_argument("--tokens", action="store_true", help="quantise each token's hidden state (e.g. --backbone smollm2 --layer 8)")
-    p.add_argument("--layer", type=int, help="with --tokens: the block whose output is captured (default: middle for causal LMs)")
-    p.add_argument("--max-tokens", type=int, default=100_000, help="with --tokens: how many token vectors to capture")
-    p.add_argument("--quantizer", choices=["vq", "vq-ema", "fsq", "rvq"], default="vq-ema")
-    p.add_argument("--codebook-size", type=int, default=256, help="K (vq, vq-ema, rvq)")
-    p.add_argument("--levels", help="FSQ levels per dimension, e.g. 8,5,5,5 (codebook = their product)")
-    p.add_argument("--stages", type=int, default=1, help="residual VQ stages (rvq; default 4)")
-    p.add_argument("--codes", type=int, default=4, help="codes per sentence")
-    p.add_argument("--kmeans-init", action="store_true", help="initialise the codebook by k-means on the first batch")
-    p.add_argument("--restart-dead", action="store_true", help="re-seed codes whose usage falls below 3%% of their fair share")
-    p.add_argument("--rotation-trick", action="store_true", help="rotation-trick gradients instead of straight-through")
-    p.add_argument("--cosine", action="store_true", help="cosine-similarity codebook")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.set_defaults(run=cmd_train_vq)
-
-    p = families.add_parser("vae", parents=[common], help="text VAE: sentence → Gaussian latent → words")
-    p.add_argument("--dataset")
-    p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped or interrupted run from its last checkpoint")
-    p.add_argument("--variant", choices=["rnn", "pretrained-encoder", "pretrained-decoder"],
-                   help="pretrained-encoder (default) reads the dataset's stored MiniLM vectors (encode it first) into a GRU decoder; "
-                        "rnn learns its own GRU encoder; pretrained-decoder decodes with a frozen causal LM (Optimus-style)")
-    p.add_argument("--decoder-lm", help="pretrained-decoder: the causal LM (default smollm2; a folder or hub id also works)")
-    p.add_argument("--prefix-len", type=int, help="pretrained-decoder: prefix embeddings made from z; default 4")
-    p.add_argument("--latent-dim", type=int, help="default 32")
-    p.add_argument("--hidden", type=int, help="GRU width (and encoder MLP width); default 256")
-    p.add_argument("--max-len", type=int, help="words per sentence, longer ones are cut; default 32")
-    p.add_argument("--beta", type=float, help="KL weight; default 1")
-    p.add_argument("--anneal", choices=["none", "linear", "cyclical"], help="KL weight schedule; default linear")
-    p.add_argument("--free-bits", type=float, help="KL floor per latent dimension, in nats; default 0.5")
-    p.add_argument("--word-dropout", type=float, help="share of decoder input words hidden; default 0")
-    p.add_argument("--iw-samples", type=int, help="train on the IWAE bound with K samples (K > 1); default 1")
-    p.add_argument("--vocab-size", type=int, default=4000, help="words kept in the vocabulary (the rest are <unk>)")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=6e-3)
-    p.set_defaults(run=cmd_train_vae)
+    helps = {"vq": "VQ model: sentence embedding (or token state) → discrete codes → embedding",
+             "vae": "text VAE: sentence → Gaussian latent → words",
+             "sae": "sparse autoencoder on a causal LM's layer activations"}
+    for family, run_class in runs.RUNS.items():
+        p = families.add_parser(family, parents=[common], help=helps[family], formatter_class=Defaults)
+        p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped run from its last checkpoint")
+        runs.add_flags(p, run_class())
+        p.set_defaults(run=lambda args, family=family: _train(family, args))
 
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("model", type=int, metavar="MODEL_ID")
@@ -386,29 +318,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", default="0,0.5,1,1.5,2", help="comma-separated α values")
     p.set_defaults(run=cmd_arithmetic)
 
-    p = families.add_parser("sae", parents=[common], help="sparse autoencoder on a causal LM's layer activations")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--backbone", default="smollm2", help="the causal LM (default smollm2)")
-    p.add_argument("--layer", type=int, help="block whose output is captured (default: the middle one)")
-    p.add_argument("--site", choices=list(settings.SITES), default="resid_post", help="the block's output, or its MLP or attention output")
-    p.add_argument("--arch", choices=["relu", "topk", "batchtopk", "jumprelu"], default="topk")
-    p.add_argument("--width", type=int, default=4608, help="latents (d_sae)")
-    p.add_argument("--k", type=int, default=32, help="topk / batchtopk: active latents per token")
-    p.add_argument("--l1", type=float, default=5.0, help="relu: L1 coefficient")
-    p.add_argument("--normalize-input", action="store_true", help="scale inputs to E‖x‖ = √d_in")
-    p.add_argument("--max-tokens", type=int, default=100_000)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.set_defaults(run=cmd_train_sae)
-
-    p = sub.add_parser("capture", parents=[common], help="capture a causal LM's layer activations over a dataset (for SAEs)")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--backbone", default="smollm2")
-    p.add_argument("--layer", type=int)
-    p.add_argument("--site", choices=list(settings.SITES), default="resid_post", help="the block's output, or its MLP or attention output")
-    p.add_argument("--max-tokens", type=int, default=100_000)
-    p.add_argument("--keep-sinks", action="store_true", help="keep positions whose norm is over 4× the median")
+    p = sub.add_parser("capture", parents=[common], formatter_class=Defaults,
+                       help="capture a causal LM's layer activations over a dataset (for SAEs)")
+    runs.add_flags(p, runs.SAERun(), only=("dataset", "backbone", "layer", "site", "max_tokens", "keep_sinks"),
+                   required=("dataset",))
     p.set_defaults(run=cmd_capture)
 
     p = sub.add_parser("features", parents=[common], help="store an SAE's activations on its captured tokens; feature statistics and examples")
@@ -440,14 +353,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from latentviz.backbones import BackboneError
-    from latentviz.corpus import CorpusError
-    from latentviz.projection import ProjectionError
-    from latentviz.store import StoreError
-
     try:
         args.run(args)
-    except (CorpusError, StoreError, BackboneError, ProjectionError, ValueError) as error:  # CheckpointError is a ValueError
+    except LatentvizError as error:
         print(f"latentviz {args.command}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

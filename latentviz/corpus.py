@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from latentviz import settings
+from latentviz.errors import LatentvizError
 
 
-class CorpusError(ValueError):
+class CorpusError(LatentvizError):
     """Input we cannot use; the message names the file and what to fix."""
 
 
@@ -109,7 +110,7 @@ def load_bbc_news(limit: int | None = settings.DEFAULT_LIMIT, seed: int = settin
     report.duplicates = before - len(frame)
     if limit is not None:
         if limit < 1:
-            raise CorpusError(f"--limit must be a positive number of sentences, got {limit}")
+            raise CorpusError(f"the limit must be a positive number of sentences, got {limit}")
         per_label = max(1, limit // frame["label"].nunique())
         rng = np.random.default_rng(seed)
         picks = [group.iloc[np.sort(rng.permutation(len(group))[:per_label])] for _, group in frame.groupby("label")]
@@ -143,10 +144,10 @@ def decode(data: bytes, name: str) -> str:
     return text
 
 
-def _pick_column(columns: list[str], wanted: str | None, name: str, role: str, flag: str) -> str | None:
+def _pick_column(columns: list[str], wanted: str | None, name: str, role: str) -> str | None:
     if wanted is not None:
         if wanted not in columns:
-            raise CorpusError(f"{name}: no column {wanted!r} for the {role}; columns are {', '.join(map(repr, columns))}; set {flag}")
+            raise CorpusError(f"{name}: no column {wanted!r} for the {role}; columns are {', '.join(map(repr, columns))}")
         return wanted
     return None
 
@@ -154,19 +155,19 @@ def _pick_column(columns: list[str], wanted: str | None, name: str, role: str, f
 def _table_to_texts(table: pd.DataFrame, name: str, text_column: str | None, label_column: str | None) -> pd.DataFrame:
     columns = [str(c) for c in table.columns]
     table.columns = columns
-    text_column = _pick_column(columns, text_column, name, "text", "--text-column")
+    text_column = _pick_column(columns, text_column, name, "text")
     if text_column is None:
         if "text" in columns:
             text_column = "text"
         elif len(columns) == 1:
             text_column = columns[0]
         else:
-            raise CorpusError(f"{name}: which column holds the text? columns are {', '.join(map(repr, columns))}; set --text-column")
-    label_column = _pick_column(columns, label_column, name, "label", "--label-column")
+            raise CorpusError(f"{name}: which column holds the text? columns are {', '.join(map(repr, columns))}; choose the text column")
+    label_column = _pick_column(columns, label_column, name, "label")
     if label_column is None and "label" in columns and text_column != "label":
         label_column = "label"
     if not pd.api.types.is_string_dtype(table[text_column]) and not pd.api.types.is_object_dtype(table[text_column]):
-        raise CorpusError(f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; set --text-column to a text column")
+        raise CorpusError(f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; choose a text column")
     extra = [c for c in columns if c not in (text_column, label_column)]
     return pd.DataFrame({
         "text": table[text_column],
@@ -287,7 +288,7 @@ def parse_upload(data: bytes, name: str, *, text_column: str | None = None, labe
     table = _read_table(data, name, max_bytes)
     if table is None:
         if text_column or label_column:
-            raise CorpusError(f"{name}: a .txt file has no columns (one text per line); drop --text-column/--label-column or upload CSV")
+            raise CorpusError(f"{name}: a .txt file has no columns (one text per line); it takes no text or label column (use CSV for those)")
         frame = pd.DataFrame({"text": decode(data, name).splitlines(), "label": None, "metadata": None})
     else:
         frame = _table_to_texts(table, name, text_column, label_column)

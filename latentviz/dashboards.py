@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentviz import metrics, projection
+from latentviz import metrics, projection, runs
+from latentviz.fit import vq as fit_vq
 from latentviz.store import Store, StoreError
 
 
@@ -26,42 +27,14 @@ class Codebook:
     vectors: pd.DataFrame  # code, x, y, count: codebook vectors in 2-D (PCA), used codes only for FSQ
 
 
-def vq_models(store: Store, dataset: str | None = None) -> pd.DataFrame:
-    """Finished VQ models (those with a checkpoint), newest last."""
-    models = store.models()
-    models = models[(models["kind"] == "vq") & models["checkpoint"].notna()]
-    return models if dataset is None else models[models["dataset"] == dataset]
-
-
-def unfinished_vq_models(store: Store) -> pd.DataFrame:
-    """VQ runs that started but never finished (interrupted or still training)."""
-    models = store.models()
-    return models[(models["kind"] == "vq") & models["checkpoint"].isna()]
-
-
-def _size(config: dict) -> int:
-    return int(np.prod(config["levels"])) if config["quantizer"] == "fsq" else int(config["codebook_size"])
-
-
-def training_curves(store: Store, model_id: int) -> pd.DataFrame:
-    """step, metric, value: held-out perplexity, utilisation, dead codes (EMA rule) and reconstruction."""
-    size = _size(store.model(model_id)["config"]["model"])
-    curves = store.training_metrics(model_id)
-    curves = curves[curves["name"].isin(["perplexity", "used", "ema_dead", "reconstruction"])].copy()
-    used = curves["name"] == "used"
-    curves.loc[used, "value"] = curves.loc[used, "value"] / size
-    curves["metric"] = curves["name"].replace({"used": "utilisation", "ema_dead": "dead (EMA rule)"})
-    return curves[["step", "metric", "value"]]
-
-
 def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     from latentviz.models import base
 
     row = store.model(model_id)
     if row is None or row["kind"] != "vq" or row["checkpoint"] is None:
         raise StoreError(f"no finished VQ model with id {model_id}")
-    config = row["config"]["model"]
-    size = _size(config)
+    config = runs.from_record(row).model
+    size = config.size
     codes = store.codes(model_id)
     codes = codes[codes["stage"] == stage]
     counts = np.bincount(codes["code"].to_numpy(), minlength=size)
@@ -72,9 +45,9 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     by_label = (codes.dropna(subset=["label"]).groupby(["code", "label"]).size().rename("count").reset_index()
                 if codes["label"].notna().any() else pd.DataFrame(columns=["code", "label", "count"]))
     return Codebook(
-        model_id=model_id, name=str(row["name"]), size=size, stages=int(config["stages"]) if config["quantizer"] == "rvq" else 1,
+        model_id=model_id, name=str(row["name"]), size=size, stages=config.stage_count,
         usage=usage, lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}), gini=metrics.gini(counts),
-        held_out=row["metrics"], curves=training_curves(store, model_id), by_label=by_label,
+        held_out=row["metrics"], curves=fit_vq.curves(store, model_id), by_label=by_label,
         vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
     )
 
@@ -111,7 +84,7 @@ def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10
 
 
 def is_token_model(store: Store, model_id: int) -> bool:
-    return store.model(model_id)["config"].get("data", {}).get("unit") == "token"
+    return runs.from_record(store.model(model_id)).tokens
 
 
 def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from latentviz import activations, backbones, settings
+from latentviz.errors import LatentvizError
 from latentviz.store import Store, StoreError
 
 BATCH = 8192
@@ -140,7 +141,7 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
     """Which features fire on each token of a new text: position, token, feature, value (top per token)."""
     row, sae = load_sae(store, model_id)
     if not text.strip():
-        raise ValueError("type some text to see which features fire on it")
+        raise LatentvizError("type some text to see which features fire on it")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site)
     tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
@@ -158,7 +159,7 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
     added at the SAE's layer and site, at every position: (unsteered, steered)."""
     row, sae = load_sae(store, model_id)
     if not prompt.strip():
-        raise ValueError("type a prompt to continue")
+        raise LatentvizError("type a prompt to continue")
     lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
     values = store.feature_values(model_id, feature)
     top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation

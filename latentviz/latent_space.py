@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from latentviz import backbones, corpus, ops, settings
+from latentviz.errors import LatentvizError
 from latentviz.store import Store, StoreError
 
 DIRECTIONS = ("dimension", "pca", "label")
@@ -110,19 +111,19 @@ class LatentSpace:
         one latent dimension, a principal direction of the means, or mean z|label A − mean z|label B."""
         if kind == "dimension":
             if not 0 <= index < self.dim:
-                raise ValueError(f"dimension {index} does not exist: the latent has dimensions 0..{self.dim - 1}")
+                raise LatentvizError(f"dimension {index} does not exist: the latent has dimensions 0..{self.dim - 1}")
             unit = np.eye(self.dim)[index]
         elif kind == "pca":
             if not 0 <= index < self.dim:
-                raise ValueError(f"principal direction {index} does not exist: use 0..{self.dim - 1}")
+                raise LatentvizError(f"principal direction {index} does not exist: use 0..{self.dim - 1}")
             unit = self._pca[0][index]
         elif kind == "label":
             if not labels or len(labels) != 2 or labels[0] == labels[1]:
-                raise ValueError("a label direction needs two different labels, A and B")
+                raise LatentvizError("a label direction needs two different labels, A and B")
             difference = self.label_mean(labels[0]) - self.label_mean(labels[1])
             unit = difference / max(np.linalg.norm(difference), 1e-12)
         else:
-            raise ValueError(f"unknown direction {kind!r}; use one of {', '.join(DIRECTIONS)}")
+            raise LatentvizError(f"unknown direction {kind!r}; use one of {', '.join(DIRECTIONS)}")
         return unit, float((self.means @ unit).std())
 
     def informative_dimensions(self, n: int = 5) -> list[int]:
@@ -151,7 +152,7 @@ class LatentSpace:
         """Decodes along the path between two sentences' posterior means, the path's smoothness
         (mean word edit distance between consecutive decodes), and the path itself (steps, D)."""
         if method not in ("lerp", "slerp"):
-            raise ValueError(f"unknown interpolation {method!r}; use lerp or slerp")
+            raise LatentvizError(f"unknown interpolation {method!r}; use lerp or slerp")
         mu, _ = self.latents([start, end])
         path = (ops.slerp if method == "slerp" else ops.lerp)(mu[0], mu[1], steps)
         decodes = self.decode(path, decoding)
@@ -181,40 +182,6 @@ class LatentSpace:
         distances = np.linalg.norm(self.means - np.asarray(z)[None], axis=1)
         order = np.argsort(distances)[:k]
         return self.texts.iloc[order].assign(distance=distances[order]).reset_index(drop=True)
-
-
-# -- trained and training VAEs, for the pages ------------------------------------------------------
-
-CURVES = {"loss": "loss (β-weighted)", "reconstruction": "reconstruction NLL", "kl": "KL", "beta": "β",
-          "active_units": "active units", "mutual_information": "mutual information", "iw_nll": "IW-NLL (K = 5)"}
-
-
-def models(store: Store) -> pd.DataFrame:
-    """Finished VAEs (those with a checkpoint), newest last."""
-    rows = store.models()
-    return rows[(rows["kind"] == "vae") & rows["checkpoint"].notna()]
-
-
-def summary(store: Store) -> pd.DataFrame:
-    """One row per finished VAE: id, name, dataset and its held-out figures."""
-    import json
-
-    rows = [{"id": int(r.id), "name": r.name, "dataset": r.dataset,
-             **{k: v for k, v in json.loads(r.metrics or "{}").items() if k != "kl_per_dim"}} for r in models(store).itertuples()]
-    return pd.DataFrame(rows)
-
-
-def unfinished(store: Store) -> pd.DataFrame:
-    """VAE runs that started and have not finished (training now, stopped or interrupted)."""
-    rows = store.models()
-    return rows[(rows["kind"] == "vae") & rows["checkpoint"].isna()]
-
-
-def curves(store: Store, model_id: int) -> pd.DataFrame:
-    """step, metric, value: the held-out figures recorded during training, named for people."""
-    rows = store.training_metrics(model_id)
-    rows = rows[rows["name"].isin(list(CURVES))]
-    return rows.assign(metric=rows["name"].map(CURVES))[["step", "metric", "value"]]
 
 
 def open_space(store: Store, model_id: int) -> LatentSpace:

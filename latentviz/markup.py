@@ -20,6 +20,14 @@ def changed_words(reference: str, sentence: str) -> str:
     return " ".join(out) or "<i>(empty)</i>"
 
 
+def changes_table(labels: list[str], texts: list[str], references: list[str]) -> str:
+    """One row per text: its label, then the text with the words that differ from its reference
+    highlighted (an interpolation path against the step before, arithmetic against α = 0)."""
+    rows = "".join(f"<tr><td style='white-space:nowrap'>{html.escape(label)}</td><td>{changed_words(reference, text)}</td></tr>"
+                   for label, text, reference in zip(labels, texts, references, strict=True))
+    return f"<table style='font-size:0.9rem'>{rows}</table>"
+
+
 def traversal_table(grid, reference: str) -> str:
     """An HTML table of a traversal (columns direction, offset, text): one row per direction, one
     column per offset, each cell's words that differ from `reference` highlighted."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentviz.errors import LatentvizError
+
 METHODS = ("umap", "pca")
 MIN_POINTS = 5
 
 
-class ProjectionError(ValueError):
+class ProjectionError(LatentvizError):
     """A map that cannot be computed from the given vectors."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from latentviz.errors import LatentvizError
 
 # DuckDB's Python client shares one database instance between a process's connections to a file;
 # opening or closing one while another thread does the same can leave a new connection without
@@ -28,7 +29,7 @@ import pyarrow as pa
 _OPEN_CLOSE = threading.Lock()
 
 
-class StoreError(ValueError):
+class StoreError(LatentvizError):
     """A request the workspace refuses; the message says what to do instead."""
 
 
@@ -247,7 +248,7 @@ class Store:
     @contextmanager
     def _transaction(self):
         if self.read_only:
-            raise StoreError(f"workspace {self.path} is open read-only; reopen it without --read-only to change it")
+            raise StoreError(f"workspace {self.path} is open read-only; it can be browsed, not changed")
         with self._connect() as con:
             con.begin()
             try:
@@ -299,7 +300,7 @@ class Store:
             raise StoreError(f"dataset {name!r} has no texts to add")
         with self._transaction() as con:
             if con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
-                raise StoreError(f"dataset {name!r} already exists; choose another --name or delete it first")
+                raise StoreError(f"dataset {name!r} already exists; choose another name or delete it first")
             con.execute("INSERT INTO datasets (name, source, params) VALUES (?, ?, ?)", [name, source, json.dumps(params or {})])
             incoming = pa.table({
                 "text": pa.array(texts["text"].astype(str).tolist(), pa.string()),
@@ -647,7 +648,7 @@ class Store:
         """The finished model of this kind with this id (see `model`); a one-line error otherwise."""
         row = self.model(model_id)
         if row is None or row["kind"] != kind or row["checkpoint"] is None:
-            raise StoreError(f"no trained {name} with id {model_id}; see `latentviz info`")
+            raise StoreError(f"no trained {name} with id {model_id}")
         return row
 
     def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:

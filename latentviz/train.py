@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
+from latentviz.errors import ConfigError
 from latentviz.models import base
+from latentviz.models.base import option
 
 TRAINER_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -22,20 +24,23 @@ OPTIMIZER_FILE = "optimizer.pt"
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000
-    batch_size: int = 256
-    lr: float = 1e-3
-    warmup: int = 100
-    eval_every: int = 100
-    checkpoint_every: int = 500
-    seed: int = 42
+    """The loop's settings. Each family's run spec (runs.py) states its own values; these
+    defaults are the loop's, for tests and benchmarks that build a loop directly."""
+
+    steps: int = option(2000, "optimiser steps")
+    batch_size: int = option(256, "rows per step")
+    lr: float = option(1e-3, "peak learning rate (linear warm-up, then cosine decay to a tenth)")
+    warmup: int = option(100, "warm-up steps")
+    eval_every: int = option(100, "steps between held-out evaluations (the curves)")
+    checkpoint_every: int = option(500, "steps between checkpoints (a stopped run resumes from the last)")
+    seed: int = option(42, "seed of the initialisation, the batches and the held-out split")
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError(f"lr must be positive, got {self.lr}")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -79,11 +84,11 @@ def evaluate(model: torch.nn.Module, data: Data, batch_size: int = 4096) -> dict
     return {name: value / n for name, value in totals.items()}
 
 
-def fit(model: torch.nn.Module, train: Data, *, config: TrainConfig, held_out: Data | None = None,
+def fit(model: base.LatentModel, train: Data, *, config: TrainConfig, held_out: Data | None = None,
         folder: Path | None = None, progress: Callable[[int, int, dict], None] | None = None,
         on_eval: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Train `model` on rows of `train`; returns the evaluation history. A model with a `step`
-    attribute is told the step before each forward pass (for schedules such as KL annealing).
+    """Train `model` on rows of `train`; returns the evaluation history. The model's hooks
+    (base.LatentModel) hear the step and the optimiser steps.
 
     With `folder`, checkpoints go there (model: cfg.json + model.safetensors; optimiser and step
     beside them), and a folder holding a checkpoint is resumed from its step."""
@@ -95,16 +100,13 @@ def fit(model: torch.nn.Module, train: Data, *, config: TrainConfig, held_out: D
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        if hasattr(model, "step"):
-            model.step = step
+        model.set_step(step)
         out = model(*rows(train, batch_at(step, size(train), config)))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        if hasattr(model, "before_optimizer_step"):  # e.g. an SAE keeping its decoder rows at unit norm
-            model.before_optimizer_step()
+        model.before_optimizer_step()
         optimizer.step()
-        if hasattr(model, "after_optimizer_step"):
-            model.after_optimizer_step()
+        model.after_optimizer_step()
         done = step + 1
         if held_out is not None and (done % config.eval_every == 0 or done == config.steps):
             metrics = evaluate(model, held_out)

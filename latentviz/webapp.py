@@ -8,10 +8,9 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import jobs, latent_space, pipeline, settings
-from latentviz.backbones import BackboneError
-from latentviz.models.base import CheckpointError
-from latentviz.store import Store, StoreError
+from latentviz import charts, fit, jobs, latent_space, pipeline, runs, settings
+from latentviz.errors import LatentvizError
+from latentviz.store import Store
 
 
 @st.cache_resource
@@ -57,20 +56,6 @@ def job_status(workspace: Store) -> None:
         st.warning(f"{job['kind']}: {why}", icon=":material/pause_circle:")
 
 
-def resume_offers(workspace: Store, unfinished: pd.DataFrame, job_kind: str, resume, key: str) -> None:
-    """For each run that stopped before it finished: where it stopped, and a Resume button that
-    continues it in the background with `resume(workspace, model_id, progress=...)`."""
-    for run in unfinished.itertuples():
-        step = workspace.training_metrics(int(run.id))["step"].max()
-        left, right = st.columns([4, 1])
-        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
-        if right.button("Resume", key=f"{key}_{run.id}"):
-            jobs.start(workspace, job_kind, {"model": int(run.id)},
-                       lambda progress, model_id=int(run.id): resume(workspace, model_id, progress=progress))
-            st.rerun()
-
-
 @st.fragment(run_every=1.0)
 def _poll_jobs(workspace: Store) -> None:
     running = jobs.running(workspace)
@@ -81,6 +66,91 @@ def _poll_jobs(workspace: Store) -> None:
         fraction = min(1.0, job.done / total) if total else 0.0
         count = f" — {job.done:,} / {int(total):,}" if total else ""
         st.progress(fraction, text=f"**{job.kind}**: {job.message or 'starting'}{count}")
+
+
+# -- training runs, the same panel for every family ---------------------------------------------------
+
+def training_panel(workspace: Store, kind: str, then=None) -> bool:
+    """While a run of this family trains: its live held-out curves and Stop (the page redraws when
+    it ends). Otherwise each run that stopped before it finished, with Resume. `then(model_id,
+    progress)` runs after a resumed run finishes (the SAE page builds its feature statistics).
+    Returns whether a run is training now, so the page shows no second form."""
+    family = fit.FAMILIES[kind]
+    if jobs.running(workspace)["kind"].isin(family.JOBS).any():
+        _live_training(workspace, kind)
+        return True
+    if not workspace.read_only:
+        _resume_offers(workspace, kind, then)
+    return False
+
+
+@st.fragment(run_every=2.0)
+def _live_training(workspace: Store, kind: str) -> None:
+    family = fit.FAMILIES[kind]
+    running = jobs.running(workspace)
+    running = running[running["kind"].isin(family.JOBS)]
+    if running.empty:
+        st.rerun()  # the run ended: redraw the whole page with its results
+    unfinished = fit.common.models(workspace, kind, finished=False)
+    model_id = int(unfinished["id"].max()) if not unfinished.empty else None
+    left, right = st.columns([4, 1])
+    left.subheader(f"Training run #{model_id} (held-out, live)" if model_id else "Preparing the training data")
+    if right.button("Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"):
+        jobs.stop(workspace, int(running["id"].iloc[0]))
+    curves = family.curves(workspace, model_id) if model_id else pd.DataFrame()
+    if curves.empty:
+        st.caption("No curves yet: they appear after the first held-out evaluation (every 100 steps); the progress above "
+                   "says what is being done.")
+    else:
+        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id}"), columns=min(4, curves["metric"].nunique())))
+
+
+def _resume_offers(workspace: Store, kind: str, then) -> None:
+    family = fit.FAMILIES[kind]
+    for run in fit.common.models(workspace, kind, finished=False).itertuples():
+        step = workspace.training_metrics(int(run.id))["step"].max()
+        left, right = st.columns([4, 1])
+        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
+                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
+        if right.button("Resume", key=f"{kind}_resume_{run.id}"):
+            def work(progress, model_id=int(run.id)):
+                family.resume(workspace, model_id, progress=progress)
+                if then is not None:
+                    then(model_id, progress)
+            jobs.start(workspace, family.JOBS[1], {"model": int(run.id)}, work)
+            st.rerun()
+
+
+def start_training(workspace: Store, kind: str, run, then=None) -> None:
+    """Start a run of this family in the background (and `then(model_id, progress)` after it), then redraw."""
+    family = fit.FAMILIES[kind]
+
+    def work(progress):
+        model_id = family.train(workspace, run, progress=progress)
+        if then is not None:
+            then(model_id, progress)
+    jobs.start(workspace, family.JOBS[0], runs.to_record(run), work)
+    st.rerun()
+
+
+# -- state in the URL, and selections ------------------------------------------------------------------
+
+def from_url(name: str, default, options=None, cast=str):
+    """The value of ?name= when it parses with `cast` and is among `options` (when given); else `default`."""
+    raw = st.query_params.get(name)
+    try:
+        value = cast(raw) if raw is not None else default
+    except ValueError:
+        return default
+    return value if options is None or value in options else default
+
+
+def new_pick(key: str, picked: list):
+    """The first of a table's or chart's selected items when the selection changed since the last
+    run, else None: a selection stays set after the click that made it, so each click counts once."""
+    last = st.session_state.get(key)
+    st.session_state[key] = picked
+    return picked[0] if picked and picked != last else None
 
 
 # -- text VAE pages ---------------------------------------------------------------------------------
@@ -97,26 +167,29 @@ def pick_model(models: pd.DataFrame, label: str, key: str) -> int:
     """A select box over model rows (id, name, dataset), the choice kept in the URL as ?model=;
     the newest by default."""
     labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
-    query = st.query_params
-    wanted = int(query["model"]) if query.get("model", "").isdigit() and int(query["model"]) in labels else max(labels)
+    wanted = from_url("model", max(labels), labels, int)
     model_id = st.selectbox(label, list(labels), index=list(labels).index(wanted), format_func=labels.get, key=key)
-    query["model"] = str(model_id)
+    st.query_params["model"] = str(model_id)
     return model_id
 
 
 def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     """A select box of trained VAEs (the choice kept in the URL as ?model=); stops the page with a
     pointer to the Train page when there is none."""
-    trained = latent_space.models(workspace)
+    trained = fit.common.models(workspace, "vae")
     if trained.empty:
-        st.info("**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
-                icon=":material/model_training:")
+        if jobs.running(workspace)["kind"].isin(fit.vae.JOBS).any():
+            st.info("**A VAE is training.** Its live curves are on the Train page; this page opens it when it is done.",
+                    icon=":material/hourglass_top:")
+        else:
+            st.info("**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
+                    icon=":material/model_training:")
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()
     model_id = pick_model(trained, "VAE", "vae_model")
     try:
         return _space(str(workspace.path), model_id)
-    except (StoreError, CheckpointError, BackboneError) as error:
+    except LatentvizError as error:
         st.error(f"Cannot open VAE #{model_id}: {str(error).splitlines()[0]}", icon=":material/error:")
         st.stop()
 

@@ -5,9 +5,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import jobs, pipeline
+from latentviz import fit, jobs, pipeline
 from latentviz.store import Store
 
 TIMEOUT = 120
@@ -173,8 +174,6 @@ def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
 
 
 def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace, tmp_path, tiny_bert):
-    from latentviz import train
-
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
     store = Store(db)
@@ -184,14 +183,14 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.train_vq(store, "bbc-news", backbone_name=tiny_bert, progress=stop_at_30,
-                          training=train.TrainConfig(steps=60, batch_size=32, eval_every=10, checkpoint_every=20),
-                          options={"codebook_size": 8})
+        fit.vq.train(store, specs.vq("bbc-news", backbone=tiny_bert, model={"codebook_size": 8},
+                                     training={"steps": 60, "batch_size": 32, "eval_every": 10, "checkpoint_every": 20}),
+                     progress=stop_at_30)
     at = app(db)
     at.switch_page("views/codebook.py").run()
     assert not at.exception and "stopped before it finished, after step 30" in shown(at)
     model_id = int(store.models()["id"].iloc[0])
-    at.button(key=f"resume_{model_id}").click().run()
+    at.button(key=f"vq_resume_{model_id}").click().run()
     assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
     at.run()
     assert not at.exception and len(at.metric) == 3
@@ -271,8 +270,6 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
 def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_llama, monkeypatch):
     import pandas as pd
 
-    from latentviz import pipeline, train
-
     db = tmp_path / "sae.duckdb"
     store = Store(db)
     texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock", "index", "rate"] * 15)]
@@ -280,8 +277,8 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     assert not at.exception and "No SAE yet" in shown(at)
-    pipeline.train_sae(store, "news", backbone_name=tiny_llama, layer=2, options={"d_sae": 64, "k": 4},
-                                  training=train.TrainConfig(steps=40, batch_size=128, lr=1e-3), max_tokens=400)
+    fit.sae.train(store, specs.sae("news", backbone=tiny_llama, layer=2, max_tokens=400, model={"d_sae": 64, "k": 4},
+                                   training={"steps": 40, "batch_size": 128, "lr": 1e-3}))
     at.run()
     assert not at.exception and "not built" in shown(at)
     at.button(key="sae_build").click().run()
@@ -305,24 +302,23 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
 def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, monkeypatch):
     import pandas as pd
 
-    from latentviz import pipeline, train
-
     db = tmp_path / "sae.duckdb"
     store = Store(db)
     store.add_dataset("news", "test", pd.DataFrame({"text": [f"the price number {i} rose sharply today" for i in range(60)]}))
-    real, go = pipeline.train_sae, threading.Event()
+    real, go = fit.sae.train, threading.Event()
 
-    def held_then_small(workspace, dataset, **kw):  # waits for the test, then the page's settings on a tiny LM and run
+    def held_then_small(workspace, run, progress):  # waits for the test, then the page's settings on a tiny LM and run
         go.wait(60)
-        return real(workspace, dataset, **{**kw, "backbone_name": tiny_llama, "layer": 2, "max_tokens": 300,
-                                           "options": {**kw["options"], "d_sae": 32}, "training": train.TrainConfig(steps=20, batch_size=64)})
-    monkeypatch.setattr(pipeline, "train_sae", held_then_small)
+        small = specs.spec(run, backbone=tiny_llama, layer=2, max_tokens=300, model={"d_sae": 32},
+                           training={"steps": 20, "batch_size": 64})
+        return real(workspace, small, progress)
+    monkeypatch.setattr(fit.sae, "train", held_then_small)
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     at.button(key="sae_train").click().run()
     at.run()  # while the job runs: its progress instead of the form, so it cannot be started twice
-    assert "Training an SAE" in [h.value for h in at.subheader] and not [b for b in at.button if b.key == "sae_train"]
-    assert "No curves now" in shown(at)
+    assert "Preparing the training data" in [h.value for h in at.subheader] and not [b for b in at.button if b.key == "sae_train"]
+    assert "No curves yet" in shown(at)
     go.set()
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
     assert job["status"] == "done", job["error"]

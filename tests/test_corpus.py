@@ -7,6 +7,7 @@ import pytest
 
 from latentviz import corpus, pipeline
 from latentviz.corpus import CorpusError, parse_upload, split_sentences
+from latentviz.errors import LatentvizError
 
 
 def test_split_sentences_respects_abbreviations_and_quotes():
@@ -46,7 +47,7 @@ def test_bbc_subset_is_balanced_and_reproducible():
     second, _ = corpus.load_bbc_news(limit=500)
     assert first["label"].value_counts().tolist() == [100] * 5
     assert first["text"].tolist() == second["text"].tolist()
-    with pytest.raises(CorpusError, match="--limit"):
+    with pytest.raises(CorpusError, match="limit must be a positive"):
         corpus.load_bbc_news(limit=0)
 
 
@@ -84,8 +85,8 @@ def test_jsonl_and_parquet():
 
 
 @pytest.mark.parametrize("encoded", [
-    "café au lait\n".encode("utf-8"),
-    codecs.BOM_UTF8 + "café au lait\n".encode("utf-8"),
+    "café au lait\n".encode(),
+    codecs.BOM_UTF8 + "café au lait\n".encode(),
     "café au lait\n".encode("utf-16"),  # with BOM
     codecs.BOM_UTF16_BE + "café au lait\n".encode("utf-16-be"),
 ])
@@ -140,7 +141,7 @@ def test_rejected_import_leaves_the_store_unchanged(store, tmp_path):
     bad.write_text("text,label\nfine,a\nbroken,row,extra\n")
     with pytest.raises(CorpusError, match="line"):
         pipeline.ingest(store, str(bad))
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(LatentvizError, match="already exists"):
         pipeline.ingest(store, str(good))
     with pytest.raises(CorpusError, match="no such file"):
         pipeline.ingest(store, str(tmp_path / "missing.csv"))

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 
-from latentviz import dashboards, pipeline, train
+from latentviz import dashboards, fit
 from latentviz.store import Store, StoreError
 
 
@@ -17,8 +18,8 @@ def trained(tmp_path_factory):
     encoding_id = store.encoding_id("d", "fake", 1, 16)
     store.add_vectors(encoding_id, ids, vectors.astype(np.float32))
     store.mark_encoding_complete(encoding_id)
-    model_id = pipeline.train_vq(store, "d", backbone_name="fake", training=train.TrainConfig(steps=60, batch_size=32, eval_every=20),
-                                 options={"quantizer": "rvq", "codebook_size": 8, "groups": 2, "stages": 2, "kmeans_init": True})
+    model_id = fit.vq.train(store, specs.vq("d", backbone="fake", training={"steps": 60, "batch_size": 32, "eval_every": 20},
+                                            model={"quantizer": "rvq", "codebook_size": 8, "groups": 2, "stages": 2}))
     return store, model_id
 
 
@@ -52,24 +53,24 @@ def test_examples_and_map_colours(trained):
 
 def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
     store, _ = trained
-    training = train.TrainConfig(steps=60, batch_size=32, eval_every=10, checkpoint_every=20)
+    training = {"steps": 60, "batch_size": 32, "eval_every": 10, "checkpoint_every": 20}
 
     def stop_at_30(done, total, message):
         if done == 30:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.train_vq(store, "d", backbone_name="fake", training=training, progress=stop_at_30,
-                          options={"quantizer": "vq-ema", "codebook_size": 8, "groups": 1})
+        fit.vq.train(store, specs.vq("d", backbone="fake", training=training, model={"codebook_size": 8, "groups": 1}),
+                     progress=stop_at_30)
     model_id = int(store.models()["id"].max())
     assert store.training_metrics(model_id)["step"].max() == 30
-    assert model_id not in dashboards.vq_models(store)["id"].tolist()  # unfinished: not offered for browsing
-    assert pipeline.resume_vq(store, model_id) == model_id
+    assert model_id not in fit.common.models(store, "vq")["id"].tolist()  # unfinished: not offered for browsing
+    assert fit.vq.resume(store, model_id) == model_id
     steps = store.training_metrics(model_id).query("name == 'loss'")["step"].tolist()
     assert steps == [10, 20, 30, 40, 50, 60]  # no step written twice
-    assert model_id in dashboards.vq_models(store)["id"].tolist()
+    assert model_id in fit.common.models(store, "vq")["id"].tolist()
     with pytest.raises(StoreError, match="nothing to resume"):
-        pipeline.resume_vq(store, model_id)
+        fit.vq.resume(store, model_id)
 
 
 def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, tiny_llama, tmp_path):
@@ -78,9 +79,9 @@ def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, 
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
     store = Store(db)
-    model_id = pipeline.train_vq(store, "bbc-news", backbone_name=tiny_llama, tokens=True, layer=2, max_tokens=2000,
-                                 training=train.TrainConfig(steps=40, batch_size=64, eval_every=20),
-                                 options={"codebook_size": 16, "kmeans_init": True})
+    model_id = fit.vq.train(store, specs.vq("bbc-news", backbone=tiny_llama, tokens=True, layer=2, max_tokens=2000,
+                                            training={"steps": 40, "batch_size": 64, "eval_every": 20},
+                                            model={"codebook_size": 16}))
     codes = store.codes(model_id)
     assert len(codes) == 2000 and codes["token"].notna().all() and (codes["slot"] >= 1).all()  # CLS left out
     assert dashboards.is_token_model(store, model_id)

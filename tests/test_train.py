@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from latentviz import train
+from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.models.vq import SentenceVQ, VQConfig
 
@@ -56,5 +57,5 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
 
 
 def test_bad_train_config():
-    with pytest.raises(ValueError, match="steps must be at least 1"):
+    with pytest.raises(LatentvizError, match="steps must be at least 1"):
         train.TrainConfig(steps=0)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from latentviz import metrics, train
+from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.models.vae import TextVAE, VAEConfig, beta_at
 from latentviz.vocab import SPECIALS, Vocab, words
@@ -81,9 +82,9 @@ def test_iwae_training_objective_runs_and_bad_configs_are_refused():
     out = model(tokens[:8], embeddings[:8])
     out.loss.backward()
     assert torch.isfinite(out.loss)
-    with pytest.raises(ValueError, match="unknown VAE variant"):
+    with pytest.raises(LatentvizError, match="unknown VAE variant"):
         VAEConfig(vocab=SPECIALS, variant="transformer")
-    with pytest.raises(ValueError, match="word dropout"):
+    with pytest.raises(LatentvizError, match="word dropout"):
         VAEConfig(vocab=SPECIALS, word_dropout=1.0)
 
 
@@ -132,8 +133,9 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
     import threading
 
     import pandas as pd
+    import specs
 
-    from latentviz import jobs, pipeline, settings
+    from latentviz import fit, jobs, settings
 
     store.add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {i}" for i, s in enumerate(SENTENCES * 10)]}))
     go, job = threading.Event(), {}
@@ -145,15 +147,16 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
             if done == 30:
                 jobs.stop(store, job["id"])
             progress(done, total, message)
-        pipeline.train_vae(store, "four", options={"variant": "rnn", "latent_dim": 4, "hidden": 32},
-                           training=train.TrainConfig(steps=60, batch_size=8, eval_every=10), progress=watch)
+        run = specs.vae("four", model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
+                        training={"batch_size": 8, "eval_every": 10}, epochs=60 // 5)  # 36 texts train: 5 batches an epoch
+        fit.vae.train(store, run, progress=watch)
 
     job["id"] = jobs.start(store, "train vae", {}, step)
     go.set()
     assert jobs.wait(store, job["id"])["status"] == "interrupted"
     (model,) = store.models().itertuples()
     assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 30
-    pipeline.resume_vae(store, int(model.id))
+    fit.vae.resume(store, int(model.id))
     finished = store.model(int(model.id))
     assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
     assert store.training_metrics(int(model.id))["step"].max() == 60

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from latentviz import metrics
+from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.models.vq import FSQ, ResidualVQ, SentenceVQ, VectorQuantizer, VQConfig, rotate_to
 
@@ -105,9 +106,9 @@ def test_sentence_vq_round_trips_through_its_checkpoint(tmp_path, quantizer):
 
 
 def test_bad_configs_and_checkpoints_get_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown quantizer 'pq'"):
+    with pytest.raises(LatentvizError, match="unknown quantizer 'pq'"):
         VQConfig(quantizer="pq")
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(LatentvizError, match="at least 2"):
         FSQ([8, 1])
     with pytest.raises(base.CheckpointError, match="no cfg.json"):
         base.load(tmp_path)

@@ -1,9 +1,12 @@
 """Codebook: train discrete-latent (VQ) models and see how healthy their codebooks are, side by side."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, dashboards, jobs, pipeline, train, webapp
+from latentviz import charts, dashboards, fit, runs, settings, webapp
+from latentviz.errors import LatentvizError
 from latentviz.models.vq import QUANTIZERS
 
 workspace = webapp.store()
@@ -14,62 +17,51 @@ webapp.job_status(workspace)
 
 encodings = workspace.encodings()
 encodings = encodings[encodings["complete"]]
-models = dashboards.vq_models(workspace)
+models = fit.common.models(workspace, fit.vq.KIND)
 
 
-@st.fragment(run_every=2.0)
-def live_curves() -> None:
-    """The running job's held-out curves (the page redraws when the job ends)."""
-    unfinished = dashboards.unfinished_vq_models(workspace)
-    curves = pd.DataFrame() if unfinished.empty else dashboards.training_curves(workspace, int(unfinished["id"].max()))
-    if curves.empty:
-        st.caption("Curves appear after the first 100 steps (token activations are captured first; see the progress above).")
-    else:
-        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{int(unfinished['id'].max())} (training)")))
+training_now = webapp.training_panel(workspace, fit.vq.KIND)
 
-
-unfinished = dashboards.unfinished_vq_models(workspace)
-training_now = jobs.running(workspace)["kind"].isin(["train vq", "resume vq"]).any()
-if training_now:
-    st.subheader("Training now (held-out, live)")
-    live_curves()
-elif not workspace.read_only:
-    webapp.resume_offers(workspace, unfinished, "resume vq", pipeline.resume_vq, key="resume")
-
-# -- train -------------------------------------------------------------------------------------------
+# -- train: the form's defaults are the run spec's (runs.VQRun, runs.VQ_TOKENS) ------------------------
 if not workspace.read_only and not training_now:
     with st.expander("Train a VQ model", expanded=models.empty):
         unit = st.radio("Quantise", ["sentence vectors", "token activations of a language model"], horizontal=True, key="vq_unit",
                         help="Token activations: each token's hidden state at a layer gets one code (e.g. SmolLM2, layer 8).")
         tokens = unit.startswith("token")
+        spec = runs.VQ_TOKENS if tokens else runs.VQRun()
+        model, training = spec.model, spec.training
         left, middle, right = st.columns(3)
         if tokens:
             dataset = left.selectbox("Dataset", workspace.datasets()["name"].tolist(), key="vq_token_dataset")
-            backbone = left.selectbox("Language model", ["smollm2", "minilm"], key="vq_token_backbone")
-            token_layer = left.number_input("Layer", 0, 64, 8, key="vq_token_layer")
+            lms = [spec.backbone, settings.DEFAULT_BACKBONE]
+            backbone = left.selectbox("Language model", lms, key="vq_token_backbone")
+            layer = int(left.number_input("Layer", 0, 64, spec.layer, key="vq_token_layer"))
         else:
             sources = {f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()}
             source = left.selectbox("Encoded dataset", list(sources), key="vq_source")
             dataset, backbone = sources.get(source, (None, None))
+            layer = spec.layer
             if not sources:
                 st.info("No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC News).",
                         icon=":material/dataset:")
-        quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index("vq-ema"), key="vq_quantizer",
-                                     help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages")
-        steps = right.number_input("Steps", 100, 20_000, 2000, step=500, key="vq_steps")
+        quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index(model.quantizer), key="vq_quantizer",
+                                     help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; "
+                                          "rvq: residual stages")
+        steps = right.number_input("Steps", 100, 20_000, training.steps, step=500, key="vq_steps")
         left, middle, right = st.columns(3)
         if quantizer == "fsq":
-            levels = left.text_input("Levels", "8,5,5,5", key="vq_levels", help="values per dimension; codebook = their product")
+            levels = left.text_input("Levels", ",".join(map(str, model.levels)), key="vq_levels",
+                                     help="values per dimension; codebook = their product")
         else:
-            size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], 256, key="vq_size")
-        codes_per_text = 1 if tokens else middle.number_input("Codes per sentence", 1, 16, 4, key="vq_codes")
-        stages = right.number_input("Stages", 2, 8, 4, key="vq_stages") if quantizer == "rvq" else 1
+            size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], model.codebook_size, key="vq_size")
+        codes_per_text = model.groups if tokens else middle.number_input("Codes per sentence", 1, 16, model.groups, key="vq_codes")
+        stages = right.number_input("Stages", 2, 8, model.stages, key="vq_stages") if quantizer == "rvq" else model.stages
         if quantizer != "fsq":
             a, b, c, d = st.columns(4)
-            kmeans_init = a.checkbox("k-means init", True, key="vq_kmeans")
-            restart_dead = b.checkbox("Restart dead codes", True, key="vq_restart")
-            rotation = c.checkbox("Rotation trick", False, key="vq_rotation")
-            cosine = d.checkbox("Cosine codebook", False, key="vq_cosine")
+            kmeans_init = a.checkbox("k-means init", model.kmeans_init, key="vq_kmeans")
+            restart_dead = b.checkbox("Restart dead codes", model.restart_dead, key="vq_restart")
+            rotation = c.checkbox("Rotation trick", model.rotation_trick, key="vq_rotation")
+            cosine = d.checkbox("Cosine codebook", model.cosine, key="vq_cosine")
         if st.button("Train", type="primary", key="vq_train", disabled=dataset is None):
             options = {"quantizer": quantizer, "groups": int(codes_per_text), "stages": int(stages)}
             if quantizer == "fsq":
@@ -81,12 +73,13 @@ if not workspace.read_only and not training_now:
             else:
                 options.update(codebook_size=size, kmeans_init=kmeans_init, restart_dead=restart_dead,
                                rotation_trick=rotation, cosine=cosine)
-            training = train.TrainConfig(steps=int(steps))
-            layer = int(token_layer) if tokens else None
-            jobs.start(workspace, "train vq", {"dataset": dataset, "backbone": backbone, **options, "steps": int(steps), "tokens": tokens},
-                       lambda progress: pipeline.train_vq(workspace, dataset, backbone_name=backbone, options=options,
-                                                          training=training, tokens=tokens, layer=layer, progress=progress))
-            st.rerun()
+            try:
+                run = replace(spec, dataset=dataset, backbone=backbone, layer=layer, model=replace(model, **options),
+                              training=replace(training, steps=int(steps)))
+            except LatentvizError as error:
+                st.error(str(error), icon=":material/error:")
+                st.stop()
+            webapp.start_training(workspace, fit.vq.KIND, run)
 
 if models.empty:
     if encodings.empty or workspace.read_only:
@@ -95,7 +88,7 @@ if models.empty:
 
 # -- which models ------------------------------------------------------------------------------------
 labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
-wanted = [int(v) for v in query.get("models", "").split(",") if v.isdigit() and int(v) in labels] or [max(labels)]
+wanted = webapp.from_url("models", [], cast=lambda v: [int(m) for m in v.split(",") if int(m) in labels]) or [max(labels)]
 chosen = st.multiselect("Models (pick two or more to compare)", list(labels), default=wanted, format_func=labels.get,
                         max_selections=4, key="vq_models")
 query["models"] = ",".join(map(str, chosen))
@@ -126,7 +119,7 @@ curves = pd.concat([book.curves.assign(model=name) for name, book in books.items
 st.altair_chart(charts.curves_chart(curves))
 
 # -- one model in detail -----------------------------------------------------------------------------
-detail = int(query["detail"]) if query.get("detail", "").isdigit() and int(query["detail"]) in chosen else chosen[0]
+detail = webapp.from_url("detail", chosen[0], chosen, int)
 name = st.selectbox("Look inside", list(books), index=chosen.index(detail), key="vq_detail")
 query["detail"] = str(books[name].model_id)
 book = books[name]
@@ -145,7 +138,7 @@ with right:
         st.altair_chart(charts.label_heatmap(book.by_label), width="stretch")
 used = book.usage[~book.usage["dead"]]
 options = used["code"].tolist()
-wanted_code = int(query["code"]) if query.get("code", "").isdigit() and int(query["code"]) in options else options[0]
+wanted_code = webapp.from_url("code", options[0], options, int)
 code = st.selectbox("Texts of code", options, index=options.index(wanted_code), key="vq_code",
                     format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} uses)")
 query["code"] = str(code)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from latentviz import corpus, jobs, pipeline, settings, webapp
+from latentviz.errors import LatentvizError
 
 workspace = webapp.store()
 
@@ -58,7 +59,7 @@ with builtin:
             result = pipeline.ingest(workspace, settings.BUILTIN_DATASET, name=name, limit=int(limit))
             st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
             st.rerun()
-        except ValueError as error:
+        except LatentvizError as error:
             st.error(str(error), icon=":material/error:")
 with upload_tab:
     st.write("`.txt` (one text per line), `.csv` / `.tsv` with a header, `.jsonl` (one object per line) or `.parquet`.")
@@ -83,7 +84,7 @@ with upload_tab:
                                          text_column=text_column, label_column=label_column)
                 st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
                 st.rerun()
-            except ValueError as error:
+            except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")
 
 if datasets.empty:

@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, corpus, dashboards, jobs, pipeline, projection, webapp
+from latentviz import charts, corpus, dashboards, fit, jobs, pipeline, projection, webapp
+from latentviz.errors import LatentvizError
 from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
@@ -50,18 +51,18 @@ if maps.empty:
 
 # -- which map, coloured how ---------------------------------------------------------------------
 labels = {int(r.id): f"{r.dataset} · {r.backbone} layer {r.layer} · {r.method.upper()}  (#{r.id})" for r in maps.itertuples()}
-wanted = int(query["map"]) if query.get("map", "").isdigit() and int(query["map"]) in labels else max(labels)
+wanted = webapp.from_url("map", max(labels), labels, int)
 pick, colour, find = st.columns([3, 2, 3])
 projection_id = pick.selectbox("Map", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="map")
 query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = load_points(str(workspace.path), projection_id)
 
-code_models = {f"code of VQ model #{r.id}": int(r.id) for r in dashboards.vq_models(workspace, dataset).itertuples()
+code_models = {f"code of VQ model #{r.id}": int(r.id) for r in fit.common.models(workspace, "vq", dataset=dataset).itertuples()
                if not dashboards.is_token_model(workspace, int(r.id))}  # sentence-level codes only: one per point
 colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", *code_models, "none"]
 color_by = colour.selectbox("Colour by", colour_options, key="color",
-                            index=colour_options.index(query["color"]) if query.get("color") in colour_options else 0)
+                            index=colour_options.index(webapp.from_url("color", colour_options[0], colour_options)))
 query["color"] = color_by
 if color_by in code_models:  # the first code of each text, the 15 most used codes each in a colour
     points = points.assign(cluster=points["id"].map(dashboards.code_colours(workspace, code_models[color_by])))
@@ -77,10 +78,10 @@ matches = workspace.search_texts(dataset, search) if search.strip() else None
 # neighbours in this same run. A new single-point click chooses that text.
 chart_state = st.session_state.get("map_chart")
 selected = [p["customdata"] for p in (chart_state.selection.points if chart_state else []) if p.get("customdata") is not None]
-if len(selected) == 1 and selected != st.session_state.get("last_click"):
-    st.session_state["focus"] = int(selected[0])
-st.session_state["last_click"] = selected
-focus = st.session_state.get("focus", int(query["text"]) if query.get("text", "").isdigit() else None)
+clicked = webapp.new_pick("last_click", selected)
+if clicked is not None and len(selected) == 1:
+    st.session_state["focus"] = int(clicked)
+focus = st.session_state.get("focus", webapp.from_url("text", None, cast=int))
 focus = focus if focus in set(points["id"]) else None
 if focus is not None:
     query["text"] = str(focus)
@@ -120,12 +121,10 @@ with detail_column:
         else:
             table = st.dataframe(rows[["id", "text", "label"]], hide_index=True, on_select="rerun",
                                  selection_mode="single-row", key="selected_table")
-            picked = [int(rows.iloc[i]["id"]) for i in table.selection.rows]
-            if picked and picked != st.session_state.get("last_row"):  # a new pick, not the one still highlighted
-                st.session_state["focus"] = picked[0]
-                st.session_state["last_row"] = picked
+            picked = webapp.new_pick("last_row", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
+            if picked is not None:
+                st.session_state["focus"] = picked
                 st.rerun()
-            st.session_state["last_row"] = picked
     with tab_yours:
         typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
         upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
@@ -139,11 +138,11 @@ with detail_column:
                 with st.spinner("Encoding and placing…"):
                     st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(workspace, projection_id, texts[:PLACE_MAX_TEXTS])
                 st.rerun()
-            except ValueError as error:
+            except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")
         if placed is not None:
             if "place_note" in st.session_state:
                 st.caption(st.session_state.pop("place_note"))
-            for text, near in zip(placed.points["text"], placed.neighbours):
+            for text, near in zip(placed.points["text"], placed.neighbours, strict=True):
                 st.text(f"★ {text}")
                 st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY)

@@ -2,67 +2,49 @@
 dashboard: activation histogram, top and interval examples with per-token shading, logit effects,
 neighbours by decoder cosine, co-occurring features. Text → features at the bottom."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, features, jobs, markup, pipeline, settings, train, webapp
+from latentviz import charts, features, fit, jobs, markup, runs, settings, webapp
+from latentviz.models.sae import ARCHITECTURES
 
 workspace = webapp.store()
 query = st.query_params
 st.title("SAE features")
 webapp.job_status(workspace)
 
-TRAIN_JOB = "train sae"
+
+def build_features(model_id: int, progress) -> None:
+    features.build(workspace, model_id, progress=progress)  # so the dashboards open as soon as training ends
 
 
-@st.fragment(run_every=2.0)
-def live() -> None:
-    """The running job's held-out curves; the whole page redraws when it ends."""
-    if not jobs.running(workspace)["kind"].eq(TRAIN_JOB).any():
-        st.rerun()
-    unfinished = workspace.models()
-    unfinished = unfinished[(unfinished["kind"] == "sae") & unfinished["checkpoint"].isna()]
-    if unfinished.empty:
-        st.caption("No curves now: activations are being captured before training, or statistics built after it (see the progress above).")
-        return
-    model_id = int(unfinished["id"].max())
-    curves = workspace.training_metrics(model_id)
-    curves = curves[curves["name"].isin(["fvu", "l0", "mse"])].rename(columns={"name": "metric"})
-    st.markdown(f"**SAE #{model_id}**, held-out curves")
-    if curves.empty:
-        st.caption("Curves appear after the first 100 steps.")
-    else:
-        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id}"), columns=3))
-
-
-models = workspace.models()
-models = models[(models["kind"] == "sae") & models["checkpoint"].notna()]
-training_now = jobs.running(workspace)["kind"].eq(TRAIN_JOB).any()
-if training_now:
-    st.subheader("Training an SAE")
-    live()
-elif not workspace.read_only and not workspace.datasets().empty:
+models = fit.common.models(workspace, fit.sae.KIND)
+training_now = webapp.training_panel(workspace, fit.sae.KIND, then=build_features)
+if not training_now and not workspace.read_only and not workspace.datasets().empty:
+    spec = runs.SAE_QUICK  # the form's defaults: a first SAE in a few minutes
+    model = spec.model
     with st.expander("Train an SAE", expanded=models.empty):
         left, middle, right = st.columns(3)
         dataset = left.selectbox("Dataset", workspace.datasets()["name"].tolist(), key="sae_dataset")
-        layer = left.number_input("SmolLM2 layer", 1, 30, 8, key="sae_layer", help="the block whose activations are read")
-        site = left.selectbox("Read at", list(settings.SITES), format_func=settings.SITES.get, key="sae_site")
-        architecture = middle.selectbox("Architecture", ["topk", "batchtopk", "jumprelu", "standard"], key="sae_arch",
-                                        help="standard = ReLU with an L1 penalty")
-        width = middle.select_slider("Latents", [576, 1152, 2304, 4608, 9216], 4608, key="sae_width")
-        k = right.number_input("k (TopK variants)", 1, 256, 32, key="sae_k")
-        max_tokens = right.select_slider("Tokens to capture", [10_000, 30_000, 100_000, 300_000], 30_000, key="sae_tokens",
-                                         format_func="{:,}".format)
-        steps = right.number_input("Steps", 50, 20_000, 300, step=50, key="sae_steps", help="a step is a batch of 4,096 tokens; about 0.6 s on 2 CPU cores at 4,608 latents")
+        layer = left.number_input("SmolLM2 layer", 1, 30, spec.layer, key="sae_layer", help="the block whose activations are read")
+        sites = list(settings.SITES)
+        site = left.selectbox("Read at", sites, index=sites.index(spec.site), format_func=settings.SITES.get, key="sae_site")
+        architecture = middle.selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index(model.architecture),
+                                        key="sae_arch", help="standard = ReLU with an L1 penalty")
+        width = middle.select_slider("Latents", [576, 1152, 2304, 4608, 9216], model.d_sae, key="sae_width")
+        k = right.number_input("k (TopK variants)", 1, 256, model.k, key="sae_k")
+        max_tokens = right.select_slider("Tokens to capture", [10_000, 30_000, 100_000, 300_000], spec.max_tokens,
+                                         key="sae_tokens", format_func="{:,}".format)
+        steps = right.number_input("Steps", 50, 20_000, spec.training.steps, step=50, key="sae_steps",
+                                   help=f"a step is a batch of {spec.training.batch_size:,} tokens; about 0.6 s on 2 CPU cores "
+                                        "at 4,608 latents")
         if st.button("Train", type="primary", key="sae_train"):
-            options = {"architecture": architecture, "d_sae": int(width), "k": int(k)}
-
-            def work(progress, dataset=dataset, layer=int(layer), site=site, options=options, steps=int(steps), max_tokens=int(max_tokens)):
-                model_id = pipeline.train_sae(workspace, dataset, layer=layer, site=site, options=options, max_tokens=max_tokens,
-                                              training=train.TrainConfig(steps=steps, batch_size=4096, lr=2e-4), progress=progress)
-                features.build(workspace, model_id, progress=progress)
-            jobs.start(workspace, TRAIN_JOB, {"dataset": dataset, "layer": int(layer), "site": site, **options, "steps": int(steps)}, work)
-            st.rerun()
+            run = replace(spec, dataset=dataset, layer=int(layer), site=site, max_tokens=int(max_tokens),
+                          model=replace(model, architecture=architecture, d_sae=int(width), k=int(k)),
+                          training=replace(spec.training, steps=int(steps)))
+            webapp.start_training(workspace, fit.sae.KIND, run, then=build_features)
 if models.empty:
     if workspace.datasets().empty:
         st.info("**No data yet.** Open the Latent Map to build BBC News, or add text on the Data page.", icon=":material/dataset:")
@@ -112,23 +94,23 @@ st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, 
 table = st.dataframe(shown[["feature", "density", "max", "mean", "label"]], hide_index=True, on_select="rerun",
                      selection_mode="single-row", key="sae_table", height=280,
                      column_config={"density": st.column_config.NumberColumn(format="%.2e")})
-picked = [int(shown.iloc[i]["feature"]) for i in table.selection.rows]
-if picked and picked != st.session_state.get("sae_last_row"):
-    query["feature"] = str(picked[0])
-st.session_state["sae_last_row"] = picked
+picked = webapp.new_pick("sae_last_row", [int(shown.iloc[i]["feature"]) for i in table.selection.rows])
+if picked is not None:
+    query["feature"] = str(picked)
 if st.toggle("Map of all features", value=query.get("map") == "1", key="sae_map_toggle",
              help="UMAP of the decoder directions, coloured by firing density; click a point to open that feature"):
     query["map"] = "1"
-    chosen = int(query["feature"]) if query.get("feature", "").isdigit() else None
+    chosen = webapp.from_url("feature", None, cast=int)
     clicked = st.plotly_chart(charts.feature_map_figure(load_map(str(workspace.path), model_id), chosen), key="sae_map",
                               on_select="rerun", selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    points = [p["customdata"] for p in clicked.selection.points if p.get("customdata") is not None]
-    if len(points) == 1 and points != st.session_state.get("sae_last_click"):
-        query["feature"] = str(int(points[0]))
-    st.session_state["sae_last_click"] = points
+    points = [int(p["customdata"]) for p in clicked.selection.points if p.get("customdata") is not None]
+    picked = webapp.new_pick("sae_last_click", points)
+    if picked is not None and len(points) == 1:
+        query["feature"] = str(picked)
 else:
     query["map"] = "0"
-feature = int(query["feature"]) if query.get("feature", "").isdigit() else int(shown.sort_values("density").iloc[-1]["feature"]) if len(shown) else 0
+densest = int(shown.sort_values("density").iloc[-1]["feature"]) if len(shown) else 0
+feature = webapp.from_url("feature", densest, set(stats["feature"]), int)
 query["feature"] = str(feature)
 
 # -- one feature ---------------------------------------------------------------------------------------

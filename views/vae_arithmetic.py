@@ -20,10 +20,8 @@ text = webapp.text_param("text", default, "Sentence")
 left, middle, right = st.columns(3)
 # The example, "sport" minus "business", where the labels exist; else the first two.
 default_plus, default_minus = ("sport", "business") if {"sport", "business"} <= set(names) else (names[1], names[0])
-plus = left.selectbox("Add (A)", names, index=names.index(query.get("plus", default_plus)) if query.get("plus", default_plus) in names else 0,
-                      key="vae_plus")
-minus = middle.selectbox("Subtract (B)", names, index=names.index(query.get("minus", default_minus)) if query.get("minus", default_minus) in names else 1,
-                         key="vae_minus")
+plus = left.selectbox("Add (A)", names, index=names.index(webapp.from_url("plus", default_plus, names)), key="vae_plus")
+minus = middle.selectbox("Subtract (B)", names, index=names.index(webapp.from_url("minus", default_minus, names)), key="vae_minus")
 top = right.slider("Largest α", 0.5, 4.0, 2.0, 0.5, key="vae_alpha")
 query["plus"], query["minus"] = plus, minus
 if plus == minus:
@@ -37,10 +35,8 @@ alphas = np.round(np.linspace(0, top, 5), 2).tolist()
 with st.spinner("Decoding…"):
     result = space.arithmetic(text, plus, minus, alphas, method="beam")
 st.markdown(f"z(sentence) + α · (mean z | **{plus}** − mean z | **{minus}**)")
-reference = result["text"].iloc[0]
-rows = "".join(f"<tr><td style='white-space:nowrap'>α = {alpha:g}</td><td>{markup.changed_words(reference, decoded)}</td></tr>"
-               for alpha, decoded in zip(result["alpha"], result["text"], strict=True))
-st.html(f"<table style='font-size:0.9rem'>{rows}</table>")
+texts = result["text"].tolist()
+st.html(markup.changes_table([f"α = {alpha:g}" for alpha in result["alpha"]], texts, [texts[0]] * len(texts)))
 st.caption("Highlighted: words that differ from α = 0 (the plain reconstruction).")
 
 mu, _ = space.latents([text])

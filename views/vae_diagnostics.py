@@ -3,7 +3,7 @@ training, the collapse verdict, and what the model writes from its prior and fro
 
 import streamlit as st
 
-from latentviz import charts, latent_space, markup, webapp
+from latentviz import charts, fit, markup, webapp
 
 workspace = webapp.store()
 st.title("VAE diagnostics")
@@ -29,7 +29,7 @@ with left:
     st.altair_chart(charts.kl_per_dim_chart(figures["kl_per_dim"]), width="stretch")
 with right:
     st.subheader("During training (held-out)")
-    curves = latent_space.curves(workspace, space.model_id)
+    curves = fit.vae.curves(workspace, space.model_id)
     wanted = ["active units", "mutual information", "IW-NLL (K = 5)", "KL"]
     st.altair_chart(charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}"), columns=2))
 

@@ -18,11 +18,11 @@ with left:
 with right:
     end = webapp.text_param("to", second, "To")
 a, b, c = st.columns(3)
-method = a.radio("Path", ["slerp", "lerp"], index=1 if query.get("method") == "lerp" else 0, horizontal=True, key="vae_interp_method",
+method = a.radio("Path", ["slerp", "lerp"], index=["slerp", "lerp"].index(webapp.from_url("method", "slerp", ["slerp", "lerp"])),
+                 horizontal=True, key="vae_interp_method",
                  help="slerp follows the great circle, which keeps the norm typical of Gaussian samples; lerp is the straight line")
 query["method"] = method
-steps = b.slider("Steps", 3, 15, int(query["steps"]) if query.get("steps", "").isdigit() and 3 <= int(query["steps"]) <= 15 else 7,
-                 key="vae_interp_steps")
+steps = b.slider("Steps", 3, 15, webapp.from_url("steps", 7, range(3, 16), int), key="vae_interp_steps")
 query["steps"] = str(steps)
 decoding = c.selectbox("Decoding", ["beam", "greedy"], key="vae_interp_decoding")
 if not (start and end):
@@ -33,9 +33,7 @@ with st.spinner("Decoding the path…"):
     path, smoothness, latents = space.interpolate(start, end, steps, method, decoding)
 st.metric("Smoothness", f"{smoothness:.2f}", help="mean word edit distance between consecutive decodes (lower is smoother)")
 previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
-rows = "".join(f"<tr><td style='white-space:nowrap'>t = {t:.2f}</td><td>{markup.changed_words(before, text)}</td></tr>"
-               for t, text, before in zip(path["t"], path["text"], previous, strict=True))
-st.html(f"<table style='font-size:0.9rem'>{rows}</table>")
+st.html(markup.changes_table([f"t = {t:.2f}" for t in path["t"]], path["text"].tolist(), previous))
 st.caption("Highlighted: the words that changed from the step before.")
 
 st.subheader("The path on this VAE's map")

@@ -1,13 +1,13 @@
 """Text VAE · Train: configure and train a sentence VAE, watch its held-out curves live, stop and resume."""
 
-import pandas as pd
+from dataclasses import replace
+
 import streamlit as st
 
-from latentviz import charts, jobs, latent_space, pipeline, train, webapp
-from latentviz.models.vae import ANNEALING
+from latentviz import fit, runs, webapp
+from latentviz.models.vae import ANNEALING, VARIANTS
 
 workspace = webapp.store()
-TRAIN_JOBS = ["train vae", "resume vae"]
 
 st.title("Train a text VAE")
 st.caption("Sentence → Gaussian latent z → words (Bowman et al., 2016). The curves below say at once whether the "
@@ -15,35 +15,10 @@ st.caption("Sentence → Gaussian latent z → words (Bowman et al., 2016). The 
 webapp.job_status(workspace)
 
 
-@st.fragment(run_every=2.0)
-def live() -> None:
-    """The running job's held-out curves and a Stop button; the whole page redraws when it ends."""
-    running = jobs.running(workspace)
-    running = running[running["kind"].isin(TRAIN_JOBS)]
-    if running.empty:
-        st.rerun()
-    unfinished = latent_space.unfinished(workspace)
-    model_id = int(unfinished["id"].max()) if not unfinished.empty else None
-    left, right = st.columns([4, 1])
-    left.subheader(f"Training run #{model_id} (held-out, live)" if model_id else "Training a VAE")
-    if right.button("Stop", icon=":material/stop_circle:", key="vae_stop", help="stops after the current step; resume it later"):
-        jobs.stop(workspace, int(running["id"].iloc[0]))
-    curves = latent_space.curves(workspace, model_id) if model_id else pd.DataFrame()
-    if curves.empty:
-        st.caption("Curves appear after the first 100 steps.")
-    else:
-        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id}")))
-
-
-unfinished = latent_space.unfinished(workspace)
-training_now = jobs.running(workspace)["kind"].isin(TRAIN_JOBS).any()
-if training_now:
-    live()
-elif not workspace.read_only:
-    webapp.resume_offers(workspace, unfinished, "resume vae", pipeline.resume_vae, key="vae_resume")
+training_now = webapp.training_panel(workspace, fit.vae.KIND)
 
 # -- configure and start ----------------------------------------------------------------------------
-trained = latent_space.models(workspace)
+trained = fit.common.models(workspace, fit.vae.KIND)
 datasets = workspace.datasets()
 if datasets.empty:
     st.info("**No data yet.** Open the Latent Map to build the BBC News map, or add your own text on the Data page.",
@@ -56,7 +31,7 @@ if not workspace.read_only and not training_now:
         encoded = workspace.encodings()
         encoded = set(encoded[(encoded["backbone"] == "minilm") & encoded["complete"]]["dataset"])
         left, middle, right = st.columns(3)
-        variant = left.radio("Model", ["pretrained-encoder", "rnn", "pretrained-decoder"], key="vae_variant",
+        variant = left.radio("Model", VARIANTS, index=VARIANTS.index(runs.VAERun().model.variant), key="vae_variant",
                              format_func={"pretrained-encoder": "MiniLM encoder → GRU decoder (fast, good latents)",
                                           "rnn": "GRU encoder → GRU decoder (Bowman et al.)",
                                           "pretrained-decoder": "MiniLM encoder → frozen SmolLM2 decoder (Optimus-style; slow on CPU)"}.get)
@@ -64,31 +39,31 @@ if not workspace.read_only and not training_now:
         dataset = middle.selectbox("Dataset", names, key=f"vae_dataset_{variant}")
         if not names:
             middle.info("Encode a dataset with MiniLM first (Data page), or choose the GRU encoder.")
-        epochs = right.number_input("Epochs", 1, 200, 1 if variant == "pretrained-decoder" else pipeline.VAE_EPOCHS, key=f"vae_epochs_{variant}",
+        spec = runs.VAE_LM_DECODER if variant == "pretrained-decoder" else runs.VAERun()  # its form defaults
+        model, training = spec.model, spec.training
+        epochs = right.number_input("Epochs", 1, 200, spec.epochs, key=f"vae_epochs_{variant}",
                                     help="passes over the training texts (90% of the dataset)")
         a, b, c, d = st.columns(4)
-        latent_dim = a.select_slider("Latent dimensions", [2, 4, 8, 16, 32, 64], 32, key="vae_dim")
-        beta = b.number_input("β (KL weight)", 0.0, 10.0, 1.0, step=0.1, key="vae_beta")
-        anneal = c.selectbox("KL annealing", ANNEALING, index=ANNEALING.index("linear"), key="vae_anneal",
+        latent_dim = a.select_slider("Latent dimensions", [2, 4, 8, 16, 32, 64], model.latent_dim, key="vae_dim")
+        beta = b.number_input("β (KL weight)", 0.0, 10.0, model.beta, step=0.1, key="vae_beta")
+        anneal = c.selectbox("KL annealing", ANNEALING, index=ANNEALING.index(model.anneal), key="vae_anneal",
                              help="linear: β ramps up from 0; cyclical: ramps repeat (Fu et al., 2019)")
-        free_bits = d.number_input("Free bits (nats / dim)", 0.0, 5.0, 0.5, step=0.1, key="vae_free_bits",
+        free_bits = d.number_input("Free bits (nats / dim)", 0.0, 5.0, model.free_bits, step=0.1, key="vae_free_bits",
                                    help="KL below this floor per dimension is not penalised (Kingma et al., 2016)")
         with st.popover("More settings"):
-            word_dropout = st.slider("Word dropout", 0.0, 0.9, 0.0, 0.05, key="vae_word_dropout",
+            word_dropout = st.slider("Word dropout", 0.0, 0.9, model.word_dropout, 0.05, key="vae_word_dropout",
                                      help="share of the decoder's input words hidden, so it must use z")
-            iw_samples = st.number_input("IWAE samples K (1 = ELBO)", 1, 20, 1, key="vae_iw")
-            hidden = st.select_slider("GRU width", [128, 256, 512, 1024], 256, key="vae_hidden")
-            vocab_size = st.number_input("Vocabulary (words)", 500, 30_000, pipeline.VAE_VOCAB, step=500, key="vae_vocab")
-            batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256], pipeline.VAE_BATCH, key="vae_batch")
-            lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 6e-3, 1e-2], pipeline.VAE_LR, key="vae_lr")
+            iw_samples = st.number_input("IWAE samples K (1 = ELBO)", 1, 20, model.iw_samples, key="vae_iw")
+            hidden = st.select_slider("GRU width", [128, 256, 512, 1024], model.hidden, key="vae_hidden")
+            vocab_size = st.number_input("Vocabulary (words)", 500, 30_000, spec.vocab_size, step=500, key="vae_vocab")
+            batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256], training.batch_size, key="vae_batch")
+            lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 6e-3, 1e-2], training.lr, key="vae_lr")
         if st.button("Train", type="primary", key="vae_train", disabled=not dataset):
-            options = {"variant": variant, "latent_dim": latent_dim, "beta": beta, "anneal": anneal, "free_bits": free_bits,
-                       "word_dropout": word_dropout, "iw_samples": int(iw_samples), "hidden": hidden}
-            training = train.TrainConfig(batch_size=int(batch_size), lr=float(lr))
-            jobs.start(workspace, "train vae", {"dataset": dataset, **options, "epochs": int(epochs)},
-                       lambda progress: pipeline.train_vae(workspace, dataset, options=options, training=training, epochs=int(epochs),
-                                                           vocab_size=int(vocab_size), progress=progress))
-            st.rerun()
+            run = replace(spec, dataset=dataset, epochs=int(epochs), vocab_size=int(vocab_size),
+                          model=replace(model, variant=variant, latent_dim=latent_dim, beta=beta, anneal=anneal,
+                                        free_bits=free_bits, word_dropout=word_dropout, iw_samples=int(iw_samples), hidden=hidden),
+                          training=replace(training, batch_size=int(batch_size), lr=float(lr)))
+            webapp.start_training(workspace, fit.vae.KIND, run)
 
 # -- what is trained --------------------------------------------------------------------------------
 if trained.empty:
@@ -97,7 +72,7 @@ if trained.empty:
                 icon=":material/model_training:")
     st.stop()
 st.subheader("Trained VAEs (held-out figures)")
-st.dataframe(latent_space.summary(workspace), hide_index=True, key="vae_table", column_config={
+st.dataframe(fit.vae.summary(workspace), hide_index=True, key="vae_table", column_config={
     "iw_nll": st.column_config.NumberColumn("IW-NLL", format="%.1f", help="importance-weighted NLL per sentence, nats"),
     "perplexity": st.column_config.NumberColumn("PPL", format="%.1f", help="exp(NLL / tokens); a token is a word, a mark or </s>"),
     "kl": st.column_config.NumberColumn("KL", format="%.2f"), "active_units": "AU",

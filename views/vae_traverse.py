@@ -12,12 +12,11 @@ space = webapp.pick_vae(workspace)
 text = webapp.text_param("text", space.examples(1)[0], "Sentence")
 kinds = {"dimension": "latent dimensions", "pca": "principal directions", "label": "label direction (A − B)"}
 left, middle, right = st.columns([2, 1, 1])
-kind = left.radio("Sweep", list(kinds), index=list(kinds).index(query.get("dir", "dimension")) if query.get("dir") in kinds else 0,
+kind = left.radio("Sweep", list(kinds), index=list(kinds).index(webapp.from_url("dir", "dimension", kinds)),
                   format_func=kinds.get, horizontal=True, key="vae_traverse_kind",
                   help="σ is the spread of the dataset's posterior means along the direction")
 query["dir"] = kind
-steps = middle.select_slider("Steps", [3, 5, 7, 9, 11], int(query.get("steps", 7)) if query.get("steps") in ("3", "5", "7", "9", "11") else 7,
-                             key="vae_traverse_steps")
+steps = middle.select_slider("Steps", [3, 5, 7, 9, 11], webapp.from_url("steps", 7, [3, 5, 7, 9, 11], int), key="vae_traverse_steps")
 query["steps"] = str(steps)
 method = right.selectbox("Decoding", ["beam", "greedy"], key="vae_traverse_decoding")
 
@@ -29,8 +28,8 @@ if kind == "label":
         st.info("This dataset has fewer than two labels: pick latent dimensions or principal directions instead.")
         st.stop()
     a, b = st.columns(2)
-    label_a = a.selectbox("A", names, index=names.index(query["a"]) if query.get("a") in names else 0, key="vae_traverse_a")
-    label_b = b.selectbox("B", names, index=names.index(query["b"]) if query.get("b") in names else 1, key="vae_traverse_b")
+    label_a = a.selectbox("A", names, index=names.index(webapp.from_url("a", names[0], names)), key="vae_traverse_a")
+    label_b = b.selectbox("B", names, index=names.index(webapp.from_url("b", names[1], names)), key="vae_traverse_b")
     query["a"], query["b"] = label_a, label_b
     if label_a == label_b:
         st.info("Pick two different labels.")

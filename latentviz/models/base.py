@@ -13,12 +13,24 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from latentviz.errors import LatentvizError
+
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LatentvizError):
     """A checkpoint folder that cannot be loaded; the message says what is wrong with it."""
+
+
+def option(default, help: str, *, flag: str | None = None, choices=None, derived: bool = False):
+    """A config field with its help text: the run specs (runs.py) turn such fields into CLI flags
+    whose help states this default, and the pages read the same default. `flag` renames the flag;
+    `derived` marks a field set from the data or the backbone (no flag). A list default is copied."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "derived": derived}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -27,7 +39,27 @@ class StepOutput:
     metrics: dict[str, float] = field(default_factory=dict)  # detached figures for curves
 
 
-REGISTRY: dict[str, type[torch.nn.Module]] = {}
+class LatentModel(torch.nn.Module):
+    """What the training loop (train.fit) calls on every model family; each hook does nothing
+    unless the family needs it. Subclasses set `config_class` and are registered by kind."""
+
+    config_class: type
+    kind: str
+    # Fields added to a config after checkpoints were written without them, with the value that
+    # reproduces those older models (the dataclass default may have moved on since).
+    absent_in_old_checkpoints: dict = {}
+
+    def set_step(self, step: int) -> None:
+        """Told the step before each training forward pass (for schedules such as KL annealing)."""
+
+    def before_optimizer_step(self) -> None:
+        """Called after backward, before the optimiser steps (e.g. to project gradients)."""
+
+    def after_optimizer_step(self) -> None:
+        """Called after the optimiser step (e.g. to renormalise decoder rows)."""
+
+
+REGISTRY: dict[str, type[LatentModel]] = {}
 
 
 def register(kind: str):
@@ -70,6 +102,7 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
     if kind not in REGISTRY:
         raise CheckpointError(f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}")
     cls = REGISTRY[kind]
+    config = {**cls.absent_in_old_checkpoints, **config}
     known = {f.name for f in fields(cls.config_class)}
     unknown = set(config) - known
     if unknown:

@@ -20,37 +20,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentviz.models.base import StepOutput, register
+from latentviz.errors import ConfigError
+from latentviz.models.base import LatentModel, StepOutput, option, register
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
 
 
 @dataclass
 class SAEConfig:
-    d_in: int = 576
-    d_sae: int = 4608
-    architecture: str = "topk"
-    k: int = 32  # topk / batchtopk: active latents per token
-    l1_coefficient: float = 5.0  # standard: weight of the L1 penalty
-    l0_coefficient: float = 1.0  # jumprelu: weight of the L0 penalty
-    jumprelu_bandwidth: float = 0.001  # jumprelu: width of the straight-through window
-    jumprelu_init_threshold: float = 0.001
-    aux_k: int = 256  # topk / batchtopk: dead latents used by the AuxK loss
-    aux_coefficient: float = 1 / 32
-    dead_after: int = 200_000  # tokens without firing after which a latent counts as dead for AuxK (Gao et al.: 10M; CPU runs are shorter)
-    normalize_input: bool = False  # scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)
-    layer: int = 8  # read at block `layer`'s output (1-based, as hidden_states[layer]); SAELens calls this blocks.{layer-1}
-    site: str = "resid_post"  # resid_post, mlp_out or attn_out (settings.SITES)
-    model_name: str = "smollm2"
+    d_in: int = option(576, "activation size", derived=True)  # set from the capture
+    d_sae: int = option(4608, "latents (8 × SmolLM2's 576)", flag="width")
+    architecture: str = option("topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES)
+    k: int = option(32, "topk / batchtopk: active latents per token")
+    l1_coefficient: float = option(5.0, "standard: weight of the L1 penalty", flag="l1")
+    l0_coefficient: float = option(1.0, "jumprelu: weight of the L0 penalty", flag="l0")
+    jumprelu_bandwidth: float = option(0.001, "jumprelu: width of the straight-through window")
+    jumprelu_init_threshold: float = option(0.001, "jumprelu: initial threshold")
+    aux_k: int = option(256, "topk / batchtopk: dead latents used by the AuxK loss")
+    aux_coefficient: float = option(1 / 32, "topk / batchtopk: weight of the AuxK loss")
+    # Gao et al. use 10M tokens; CPU runs are far shorter
+    dead_after: int = option(200_000, "tokens without firing after which a latent counts as dead for AuxK")
+    normalize_input: bool = option(False, "scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)")
+    # Where it reads: set from the run (runs.SAERun), stored so a checkpoint knows its hook point.
+    layer: int = option(8, "block whose output is read (1-based, as hidden_states[layer]; SAELens: blocks.{layer-1})",
+                        derived=True)
+    site: str = option("resid_post", "resid_post, mlp_out or attn_out (settings.SITES)", derived=True)
+    model_name: str = option("smollm2", "the LM it reads", derived=True)
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+            raise ConfigError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
         for name in ("d_in", "d_sae", "k"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.k > self.d_sae:
-            raise ValueError(f"k = {self.k} is more than the {self.d_sae} latents")
+            raise ConfigError(f"k = {self.k} is more than the {self.d_sae} latents")
 
 
 class _JumpReLU(torch.autograd.Function):
@@ -99,7 +103,7 @@ def geometric_median(x: torch.Tensor, iterations: int = 100, tolerance: float = 
 
 
 @register("sae")
-class SparseAutoencoder(nn.Module):
+class SparseAutoencoder(LatentModel):
     config_class = SAEConfig
 
     def __init__(self, config: SAEConfig):
