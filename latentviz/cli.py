@@ -44,8 +44,15 @@ def cmd_ingest(args) -> None:
 
     bar = _Bar()
     try:
-        result = pipeline.ingest(_store(args), args.source, name=args.name, text_column=args.text_column,
-                                 label_column=args.label_column, limit=args.limit, progress=bar)
+        result = pipeline.ingest(
+            _store(args),
+            args.source,
+            name=args.name,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            limit=args.limit,
+            progress=bar,
+        )
     finally:
         bar.close()
     print(f"dataset {result.dataset!r}: {result.report.summary()}")
@@ -56,8 +63,14 @@ def cmd_encode(args) -> None:
 
     bar = _Bar()
     try:
-        encoding_id = pipeline.encode(_store(args), args.dataset, backbone_name=args.backbone, layer=args.layer,
-                                      batch_size=args.batch_size, progress=bar)
+        encoding_id = pipeline.encode(
+            _store(args),
+            args.dataset,
+            backbone_name=args.backbone,
+            layer=args.layer,
+            batch_size=args.batch_size,
+            progress=bar,
+        )
     finally:
         bar.close()
     print(f"encoding {encoding_id}: dataset {args.dataset!r}, backbone {args.backbone}")
@@ -157,13 +170,23 @@ def cmd_capture(args) -> None:
     run = runs.from_flags(runs.SAERun(), args)
     bar = _Bar()
     try:
-        capture_id = activations.capture(_store(args), run.dataset, run.backbone, run.layer, site=run.site,
-                                         max_tokens=run.max_tokens, mask_sinks=not run.keep_sinks, progress=bar)
+        capture_id = activations.capture(
+            _store(args),
+            run.dataset,
+            run.backbone,
+            run.layer,
+            site=run.site,
+            max_tokens=run.max_tokens,
+            mask_sinks=not run.keep_sinks,
+            progress=bar,
+        )
     finally:
         bar.close()
     row = _store(args).captures().set_index("id").loc[capture_id]
-    print(f"capture {capture_id}: {int(row['tokens']):,} tokens of {run.backbone} layer {int(row['layer'])} {run.site} "
-          f"on {run.dataset!r}")
+    print(
+        f"capture {capture_id}: {int(row['tokens']):,} tokens of {run.backbone} layer {int(row['layer'])} {run.site} "
+        f"on {run.dataset!r}"
+    )
 
 
 def cmd_features(args) -> None:
@@ -180,9 +203,15 @@ def cmd_features(args) -> None:
     finally:
         bar.close()
     fired = stats[stats["fires"] > 0]
-    print(f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {tokens:,} tokens "
-          f"({time.perf_counter() - started:.1f} s); densest:")
-    print(fired.sort_values("density", ascending=False).head(args.show)[["feature", "density", "max", "label"]].to_string(index=False))
+    print(
+        f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {tokens:,} tokens "
+        f"({time.perf_counter() - started:.1f} s); densest:"
+    )
+    print(
+        fired.sort_values("density", ascending=False)
+        .head(args.show)[["feature", "density", "max", "label"]]
+        .to_string(index=False)
+    )
 
 
 def cmd_export_sae(args) -> None:
@@ -194,20 +223,31 @@ def cmd_export_sae(args) -> None:
 
 
 def cmd_import_sae(args) -> None:
-    from dataclasses import asdict
-
-    from latentviz import saelens
+    from latentviz import runs, saelens
+    from latentviz.fit import common
     from latentviz.models import base
 
     sae = saelens.read(args.path)
     if args.dataset and not _store(args).has_dataset(args.dataset):
         raise LatentvizError(f"no dataset named {args.dataset!r}; see `latentviz info`")
     store = _store(args)
-    model_id = store.add_model("sae", args.name or f"imported {Path(args.path).name}", args.dataset or "", sae.config.model_name,
-                               {"model": asdict(sae.config), "data": {"imported_from": str(args.path)}})
+    config = sae.config
+    run = runs.SAERun(
+        dataset=args.dataset or "", backbone=config.model_name, layer=config.layer, site=config.site, model=config
+    )
+    model_id = common.add_run(
+        store,
+        "sae",
+        args.name or f"imported {Path(args.path).name}",
+        config.model_name,
+        run,
+        imported_from=str(args.path),
+    )
     folder = base.save(sae, settings.models_dir(store.path) / str(model_id))
     store.finish_model(model_id, str(folder), {"imported": True})
-    print(f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, from {args.path}")
+    print(
+        f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, from {args.path}"
+    )
 
 
 def cmd_info(args) -> None:
@@ -218,13 +258,34 @@ def cmd_serve(args) -> None:
     db = settings.db_path(args.db).resolve()
     if args.read_only:
         _store(args, read_only=True)  # fail here, with a clear message, rather than in the browser
-    env = {**os.environ, settings.DB_ENV: str(db), "LATENTVIZ_READ_ONLY": "1" if args.read_only else "0",
-           "LATENTVIZ_BOOTSTRAP": "0" if args.no_bootstrap else "1"}
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-               "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(settings.MAX_UPLOAD_BYTES // 2**20),
-               # Serving, not developing: no file watcher (it would watch .venv too) and no deploy menu.
-               "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--client.toolbarMode", "minimal"]
+    env = {
+        **os.environ,
+        settings.DB_ENV: str(db),
+        "LATENTVIZ_READ_ONLY": "1" if args.read_only else "0",
+        "LATENTVIZ_BOOTSTRAP": "0" if args.no_bootstrap else "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(args.port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.maxUploadSize",
+        str(settings.MAX_UPLOAD_BYTES // 2**20),
+        # Serving, not developing: no file watcher (it would watch .venv too) and no deploy menu.
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
     raise SystemExit(subprocess.call(command, env=env))
 
@@ -244,17 +305,29 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="latentviz", description="Look inside the latent spaces of language models.")
     sub = root.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", parents=[common], help="add a dataset: bbc-news or a .txt/.csv/.tsv/.jsonl/.parquet file")
+    p = sub.add_parser(
+        "ingest", parents=[common], help="add a dataset: bbc-news or a .txt/.csv/.tsv/.jsonl/.parquet file"
+    )
     p.add_argument("source", help="bbc-news, or a file path")
     p.add_argument("--name", help="dataset name (default: bbc-news, or the file name without extension)")
     p.add_argument("--text-column", help="column holding the text (CSV/TSV/JSONL/Parquet)")
     p.add_argument("--label-column", help="column holding a label to colour by")
-    p.add_argument("--limit", type=int, help=f"keep at most N texts (bbc-news: a balanced subset, default {settings.DEFAULT_LIMIT})")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help=f"keep at most N texts (bbc-news: a balanced subset, default {settings.DEFAULT_LIMIT})",
+    )
     p.set_defaults(run=cmd_ingest)
 
-    p = sub.add_parser("encode", parents=[common], help="encode a dataset's texts with a backbone (resumes if interrupted)")
+    p = sub.add_parser(
+        "encode", parents=[common], help="encode a dataset's texts with a backbone (resumes if interrupted)"
+    )
     p.add_argument("--dataset", required=True)
-    p.add_argument("--backbone", default=settings.DEFAULT_BACKBONE, help="minilm, smollm2, a Hugging Face id or a local model folder")
+    p.add_argument(
+        "--backbone",
+        default=settings.DEFAULT_BACKBONE,
+        help="minilm, smollm2, a Hugging Face id or a local model folder",
+    )
     p.add_argument("--layer", type=int, help="hidden layer to pool (default: last for encoders, middle for causal LMs)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32; try 128+ on a GPU)")
     p.set_defaults(run=cmd_encode)
@@ -268,9 +341,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a latent model on a dataset's encodings")
     families = p.add_subparsers(dest="family", required=True)
-    helps = {"vq": "VQ model: sentence embedding (or token state) → discrete codes → embedding",
-             "vae": "text VAE: sentence → Gaussian latent → words",
-             "sae": "sparse autoencoder on a causal LM's layer activations"}
+    helps = {
+        "vq": "VQ model: sentence embedding (or token state) → discrete codes → embedding",
+        "vae": "text VAE: sentence → Gaussian latent → words",
+        "sae": "sparse autoencoder on a causal LM's layer activations",
+    }
     for family, run_class in runs.RUNS.items():
         p = families.add_parser(family, parents=[common], help=helps[family], formatter_class=Defaults)
         p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped run from its last checkpoint")
@@ -279,8 +354,12 @@ def parser() -> argparse.ArgumentParser:
 
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("model", type=int, metavar="MODEL_ID")
-    decoding.add_argument("--decoding", choices=["greedy", "beam", "sample"], default="beam",
-                          help="beam search (default, width --beam), greedy, or sampling at --temperature")
+    decoding.add_argument(
+        "--decoding",
+        choices=["greedy", "beam", "sample"],
+        default="beam",
+        help="beam search (default, width --beam), greedy, or sampling at --temperature",
+    )
     decoding.add_argument("--beam", type=int, default=5, help="beam width (--decoding beam)")
     decoding.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (--decoding sample)")
 
@@ -288,7 +367,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True)
     p.add_argument("--sample", action="store_true", help="decode a sample of the posterior instead of its mean")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--neighbours", type=int, default=0, metavar="K", help="also list the K dataset texts nearest in latent space")
+    p.add_argument(
+        "--neighbours", type=int, default=0, metavar="K", help="also list the K dataset texts nearest in latent space"
+    )
     p.set_defaults(run=cmd_decode)
 
     p = sub.add_parser("sample", parents=[common, decoding], help="decode sentences from the prior of a trained VAE")
@@ -296,14 +377,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_sample)
 
-    p = sub.add_parser("interpolate", parents=[common, decoding], help="decode the path between two sentences in a VAE's latent space")
+    p = sub.add_parser(
+        "interpolate", parents=[common, decoding], help="decode the path between two sentences in a VAE's latent space"
+    )
     p.add_argument("--from", dest="start", required=True)
     p.add_argument("--to", dest="end", required=True)
     p.add_argument("--steps", type=int, default=7)
     p.add_argument("--method", choices=["lerp", "slerp"], default="slerp")
     p.set_defaults(run=cmd_interpolate)
 
-    p = sub.add_parser("traverse", parents=[common, decoding], help="sweep a direction of a sentence's latent from -3σ to +3σ")
+    p = sub.add_parser(
+        "traverse", parents=[common, decoding], help="sweep a direction of a sentence's latent from -3σ to +3σ"
+    )
     p.add_argument("--text", required=True)
     p.add_argument("--dim", type=int, help="a latent dimension")
     p.add_argument("--pca", type=int, metavar="K", help="the K-th principal direction of the dataset's posterior means")
@@ -318,13 +403,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", default="0,0.5,1,1.5,2", help="comma-separated α values")
     p.set_defaults(run=cmd_arithmetic)
 
-    p = sub.add_parser("capture", parents=[common], formatter_class=Defaults,
-                       help="capture a causal LM's layer activations over a dataset (for SAEs)")
-    runs.add_flags(p, runs.SAERun(), only=("dataset", "backbone", "layer", "site", "max_tokens", "keep_sinks"),
-                   required=("dataset",))
+    p = sub.add_parser(
+        "capture",
+        parents=[common],
+        formatter_class=Defaults,
+        help="capture a causal LM's layer activations over a dataset (for SAEs)",
+    )
+    runs.add_flags(
+        p,
+        runs.SAERun(),
+        only=("dataset", "backbone", "layer", "site", "max_tokens", "keep_sinks"),
+        required=("dataset",),
+    )
     p.set_defaults(run=cmd_capture)
 
-    p = sub.add_parser("features", parents=[common], help="store an SAE's activations on its captured tokens; feature statistics and examples")
+    p = sub.add_parser(
+        "features",
+        parents=[common],
+        help="store an SAE's activations on its captured tokens; feature statistics and examples",
+    )
     p.add_argument("model", type=int, metavar="MODEL_ID")
     p.add_argument("--show", type=int, default=10, help="features to print")
     p.set_defaults(run=cmd_features)
@@ -334,7 +431,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export_sae)
 
-    p = sub.add_parser("import-sae", parents=[common], help="add an SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors)")
+    p = sub.add_parser(
+        "import-sae",
+        parents=[common],
+        help="add an SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors)",
+    )
     p.add_argument("path")
     p.add_argument("--dataset", help="the dataset it belongs with (optional)")
     p.add_argument("--name")
@@ -346,7 +447,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="start the app on this workspace")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--read-only", action="store_true", help="open the workspace read-only (for shared demos)")
-    p.add_argument("--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace")
+    p.add_argument(
+        "--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace"
+    )
     p.set_defaults(run=cmd_serve)
     return root
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentviz import activations, backbones, settings
+from latentviz import activations, backbones, runs, settings
 from latentviz.errors import LatentvizError
 from latentviz.store import Store, StoreError
 
@@ -29,15 +29,17 @@ def load_sae(store: Store, model_id: int):
 def build(store: Store, model_id: int, progress: Callable[[int, int | None, str], None] | None = None) -> int:
     """Encode every captured token with the SAE and store the non-zero latents; returns the token count."""
     row, sae = load_sae(store, model_id)
-    capture_id = row["config"].get("data", {}).get("capture")
+    capture_id = runs.facts(row).get("capture")
     if capture_id is None:
-        raise StoreError(f"SAE {model_id} was imported without activations; capture its layer and train one, or use Text → features")
+        raise StoreError(
+            f"SAE {model_id} was imported without activations; capture its layer and train one, or use Text → features"
+        )
     tokens = store.capture_tokens(capture_id)
     _, states = activations.load(store, capture_id)
     rows, features, values = [], [], []
     with torch.no_grad():
         for start in range(0, len(states), BATCH):
-            f = sae.encode(torch.from_numpy(states[start:start + BATCH]))
+            f = sae.encode(torch.from_numpy(states[start : start + BATCH]))
             token, feature = torch.nonzero(f, as_tuple=True)
             rows.append(token.numpy() + start)
             features.append(feature.numpy())
@@ -45,14 +47,19 @@ def build(store: Store, model_id: int, progress: Callable[[int, int | None, str]
             if progress:
                 progress(min(start + BATCH, len(states)), len(states), "encoding the captured tokens")
     rows = np.concatenate(rows)
-    store.set_feature_activations(model_id, tokens["text_id"].to_numpy()[rows], tokens["position"].to_numpy()[rows],
-                                  np.concatenate(features), np.concatenate(values))
+    store.set_feature_activations(
+        model_id,
+        tokens["text_id"].to_numpy()[rows],
+        tokens["position"].to_numpy()[rows],
+        np.concatenate(features),
+        np.concatenate(values),
+    )
     return len(states)
 
 
 def _capture_of(store: Store, model_id: int) -> int:
     """The capture whose tokens the SAE's stored activations belong to."""
-    return store.model(model_id)["config"]["data"]["capture"]
+    return runs.facts(store.model(model_id))["capture"]
 
 
 def token_count(store: Store, model_id: int) -> int:
@@ -85,17 +92,26 @@ def _with_tokens(store: Store, model_id: int, examples: pd.DataFrame) -> pd.Data
     return examples.merge(tokens, on=["text_id", "position"], how="left")
 
 
-def examples(store: Store, model_id: int, feature: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 2) -> pd.DataFrame:
+def examples(
+    store: Store, model_id: int, feature: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 2
+) -> pd.DataFrame:
     """The feature's top examples (bucket −1) and interval examples: bucket, value, text_id,
     position, and the example's tokens with this feature's activation on each (a list of pairs)."""
     found = store.feature_examples(model_id, per_feature, buckets, per_bucket, feature=feature)
     text_ids = found["text_id"].unique().tolist()
-    tokens = store.text_tokens(_capture_of(store, model_id), text_ids)  # masked attention sinks included (value 0), so no word runs into the next
+    tokens = store.text_tokens(
+        _capture_of(store, model_id), text_ids
+    )  # masked attention sinks included (value 0), so no word runs into the next
     values = store.feature_in_texts(model_id, feature, text_ids).set_index(["text_id", "position"])["value"]
     contexts = []
     for example in found.itertuples():
         text = tokens[tokens["text_id"] == example.text_id]
-        contexts.append([(t, float(values.get((example.text_id, p), 0.0))) for t, p in zip(text["token"], text["position"], strict=True)])
+        contexts.append(
+            [
+                (t, float(values.get((example.text_id, p), 0.0)))
+                for t, p in zip(text["token"], text["position"], strict=True)
+            ]
+        )
     return found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]]
 
 
@@ -123,6 +139,7 @@ def logit_effects(store: Store, model_id: int, feature: int, k: int = 10) -> tup
 
     def frame(ids):
         return pd.DataFrame({"token": [shown(int(i)) for i in ids], "logit": logits[ids].numpy()})
+
     return frame(order[:k]), frame(order[-k:].flip(0))
 
 
@@ -149,12 +166,20 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
         f = sae.encode(torch.from_numpy(hidden))
     f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0  # as in training: attention sinks carry no features
     values, indices = f.topk(min(top, f.shape[1]), dim=1)
-    out = pd.DataFrame({"position": np.repeat(np.arange(len(tokens)), values.shape[1]), "token": np.repeat(tokens, values.shape[1]),
-                        "feature": indices.flatten().numpy(), "value": values.flatten().numpy()})
+    out = pd.DataFrame(
+        {
+            "position": np.repeat(np.arange(len(tokens)), values.shape[1]),
+            "token": np.repeat(tokens, values.shape[1]),
+            "feature": indices.flatten().numpy(),
+            "value": values.flatten().numpy(),
+        }
+    )
     return out[out["value"] > 0].reset_index(drop=True)
 
 
-def steer(store: Store, model_id: int, feature: int, prompt: str, strength: float, max_new_tokens: int = 30) -> tuple[str, str]:
+def steer(
+    store: Store, model_id: int, feature: int, prompt: str, strength: float, max_new_tokens: int = 30
+) -> tuple[str, str]:
     """Greedy continuations of `prompt` without and with strength·max_activation·(decoder direction)
     added at the SAE's layer and site, at every position: (unsteered, steered)."""
     row, sae = load_sae(store, model_id)
@@ -172,12 +197,17 @@ def steer(store: Store, model_id: int, feature: int, prompt: str, strength: floa
         return output + direction
 
     encoded = tokenizer(prompt, return_tensors="pt").to(lm.device)
-    encoded = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}  # BERT-style tokenizers add more
+    encoded = {
+        "input_ids": encoded["input_ids"],
+        "attention_mask": encoded["attention_mask"],
+    }  # BERT-style tokenizers add more
 
     def continue_text() -> str:
         with torch.no_grad():
-            out = lm.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        return tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = lm.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        return tokenizer.decode(out[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
 
     plain = continue_text()
     handle = where.register_forward_hook(add)
@@ -195,5 +225,12 @@ def feature_map(store: Store, model_id: int, stats: pd.DataFrame) -> pd.DataFram
     _, sae = load_sae(store, model_id)
     coords, _ = projection.fit(sae.W_dec.detach().numpy(), "umap", projection.default_params("umap"))
     density = stats.set_index("feature").loc[np.arange(len(coords))]
-    return pd.DataFrame({"feature": np.arange(len(coords)), "x": coords[:, 0], "y": coords[:, 1],
-                         "log10_density": np.log10(density["density"].to_numpy().clip(min=1e-7)), "label": density["label"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "feature": np.arange(len(coords)),
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "log10_density": np.log10(density["density"].to_numpy().clip(min=1e-7)),
+            "label": density["label"].to_numpy(),
+        }
+    )

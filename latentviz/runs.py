@@ -25,8 +25,10 @@ class VQRun:
     """A discrete-latent model on a dataset's sentence vectors, or on a causal LM's token states."""
 
     dataset: str = option("", "the dataset to train on")
-    backbone: str = option(settings.DEFAULT_BACKBONE, "whose stored sentence encoding to train on (with --tokens: whose "
-                           "hidden states to capture)")
+    backbone: str = option(
+        settings.DEFAULT_BACKBONE,
+        "whose stored sentence encoding to train on (with --tokens: whose hidden states to capture)",
+    )
     tokens: bool = option(False, "quantise each token's hidden state (one code per token) instead of sentence vectors")
     layer: int | None = option(None, "with --tokens: the block whose output is captured (none: the middle one)")
     max_tokens: int = option(100_000, "with --tokens: token vectors to capture")
@@ -59,9 +61,13 @@ class SAERun:
     backbone: str = option(settings.DEFAULT_DECODER_LM, "the causal LM: smollm2, a folder or a hub id")
     # Layer 8 of SmolLM2's 30: where the README's runs and benchmarks read
     layer: int = option(8, "block whose output is read (1-based)")
-    site: str = option("resid_post", "the block's output, or its MLP or attention output", choices=tuple(settings.SITES))
+    site: str = option(
+        "resid_post", "the block's output, or its MLP or attention output", choices=tuple(settings.SITES)
+    )
     max_tokens: int = option(100_000, "tokens to capture; 90% of the texts train, 10% are held out")
-    keep_sinks: bool = option(False, "keep attention sinks, positions whose norm is over 4× the median (masked otherwise)")
+    keep_sinks: bool = option(
+        False, "keep attention sinks, positions whose norm is over 4× the median (masked otherwise)"
+    )
     model: SAEConfig = field(default_factory=SAEConfig)
     training: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=4096, lr=2e-4))
 
@@ -74,8 +80,13 @@ RUNS = {"vq": VQRun, "vae": VAERun, "sae": SAERun}
 
 # Token-level VQ: a causal LM's hidden states (sentence encoders have no next-token structure to
 # show), at the layer the SAEs read, one code per token.
-VQ_TOKENS = replace(VQRun(), tokens=True, backbone=settings.DEFAULT_DECODER_LM, layer=SAERun().layer,
-                    model=replace(VQRun().model, groups=1))
+VQ_TOKENS = replace(
+    VQRun(),
+    tokens=True,
+    backbone=settings.DEFAULT_DECODER_LM,
+    layer=SAERun().layer,
+    model=replace(VQRun().model, groups=1),
+)
 # The pretrained-decoder VAE runs a frozen 135M-parameter LM at every step: one epoch is already
 # slow on a CPU.
 VAE_LM_DECODER = replace(VAERun(), epochs=1, model=replace(VAERun().model, variant="pretrained-decoder"))
@@ -85,6 +96,7 @@ SAE_QUICK = replace(SAERun(), max_tokens=30_000, training=replace(SAERun().train
 
 
 # -- the command line, generated ----------------------------------------------------------------------
+
 
 def _options(spec, prefix: str = ""):
     """(path, field, value) of every option of a spec instance, nested configs included."""
@@ -104,8 +116,9 @@ def _dest(path: str) -> str:
     return path.replace(".", "__")
 
 
-def add_flags(parser: argparse.ArgumentParser, run, only: tuple[str, ...] | None = None,
-              required: tuple[str, ...] = ()) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser, run, only: tuple[str, ...] | None = None, required: tuple[str, ...] = ()
+) -> None:
     """A flag for every option of `run` (a spec instance: its values are the defaults), or for the
     paths in `only`; those in `required` must be given. Booleans get --name / --no-name; lists are
     comma-separated."""
@@ -114,7 +127,11 @@ def add_flags(parser: argparse.ArgumentParser, run, only: tuple[str, ...] | None
             continue
         kind = typing.get_type_hints(type(_owner(run, path)))[f.name]
         flag = (f.metadata["flag"] or f.name).replace("_", "-")
-        kwargs = {"metavar": flag.upper().replace("-", "_"), "dest": _dest(path), "help": f.metadata["help"].replace("%", "%%")}  # argparse %-formats help
+        kwargs = {
+            "metavar": flag.upper().replace("-", "_"),
+            "dest": _dest(path),
+            "help": f.metadata["help"].replace("%", "%%"),
+        }  # argparse %-formats help
         if kind is bool:
             kwargs.update(action=argparse.BooleanOptionalAction, default=value, metavar=None)
         elif isinstance(value, list):
@@ -163,10 +180,16 @@ def defaults(run) -> dict[str, object]:
 
 # -- stored with each model ---------------------------------------------------------------------------
 
+
 def to_record(run, **data) -> dict:
     """What the store keeps with a model: the whole spec, and `data`, facts found while training
     (e.g. the capture an SAE was trained on)."""
     return {**asdict(run), "data": data}
+
+
+def facts(row: dict) -> dict:
+    """The facts a model's run found while training (see to_record), e.g. {"capture": 3}."""
+    return row["config"].get("data", {})
 
 
 def from_record(row: dict):
@@ -179,11 +202,29 @@ def from_record(row: dict):
     if "dataset" in record:
         known = {f.name for f in fields(run_class)} - {"model", "training"}
         return run_class(**{k: v for k, v in record.items() if k in known}, model=model, training=training)
-    old = record.get("data", {})
+    old = facts(row)
     if kind == "vq":
-        return VQRun(dataset=row["dataset"], backbone=row["backbone"], tokens=old.get("unit") == "token",
-                     layer=old.get("layer"), max_tokens=old.get("max_tokens", VQRun().max_tokens), model=model, training=training)
+        return VQRun(
+            dataset=row["dataset"],
+            backbone=row["backbone"],
+            tokens=old.get("unit") == "token",
+            layer=old.get("layer"),
+            max_tokens=old.get("max_tokens", VQRun().max_tokens),
+            model=model,
+            training=training,
+        )
     if kind == "vae":
-        return VAERun(dataset=row["dataset"], vocab_size=old.get("vocab_size", VAERun().vocab_size), model=model, training=training)
-    return SAERun(dataset=row["dataset"], backbone=model.model_name, layer=model.layer, site=model.site, model=model,
-                  training=training)
+        return VAERun(
+            dataset=row["dataset"],
+            vocab_size=old.get("vocab_size", VAERun().vocab_size),
+            model=model,
+            training=training,
+        )
+    return SAERun(
+        dataset=row["dataset"],
+        backbone=model.model_name,
+        layer=model.layer,
+        site=model.site,
+        model=model,
+        training=training,
+    )

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from latentviz import activations, backbones, metrics, settings
+from latentviz import activations, backbones, metrics, runs, settings
 from latentviz import train as loop
 from latentviz.fit.common import Progress, add_run, quiet, run_of, split_ids
 from latentviz.fit.common import curves as named_curves
@@ -24,24 +24,38 @@ CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the recon
 def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     """Capture (or reuse) the run's activations, train an SAE on 90% of the texts' tokens, and store
     its run, curves and held-out figures. Returns the model id."""
-    capture_id = activations.capture(store, run.dataset, run.backbone, run.layer, site=run.site,
-                                     max_tokens=run.max_tokens, mask_sinks=not run.keep_sinks, progress=progress)
+    capture_id = activations.capture(
+        store,
+        run.dataset,
+        run.backbone,
+        run.layer,
+        site=run.site,
+        max_tokens=run.max_tokens,
+        mask_sinks=not run.keep_sinks,
+        progress=progress,
+    )
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
     if len(np.unique(text_ids)) < 10:
-        raise StoreError(f"dataset {run.dataset!r} gives tokens from {len(np.unique(text_ids))} texts; an SAE needs at least 10")
-    run = replace(run, layer=layer, model=replace(run.model, d_in=states.shape[1], layer=layer, site=run.site,
-                                                  model_name=run.backbone))
+        raise StoreError(
+            f"dataset {run.dataset!r} gives tokens from {len(np.unique(text_ids))} texts; an SAE needs at least 10"
+        )
+    run = replace(
+        run,
+        layer=layer,
+        model=replace(run.model, d_in=states.shape[1], layer=layer, site=run.site, model_name=run.backbone),
+    )
     where = f"L{layer}" + ("" if run.site == "resid_post" else f" {run.site}")
-    model_id = add_run(store, KIND, f"{run.model.architecture} SAE {run.model.d_sae} {where}", run.backbone, run,
-                       capture=capture_id)
+    model_id = add_run(
+        store, KIND, f"{run.model.architecture} SAE {run.model.d_sae} {where}", run.backbone, run, capture=capture_id
+    )
     return _fit(store, model_id, run, text_ids, states, progress)
 
 
 def resume(store: Store, model_id: int, progress: Progress = quiet) -> int:
     """Continue a stopped or interrupted SAE training run from its last checkpoint."""
     row, run = run_of(store, model_id, KIND, unfinished=True)
-    return _fit(store, model_id, run, *activations.load(store, row["config"]["data"]["capture"]), progress)
+    return _fit(store, model_id, run, *activations.load(store, runs.facts(row)["capture"]), progress)
 
 
 def curves(store: Store, model_id: int) -> pd.DataFrame:
@@ -63,9 +77,15 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     x = torch.from_numpy(states)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
-    loop.fit(sae, x[~held], config=training, held_out=x[held], folder=folder,
-             progress=lambda step, total, _: progress(step, total, f"training {run.model.architecture} SAE"),
-             on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+    loop.fit(
+        sae,
+        x[~held],
+        config=training,
+        held_out=x[held],
+        folder=folder,
+        progress=lambda step, total, _: progress(step, total, f"training {run.model.architecture} SAE"),
+        on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures),
+    )
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
     held_text_list = store.texts(run.dataset).set_index("id").loc[texts[held_texts][:CE_TEXTS], "text"].tolist()
     figures = held_out_figures(store, sae, x[held], held_text_list, run.backbone)
@@ -91,9 +111,12 @@ def held_out_figures(store: Store, sae, held, texts: list[str], backbone_name: s
     def splice(fill):
         def replace_hidden(hidden):
             flat = hidden.reshape(-1, hidden.shape[-1])
-            keep = torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(flat.device)  # sinks stay as they were
+            keep = torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(
+                flat.device
+            )  # sinks stay as they were
             new = fill(flat).to(flat.dtype)
             return torch.where(keep[:, None], flat, new).view_as(hidden)
+
         return replace_hidden
 
     layer, site = sae.config.layer, sae.config.site
@@ -102,10 +125,19 @@ def held_out_figures(store: Store, sae, held, texts: list[str], backbone_name: s
         ce_clean = backbones.next_token_loss(lm, tokenizer, texts, layer)
         ce_sae = backbones.next_token_loss(lm, tokenizer, texts, layer, reconstruct, site=site)
         ce_zero = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site)
-    return {"l0": metrics.l0(f), "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
-            "explained_variance": metrics.explained_variance(x, x_hat), "cosine": metrics.mean_cosine(x, x_hat),
-            "dead_latents": metrics.dead_latents(counts), "dead_window_tokens": len(x),
-            "density_histogram": {"counts": hist.tolist(), "log10_edges": edges.round(3).tolist()},
-            "ce_clean": ce_clean, "ce_sae": ce_sae, "ce_zero_ablation": ce_zero,
-            "ce_loss_recovered": metrics.ce_loss_recovered(ce_clean, ce_sae, ce_zero),
-            "delta_lm_loss": metrics.delta_lm_loss(ce_clean, ce_sae), "ce_texts": len(texts), "held_out_tokens": len(x)}
+    return {
+        "l0": metrics.l0(f),
+        "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
+        "explained_variance": metrics.explained_variance(x, x_hat),
+        "cosine": metrics.mean_cosine(x, x_hat),
+        "dead_latents": metrics.dead_latents(counts),
+        "dead_window_tokens": len(x),
+        "density_histogram": {"counts": hist.tolist(), "log10_edges": edges.round(3).tolist()},
+        "ce_clean": ce_clean,
+        "ce_sae": ce_sae,
+        "ce_zero_ablation": ce_zero,
+        "ce_loss_recovered": metrics.ce_loss_recovered(ce_clean, ce_sae, ce_zero),
+        "delta_lm_loss": metrics.delta_lm_loss(ce_clean, ce_sae),
+        "ce_texts": len(texts),
+        "held_out_tokens": len(x),
+    }
