@@ -25,5 +25,8 @@ browser-deps:
 app: setup
 	HF_HUB_OFFLINE=1 $(BIN)/latentviz serve --port $(PORT)
 
+# ruff first (settings in pyproject.toml): a lint or format fault fails fast, before the long suite.
 test: setup-dev browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -66,11 +66,18 @@ def hooked_smollm2(folder: Path, device: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hf = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
-    config = HookedTransformerConfig(**{**convert_hf_model_config(str(folder)), "device": device, "dtype": torch.float32})
+    config = HookedTransformerConfig(
+        **{**convert_hf_model_config(str(folder)), "device": device, "dtype": torch.float32}
+    )
     model = HookedSAETransformer(config, tokenizer=AutoTokenizer.from_pretrained(folder))
     # No weight processing: the activations must stay exactly the HF model's.
-    model.load_and_process_state_dict(convert_llama_weights(hf, config), fold_ln=False, center_writing_weights=False,
-                                      center_unembed=False, fold_value_biases=False)
+    model.load_and_process_state_dict(
+        convert_llama_weights(hf, config),
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+    )
     return model.eval()
 
 
@@ -94,16 +101,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.duckdb")
         lm = backbones.shared(row["backbone"], settings.cache_dir(store.path))  # converted and loaded before any timing
-        texts, tokens = bench_texts(lm.tokenizer, source.texts(row["dataset"])["text"].tolist(), args.texts, args.length)
+        texts, tokens = bench_texts(
+            lm.tokenizer, source.texts(row["dataset"])["text"].tolist(), args.texts, args.length
+        )
         store.add_dataset("bench", "bench", pd.DataFrame({"text": texts}))
-        print(f"{len(texts)} texts × {args.length} tokens; SAE {args.model}: {sae.config.architecture} {sae.config.d_sae}, {hook}", flush=True)
+        print(
+            f"{len(texts)} texts × {args.length} tokens; SAE {args.model}: {sae.config.architecture} "
+            f"{sae.config.d_sae}, {hook}",
+            flush=True,
+        )
 
         # -- latentviz ------------------------------------------------------------------------------
         timings = {}
         began = time.perf_counter()
-        capture_id = activations.capture(store, "bench", row["backbone"], layer, site=site, max_tokens=10 ** 9)
+        capture_id = activations.capture(store, "bench", row["backbone"], layer, site=site, max_tokens=10**9)
         timings["capture"] = time.perf_counter() - began
-        model_id = store.add_model("sae", "bench", "bench", row["backbone"], {"model": {}, "data": {"capture": capture_id}})
+        model_id = store.add_model(
+            "sae", "bench", "bench", row["backbone"], {"model": {}, "data": {"capture": capture_id}}
+        )
         store.finish_model(model_id, str(base.save(sae, Path(folder) / "sae")), {})
         start = time.perf_counter()
         features.build(store, model_id)
@@ -138,23 +153,42 @@ def main() -> None:
         agreement = float((cache[hook][0] - torch.from_numpy(reference)).abs().max())
         assert agreement < 1e-3, f"TransformerLens {hook} differs from latentviz layer {layer} by {agreement}"
         theirs_sae = SAE.load_from_disk(saelens.export(sae, Path(folder) / "saelens"), device="cpu")
-        if hasattr(theirs_sae.cfg, "rescale_acts_by_decoder_norm"):  # SAEDashboard folds decoder norms, which TopK allows only so;
-            assert torch.allclose(theirs_sae.W_dec.norm(dim=1), torch.ones(1), atol=1e-4)  # our rows are unit norm: folding is exact
+        if hasattr(
+            theirs_sae.cfg, "rescale_acts_by_decoder_norm"
+        ):  # SAEDashboard folds decoder norms, which TopK allows only so;
+            assert torch.allclose(
+                theirs_sae.W_dec.norm(dim=1), torch.ones(1), atol=1e-4
+            )  # our rows are unit norm: folding is exact
             theirs_sae.cfg.rescale_acts_by_decoder_norm = True
-        config = SaeVisConfig(hook_point=hook, features=range(sae.config.d_sae), device="cpu", dtype="float32",
-                              ignore_high_activation_norm_multiple=activations.SINK_FACTOR)
+        config = SaeVisConfig(
+            hook_point=hook,
+            features=range(sae.config.d_sae),
+            device="cpu",
+            dtype="float32",
+            ignore_high_activation_norm_multiple=activations.SINK_FACTOR,
+        )
         start = time.perf_counter()
         data = SaeVisRunner(config).run(encoder=theirs_sae, model=hooked, tokens=tokens)
         theirs = time.perf_counter() - start
         print(f"SAEDashboard: {theirs:.1f} s", flush=True)
 
-    report = {"tokens": int(tokens.numel()), "texts": len(texts), "length": args.length, "d_sae": sae.config.d_sae, "hook": hook,
-              "torch_threads": torch.get_num_threads(), "transformer_lens_max_abs_diff": agreement,
-              "latentviz_seconds": round(ours, 2), "latentviz_steps": {k: round(v, 2) for k, v in timings.items()},
-              "latentviz_features_with_stats": int((stats["fires"] > 0).sum()), "latentviz_example_rows": len(examples),
-              "latentviz_open_feature_median_seconds": round(statistics.median(per_feature), 3),
-              "saedashboard_seconds": round(theirs, 2), "saedashboard_features": len(data.feature_data_dict),
-              "speedup": round(theirs / ours, 2)}
+    report = {
+        "tokens": int(tokens.numel()),
+        "texts": len(texts),
+        "length": args.length,
+        "d_sae": sae.config.d_sae,
+        "hook": hook,
+        "torch_threads": torch.get_num_threads(),
+        "transformer_lens_max_abs_diff": agreement,
+        "latentviz_seconds": round(ours, 2),
+        "latentviz_steps": {k: round(v, 2) for k, v in timings.items()},
+        "latentviz_features_with_stats": int((stats["fires"] > 0).sum()),
+        "latentviz_example_rows": len(examples),
+        "latentviz_open_feature_median_seconds": round(statistics.median(per_feature), 3),
+        "saedashboard_seconds": round(theirs, 2),
+        "saedashboard_features": len(data.feature_data_dict),
+        "speedup": round(theirs / ours, 2),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

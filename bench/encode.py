@@ -77,7 +77,8 @@ def main() -> None:
         "speedup": round(min(reference_times) / min(latentviz_times), 3),
         "model_only_per_s": round(len(texts) / min(bare_times), 1),
         "min_cosine": float(cosine.min()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        "{torch.get_num_threads()} threads",
     }
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results"

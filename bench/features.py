@@ -48,8 +48,15 @@ def main() -> None:
         examples = store.feature_examples(1, per_feature=10, buckets=10, per_bucket=3)
         timings["examples"] = time.perf_counter() - start
     timings["total"] = sum(timings.values())
-    report = {"tokens": args.tokens, "latents": args.latents, "k": args.k, "activations": n, "features_with_stats": len(stats),
-              "example_rows": len(examples), "seconds": {k: round(v, 2) for k, v in timings.items()}}
+    report = {
+        "tokens": args.tokens,
+        "latents": args.latents,
+        "k": args.k,
+        "activations": n,
+        "features_with_stats": len(stats),
+        "example_rows": len(examples),
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

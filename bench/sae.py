@@ -38,8 +38,11 @@ class Peer(nn.Module):
     def forward(self, x: torch.Tensor) -> StepOutput:
         from sae_lens.saes.sae import TrainStepInput
 
-        out = self.sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients={}, dead_neuron_mask=None,
-                                                            n_training_steps=self.step, is_logging_step=False))
+        out = self.sae.training_forward_pass(
+            TrainStepInput(
+                sae_in=x, coefficients={}, dead_neuron_mask=None, n_training_steps=self.step, is_logging_step=False
+            )
+        )
         return StepOutput(out.loss)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +59,10 @@ def ours(d_in: int, d_sae: int, k: int) -> SparseAutoencoder:
 def run(name: str, build, x_train: torch.Tensor, x_held: torch.Tensor, args) -> dict:
     torch.manual_seed(0)
     model = build(x_train.shape[1], args.width, args.k)
-    config = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=10, eval_every=10 ** 9)
-    train.fit(model, x_train[: args.batch_size], config=train.TrainConfig(steps=2, batch_size=args.batch_size, lr=args.lr))  # warm-up
+    config = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=10, eval_every=10**9)
+    train.fit(
+        model, x_train[: args.batch_size], config=train.TrainConfig(steps=2, batch_size=args.batch_size, lr=args.lr)
+    )  # warm-up
     torch.manual_seed(0)
     model = build(x_train.shape[1], args.width, args.k)
     start = time.perf_counter()
@@ -66,8 +71,13 @@ def run(name: str, build, x_train: torch.Tensor, x_held: torch.Tensor, args) -> 
     model.eval()
     with torch.no_grad():
         f, x_hat = model.reconstruct(x_held)
-    return {"sae": name, "tokens_per_s": args.steps * args.batch_size / seconds, "seconds": round(seconds, 1),
-            "l0": metrics.l0(f.numpy()), "fvu": metrics.fraction_of_variance_unexplained(x_held.numpy(), x_hat.numpy())}
+    return {
+        "sae": name,
+        "tokens_per_s": args.steps * args.batch_size / seconds,
+        "seconds": round(seconds, 1),
+        "l0": metrics.l0(f.numpy()),
+        "fvu": metrics.fraction_of_variance_unexplained(x_held.numpy(), x_hat.numpy()),
+    }
 
 
 def main() -> None:
@@ -91,8 +101,14 @@ def main() -> None:
     x_train, x_held = x[order[:cut]], x[order[cut:]]
     results = [run("latentviz", ours, x_train, x_held, args), run("sae-lens", Peer, x_train, x_held, args)]
     mine, peer = results
-    report = {"capture": capture_id, "tokens": len(states), "settings": vars(args), "results": results,
-              "speed_ratio": mine["tokens_per_s"] / peer["tokens_per_s"], "fvu_ratio": mine["fvu"] / peer["fvu"]}
+    report = {
+        "capture": capture_id,
+        "tokens": len(states),
+        "settings": vars(args),
+        "results": results,
+        "speed_ratio": mine["tokens_per_s"] / peer["tokens_per_s"],
+        "fvu_ratio": mine["fvu"] / peer["fvu"],
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -57,7 +57,7 @@ def test_figures(model: TextVAE, tokens: torch.Tensor, samples: int, batch: int)
     order = torch.argsort((tokens != 0).sum(1))  # similar lengths together: little padding per batch
     nll, mu_all, logvar_all = [], [], []
     for start in range(0, len(tokens), batch):
-        chunk = tokens[order[start:start + batch]]
+        chunk = tokens[order[start : start + batch]]
         empty = torch.zeros(len(chunk), 1, device=chunk.device)
         mu, logvar = model.encode(chunk, empty)
         joint, q = model.log_weights(chunk, empty, samples=samples)
@@ -66,18 +66,34 @@ def test_figures(model: TextVAE, tokens: torch.Tensor, samples: int, batch: int)
         logvar_all.append(logvar.cpu().numpy())
     nll, mu, logvar = np.concatenate(nll), np.concatenate(mu_all), np.concatenate(logvar_all)
     words_and_eos = int((tokens[:, 1:] != 0).sum())
-    return {"iw_nll": float(nll.mean()), "iw_samples": samples,
-            "perplexity": metrics.perplexity_from_nll(float(nll.sum()), words_and_eos),
-            "kl": float(metrics.gaussian_kl_per_dim(mu, logvar).sum()), "mutual_information": metrics.mutual_information(mu, logvar),
-            "active_units": metrics.active_units(mu), "test_sentences": len(tokens), "test_tokens": words_and_eos}
+    return {
+        "iw_nll": float(nll.mean()),
+        "iw_samples": samples,
+        "perplexity": metrics.perplexity_from_nll(float(nll.sum()), words_and_eos),
+        "kl": float(metrics.gaussian_kl_per_dim(mu, logvar).sum()),
+        "mutual_information": metrics.mutual_information(mu, logvar),
+        "active_units": metrics.active_units(mu),
+        "test_sentences": len(tokens),
+        "test_tokens": words_and_eos,
+    }
 
 
 def run(name: str, args, vocab: Vocab, train_tokens: torch.Tensor, test_tokens: torch.Tensor) -> dict:
     steps_per_epoch = math.ceil(len(train_tokens) / args.batch_size)
     steps = args.epochs * steps_per_epoch
     anneal_steps = 10 * steps_per_epoch if name == "vanilla" else math.ceil(steps / 4)
-    config = VAEConfig(vocab=vocab.tokens, variant="rnn", latent_dim=32, embed_dim=args.embed, hidden=args.hidden,
-                       max_len=train_tokens.shape[1] - 2, beta=1.0, anneal_steps=anneal_steps, dropout=args.dropout, **RUNS[name])
+    config = VAEConfig(
+        vocab=vocab.tokens,
+        variant="rnn",
+        latent_dim=32,
+        embed_dim=args.embed,
+        hidden=args.hidden,
+        max_len=train_tokens.shape[1] - 2,
+        beta=1.0,
+        anneal_steps=anneal_steps,
+        dropout=args.dropout,
+        **RUNS[name],
+    )
     torch.manual_seed(0)
     model = TextVAE(config).to(args.device)
     empty = torch.zeros(len(train_tokens), 1, device=args.device)
@@ -87,21 +103,40 @@ def run(name: str, args, vocab: Vocab, train_tokens: torch.Tensor, test_tokens: 
     def progress(done, total, figures):
         trained["steps"] = done
         if done % steps_per_epoch == 0:
-            print(f"{name}: epoch {done // steps_per_epoch}/{args.epochs} loss {figures['loss']:.1f} "
-                  f"rec {figures['reconstruction']:.1f} kl {figures['kl']:.2f} ({time.time() - began:.0f} s)", flush=True)
+            print(
+                f"{name}: epoch {done // steps_per_epoch}/{args.epochs} loss {figures['loss']:.1f} "
+                f"rec {figures['reconstruction']:.1f} kl {figures['kl']:.2f} ({time.time() - began:.0f} s)",
+                flush=True,
+            )
         if time.time() > deadline:
             raise TimeoutError
 
     try:
-        train.fit(model, (train_tokens.to(args.device), empty),
-                  config=train.TrainConfig(steps=steps, batch_size=args.batch_size, lr=args.lr, warmup=200,
-                                           eval_every=10 ** 9, checkpoint_every=10 ** 9), progress=progress)
+        train.fit(
+            model,
+            (train_tokens.to(args.device), empty),
+            config=train.TrainConfig(
+                steps=steps,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                warmup=200,
+                eval_every=10**9,
+                checkpoint_every=10**9,
+            ),
+            progress=progress,
+        )
     except TimeoutError:
         print(f"{name}: stopped by --max-minutes after {trained['steps']} of {steps} steps", flush=True)
     seconds = time.time() - began
     figures = test_figures(model, test_tokens.to(args.device), args.iw_samples, args.eval_batch)
-    return {"run": name, **RUNS[name], "epochs_done": trained["steps"] / steps_per_epoch, "train_seconds": round(seconds, 1),
-            **figures, "sample_decodes": model.decode(torch.randn(5, 32, device=args.device))}
+    return {
+        "run": name,
+        **RUNS[name],
+        "epochs_done": trained["steps"] / steps_per_epoch,
+        "train_seconds": round(seconds, 1),
+        **figures,
+        "sample_decodes": model.decode(torch.randn(5, 32, device=args.device)),
+    }
 
 
 def main() -> None:
@@ -126,14 +161,21 @@ def main() -> None:
     vocab = Vocab(SPECIALS + words)
     train_tokens, test_tokens = to_ids(vocab, train_words), to_ids(vocab, sentences("test"))
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"PTB: {len(train_tokens):,} training and {len(test_tokens):,} test sentences, {len(vocab):,} tokens; {device}", file=sys.stderr)
+    print(
+        f"PTB: {len(train_tokens):,} training and {len(test_tokens):,} test sentences, {len(vocab):,} tokens; {device}",
+        file=sys.stderr,
+    )
     results = [run(name, args, vocab, train_tokens, test_tokens) for name in args.runs.split(",")]
     report = {"device": device, "torch": torch.__version__, "settings": vars(args), "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     for row in results:
-        print(f"{row['run']:>9}: IW-NLL {row['iw_nll']:.2f} (K={row['iw_samples']})  PPL {row['perplexity']:.2f}  KL {row['kl']:.2f}  "
-              f"MI {row['mutual_information']:.2f}  AU {row['active_units']}  ({row['epochs_done']:.1f} epochs, {row['train_seconds']:.0f} s)")
+        print(
+            f"{row['run']:>9}: IW-NLL {row['iw_nll']:.2f} (K={row['iw_samples']})  PPL {row['perplexity']:.2f}  KL "
+            f"{row['kl']:.2f}  "
+            f"MI {row['mutual_information']:.2f}  AU {row['active_units']}  ({row['epochs_done']:.1f} epochs, "
+            f"{row['train_seconds']:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

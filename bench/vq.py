@@ -67,32 +67,69 @@ def run(name: str, quantizer: nn.Module | None, config: VQConfig, x: torch.Tenso
         held = model.quantize(x[held_rows]).indices.numpy()
         reconstruction = torch.nn.functional.mse_loss(model.reconstruct(x[held_rows]), x[held_rows]).item()
     usage = metrics.codebook_usage(held, K)
-    return {"quantizer": name, "utilisation": round(usage["utilisation"], 4), "perplexity": round(usage["perplexity"], 1),
-            "perplexity_over_K": round(usage["perplexity"] / K, 3), "reconstruction_mse": round(reconstruction, 6),
-            "steps_per_s": round(training.steps / seconds, 1)}
+    return {
+        "quantizer": name,
+        "utilisation": round(usage["utilisation"], 4),
+        "perplexity": round(usage["perplexity"], 1),
+        "perplexity_over_K": round(usage["perplexity"] / K, 3),
+        "reconstruction_mse": round(reconstruction, 6),
+        "steps_per_s": round(training.steps / seconds, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="a workspace with bbc-news encoded by minilm (default: build one in a temp folder)")
+    parser.add_argument(
+        "--db", help="a workspace with bbc-news encoded by minilm (default: build one in a temp folder)"
+    )
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
     x = embeddings(args.db)
-    training = train.TrainConfig(steps=args.steps, batch_size=256, lr=1e-3, eval_every=args.steps, checkpoint_every=args.steps)
+    training = train.TrainConfig(
+        steps=args.steps, batch_size=256, lr=1e-3, eval_every=args.steps, checkpoint_every=args.steps
+    )
     shape = {"codebook_size": K, "d_code": D_CODE, "groups": GROUPS, "d_in": x.shape[1]}
     rows = [
         run("latentviz vq-ema (plain)", None, VQConfig(quantizer="vq-ema", **shape), x, training),
-        run("peer VectorQuantize (plain, decay 0.99)", Peer(decay=0.99, commitment_weight=0.25), VQConfig(quantizer="vq-ema", **shape), x, training),
-        run("latentviz vq-ema + k-means init + restarts", None, VQConfig(quantizer="vq-ema", kmeans_init=True, restart_dead=True, **shape), x, training),
-        run("peer VectorQuantize + k-means init + dead-code threshold 2", Peer(decay=0.99, commitment_weight=0.25, kmeans_init=True, threshold_ema_dead_code=2),
-            VQConfig(quantizer="vq-ema", **shape), x, training),
-        run("latentviz vq + rotation trick + k-means init + restarts", None,
-            VQConfig(quantizer="vq", rotation_trick=True, kmeans_init=True, restart_dead=True, **shape), x, training),
+        run(
+            "peer VectorQuantize (plain, decay 0.99)",
+            Peer(decay=0.99, commitment_weight=0.25),
+            VQConfig(quantizer="vq-ema", **shape),
+            x,
+            training,
+        ),
+        run(
+            "latentviz vq-ema + k-means init + restarts",
+            None,
+            VQConfig(quantizer="vq-ema", kmeans_init=True, restart_dead=True, **shape),
+            x,
+            training,
+        ),
+        run(
+            "peer VectorQuantize + k-means init + dead-code threshold 2",
+            Peer(decay=0.99, commitment_weight=0.25, kmeans_init=True, threshold_ema_dead_code=2),
+            VQConfig(quantizer="vq-ema", **shape),
+            x,
+            training,
+        ),
+        run(
+            "latentviz vq + rotation trick + k-means init + restarts",
+            None,
+            VQConfig(quantizer="vq", rotation_trick=True, kmeans_init=True, restart_dead=True, **shape),
+            x,
+            training,
+        ),
     ]
     for ours, peer in ((rows[0], rows[1]), (rows[2], rows[3])):
         ours["speed_vs_peer"] = round(ours["steps_per_s"] / peer["steps_per_s"], 2)
         ours["reconstruction_vs_peer"] = round(ours["reconstruction_mse"] / peer["reconstruction_mse"], 3)
-    result = {"texts": len(x), "K": K, "steps": args.steps, "machine": f"{os.cpu_count()} cores, torch {torch.__version__}", "runs": rows}
+    result = {
+        "texts": len(x),
+        "K": K,
+        "steps": args.steps,
+        "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
+        "runs": rows,
+    }
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)

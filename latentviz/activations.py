@@ -18,7 +18,9 @@ from latentviz import backbones, settings
 from latentviz.store import Store, StoreError
 
 TEXTS_PER_SHARD = 256
-SINK_FACTOR = 4.0  # SmolLM2 (no BOS): the first token sits at ~6.5x the median norm (layer 8, BBC News), the rest at ~1x
+SINK_FACTOR = (
+    4.0  # SmolLM2 (no BOS): the first token sits at ~6.5x the median norm (layer 8, BBC News), the rest at ~1x
+)
 
 
 def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
@@ -27,9 +29,18 @@ def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
     return norms > factor * np.median(norms) if len(norms) else np.zeros(0, bool)
 
 
-def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DECODER_LM, layer: int | None = None, *,
-            site: str = "resid_post", max_tokens: int = 100_000, mask_sinks: bool = True, sink_factor: float = SINK_FACTOR,
-            progress: Callable[[int, int | None, str], None] | None = None) -> int:
+def capture(
+    store: Store,
+    dataset: str,
+    backbone_name: str = settings.DEFAULT_DECODER_LM,
+    layer: int | None = None,
+    *,
+    site: str = "resid_post",
+    max_tokens: int = 100_000,
+    mask_sinks: bool = True,
+    sink_factor: float = SINK_FACTOR,
+    progress: Callable[[int, int | None, str], None] | None = None,
+) -> int:
     """Capture block `layer`'s output (or its MLP or attention output: `site`) of `backbone_name` for
     the dataset's texts (up to `max_tokens` kept tokens). Returns the capture id; an identical
     capture is resumed or reused."""
@@ -52,14 +63,16 @@ def capture(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_DE
             break
         if shard in set(done["shard"]):
             continue
-        chunk = texts.iloc[start:start + TEXTS_PER_SHARD]
+        chunk = texts.iloc[start : start + TEXTS_PER_SHARD]
         rows, positions, tokens, states = backbones.token_states(model, chunk["text"].tolist(), layer=layer, site=site)
         found = pd.DataFrame({"text_id": chunk["id"].to_numpy()[rows], "position": positions, "token": tokens})
         sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
         keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
         masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # kept for display in their texts
         path = folder / f"shard_{shard:05d}.safetensors"
-        save_file({"states": torch.from_numpy(states[keep]).contiguous()}, path)  # file first: a crash leaves it unregistered
+        save_file(
+            {"states": torch.from_numpy(states[keep]).contiguous()}, path
+        )  # file first: a crash leaves it unregistered
         store.add_shard(capture_id, shard, str(path), found[keep], found[masked])
         kept += int(keep.sum())
         if progress:

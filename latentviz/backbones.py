@@ -87,7 +87,9 @@ def blocks_of(model: torch.nn.Module) -> torch.nn.ModuleList:
                 break
         if isinstance(module, torch.nn.ModuleList):
             return module
-    raise BackboneError(f"cannot find the transformer blocks of {type(model).__name__}; use a BERT-, GPT- or Llama-like model")
+    raise BackboneError(
+        f"cannot find the transformer blocks of {type(model).__name__}; use a BERT-, GPT- or Llama-like model"
+    )
 
 
 def smollm2_weights(cache: Path) -> Path:
@@ -133,7 +135,10 @@ def load(name: str, *, cache: Path, device: torch.device | None = None) -> Backb
         model = AutoModel.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BackboneError(f"cannot load backbone {name!r} ({first_line}); use minilm, smollm2, a local model folder or a hub id reachable online") from error
+        raise BackboneError(
+            f"cannot load backbone {name!r} ({first_line}); use minilm, smollm2, a local model folder or a hub id "
+            "reachable online"
+        ) from error
     causal = bool(getattr(config, "is_decoder", False)) or any("CausalLM" in a for a in (config.architectures or []))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -170,7 +175,9 @@ def causal_lm(name: str, cache: Path):
                 tokenizer = AutoTokenizer.from_pretrained(source)
             except (OSError, ValueError) as error:
                 first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise BackboneError(f"cannot load {name!r} as a causal LM ({first_line}); use smollm2 or a causal LM's folder or hub id") from error
+                raise BackboneError(
+                    f"cannot load {name!r} as a causal LM ({first_line}); use smollm2 or a causal LM's folder or hub id"
+                ) from error
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             tokenizer.padding_side = "right"
@@ -201,8 +208,9 @@ class _Captured(Exception):
     """Raised by the hook to stop the forward pass once the wanted block has run."""
 
 
-def _forward_to_layer(backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int,
-                      site: str = "resid_post") -> torch.Tensor:
+def _forward_to_layer(
+    backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int, site: str = "resid_post"
+) -> torch.Tensor:
     """Hidden states (B, T, C) after block `layer` (1-based; 0 = the embeddings), or its MLP or
     attention output (`site`)."""
     if layer == 0 and site == "resid_post":
@@ -234,12 +242,19 @@ def check_layer(backbone: Backbone, layer: int | None) -> int:
 def token_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Indices grouped into batches of similar token length (longest first), so padding is small."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @torch.inference_mode()
-def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, batch_size: int = BATCH_SIZE,
-           normalize: bool = True, progress: Progress | None = None) -> np.ndarray:
+def encode(
+    backbone: Backbone,
+    texts: Sequence[str],
+    *,
+    layer: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    normalize: bool = True,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """One vector per text: the mean over its tokens of block `layer`'s output, L2-normalised.
 
     For minilm at its default (last) layer this is exactly the sentence-transformers vector."""
@@ -267,8 +282,16 @@ def encode(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None
 
 
 @torch.inference_mode()
-def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None = None, site: str = "resid_post",
-                 batch_size: int = BATCH_SIZE, max_tokens: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+def token_states(
+    backbone: Backbone,
+    texts: Sequence[str],
+    *,
+    layer: int | None = None,
+    site: str = "resid_post",
+    batch_size: int = BATCH_SIZE,
+    max_tokens: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Per-token hidden states of block `layer` at `site`, special tokens (CLS, SEP, BOS, padding) left out.
 
     Returns (text index per token, position in its text, token strings, states (T, C)); stops
@@ -280,7 +303,9 @@ def token_states(backbone: Backbone, texts: Sequence[str], *, layer: int | None 
     rows, positions, tokens, states, kept = [], [], [], [], 0
     for batch in token_batches([len(x) for x in ids], batch_size):
         padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
-        hidden = _forward_to_layer(backbone, padded["input_ids"].to(backbone.device), padded["attention_mask"].to(backbone.device), layer, site)
+        hidden = _forward_to_layer(
+            backbone, padded["input_ids"].to(backbone.device), padded["attention_mask"].to(backbone.device), layer, site
+        )
         for row, text_index in enumerate(batch):
             for position, token_id in enumerate(ids[text_index]):
                 if token_id in special:
@@ -305,14 +330,23 @@ def hidden_states(backbone: Backbone, text: str, layer: int, site: str = "resid_
     """(tokens, per-token hidden states (T, C)) of one text at block `layer`'s `site`."""
     layer = check_layer(backbone, layer)
     encoded = backbone.tokenizer(text, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    hidden = _forward_to_layer(backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer, site)
+    hidden = _forward_to_layer(
+        backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer, site
+    )
     tokens = backbone.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
     return tokens, hidden[0].float().cpu().numpy()
 
 
 @torch.no_grad()
-def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    batch_size: int = 8, site: str = "resid_post") -> float:
+def next_token_loss(
+    lm,
+    tokenizer,
+    texts: Sequence[str],
+    layer: int,
+    replace: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 8,
+    site: str = "resid_post",
+) -> float:
     """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
     block `layer`'s `site` output (B, T, d) passed through `replace` first when given: splicing an
     SAE's reconstruction, or zeros, into the forward pass."""
@@ -327,11 +361,19 @@ def next_token_loss(lm, tokenizer, texts: Sequence[str], layer: int, replace: Ca
     total, count = 0.0, 0
     try:
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=MAX_TOKENS)
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+            )
             ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
             logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]
             targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="sum")
+            loss = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="sum"
+            )
             total, count = total + float(loss), count + int((targets != -100).sum())
     finally:
         if handle is not None:

@@ -14,8 +14,24 @@ import textwrap
 import pandas as pd
 import plotly.graph_objects as go
 
-PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D",
-           "#FF9DA6", "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF"]
+PALETTE = [
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#B279A2",
+    "#EECA3B",
+    "#9D755D",
+    "#FF9DA6",
+    "#BAB0AC",
+    "#1F77B4",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#17BECF",
+]
 NO_LABEL = "(no label)"
 
 
@@ -32,9 +48,17 @@ def with_hover(points: pd.DataFrame) -> pd.DataFrame:
     return points.assign(hover=[hover_text(t, max_chars=max_chars) for t in points["text"]])
 
 
-def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=None, focus_id: int | None = None,
-               neighbour_ids=None, placed: pd.DataFrame | None = None, path: pd.DataFrame | None = None,
-               height: int = 640) -> go.Figure:
+def map_figure(
+    points: pd.DataFrame,
+    color: str | None = None,
+    *,
+    highlight_ids=None,
+    focus_id: int | None = None,
+    neighbour_ids=None,
+    placed: pd.DataFrame | None = None,
+    path: pd.DataFrame | None = None,
+    height: int = 640,
+) -> go.Figure:
     """The Latent Map. `points` has id, x, y, text, hover (see `with_hover`) and the `color` column.
 
     highlight_ids: search matches, drawn on top while the rest fade; focus_id and neighbour_ids:
@@ -43,60 +67,109 @@ def map_figure(points: pd.DataFrame, color: str | None = None, *, highlight_ids=
     dim = highlight_ids is not None
     groups = points.groupby(points[color].fillna(NO_LABEL).astype(str), sort=True) if color else [("texts", points)]
     for index, (name, group) in enumerate(groups):
-        figure.add_trace(go.Scattergl(
-            x=group["x"], y=group["y"], mode="markers", name=html.escape(str(name)),
-            customdata=group["id"], hovertext=group["hover"],
-            hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
-            marker={"size": 5 if len(points) < 20_000 else 3, "color": PALETTE[index % len(PALETTE)],
-                    "opacity": 0.15 if dim else 0.75},
-        ))
+        figure.add_trace(
+            go.Scattergl(
+                x=group["x"],
+                y=group["y"],
+                mode="markers",
+                name=html.escape(str(name)),
+                customdata=group["id"],
+                hovertext=group["hover"],
+                hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+                marker={
+                    "size": 5 if len(points) < 20_000 else 3,
+                    "color": PALETTE[index % len(PALETTE)],
+                    "opacity": 0.15 if dim else 0.75,
+                },
+            )
+        )
     if dim:
         matches = points[points["id"].isin(list(highlight_ids))]
         figure.add_trace(_overlay(matches, "search matches", "circle", "#111111", 8))
     if neighbour_ids is not None:
-        figure.add_trace(_overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10))
+        figure.add_trace(
+            _overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10)
+        )
     if focus_id is not None:
         figure.add_trace(_overlay(points[points["id"] == focus_id], "chosen text", "star", "#D81B60", 16))
     if placed is not None and not placed.empty:
-        figure.add_trace(go.Scattergl(
-            x=placed["x"], y=placed["y"], mode="markers", name="your text",
-            hovertext=[hover_text(t) for t in placed["text"]], hovertemplate="%{hovertext}<extra>your text</extra>",
-            marker={"symbol": "star", "size": 18, "color": "#000000", "line": {"width": 1.5, "color": "#FFFFFF"}},
-        ))
+        figure.add_trace(
+            go.Scattergl(
+                x=placed["x"],
+                y=placed["y"],
+                mode="markers",
+                name="your text",
+                hovertext=[hover_text(t) for t in placed["text"]],
+                hovertemplate="%{hovertext}<extra>your text</extra>",
+                marker={"symbol": "star", "size": 18, "color": "#000000", "line": {"width": 1.5, "color": "#FFFFFF"}},
+            )
+        )
     if path is not None and not path.empty:
-        figure.add_trace(go.Scattergl(
-            x=path["x"], y=path["y"], mode="lines+markers", name="path",
-            hovertext=[hover_text(t) for t in path["text"]], hovertemplate="%{hovertext}<extra>path</extra>",
-            line={"color": "#000000", "width": 2}, marker={"size": 9, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
-        ))
+        figure.add_trace(
+            go.Scattergl(
+                x=path["x"],
+                y=path["y"],
+                mode="lines+markers",
+                name="path",
+                hovertext=[hover_text(t) for t in path["text"]],
+                hovertemplate="%{hovertext}<extra>path</extra>",
+                line={"color": "#000000", "width": 2},
+                marker={"size": 9, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
+            )
+        )
     figure.update_layout(
-        height=height, margin={"l": 0, "r": 0, "t": 30, "b": 40}, dragmode="pan", hovermode="closest",
+        height=height,
+        margin={"l": 0, "r": 0, "t": 30, "b": 40},
+        dragmode="pan",
+        hovermode="closest",
         legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
-        xaxis={"visible": False}, yaxis={"visible": False},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
     )
     return figure
 
 
 def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) -> go.Scattergl:
     return go.Scattergl(
-        x=rows["x"], y=rows["y"], mode="markers", name=name, customdata=rows["id"],
-        hovertext=rows["hover"], hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+        x=rows["x"],
+        y=rows["y"],
+        mode="markers",
+        name=name,
+        customdata=rows["id"],
+        hovertext=rows["hover"],
+        hovertemplate="%{hovertext}<extra>" + name + "</extra>",
         marker={"symbol": symbol, "size": size, "color": color, "line": {"width": 1, "color": "#FFFFFF"}},
     )
 
 
 # -- codebook charts (Altair: at most a few thousand marks) --------------------------------------
 
+
 def usage_chart(usage: pd.DataFrame, log: bool = False):
     """Codes sorted by how often they are used; dead codes (never used) in red at the baseline."""
     import altair as alt
 
-    x = alt.X("rank:Q", title="codes, most used first (dead codes red)", scale=alt.Scale(domain=[0, len(usage)], nice=False))
-    bars = alt.Chart(usage).mark_bar(color="#4C78A8").encode(
-        x=x, y=alt.Y("count:Q", title="texts" + (" (log)" if log else ""), scale=alt.Scale(type="symlog") if log else alt.Scale()),
-        tooltip=["code", "count", "rank"],
+    x = alt.X(
+        "rank:Q", title="codes, most used first (dead codes red)", scale=alt.Scale(domain=[0, len(usage)], nice=False)
     )
-    dead = alt.Chart(usage[usage["dead"]]).mark_tick(color="#E45756", thickness=2, size=10).encode(x=x, y=alt.datum(0), tooltip=["code"])
+    bars = (
+        alt.Chart(usage)
+        .mark_bar(color="#4C78A8")
+        .encode(
+            x=x,
+            y=alt.Y(
+                "count:Q",
+                title="texts" + (" (log)" if log else ""),
+                scale=alt.Scale(type="symlog") if log else alt.Scale(),
+            ),
+            tooltip=["code", "count", "rank"],
+        )
+    )
+    dead = (
+        alt.Chart(usage[usage["dead"]])
+        .mark_tick(color="#E45756", thickness=2, size=10)
+        .encode(x=x, y=alt.datum(0), tooltip=["code"])
+    )
     return (bars + dead).properties(height=220)
 
 
@@ -105,11 +178,19 @@ def lorenz_chart(curves: dict[str, pd.DataFrame]):
     import altair as alt
 
     frame = pd.concat([c.assign(model=name) for name, c in curves.items()])
-    even = alt.Chart(pd.DataFrame({"codes": [0, 1], "uses": [0, 1]})).mark_line(strokeDash=[4, 4], color="#999").encode(x="codes:Q", y="uses:Q")
-    lines = alt.Chart(frame).mark_line().encode(
-        x=alt.X("codes:Q", title="share of codes (least used first)", axis=alt.Axis(format="%")),
-        y=alt.Y("uses:Q", title="share of uses", axis=alt.Axis(format="%")),
-        color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+    even = (
+        alt.Chart(pd.DataFrame({"codes": [0, 1], "uses": [0, 1]}))
+        .mark_line(strokeDash=[4, 4], color="#999")
+        .encode(x="codes:Q", y="uses:Q")
+    )
+    lines = (
+        alt.Chart(frame)
+        .mark_line()
+        .encode(
+            x=alt.X("codes:Q", title="share of codes (least used first)", axis=alt.Axis(format="%")),
+            y=alt.Y("uses:Q", title="share of uses", axis=alt.Axis(format="%")),
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+        )
     )
     return (even + lines).properties(height=220)
 
@@ -118,11 +199,20 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
     """Held-out figures over training: one small panel per metric, one line per model."""
     import altair as alt
 
-    return alt.Chart(curves).mark_line(point=True).encode(
-        # "~s" / "~g": a first single point would otherwise get six-decimal ticks
-        x=alt.X("step:Q", axis=alt.Axis(format="~s")), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
-        color=alt.Color("model:N", legend=alt.Legend(orient="bottom")), tooltip=["model", "metric", "step", "value"],
-    ).properties(width=170, height=150).facet(facet=alt.Facet("metric:N", title=None), columns=columns).resolve_scale(y="independent")
+    return (
+        alt.Chart(curves)
+        .mark_line(point=True)
+        .encode(
+            # "~s" / "~g": a first single point would otherwise get six-decimal ticks
+            x=alt.X("step:Q", axis=alt.Axis(format="~s")),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+            tooltip=["model", "metric", "step", "value"],
+        )
+        .properties(width=170, height=150)
+        .facet(facet=alt.Facet("metric:N", title=None), columns=columns)
+        .resolve_scale(y="independent")
+    )
 
 
 def label_heatmap(by_label: pd.DataFrame, top: int = 30):
@@ -131,10 +221,17 @@ def label_heatmap(by_label: pd.DataFrame, top: int = 30):
 
     totals = by_label.groupby("code")["count"].sum().nlargest(top)
     frame = by_label[by_label["code"].isin(totals.index)].assign(code=lambda f: f["code"].astype(str))
-    return alt.Chart(frame).mark_rect().encode(
-        x=alt.X("label:N", title=None), y=alt.Y("code:N", sort=[str(c) for c in totals.index], title=f"code (top {len(totals)})"),
-        color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")), tooltip=["code", "label", "count"],
-    ).properties(height=max(200, 14 * len(totals)))
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("label:N", title=None),
+            y=alt.Y("code:N", sort=[str(c) for c in totals.index], title=f"code (top {len(totals)})"),
+            color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")),
+            tooltip=["code", "label", "count"],
+        )
+        .properties(height=max(200, 14 * len(totals)))
+    )
 
 
 def codebook_map(vectors: pd.DataFrame):
@@ -142,16 +239,23 @@ def codebook_map(vectors: pd.DataFrame):
     import altair as alt
 
     frame = vectors.assign(dead=vectors["count"] == 0)
-    return alt.Chart(frame).mark_point(filled=True, opacity=0.7).encode(
-        x=alt.X("x:Q", title=None, axis=None), y=alt.Y("y:Q", title=None, axis=None),
-        size=alt.Size("count:Q", scale=alt.Scale(range=[10, 400]), legend=None),
-        color=alt.Color("dead:N", scale=alt.Scale(domain=[False, True], range=["#4C78A8", "#E45756"]), legend=None),
-        shape=alt.Shape("dead:N", scale=alt.Scale(domain=[False, True], range=["circle", "cross"]), legend=None),
-        tooltip=["code", "count"],
-    ).properties(height=300)
+    return (
+        alt.Chart(frame)
+        .mark_point(filled=True, opacity=0.7)
+        .encode(
+            x=alt.X("x:Q", title=None, axis=None),
+            y=alt.Y("y:Q", title=None, axis=None),
+            size=alt.Size("count:Q", scale=alt.Scale(range=[10, 400]), legend=None),
+            color=alt.Color("dead:N", scale=alt.Scale(domain=[False, True], range=["#4C78A8", "#E45756"]), legend=None),
+            shape=alt.Shape("dead:N", scale=alt.Scale(domain=[False, True], range=["circle", "cross"]), legend=None),
+            tooltip=["code", "count"],
+        )
+        .properties(height=300)
+    )
 
 
 # -- text VAE charts -----------------------------------------------------------------------------
+
 
 def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
     """KL(q(z_d|x) ‖ p(z_d)) per latent dimension, largest first; dimensions carrying almost nothing in grey."""
@@ -159,12 +263,21 @@ def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
 
     frame = pd.DataFrame({"dimension": range(len(kl_per_dim)), "KL": kl_per_dim})
     frame["carries information"] = frame["KL"] > threshold
-    return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("dimension:O", sort="-y", title="latent dimension (sorted by KL)"),
-        y=alt.Y("KL:Q", title="KL (nats)"),
-        color=alt.Color("carries information:N", scale=alt.Scale(domain=[True, False], range=["#4C78A8", "#BAB0AC"]), legend=None),
-        tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f")],
-    ).properties(height=220)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("dimension:O", sort="-y", title="latent dimension (sorted by KL)"),
+            y=alt.Y("KL:Q", title="KL (nats)"),
+            color=alt.Color(
+                "carries information:N",
+                scale=alt.Scale(domain=[True, False], range=["#4C78A8", "#BAB0AC"]),
+                legend=None,
+            ),
+            tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f")],
+        )
+        .properties(height=220)
+    )
 
 
 def activation_histogram(values, bins: int = 40):
@@ -174,26 +287,61 @@ def activation_histogram(values, bins: int = 40):
 
     counts, edges = np.histogram(values, bins=bins)
     frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "tokens": counts})
-    return alt.Chart(frame).mark_bar(color="#F58518").encode(
-        x=alt.X("from:Q", title="activation", bin="binned"), x2="to:Q", y=alt.Y("tokens:Q", title="tokens"),
-        tooltip=[alt.Tooltip("from:Q", format=".3f"), alt.Tooltip("to:Q", format=".3f"), "tokens"],
-    ).properties(height=180)
+    return (
+        alt.Chart(frame)
+        .mark_bar(color="#F58518")
+        .encode(
+            x=alt.X("from:Q", title="activation", bin="binned"),
+            x2="to:Q",
+            y=alt.Y("tokens:Q", title="tokens"),
+            tooltip=[alt.Tooltip("from:Q", format=".3f"), alt.Tooltip("to:Q", format=".3f"), "tokens"],
+        )
+        .properties(height=180)
+    )
 
 
 def feature_map_figure(points: pd.DataFrame, chosen: int | None = None) -> go.Figure:
     """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open one."""
-    hover = [f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
-             for f, label, d in zip(points["feature"], points["label"], points["log10_density"], strict=True)]
-    figure = go.Figure(go.Scattergl(
-        x=points["x"], y=points["y"], mode="markers", customdata=points["feature"], hovertext=hover,
-        hovertemplate="%{hovertext}<extra></extra>", name="features",
-        marker={"size": 4, "color": points["log10_density"], "colorscale": "Viridis", "opacity": 0.8,
-                "colorbar": {"title": {"text": "log10 density"}, "thickness": 12}},
-    ))
+    hover = [
+        f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
+        for f, label, d in zip(points["feature"], points["label"], points["log10_density"], strict=True)
+    ]
+    figure = go.Figure(
+        go.Scattergl(
+            x=points["x"],
+            y=points["y"],
+            mode="markers",
+            customdata=points["feature"],
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+            name="features",
+            marker={
+                "size": 4,
+                "color": points["log10_density"],
+                "colorscale": "Viridis",
+                "opacity": 0.8,
+                "colorbar": {"title": {"text": "log10 density"}, "thickness": 12},
+            },
+        )
+    )
     if chosen is not None:
         row = points[points["feature"] == chosen]
-        figure.add_trace(go.Scattergl(x=row["x"], y=row["y"], mode="markers", name=f"feature {chosen}", hoverinfo="skip",
-                                      marker={"symbol": "star", "size": 16, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}}))
-    figure.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 10}, dragmode="pan", showlegend=False,
-                         xaxis={"visible": False}, yaxis={"visible": False})
+        figure.add_trace(
+            go.Scattergl(
+                x=row["x"],
+                y=row["y"],
+                mode="markers",
+                name=f"feature {chosen}",
+                hoverinfo="skip",
+                marker={"symbol": "star", "size": 16, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
+            )
+        )
+    figure.update_layout(
+        height=420,
+        margin={"l": 0, "r": 0, "t": 10, "b": 10},
+        dragmode="pan",
+        showlegend=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
     return figure

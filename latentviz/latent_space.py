@@ -85,7 +85,9 @@ class LatentSpace:
 
         return self.model.decode(torch.from_numpy(np.asarray(z, np.float32).reshape(-1, self.dim)), method, **options)
 
-    def reconstruct(self, text: str, method: str = "greedy", *, from_mean: bool = True, seed: int = 0, **options) -> str:
+    def reconstruct(
+        self, text: str, method: str = "greedy", *, from_mean: bool = True, seed: int = 0, **options
+    ) -> str:
         """The sentence decoded from `text`'s posterior mean, or from one sample of its posterior."""
         mu, logvar = self.latents([text])
         z = mu if from_mean else mu + np.random.default_rng(seed).standard_normal(mu.shape) * np.exp(0.5 * logvar)
@@ -103,10 +105,14 @@ class LatentSpace:
     def label_mean(self, label: str) -> np.ndarray:
         chosen = (self.texts["label"] == label).to_numpy()
         if not chosen.any():
-            raise StoreError(f"no text of dataset {self.dataset!r} has label {label!r}; labels: {', '.join(self.labels()) or 'none'}")
+            raise StoreError(
+                f"no text of dataset {self.dataset!r} has label {label!r}; labels: {', '.join(self.labels()) or 'none'}"
+            )
         return self.means[chosen].mean(0)
 
-    def direction(self, kind: str = "dimension", index: int = 0, labels: tuple[str, str] | None = None) -> tuple[np.ndarray, float]:
+    def direction(
+        self, kind: str = "dimension", index: int = 0, labels: tuple[str, str] | None = None
+    ) -> tuple[np.ndarray, float]:
         """A unit direction in the latent space and the spread (σ) of the dataset's means along it:
         one latent dimension, a principal direction of the means, or mean z|label A − mean z|label B."""
         if kind == "dimension":
@@ -132,8 +138,15 @@ class LatentSpace:
 
     # -- operations -------------------------------------------------------------------------------
 
-    def traverse(self, text: str, kind: str = "dimension", indices: list[int] = (0,), labels: tuple[str, str] | None = None,
-                 steps: int = STEPS, method: str = "greedy") -> pd.DataFrame:
+    def traverse(
+        self,
+        text: str,
+        kind: str = "dimension",
+        indices: list[int] = (0,),
+        labels: tuple[str, str] | None = None,
+        steps: int = STEPS,
+        method: str = "greedy",
+    ) -> pd.DataFrame:
         """`text`'s posterior mean moved along each direction from −3σ to +3σ in `steps` steps, all
         decoded in one batch: direction (a name), offset (in σ), text. A label direction is one
         direction whatever `indices` says."""
@@ -144,11 +157,17 @@ class LatentSpace:
             directions = {f"{name} {i}": self.direction(kind, i) for i in indices}
         mu, _ = self.latents([text])
         path = np.concatenate([ops.traverse(mu[0], unit, sigma, steps) for unit, sigma in directions.values()])
-        return pd.DataFrame({"direction": np.repeat(list(directions), steps),
-                             "offset": np.tile(np.linspace(-3, 3, steps), len(directions)), "text": self.decode(path, method)})
+        return pd.DataFrame(
+            {
+                "direction": np.repeat(list(directions), steps),
+                "offset": np.tile(np.linspace(-3, 3, steps), len(directions)),
+                "text": self.decode(path, method),
+            }
+        )
 
-    def interpolate(self, start: str, end: str, steps: int = STEPS, method: str = "slerp",
-                    decoding: str = "greedy") -> tuple[pd.DataFrame, float, np.ndarray]:
+    def interpolate(
+        self, start: str, end: str, steps: int = STEPS, method: str = "slerp", decoding: str = "greedy"
+    ) -> tuple[pd.DataFrame, float, np.ndarray]:
         """Decodes along the path between two sentences' posterior means, the path's smoothness
         (mean word edit distance between consecutive decodes), and the path itself (steps, D)."""
         if method not in ("lerp", "slerp"):
@@ -158,8 +177,9 @@ class LatentSpace:
         decodes = self.decode(path, decoding)
         return pd.DataFrame({"t": np.linspace(0, 1, steps), "text": decodes}), ops.smoothness(decodes), path
 
-    def arithmetic(self, text: str, label_a: str, label_b: str, alphas=(0.0, 0.5, 1.0, 1.5, 2.0),
-                   method: str = "greedy") -> pd.DataFrame:
+    def arithmetic(
+        self, text: str, label_a: str, label_b: str, alphas=(0.0, 0.5, 1.0, 1.5, 2.0), method: str = "greedy"
+    ) -> pd.DataFrame:
         """z(text) + α·(mean z|A − mean z|B) for each α, decoded: alpha, text."""
         mu, _ = self.latents([text])
         shift = self.label_mean(label_a) - self.label_mean(label_b)
@@ -192,6 +212,8 @@ def open_space(store: Store, model_id: int) -> LatentSpace:
     model = base.load(row["checkpoint"]).eval()
     if model.config.variant == "pretrained-decoder":
         model.attach_lm(*backbones.causal_lm(model.config.decoder_lm, settings.cache_dir(store.path)))
-    space = LatentSpace(store, model_id, model, row["dataset"], np.zeros(0, int), np.zeros((0, model.config.latent_dim)))
+    space = LatentSpace(
+        store, model_id, model, row["dataset"], np.zeros(0, int), np.zeros((0, model.config.latent_dim))
+    )
     space.text_ids, space.means = store.vectors(space.encoding_id())
     return space

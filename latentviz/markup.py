@@ -23,8 +23,10 @@ def changed_words(reference: str, sentence: str) -> str:
 def changes_table(labels: list[str], texts: list[str], references: list[str]) -> str:
     """One row per text: its label, then the text with the words that differ from its reference
     highlighted (an interpolation path against the step before, arithmetic against α = 0)."""
-    rows = "".join(f"<tr><td style='white-space:nowrap'>{html.escape(label)}</td><td>{changed_words(reference, text)}</td></tr>"
-                   for label, text, reference in zip(labels, texts, references, strict=True))
+    rows = "".join(
+        f"<tr><td style='white-space:nowrap'>{html.escape(label)}</td><td>{changed_words(reference, text)}</td></tr>"
+        for label, text, reference in zip(labels, texts, references, strict=True)
+    )
     return f"<table style='font-size:0.9rem'>{rows}</table>"
 
 
@@ -38,15 +40,17 @@ def traversal_table(grid, reference: str) -> str:
         texts = cells.set_index("offset")["text"]
         row = "".join(f'<td style="vertical-align:top">{changed_words(reference, texts[o])}</td>' for o in offsets)
         rows.append(f"<tr><th style='white-space:nowrap'>{html.escape(str(direction))}</th>{row}</tr>")
-    return (f"<table style='font-size:0.85rem;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+    return f"<table style='font-size:0.85rem;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
 def table(columns: dict[str, list]) -> str:
     """A plain HTML table whose cells wrap (long sentences stay readable); every cell escaped."""
     names = list(columns)
     head = "".join(f"<th style='text-align:left'>{html.escape(str(name))}</th>" for name in names)
-    rows = "".join("<tr>" + "".join(f"<td style='vertical-align:top'>{html.escape(str(value))}</td>" for value in values) + "</tr>"
-                   for values in zip(*columns.values(), strict=True))
+    rows = "".join(
+        "<tr>" + "".join(f"<td style='vertical-align:top'>{html.escape(str(value))}</td>" for value in values) + "</tr>"
+        for values in zip(*columns.values(), strict=True)
+    )
     return f"<table style='font-size:0.9rem;width:100%'><tr>{head}</tr>{rows}</table>"
 
 

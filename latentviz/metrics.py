@@ -12,6 +12,8 @@ Codebook figures (held-out codes, codebook of size K, code counts c_k, p_k = c_k
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -31,8 +33,12 @@ def codebook_usage(codes: np.ndarray, codebook_size: int) -> dict[str, float]:
     """Perplexity, utilisation and dead codes of a set of code ids."""
     counts = code_counts(codes, codebook_size)
     used = int((counts > 0).sum())
-    return {"perplexity": perplexity(counts), "utilisation": used / codebook_size, "dead_codes": codebook_size - used,
-            "codebook_size": codebook_size}
+    return {
+        "perplexity": perplexity(counts),
+        "utilisation": used / codebook_size,
+        "dead_codes": codebook_size - used,
+        "codebook_size": codebook_size,
+    }
 
 
 def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +85,10 @@ def _contingency(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 #   IW-NLL             −ln p(x) ≈ −ln (1/K) Σ_k p(x, z_k) / q(z_k|x),  z_k ~ q(z|x)   (Burda et al., 2016)
 #   perplexity         exp(Σ NLL / Σ tokens)
 
-import math
-
 
 def gaussian_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     mu, logvar = np.asarray(mu, float), np.asarray(logvar, float)
-    return (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+    return (0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
 
 
 def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
@@ -101,7 +105,7 @@ def mutual_information(mu: np.ndarray, logvar: np.ndarray, rng: np.random.Genera
     var = np.exp(logvar)
     # ln q(z_i | x_j) for every pair (i, j): (n, n)
     diff = z[:, None, :] - mu[None, :, :]
-    log_density = -0.5 * ((diff ** 2) / var[None] + logvar[None] + math.log(2 * math.pi)).sum(axis=2)
+    log_density = -0.5 * ((diff**2) / var[None] + logvar[None] + math.log(2 * math.pi)).sum(axis=2)
     log_qz = _logsumexp(log_density, axis=1) - math.log(n)
     return float(neg_entropy - log_qz.mean())
 
@@ -122,6 +126,7 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 # -- sparse autoencoders (on held-out tokens) ------------------------------------------------------
+
 
 def l0(f: np.ndarray) -> float:
     """Mean number of active (non-zero) latents per token."""

@@ -29,15 +29,24 @@ def quiet(done: int, total: int | None, message: str) -> None:
 
 # -- ingest ------------------------------------------------------------------------------------
 
+
 @dataclass
 class IngestResult:
     dataset: str
     report: corpus.ImportReport
 
 
-def ingest(store: Store, source: str, *, name: str | None = None, text_column: str | None = None,
-           label_column: str | None = None, limit: int | None = None, data: bytes | None = None,
-           progress: Progress = quiet) -> IngestResult:
+def ingest(
+    store: Store,
+    source: str,
+    *,
+    name: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    limit: int | None = None,
+    data: bytes | None = None,
+    progress: Progress = quiet,
+) -> IngestResult:
     """Add a dataset from `bbc-news`, a file path, or (with `data`) uploaded bytes named `source`."""
     if source == settings.BUILTIN_DATASET and data is None:
         if text_column or label_column:
@@ -48,7 +57,9 @@ def ingest(store: Store, source: str, *, name: str | None = None, text_column: s
         params = {"limit": settings.DEFAULT_LIMIT if limit is None else limit, "seed": settings.SEED}
     else:
         options = {"text_column": text_column, "label_column": label_column}
-        frame, report = corpus.parse_upload(data, source, **options) if data is not None else corpus.read_file(source, **options)
+        frame, report = (
+            corpus.parse_upload(data, source, **options) if data is not None else corpus.read_file(source, **options)
+        )
         if limit is not None:
             if limit < 1:
                 raise corpus.CorpusError(f"the limit must be a positive number of texts, got {limit}")
@@ -66,6 +77,7 @@ def ingest(store: Store, source: str, *, name: str | None = None, text_column: s
 
 # -- backbones, loaded once per process --------------------------------------------------------
 
+
 def backbone(store: Store, name: str) -> backbones.Backbone:
     """The named backbone, loaded on first use and then kept for the life of the process."""
     return backbones.shared(name, settings.cache_dir(store.path))
@@ -80,8 +92,16 @@ def require_dataset(store: Store, dataset: str) -> None:
 
 # -- encode ------------------------------------------------------------------------------------
 
-def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None,
-           batch_size: int = backbones.BATCH_SIZE, progress: Progress = quiet) -> int:
+
+def encode(
+    store: Store,
+    dataset: str,
+    *,
+    backbone_name: str = settings.DEFAULT_BACKBONE,
+    layer: int | None = None,
+    batch_size: int = backbones.BATCH_SIZE,
+    progress: Progress = quiet,
+) -> int:
     """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
     require_dataset(store, dataset)
     progress(0, None, f"loading {backbone_name}")
@@ -95,9 +115,14 @@ def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_
     total, done = len(texts), len(texts) - len(todo)
     progress(done, total, f"encoding with {backbone_name} layer {layer}" + (f" (resuming at {done})" if done else ""))
     for start in range(0, len(todo), ENCODE_CHUNK):
-        chunk = todo.iloc[start:start + ENCODE_CHUNK]
-        vectors = backbones.encode(model, chunk["text"].tolist(), layer=layer, batch_size=batch_size,
-                                   progress=lambda d, _t, done=done: progress(done + d, total, f"encoding with {backbone_name}"))
+        chunk = todo.iloc[start : start + ENCODE_CHUNK]
+        vectors = backbones.encode(
+            model,
+            chunk["text"].tolist(),
+            layer=layer,
+            batch_size=batch_size,
+            progress=lambda d, _t, done=done: progress(done + d, total, f"encoding with {backbone_name}"),
+        )
         store.add_vectors(encoding_id, chunk["id"].to_numpy(), vectors)
         done += len(chunk)
     store.mark_encoding_complete(encoding_id)
@@ -105,20 +130,26 @@ def encode(store: Store, dataset: str, *, backbone_name: str = settings.DEFAULT_
     return encoding_id
 
 
-def find_encoding(store: Store, dataset: str, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None) -> int:
+def find_encoding(
+    store: Store, dataset: str, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None
+) -> int:
     encodings = store.encodings(dataset)
     matches = encodings[(encodings["backbone"] == backbone_name) & encodings["complete"]]
     if layer is not None:
         matches = matches[matches["layer"] == layer]
     if matches.empty:
-        raise StoreError(f"dataset {dataset!r} has no finished {backbone_name} encoding; encode it with {backbone_name} first")
+        raise StoreError(
+            f"dataset {dataset!r} has no finished {backbone_name} encoding; encode it with {backbone_name} first"
+        )
     return int(matches["id"].iloc[-1])
 
 
 # -- project -----------------------------------------------------------------------------------
 
-def project(store: Store, encoding_id: int, *, method: str = "umap", params: dict | None = None,
-            progress: Progress = quiet) -> int:
+
+def project(
+    store: Store, encoding_id: int, *, method: str = "umap", params: dict | None = None, progress: Progress = quiet
+) -> int:
     """A 2-D map of an encoding; an identical earlier map is reused. Returns the projection id."""
     params = {**projection.default_params(method), **(params or {})}
     existing = store.find_projection(encoding_id, method, params)
@@ -135,6 +166,7 @@ def project(store: Store, encoding_id: int, *, method: str = "umap", params: dic
 
 
 # -- place new text ----------------------------------------------------------------------------
+
 
 @dataclass
 class Placed:
@@ -179,6 +211,7 @@ def neighbours_of(store: Store, projection_id: int, text_id: int, k: int = 10) -
 
 
 # -- the default, for a first run --------------------------------------------------------------
+
 
 def build_default_map(store: Store, *, limit: int | None = None, progress: Progress = quiet) -> int:
     """bbc-news → minilm → UMAP, reusing whatever is already in the workspace. Returns the projection id."""

@@ -41,7 +41,7 @@ def fit(vectors: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, dic
         components = vt[:2]
         # Fix each component's sign (largest loading positive) so refits give the same picture.
         components *= np.sign(components[np.arange(2), np.abs(components).argmax(1)])[:, None]
-        explained = singular[:2] ** 2 / max((singular ** 2).sum(), 1e-12)
+        explained = singular[:2] ** 2 / max((singular**2).sum(), 1e-12)
         return (vectors - mean) @ components.T, {"mean": mean, "components": components, "explained": explained}
     if method == "umap":
         import umap
@@ -59,8 +59,14 @@ def fit(vectors: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, dic
     raise ProjectionError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
 
 
-def transform(method: str, params: dict, state: dict[str, np.ndarray], new_vectors: np.ndarray,
-              train_vectors: np.ndarray | None = None, train_coords: np.ndarray | None = None) -> np.ndarray:
+def transform(
+    method: str,
+    params: dict,
+    state: dict[str, np.ndarray],
+    new_vectors: np.ndarray,
+    train_vectors: np.ndarray | None = None,
+    train_coords: np.ndarray | None = None,
+) -> np.ndarray:
     """Place new vectors (M, D) on a fitted map without refitting it."""
     new_vectors = np.asarray(new_vectors, np.float32)
     if method == "pca":
@@ -76,8 +82,14 @@ def _cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - a @ b.T, 0.0, 2.0)
 
 
-def _umap_place(params: dict, state: dict, new_vectors: np.ndarray, train_vectors: np.ndarray, train_coords: np.ndarray,
-                n_epochs: int = 100) -> np.ndarray:
+def _umap_place(
+    params: dict,
+    state: dict,
+    new_vectors: np.ndarray,
+    train_vectors: np.ndarray,
+    train_coords: np.ndarray,
+    n_epochs: int = 100,
+) -> np.ndarray:
     import scipy.sparse
     from umap.layouts import optimize_layout_euclidean
     from umap.umap_ import compute_membership_strengths, init_graph_transform, make_epochs_per_sample, smooth_knn_dist
@@ -101,11 +113,26 @@ def _umap_place(params: dict, state: dict, new_vectors: np.ndarray, train_vector
 
     graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0
     graph.eliminate_zeros()
-    rng_state = np.random.RandomState(params["seed"]).randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max, 3).astype(np.int64)
+    rng_state = (
+        np.random.RandomState(params["seed"])
+        .randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max, 3)
+        .astype(np.int64)
+    )
     return optimize_layout_euclidean(
-        start, train_coords.copy(), graph.row, graph.col, n_epochs, len(train_vectors),
-        make_epochs_per_sample(graph.data, n_epochs), float(state["a"]), float(state["b"]), rng_state,
-        1.0, 0.25, 5.0, False,  # repulsion, initial learning rate (UMAP's 1.0 / 4 for transform), negative samples, parallel
+        start,
+        train_coords.copy(),
+        graph.row,
+        graph.col,
+        n_epochs,
+        len(train_vectors),
+        make_epochs_per_sample(graph.data, n_epochs),
+        float(state["a"]),
+        float(state["b"]),
+        rng_state,
+        1.0,
+        0.25,
+        5.0,
+        False,  # repulsion, initial learning rate (UMAP's 1.0 / 4 for transform), negative samples, parallel
     )
 
 

@@ -25,7 +25,13 @@ from latentviz.models.base import CONFIG_FILE, CheckpointError, read_config
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
 
 WEIGHTS_FILE = "sae_weights.safetensors"
-ARCHITECTURES = {"standard": "standard", "relu": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "batchtopk"}
+ARCHITECTURES = {
+    "standard": "standard",
+    "relu": "standard",
+    "topk": "topk",
+    "jumprelu": "jumprelu",
+    "batchtopk": "batchtopk",
+}
 HOOK = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_post|mlp_out|attn_out)")
 
 
@@ -41,8 +47,10 @@ def layer_and_site(cfg: dict, where: Path) -> tuple[int, str]:
         return int(cfg.get("hook_layer") or 0) + 1, "resid_post"
     match = HOOK.fullmatch(str(name))
     if match is None:
-        raise CheckpointError(f"{where}: hook {name!r} is not one latentviz can read; it reads "
-                              "blocks.N.hook_resid_pre, hook_resid_post, hook_mlp_out and hook_attn_out")
+        raise CheckpointError(
+            f"{where}: hook {name!r} is not one latentviz can read; it reads "
+            "blocks.N.hook_resid_pre, hook_resid_post, hook_mlp_out and hook_attn_out"
+        )
     block, site = int(match[1]), match[2]
     return (block, "resid_post") if site == "resid_pre" else (block + 1, site)
 
@@ -53,16 +61,31 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config, scale = sae.config, float(sae.input_scale)
     # Ours: f = act((x·s − b_dec) W_enc + b_enc), x̂ = (f W_dec + b_dec) / s. SAELens: no s.
-    tensors = {"W_enc": sae.W_enc.detach() * scale, "W_dec": sae.W_dec.detach() / scale,
-               "b_enc": sae.b_enc.detach(), "b_dec": sae.b_dec.detach() / scale}
+    tensors = {
+        "W_enc": sae.W_enc.detach() * scale,
+        "W_dec": sae.W_dec.detach() / scale,
+        "b_enc": sae.b_enc.detach(),
+        "b_dec": sae.b_dec.detach() / scale,
+    }
     architecture = config.architecture
     if architecture in ("jumprelu", "batchtopk"):
         tensors["threshold"] = sae.threshold.detach()
         architecture = "jumprelu"
-    cfg = {"architecture": architecture, "d_in": config.d_in, "d_sae": config.d_sae, "dtype": "float32", "device": "cpu",
-           "model_name": config.model_name, "hook_name": hook_name(config.layer, config.site), "hook_layer": max(config.layer - 1, 0),
-           "hook_head_index": None, "apply_b_dec_to_input": True, "normalize_activations": "none",
-           "prepend_bos": True, "context_size": 128}
+    cfg = {
+        "architecture": architecture,
+        "d_in": config.d_in,
+        "d_sae": config.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "model_name": config.model_name,
+        "hook_name": hook_name(config.layer, config.site),
+        "hook_layer": max(config.layer - 1, 0),
+        "hook_head_index": None,
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "prepend_bos": True,
+        "context_size": 128,
+    }
     if architecture == "topk":
         cfg["k"] = config.k
         cfg["activation_fn_kwargs"] = {"k": config.k}
@@ -79,13 +102,19 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
         if not isinstance(cfg.get(name), int):
             raise CheckpointError(f"{folder / CONFIG_FILE}: needs an integer {name}")
     if d_in is not None and cfg["d_in"] != d_in:
-        raise CheckpointError(f"{folder}: this SAE reads {cfg['d_in']}-wide activations, but the chosen layer is {d_in} wide")
+        raise CheckpointError(
+            f"{folder}: this SAE reads {cfg['d_in']}-wide activations, but the chosen layer is {d_in} wide"
+        )
     architecture = ARCHITECTURES.get(str(cfg.get("architecture", "standard")).lower())
     if architecture is None:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: architecture {cfg.get('architecture')!r} is not supported; "
-                              f"use one of {', '.join(sorted(set(ARCHITECTURES)))}")
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: architecture {cfg.get('architecture')!r} is not supported; "
+            f"use one of {', '.join(sorted(set(ARCHITECTURES)))}"
+        )
     if cfg.get("normalize_activations", "none") not in ("none", None):
-        raise CheckpointError(f"{folder / CONFIG_FILE}: normalize_activations {cfg['normalize_activations']!r} is not supported")
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: normalize_activations {cfg['normalize_activations']!r} is not supported"
+        )
     try:
         tensors = load_file(folder / WEIGHTS_FILE)
     except FileNotFoundError:
@@ -100,11 +129,20 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
         if name not in tensors:
             raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing tensor {name}")
         if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensors[name].shape)}, cfg.json implies {shape}")
+            raise CheckpointError(
+                f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensors[name].shape)}, cfg.json implies {shape}"
+            )
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 1
     layer, site = layer_and_site(cfg, folder / CONFIG_FILE)
-    config = SAEConfig(d_in=d_in_, d_sae=d_sae, architecture=architecture, k=int(k), layer=layer, site=site,
-                       model_name=str(cfg.get("model_name", "")))
+    config = SAEConfig(
+        d_in=d_in_,
+        d_sae=d_sae,
+        architecture=architecture,
+        k=int(k),
+        layer=layer,
+        site=site,
+        model_name=str(cfg.get("model_name", "")),
+    )
     sae = SparseAutoencoder(config)
     state = {name: tensors[name].float() for name in shapes}
     if not cfg.get("apply_b_dec_to_input", True):  # their pre-activation is x W_enc + b_enc: fold b_dec in

@@ -12,8 +12,11 @@ DEFAULT_BACKBONE = "minilm"
 DEFAULT_DECODER_LM = "smollm2"  # the pretrained-decoder VAE's language model
 
 # Where in a block activations are read (SAEs): TransformerLens's hook names without the blocks.N prefix
-SITES = {"resid_post": "the block's output (residual stream)", "mlp_out": "the block's MLP output",
-         "attn_out": "the block's attention output"}
+SITES = {
+    "resid_post": "the block's output (residual stream)",
+    "mlp_out": "the block's MLP output",
+    "attn_out": "the block's attention output",
+}
 
 MAX_UPLOAD_BYTES = int(float(os.environ.get("LATENTVIZ_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
 MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are documents, not sentences

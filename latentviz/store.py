@@ -214,7 +214,9 @@ class Store:
         self.lock_timeout = lock_timeout
         if read_only:
             if not self.path.exists():
-                raise StoreError(f"workspace {self.path} does not exist; create it first, e.g. `latentviz ingest bbc-news`")
+                raise StoreError(
+                    f"workspace {self.path} does not exist; create it first, e.g. `latentviz ingest bbc-news`"
+                )
             self._check_version()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +239,9 @@ class Store:
                 break
             except duckdb.IOException as error:
                 if not _is_lock_error(error) or time.monotonic() > deadline:
-                    raise StoreError(f"workspace {self.path} is busy (locked by another process); try again shortly") from error
+                    raise StoreError(
+                        f"workspace {self.path} is busy (locked by another process); try again shortly"
+                    ) from error
                 time.sleep(0.05)
         try:
             yield con
@@ -269,7 +273,10 @@ class Store:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             version = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(f"workspace {self.path} has schema v{version}, newer than this latentviz (v{SCHEMA_VERSION}); upgrade latentviz")
+                raise StoreError(
+                    f"workspace {self.path} has schema v{version}, newer than this latentviz (v{SCHEMA_VERSION}); "
+                    "upgrade latentviz"
+                )
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     con.execute(statement)
@@ -301,14 +308,25 @@ class Store:
         with self._transaction() as con:
             if con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
                 raise StoreError(f"dataset {name!r} already exists; choose another name or delete it first")
-            con.execute("INSERT INTO datasets (name, source, params) VALUES (?, ?, ?)", [name, source, json.dumps(params or {})])
-            incoming = pa.table({
-                "text": pa.array(texts["text"].astype(str).tolist(), pa.string()),
-                "label": pa.array([None if pd.isna(v) else str(v) for v in texts.get("label", [None] * len(texts))], pa.string()),
-                "metadata": pa.array([json.dumps(m) if m else None for m in texts.get("metadata", [None] * len(texts))], pa.string()),
-            })
+            con.execute(
+                "INSERT INTO datasets (name, source, params) VALUES (?, ?, ?)", [name, source, json.dumps(params or {})]
+            )
+            incoming = pa.table(
+                {
+                    "text": pa.array(texts["text"].astype(str).tolist(), pa.string()),
+                    "label": pa.array(
+                        [None if pd.isna(v) else str(v) for v in texts.get("label", [None] * len(texts))], pa.string()
+                    ),
+                    "metadata": pa.array(
+                        [json.dumps(m) if m else None for m in texts.get("metadata", [None] * len(texts))], pa.string()
+                    ),
+                }
+            )
             _register(con, "incoming_texts", incoming)
-            con.execute("INSERT INTO texts SELECT nextval('text_ids'), ?, text, label, metadata::JSON FROM incoming_texts", [name])
+            con.execute(
+                "INSERT INTO texts SELECT nextval('text_ids'), ?, text, label, metadata::JSON FROM incoming_texts",
+                [name],
+            )
             _unregister(con, "incoming_texts")
         return len(texts)
 
@@ -353,7 +371,8 @@ class Store:
     def search_texts(self, dataset: str, query: str, limit: int = 10_000) -> pd.DataFrame:
         """Texts of a dataset containing `query` (case-insensitive, literal: % and _ match themselves)."""
         return self._frame(
-            "SELECT id, text, label FROM texts WHERE dataset = ? AND contains(lower(text), lower(?)) ORDER BY id LIMIT ?",
+            "SELECT id, text, label FROM texts WHERE dataset = ? AND contains(lower(text), lower(?)) ORDER BY id "
+            "LIMIT ?",
             [dataset, query, limit],
         )
 
@@ -363,11 +382,15 @@ class Store:
         """The id of the (dataset, backbone, layer) encoding, created empty when new."""
         with self._transaction() as con:
             row = con.execute(
-                "SELECT id, dim FROM encodings WHERE dataset = ? AND backbone = ? AND layer = ?", [dataset, backbone, layer]
+                "SELECT id, dim FROM encodings WHERE dataset = ? AND backbone = ? AND layer = ?",
+                [dataset, backbone, layer],
             ).fetchone()
             if row:
                 if row[1] != dim:
-                    raise StoreError(f"stored encoding {row[0]} has dimension {row[1]}, not {dim}; delete the dataset's encodings first")
+                    raise StoreError(
+                        f"stored encoding {row[0]} has dimension {row[1]}, not {dim}; delete the dataset's encodings "
+                        "first"
+                    )
                 return row[0]
             new_id = con.execute("SELECT nextval('encoding_ids')").fetchone()[0]
             con.execute(
@@ -410,7 +433,8 @@ class Store:
         """(text ids, float32 matrix) of an encoding, ordered by text id."""
         with self._connect() as con:
             table = con.sql(
-                "SELECT text_id, vector FROM encoding_vectors WHERE encoding_id = $id ORDER BY text_id", params={"id": encoding_id}
+                "SELECT text_id, vector FROM encoding_vectors WHERE encoding_id = $id ORDER BY text_id",
+                params={"id": encoding_id},
             ).to_arrow_table()
             dim = con.execute("SELECT dim FROM encodings WHERE id = ?", [encoding_id]).fetchone()
         ids = table.column("text_id").to_numpy()
@@ -440,19 +464,28 @@ class Store:
 
     # -- projections ---------------------------------------------------------------------------
 
-    def add_projection(self, encoding_id: int, method: str, params: dict, state: dict[str, np.ndarray],
-                       text_ids: np.ndarray, coords: np.ndarray) -> int:
+    def add_projection(
+        self,
+        encoding_id: int,
+        method: str,
+        params: dict,
+        state: dict[str, np.ndarray],
+        text_ids: np.ndarray,
+        coords: np.ndarray,
+    ) -> int:
         with self._transaction() as con:
             new_id = con.execute("SELECT nextval('projection_ids')").fetchone()[0]
             con.execute(
                 "INSERT INTO projections (id, encoding_id, method, params, state) VALUES (?, ?, ?, ?, ?)",
                 [new_id, encoding_id, method, json.dumps(params, sort_keys=True), _npz_bytes(state)],
             )
-            points = pa.table({
-                "text_id": pa.array(text_ids, pa.int64()),
-                "x": pa.array(coords[:, 0], pa.float32()),
-                "y": pa.array(coords[:, 1], pa.float32()),
-            })
+            points = pa.table(
+                {
+                    "text_id": pa.array(text_ids, pa.int64()),
+                    "x": pa.array(coords[:, 0], pa.float32()),
+                    "y": pa.array(coords[:, 1], pa.float32()),
+                }
+            )
             _register(con, "incoming_points", points)
             con.execute("INSERT INTO projection_points SELECT ?, text_id, x, y FROM incoming_points", [new_id])
             _unregister(con, "incoming_points")
@@ -506,14 +539,21 @@ class Store:
 
     def finish_model(self, model_id: int, checkpoint: str, metrics: dict) -> None:
         with self._transaction() as con:
-            con.execute("UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?", [checkpoint, json.dumps(metrics), model_id])
+            con.execute(
+                "UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?",
+                [checkpoint, json.dumps(metrics), model_id],
+            )
 
     def models(self) -> pd.DataFrame:
-        return self._frame("SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id")
+        return self._frame(
+            "SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id"
+        )
 
     def model(self, model_id: int) -> dict | None:
         """One model's row, with config and metrics parsed (metrics {} until it finishes); None if absent."""
-        frame = self._frame("SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint FROM models WHERE id = ?", [model_id])
+        frame = self._frame(
+            "SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint FROM models WHERE id = ?", [model_id]
+        )
         if frame.empty:
             return None
         row = frame.iloc[0].to_dict()
@@ -526,17 +566,23 @@ class Store:
     def capture_id(self, dataset: str, backbone: str, layer: int, params: dict) -> int:
         """The id of the capture with these settings, created empty when new."""
         with self._transaction() as con:
-            row = con.execute("SELECT id FROM captures WHERE dataset = ? AND backbone = ? AND layer = ? AND params = ?",
-                              [dataset, backbone, layer, json.dumps(params, sort_keys=True)]).fetchone()
+            row = con.execute(
+                "SELECT id FROM captures WHERE dataset = ? AND backbone = ? AND layer = ? AND params = ?",
+                [dataset, backbone, layer, json.dumps(params, sort_keys=True)],
+            ).fetchone()
             if row:
                 return int(row[0])
             new_id = con.execute("SELECT nextval('capture_ids')").fetchone()[0]
-            con.execute("INSERT INTO captures (id, dataset, backbone, layer, params) VALUES (?, ?, ?, ?, ?)",
-                        [new_id, dataset, backbone, layer, json.dumps(params, sort_keys=True)])
+            con.execute(
+                "INSERT INTO captures (id, dataset, backbone, layer, params) VALUES (?, ?, ?, ?, ?)",
+                [new_id, dataset, backbone, layer, json.dumps(params, sort_keys=True)],
+            )
             return int(new_id)
 
     def capture(self, capture_id: int) -> dict | None:
-        frame = self._frame("SELECT id, dataset, backbone, layer, params, complete FROM captures WHERE id = ?", [capture_id])
+        frame = self._frame(
+            "SELECT id, dataset, backbone, layer, params, complete FROM captures WHERE id = ?", [capture_id]
+        )
         if frame.empty:
             return None
         row = frame.iloc[0].to_dict()
@@ -545,40 +591,64 @@ class Store:
 
     def captures(self) -> pd.DataFrame:
         return self._frame(
-            """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.tokens), 0) AS tokens, count(s.shard) AS shards
-               FROM captures c LEFT JOIN capture_shards s ON s.capture_id = c.id GROUP BY ALL ORDER BY c.id""")
+            """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.tokens), 0) AS tokens,
+               count(s.shard) AS shards
+               FROM captures c LEFT JOIN capture_shards s ON s.capture_id = c.id GROUP BY ALL ORDER BY c.id"""
+        )
 
-    def add_shard(self, capture_id: int, shard: int, path: str, tokens: pd.DataFrame, masked: pd.DataFrame | None = None) -> None:
+    def add_shard(
+        self, capture_id: int, shard: int, path: str, tokens: pd.DataFrame, masked: pd.DataFrame | None = None
+    ) -> None:
         """Register a written shard file, its tokens (text_id, position, token: one per row of the
         file) and the tokens it left out (the same columns), in one transaction."""
+
         def arrow(frame: pd.DataFrame) -> pa.Table:
-            return pa.table({"text_id": pa.array(frame["text_id"].to_numpy(), pa.int64()),
-                             "position": pa.array(frame["position"].to_numpy(), pa.int32()), "token": pa.array(frame["token"].tolist(), pa.string())})
+            return pa.table(
+                {
+                    "text_id": pa.array(frame["text_id"].to_numpy(), pa.int64()),
+                    "position": pa.array(frame["position"].to_numpy(), pa.int32()),
+                    "token": pa.array(frame["token"].tolist(), pa.string()),
+                }
+            )
+
         kept = arrow(tokens).append_column("row", pa.array(np.arange(len(tokens)), pa.int32()))
         with self._transaction() as con:
             _register(con, "incoming_tokens", kept)
-            con.execute("INSERT INTO capture_tokens SELECT ?, ?, row, text_id, position, token FROM incoming_tokens", [capture_id, shard])
+            con.execute(
+                "INSERT INTO capture_tokens SELECT ?, ?, row, text_id, position, token FROM incoming_tokens",
+                [capture_id, shard],
+            )
             if masked is not None and len(masked):
                 _register(con, "incoming_masked", arrow(masked))
-                con.execute("INSERT INTO capture_masked SELECT ?, text_id, position, token FROM incoming_masked", [capture_id])
+                con.execute(
+                    "INSERT INTO capture_masked SELECT ?, text_id, position, token FROM incoming_masked", [capture_id]
+                )
             con.execute("INSERT INTO capture_shards VALUES (?, ?, ?, ?)", [capture_id, shard, path, len(tokens)])
 
     def shards(self, capture_id: int) -> pd.DataFrame:
-        return self._frame("SELECT shard, path, tokens FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id])
+        return self._frame(
+            "SELECT shard, path, tokens FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id]
+        )
 
     def capture_tokens(self, capture_id: int) -> pd.DataFrame:
         """Every kept token in shard order: shard, row, text_id, position, token."""
-        return self._frame("SELECT shard, row, text_id, position, token FROM capture_tokens WHERE capture_id = ? ORDER BY shard, row",
-                           [capture_id])
+        return self._frame(
+            "SELECT shard, row, text_id, position, token FROM capture_tokens WHERE capture_id = ? ORDER BY shard, row",
+            [capture_id],
+        )
 
     def text_tokens(self, capture_id: int, text_ids: list[int]) -> pd.DataFrame:
         """All tokens of these texts in a capture, the left-out ones too: text_id, position, token,
         captured (False for a masked attention sink), in reading order."""
         return self._frame(
-            """SELECT text_id, position, token, true AS captured FROM capture_tokens WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)
+            """SELECT text_id, position, token, true AS captured FROM capture_tokens WHERE capture_id = ? AND
+               list_contains(?::BIGINT[], text_id)
                UNION ALL
-               SELECT text_id, position, token, false FROM capture_masked WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)
-               ORDER BY text_id, position""", [capture_id, text_ids, capture_id, text_ids])
+               SELECT text_id, position, token, false FROM capture_masked WHERE capture_id = ? AND
+                   list_contains(?::BIGINT[], text_id)
+               ORDER BY text_id, position""",
+            [capture_id, text_ids, capture_id, text_ids],
+        )
 
     def mark_capture_complete(self, capture_id: int) -> None:
         with self._transaction() as con:
@@ -586,25 +656,40 @@ class Store:
 
     # -- SAE features ----------------------------------------------------------------------------------
 
-    def set_feature_activations(self, model_id: int, text_ids: np.ndarray, positions: np.ndarray, features: np.ndarray,
-                                values: np.ndarray) -> None:
+    def set_feature_activations(
+        self, model_id: int, text_ids: np.ndarray, positions: np.ndarray, features: np.ndarray, values: np.ndarray
+    ) -> None:
         """Replace a model's stored sparse activations (one row per token and firing feature)."""
-        rows = pa.table({"text_id": pa.array(text_ids, pa.int64()), "position": pa.array(positions, pa.int32()),
-                         "feature": pa.array(features, pa.int32()), "value": pa.array(values, pa.float32())})
+        rows = pa.table(
+            {
+                "text_id": pa.array(text_ids, pa.int64()),
+                "position": pa.array(positions, pa.int32()),
+                "feature": pa.array(features, pa.int32()),
+                "value": pa.array(values, pa.float32()),
+            }
+        )
         with self._transaction() as con:
             con.execute("DELETE FROM feature_activations WHERE model_id = ?", [model_id])
             _register(con, "incoming_activations", rows)
-            con.execute("INSERT INTO feature_activations SELECT ?, text_id, position, feature, value FROM incoming_activations", [model_id])
+            con.execute(
+                "INSERT INTO feature_activations SELECT ?, text_id, position, feature, value FROM incoming_activations",
+                [model_id],
+            )
 
     def feature_stats(self, model_id: int, tokens: int) -> pd.DataFrame:
         """Per feature that fired: firing count and density (over `tokens`), mean, max and quantiles."""
         return self._frame(
-            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean, max(value) AS max,
-                      quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90, quantile_cont(value, 0.99) AS q99
-               FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""", [tokens, model_id])
+            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean, max(value) AS
+               max,
+                      quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90, quantile_cont(value,
+                          0.99) AS q99
+               FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""",
+            [tokens, model_id],
+        )
 
-    def feature_examples(self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3,
-                         feature: int | None = None) -> pd.DataFrame:
+    def feature_examples(
+        self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3, feature: int | None = None
+    ) -> pd.DataFrame:
         """For every feature at once (or just `feature`): its `per_feature` strongest activations
         (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max.
         feature, bucket, rank, text_id, position, value."""
@@ -614,35 +699,48 @@ class Store:
                    FROM feature_activations WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?)),
                b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
                ranked AS (
-                   SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id, position) AS top_rank,
-                             row_number() OVER (PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS bucket_rank
+                   SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id, position) AS
+                       top_rank,
+                             row_number() OVER (PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS
+                                 bucket_rank
                    FROM b)
                SELECT feature, -1 AS bucket, top_rank AS rank, text_id, position, value FROM ranked WHERE top_rank <= ?
                UNION ALL
                SELECT feature, bucket, bucket_rank AS rank, text_id, position, value FROM ranked WHERE bucket_rank <= ?
-               ORDER BY feature, bucket, rank""", [model_id, feature, feature, buckets, buckets, per_feature, per_bucket])
+               ORDER BY feature, bucket, rank""",
+            [model_id, feature, feature, buckets, buckets, per_feature, per_bucket],
+        )
 
     def has_feature_activations(self, model_id: int) -> bool:
         with self._connect() as con:
-            return bool(con.execute("SELECT count(*) > 0 FROM feature_activations WHERE model_id = ?", [model_id]).fetchone()[0])
+            return bool(
+                con.execute("SELECT count(*) > 0 FROM feature_activations WHERE model_id = ?", [model_id]).fetchone()[0]
+            )
 
     def feature_values(self, model_id: int, feature: int) -> np.ndarray:
-        frame = self._frame("SELECT value FROM feature_activations WHERE model_id = ? AND feature = ?", [model_id, feature])
+        frame = self._frame(
+            "SELECT value FROM feature_activations WHERE model_id = ? AND feature = ?", [model_id, feature]
+        )
         return frame["value"].to_numpy()
 
     def feature_in_texts(self, model_id: int, feature: int, text_ids: list[int]) -> pd.DataFrame:
         """text_id, position, value of one feature's activations in the given texts."""
-        return self._frame("""SELECT text_id, position, value FROM feature_activations
+        return self._frame(
+            """SELECT text_id, position, value FROM feature_activations
                               WHERE model_id = ? AND feature = ? AND list_contains(?::BIGINT[], text_id)""",
-                           [model_id, feature, [int(t) for t in text_ids]])
+            [model_id, feature, [int(t) for t in text_ids]],
+        )
 
     def cooccurring_features(self, model_id: int, feature: int, k: int = 10) -> pd.DataFrame:
         """Features that fire on the same tokens as `feature` most often: feature, together."""
         return self._frame(
             """SELECT b.feature, count(*) AS together FROM feature_activations a
-               JOIN feature_activations b ON a.model_id = b.model_id AND a.text_id = b.text_id AND a.position = b.position
+               JOIN feature_activations b ON a.model_id = b.model_id AND a.text_id = b.text_id AND a.position =
+                   b.position
                WHERE a.model_id = ? AND a.feature = ? AND b.feature <> a.feature
-               GROUP BY b.feature ORDER BY together DESC, b.feature LIMIT ?""", [model_id, feature, k])
+               GROUP BY b.feature ORDER BY together DESC, b.feature LIMIT ?""",
+            [model_id, feature, k],
+        )
 
     def trained_model(self, model_id: int, kind: str, name: str) -> dict:
         """The finished model of this kind with this id (see `model`); a one-line error otherwise."""
@@ -655,7 +753,10 @@ class Store:
         rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})
         with self._transaction() as con:
             _register(con, "incoming_metrics", rows)
-            con.execute("INSERT INTO training_metrics SELECT ?, ?, ?, name, value FROM incoming_metrics", [model_id, step, split])
+            con.execute(
+                "INSERT INTO training_metrics SELECT ?, ?, ?, name, value FROM incoming_metrics",
+                [model_id, step, split],
+            )
             _unregister(con, "incoming_metrics")
 
     def drop_training_metrics_after(self, model_id: int, step: int) -> None:
@@ -664,24 +765,43 @@ class Store:
             con.execute("DELETE FROM training_metrics WHERE model_id = ? AND step > ?", [model_id, step])
 
     def training_metrics(self, model_id: int) -> pd.DataFrame:
-        return self._frame("SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id])
+        return self._frame(
+            "SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id]
+        )
 
-    def add_codes(self, model_id: int, text_ids: np.ndarray, codes: np.ndarray,
-                  positions: np.ndarray | None = None, tokens: list[str] | None = None) -> None:
+    def add_codes(
+        self,
+        model_id: int,
+        text_ids: np.ndarray,
+        codes: np.ndarray,
+        positions: np.ndarray | None = None,
+        tokens: list[str] | None = None,
+    ) -> None:
         """codes: (N, slots, stages) integer array, one row per text; for a token-level model one row
         per token, with its text id, its position (stored as the slot) and the token string."""
         n, slots, stages = codes.shape
-        slot = np.tile(np.repeat(np.arange(slots), stages), n) if positions is None else np.repeat(np.asarray(positions), stages)
-        table = pa.table({
-            "text_id": pa.array(np.repeat(np.asarray(text_ids), slots * stages), pa.int64()),
-            "slot": pa.array(slot, pa.int32()),
-            "stage": pa.array(np.tile(np.arange(stages), n * slots), pa.int32()),
-            "code": pa.array(codes.reshape(-1), pa.int64()),
-            "token": pa.array([None] * len(slot) if tokens is None else np.repeat(np.asarray(tokens, dtype=object), stages), pa.string()),
-        })
+        slot = (
+            np.tile(np.repeat(np.arange(slots), stages), n)
+            if positions is None
+            else np.repeat(np.asarray(positions), stages)
+        )
+        table = pa.table(
+            {
+                "text_id": pa.array(np.repeat(np.asarray(text_ids), slots * stages), pa.int64()),
+                "slot": pa.array(slot, pa.int32()),
+                "stage": pa.array(np.tile(np.arange(stages), n * slots), pa.int32()),
+                "code": pa.array(codes.reshape(-1), pa.int64()),
+                "token": pa.array(
+                    [None] * len(slot) if tokens is None else np.repeat(np.asarray(tokens, dtype=object), stages),
+                    pa.string(),
+                ),
+            }
+        )
         with self._transaction() as con:
             _register(con, "incoming_codes", table)
-            con.execute("INSERT INTO text_codes SELECT ?, text_id, slot, stage, code, token FROM incoming_codes", [model_id])
+            con.execute(
+                "INSERT INTO text_codes SELECT ?, text_id, slot, stage, code, token FROM incoming_codes", [model_id]
+            )
             _unregister(con, "incoming_codes")
 
     def codes(self, model_id: int) -> pd.DataFrame:
@@ -722,7 +842,8 @@ class Store:
         """Mark a job whose process died; a job that has meanwhile finished keeps its own status."""
         with self._transaction() as con:
             con.execute(
-                "UPDATE jobs SET status = 'interrupted', error = ?, updated = current_timestamp WHERE id = ? AND status = 'running'",
+                "UPDATE jobs SET status = 'interrupted', error = ?, updated = current_timestamp WHERE id = ? AND "
+                "status = 'running'",
                 [error, job_id],
             )
 
@@ -739,6 +860,7 @@ class Store:
 
     def info(self) -> dict:
         """Everything in the workspace, as plain JSON-ready values."""
+
         def records(frame: pd.DataFrame) -> list[dict]:
             return json.loads(frame.to_json(orient="records", date_format="iso"))
 
@@ -748,6 +870,8 @@ class Store:
             "datasets": records(self.datasets()),
             "encodings": records(self.encodings()),
             "projections": [dict(row, params=json.loads(row["params"])) for row in records(self.projections())],
-            "models": [dict(row, config=json.loads(row["config"] or "{}"), metrics=json.loads(row["metrics"] or "{}"))
-                       for row in records(self.models())],
+            "models": [
+                dict(row, config=json.loads(row["config"] or "{}"), metrics=json.loads(row["metrics"] or "{}"))
+                for row in records(self.models())
+            ],
         }

@@ -84,9 +84,16 @@ def evaluate(model: torch.nn.Module, data: Data, batch_size: int = 4096) -> dict
     return {name: value / n for name, value in totals.items()}
 
 
-def fit(model: base.LatentModel, train: Data, *, config: TrainConfig, held_out: Data | None = None,
-        folder: Path | None = None, progress: Callable[[int, int, dict], None] | None = None,
-        on_eval: Callable[[int, dict], None] | None = None) -> list[dict]:
+def fit(
+    model: base.LatentModel,
+    train: Data,
+    *,
+    config: TrainConfig,
+    held_out: Data | None = None,
+    folder: Path | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+    on_eval: Callable[[int, dict], None] | None = None,
+) -> list[dict]:
     """Train `model` on rows of `train`; returns the evaluation history. The model's hooks
     (base.LatentModel) hear the step and the optimiser steps.
 

@@ -36,8 +36,12 @@ def bootstrap(workspace: Store) -> None:
 
 
 def start_default_map(workspace: Store) -> int:
-    return jobs.start(workspace, "default map", {"dataset": settings.BUILTIN_DATASET},
-                      lambda progress: pipeline.build_default_map(workspace, progress=progress))
+    return jobs.start(
+        workspace,
+        "default map",
+        {"dataset": settings.BUILTIN_DATASET},
+        lambda progress: pipeline.build_default_map(workspace, progress=progress),
+    )
 
 
 def job_status(workspace: Store) -> None:
@@ -70,6 +74,7 @@ def _poll_jobs(workspace: Store) -> None:
 
 # -- training runs, the same panel for every family ---------------------------------------------------
 
+
 def training_panel(workspace: Store, kind: str, then=None) -> bool:
     """While a run of this family trains: its live held-out curves and Stop (the page redraws when
     it ends). Otherwise each run that stopped before it finished, with Resume. `then(model_id,
@@ -95,14 +100,20 @@ def _live_training(workspace: Store, kind: str) -> None:
     model_id = int(unfinished["id"].max()) if not unfinished.empty else None
     left, right = st.columns([4, 1])
     left.subheader(f"Training run #{model_id} (held-out, live)" if model_id else "Preparing the training data")
-    if right.button("Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"):
+    if right.button(
+        "Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"
+    ):
         jobs.stop(workspace, int(running["id"].iloc[0]))
     curves = family.curves(workspace, model_id) if model_id else pd.DataFrame()
     if curves.empty:
-        st.caption("No curves yet: they appear after the first held-out evaluation (every 100 steps); the progress above "
-                   "says what is being done.")
+        st.caption(
+            "No curves yet: they appear after the first held-out evaluation (every 100 steps); the progress above "
+            "says what is being done."
+        )
     else:
-        st.altair_chart(charts.curves_chart(curves.assign(model=f"#{model_id}"), columns=min(4, curves["metric"].nunique())))
+        st.altair_chart(
+            charts.curves_chart(curves.assign(model=f"#{model_id}"), columns=min(4, curves["metric"].nunique()))
+        )
 
 
 def _resume_offers(workspace: Store, kind: str, then) -> None:
@@ -110,13 +121,18 @@ def _resume_offers(workspace: Store, kind: str, then) -> None:
     for run in fit.common.models(workspace, kind, finished=False).itertuples():
         step = workspace.training_metrics(int(run.id))["step"].max()
         left, right = st.columns([4, 1])
-        left.warning(f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-                     + (f", after step {int(step)}." if pd.notna(step) else "."), icon=":material/pause_circle:")
+        left.warning(
+            f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
+            + (f", after step {int(step)}." if pd.notna(step) else "."),
+            icon=":material/pause_circle:",
+        )
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):
+
             def work(progress, model_id=int(run.id)):
                 family.resume(workspace, model_id, progress=progress)
                 if then is not None:
                     then(model_id, progress)
+
             jobs.start(workspace, family.JOBS[1], {"model": int(run.id)}, work)
             st.rerun()
 
@@ -129,11 +145,13 @@ def start_training(workspace: Store, kind: str, run, then=None) -> None:
         model_id = family.train(workspace, run, progress=progress)
         if then is not None:
             then(model_id, progress)
+
     jobs.start(workspace, family.JOBS[0], runs.to_record(run), work)
     st.rerun()
 
 
 # -- state in the URL, and selections ------------------------------------------------------------------
+
 
 def from_url(name: str, default, options=None, cast=str):
     """The value of ?name= when it parses with `cast` and is among `options` (when given); else `default`."""
@@ -179,11 +197,16 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     trained = fit.common.models(workspace, "vae")
     if trained.empty:
         if jobs.running(workspace)["kind"].isin(fit.vae.JOBS).any():
-            st.info("**A VAE is training.** Its live curves are on the Train page; this page opens it when it is done.",
-                    icon=":material/hourglass_top:")
+            st.info(
+                "**A VAE is training.** Its live curves are on the Train page; this page opens it when it is done.",
+                icon=":material/hourglass_top:",
+            )
         else:
-            st.info("**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
-                    icon=":material/model_training:")
+            st.info(
+                "**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the "
+                "defaults.",
+                icon=":material/model_training:",
+            )
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()
     model_id = pick_model(trained, "VAE", "vae_model")

@@ -8,8 +8,9 @@ from latentviz import runs, train
 
 def spec(run, model: dict | None = None, training: dict | None = None, **fields):
     """`run` with some run fields, model options and training settings replaced."""
-    return replace(run, **fields, model=replace(run.model, **(model or {})),
-                   training=replace(run.training, **(training or {})))
+    return replace(
+        run, **fields, model=replace(run.model, **(model or {})), training=replace(run.training, **(training or {}))
+    )
 
 
 def vq(dataset: str, model=None, training=None, **fields) -> runs.VQRun:

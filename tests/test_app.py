@@ -22,6 +22,7 @@ def app(monkeypatch):
         monkeypatch.setenv("LATENTVIZ_READ_ONLY", "1" if read_only else "0")
         monkeypatch.setenv("LATENTVIZ_BOOTSTRAP", "1" if bootstrap else "0")
         return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
     return start
 
 
@@ -183,9 +184,16 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit.vq.train(store, specs.vq("bbc-news", backbone=tiny_bert, model={"codebook_size": 8},
-                                     training={"steps": 60, "batch_size": 32, "eval_every": 10, "checkpoint_every": 20}),
-                     progress=stop_at_30)
+        fit.vq.train(
+            store,
+            specs.vq(
+                "bbc-news",
+                backbone=tiny_bert,
+                model={"codebook_size": 8},
+                training={"steps": 60, "batch_size": 32, "eval_every": 10, "checkpoint_every": 20},
+            ),
+            progress=stop_at_30,
+        )
     at = app(db)
     at.switch_page("views/codebook.py").run()
     assert not at.exception and "stopped before it finished, after step 30" in shown(at)
@@ -203,16 +211,24 @@ def test_a_stopped_or_cut_off_job_says_which_and_how_to_go_on(app, tmp_path):
     at = app(tmp_path / "jobs.duckdb")
     at.switch_page("views/vae_train.py").run()
     assert "train vae: stopped; resume it to continue" in shown(at)
-    store.mark_interrupted(store.start_job("train sae", {}, pid=1), "the process running it stopped; start it again to resume")
+    store.mark_interrupted(
+        store.start_job("train sae", {}, pid=1), "the process running it stopped; start it again to resume"
+    )
     at.switch_page("views/sae_features.py").run()
     assert "train sae: the process running it stopped" in shown(at)
 
 
 # -- Text VAE pages ----------------------------------------------------------------------------------
 
+
 def test_vae_pages_without_a_model_point_to_training(app, tmp_path):
     at = app(tmp_path / "empty.duckdb")
-    for page in ("views/vae_diagnostics.py", "views/vae_traverse.py", "views/vae_interpolate.py", "views/vae_arithmetic.py"):
+    for page in (
+        "views/vae_diagnostics.py",
+        "views/vae_traverse.py",
+        "views/vae_interpolate.py",
+        "views/vae_arithmetic.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception and "No VAE yet" in shown(at), page
     at.switch_page("views/vae_train.py").run()
@@ -267,18 +283,31 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
 
 # -- SAE pages -----------------------------------------------------------------------------------------
 
+
 def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_llama, monkeypatch):
     import pandas as pd
 
     db = tmp_path / "sae.duckdb"
     store = Store(db)
-    texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock", "index", "rate"] * 15)]
+    texts = [
+        f"the {w} number {i} rose sharply today while markets fell"
+        for i, w in enumerate(["price", "stock", "index", "rate"] * 15)
+    ]
     store.add_dataset("news", "test", pd.DataFrame({"text": texts}))
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     assert not at.exception and "No SAE yet" in shown(at)
-    fit.sae.train(store, specs.sae("news", backbone=tiny_llama, layer=2, max_tokens=400, model={"d_sae": 64, "k": 4},
-                                   training={"steps": 40, "batch_size": 128, "lr": 1e-3}))
+    fit.sae.train(
+        store,
+        specs.sae(
+            "news",
+            backbone=tiny_llama,
+            layer=2,
+            max_tokens=400,
+            model={"d_sae": 64, "k": 4},
+            training={"steps": 40, "batch_size": 128, "lr": 1e-3},
+        ),
+    )
     at.run()
     assert not at.exception and "not built" in shown(at)
     at.button(key="sae_build").click().run()
@@ -286,7 +315,11 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     at.run()
     assert not at.exception
     assert [m.label for m in at.metric][:2] == ["L0", "Explained variance"]
-    feature = int(at.query_params["feature"][0]) if isinstance(at.query_params["feature"], list) else int(at.query_params["feature"])
+    feature = (
+        int(at.query_params["feature"][0])
+        if isinstance(at.query_params["feature"], list)
+        else int(at.query_params["feature"])
+    )
     assert f"Feature {feature}" in " ".join(h.value for h in at.subheader)
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
     at.text_input(key="text_text").set_value("the price rose").run()
@@ -304,20 +337,31 @@ def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, mo
 
     db = tmp_path / "sae.duckdb"
     store = Store(db)
-    store.add_dataset("news", "test", pd.DataFrame({"text": [f"the price number {i} rose sharply today" for i in range(60)]}))
+    store.add_dataset(
+        "news", "test", pd.DataFrame({"text": [f"the price number {i} rose sharply today" for i in range(60)]})
+    )
     real, go = fit.sae.train, threading.Event()
 
     def held_then_small(workspace, run, progress):  # waits for the test, then the page's settings on a tiny LM and run
         go.wait(60)
-        small = specs.spec(run, backbone=tiny_llama, layer=2, max_tokens=300, model={"d_sae": 32},
-                           training={"steps": 20, "batch_size": 64})
+        small = specs.spec(
+            run,
+            backbone=tiny_llama,
+            layer=2,
+            max_tokens=300,
+            model={"d_sae": 32},
+            training={"steps": 20, "batch_size": 64},
+        )
         return real(workspace, small, progress)
+
     monkeypatch.setattr(fit.sae, "train", held_then_small)
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     at.button(key="sae_train").click().run()
     at.run()  # while the job runs: its progress instead of the form, so it cannot be started twice
-    assert "Preparing the training data" in [h.value for h in at.subheader] and not [b for b in at.button if b.key == "sae_train"]
+    assert "Preparing the training data" in [h.value for h in at.subheader] and not [
+        b for b in at.button if b.key == "sae_train"
+    ]
     assert "No curves yet" in shown(at)
     go.set()
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))

@@ -7,8 +7,13 @@ import torch
 from latentviz import backbones, pipeline
 from latentviz.backbones import BackboneError
 
-SENTENCES = ["The cat sat on the mat.", "Stocks fell sharply in early trading on Monday.", "A short one.",
-             "The striker scored twice in the second half to win the cup final for his club.", "Hello"]
+SENTENCES = [
+    "The cat sat on the mat.",
+    "Stocks fell sharply in early trading on Monday.",
+    "A short one.",
+    "The striker scored twice in the second half to win the cup final for his club.",
+    "Hello",
+]
 
 
 def load(name, tmp_path=Path("/nonexistent")):
@@ -31,7 +36,9 @@ def test_hooked_layer_equals_the_models_own_hidden_state(request, fixture, causa
 def test_sublayer_sites_add_up_to_the_residual_stream(tiny_llama, tiny_bert):
     model = load(tiny_llama)
     _, before = backbones.hidden_states(model, SENTENCES[3], 1)
-    after, attn, mlp = (backbones.hidden_states(model, SENTENCES[3], 2, site)[1] for site in ("resid_post", "attn_out", "mlp_out"))
+    after, attn, mlp = (
+        backbones.hidden_states(model, SENTENCES[3], 2, site)[1] for site in ("resid_post", "attn_out", "mlp_out")
+    )
     assert not np.allclose(attn, 0) and not np.allclose(mlp, 0)
     assert np.allclose(before + attn + mlp, after, atol=1e-5)  # a pre-norm block: h + attn(h) + mlp(h + attn(h))
     with pytest.raises(BackboneError, match="unknown site 'resid_mid'"):
@@ -82,6 +89,7 @@ def test_bad_layer_and_bad_backbone_names(tiny_bert, tmp_path):
 def test_interrupted_encode_resumes_where_it_stopped(store, tiny_bert, monkeypatch):
     pipeline.ingest(store, "bbc-news", limit=60)
     monkeypatch.setattr(pipeline, "ENCODE_CHUNK", 16)
+
     def stop_after_two_chunks(done, total, message):  # Ctrl-C while the second chunk is being encoded
         if message == "encoding with " + tiny_bert and done >= 32:
             raise KeyboardInterrupt
@@ -91,7 +99,9 @@ def test_interrupted_encode_resumes_where_it_stopped(store, tiny_bert, monkeypat
     partial = store.encodings()
     assert partial["vectors"].tolist() == [16] and not partial["complete"].iloc[0]  # chunk 2 was cut off uncommitted
     seen = []
-    encoding_id = pipeline.encode(store, "bbc-news", backbone_name=tiny_bert, progress=lambda d, t, m: seen.append((d, t)))
+    encoding_id = pipeline.encode(
+        store, "bbc-news", backbone_name=tiny_bert, progress=lambda d, t, m: seen.append((d, t))
+    )
     assert seen[0] == (0, None) and (16, 60) in seen  # resumed at 16, not 0
     ids, resumed = store.vectors(encoding_id)
     fresh = backbones.encode(load(tiny_bert), store.texts("bbc-news")["text"].tolist())

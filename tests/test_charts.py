@@ -4,12 +4,16 @@ from latentviz import charts
 
 
 def points(texts, labels):
-    frame = pd.DataFrame({"id": range(len(texts)), "x": range(len(texts)), "y": range(len(texts)), "text": texts, "label": labels})
+    frame = pd.DataFrame(
+        {"id": range(len(texts)), "x": range(len(texts)), "y": range(len(texts)), "text": texts, "label": labels}
+    )
     return charts.with_hover(frame)
 
 
 def test_untrusted_text_and_labels_are_escaped():
-    figure = charts.map_figure(points(["<img src=x onerror=alert(1)> hi", "plain & simple"], ["<b>evil</b>", None]), "label")
+    figure = charts.map_figure(
+        points(["<img src=x onerror=alert(1)> hi", "plain & simple"], ["<b>evil</b>", None]), "label"
+    )
     hover = [h for trace in figure.data for h in (trace.hovertext or [])]
     assert "&lt;img src=x onerror=alert(1)&gt; hi" in hover and "plain &amp; simple" in hover
     assert not any("<img" in h for h in hover)

@@ -20,12 +20,16 @@ def run(capsys, *argv):
 def test_ingest_encode_project_info(tmp_path, tiny_bert, capsys):
     db = str(tmp_path / "ws.duckdb")
     source = tmp_path / "reviews.csv"
-    source.write_text("review,stars\n" + "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(30)))
+    source.write_text(
+        "review,stars\n" + "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(30))
+    )
     code, out, _ = run(capsys, "ingest", str(source), "--text-column", "review", "--label-column", "stars", "--db", db)
     assert code == 0 and "dataset 'reviews': 30 texts" in out
     code, out, _ = run(capsys, "encode", "--dataset", "reviews", "--backbone", tiny_bert, "--layer", "1", "--db", db)
     assert code == 0 and "encoding 1" in out
-    code, out, _ = run(capsys, "project", "--dataset", "reviews", "--backbone", tiny_bert, "--method", "pca", "--db", db)
+    code, out, _ = run(
+        capsys, "project", "--dataset", "reviews", "--backbone", tiny_bert, "--method", "pca", "--db", db
+    )
     assert code == 0 and "projection 1: pca" in out
     code, out, _ = run(capsys, "info", "--db", db)
     info = json.loads(out)
@@ -34,13 +38,16 @@ def test_ingest_encode_project_info(tmp_path, tiny_bert, capsys):
     assert info["projections"][0]["method"] == "pca" and info["projections"][0]["points"] == 30
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["ingest", "missing.csv"], "no such file"),
-    (["encode", "--dataset", "nope"], "no dataset named 'nope'"),
-    (["project", "--dataset", "nope"], "no finished minilm encoding"),
-    (["ingest", "bbc-news", "--limit", "0"], "limit must be a positive"),
-    (["ingest", "bbc-news", "--text-column", "x"], "fixed columns"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ingest", "missing.csv"], "no such file"),
+        (["encode", "--dataset", "nope"], "no dataset named 'nope'"),
+        (["project", "--dataset", "nope"], "no finished minilm encoding"),
+        (["ingest", "bbc-news", "--limit", "0"], "limit must be a positive"),
+        (["ingest", "bbc-news", "--text-column", "x"], "fixed columns"),
+    ],
+)
 def test_bad_input_exits_non_zero_with_one_line(tmp_path, capsys, argv, message):
     db = str(tmp_path / "ws.duckdb")
     code, out, err = run(capsys, *argv, "--db", db)
@@ -57,8 +64,13 @@ def test_info_on_a_missing_workspace_fails_cleanly(tmp_path, capsys):
 def test_python_dash_m_and_env_var(tmp_path):
     db = tmp_path / "env.duckdb"
     Store(db)
-    result = subprocess.run([sys.executable, "-m", "latentviz", "info"], capture_output=True, text=True,
-                            env={"LATENTVIZ_DB": str(db), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "latentviz", "info"],
+        capture_output=True,
+        text=True,
+        env={"LATENTVIZ_DB": str(db), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
     assert result.returncode == 0 and json.loads(result.stdout)["workspace"] == str(db)
 
 
@@ -99,15 +111,37 @@ def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 24))
     labels = np.repeat(["a", "b", "c", "d"], 40)
-    store.add_dataset("planted", "test", __import__("pandas").DataFrame({"text": [f"text {i}" for i in range(160)], "label": labels}))
+    store.add_dataset(
+        "planted", "test", __import__("pandas").DataFrame({"text": [f"text {i}" for i in range(160)], "label": labels})
+    )
     ids = store.texts("planted")["id"].to_numpy()
     vectors = centres[np.repeat(np.arange(4), 40)] + 0.05 * rng.normal(size=(160, 24))
     encoding_id = store.encoding_id("planted", "fake", 1, 24)
     store.add_vectors(encoding_id, ids, vectors.astype(np.float32))
     store.mark_encoding_complete(encoding_id)
-    code, out, err = run(capsys, "train", "vq", "--dataset", "planted", "--backbone", "fake", "--quantizer", "vq-ema",
-                         "--codebook-size", "8", "--codes", "1", "--kmeans-init", "--restart-dead", "--steps", "150",
-                         "--batch-size", "64", "--db", str(db))
+    code, out, err = run(
+        capsys,
+        "train",
+        "vq",
+        "--dataset",
+        "planted",
+        "--backbone",
+        "fake",
+        "--quantizer",
+        "vq-ema",
+        "--codebook-size",
+        "8",
+        "--codes",
+        "1",
+        "--kmeans-init",
+        "--restart-dead",
+        "--steps",
+        "150",
+        "--batch-size",
+        "64",
+        "--db",
+        str(db),
+    )
     assert code == 0, err
     figures = json.loads(out)
     assert figures["codebook_size"] == 8 and figures["held_out"] == 16
@@ -130,7 +164,9 @@ def test_train_vq_bad_levels_get_one_line(tmp_path, capsys, mapped_workspace):
 
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
-    code, _, err = run(capsys, "train", "vq", "--dataset", "bbc-news", "--quantizer", "fsq", "--levels", "8,x", "--db", str(db))
+    code, _, err = run(
+        capsys, "train", "vq", "--dataset", "bbc-news", "--quantizer", "fsq", "--levels", "8,x", "--db", str(db)
+    )
     assert code == 2 and "--levels takes integers" in err and len(err.strip().splitlines()) == 1
 
 
@@ -140,13 +176,41 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     from latentviz.store import Store
 
     db = str(tmp_path / "vae.duckdb")
-    sentences = ["the striker scored twice in the final .", "shares fell sharply on wall street today .",
-                 "the minister promised new taxes on fuel .", "the band released a new album this week ."]
+    sentences = [
+        "the striker scored twice in the final .",
+        "shares fell sharply on wall street today .",
+        "the minister promised new taxes on fuel .",
+        "the band released a new album this week .",
+    ]
     labels = ["sport", "business", "politics", "music"]
-    Store(db).add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {'!' * (i // 4)}" for i, s in enumerate(sentences * 20)],
-                                                        "label": labels * 20}))
-    code, out, err = run(capsys, "train", "vae", "--dataset", "four", "--variant", "rnn", "--latent-dim", "4", "--hidden", "64", "--epochs", "40",
-                         "--batch-size", "16", "--lr", "0.003", "--free-bits", "0.1", "--db", db)
+    Store(db).add_dataset(
+        "four",
+        "test",
+        pd.DataFrame({"text": [f"{s} {'!' * (i // 4)}" for i, s in enumerate(sentences * 20)], "label": labels * 20}),
+    )
+    code, out, err = run(
+        capsys,
+        "train",
+        "vae",
+        "--dataset",
+        "four",
+        "--variant",
+        "rnn",
+        "--latent-dim",
+        "4",
+        "--hidden",
+        "64",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.003",
+        "--free-bits",
+        "0.1",
+        "--db",
+        db,
+    )
     assert code == 0, err
     figures = json.loads(out)
     assert {"iw_nll", "perplexity", "kl", "active_units", "mutual_information", "collapsed"} <= set(figures)
@@ -154,26 +218,55 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     model_id = figures["model"]
     code, out, _ = run(capsys, "decode", str(model_id), "--text", sentences[0], "--db", db)
     assert code == 0 and out.strip().startswith("the striker scored twice")
-    code, out, _ = run(capsys, "interpolate", str(model_id), "--from", sentences[0], "--to", sentences[1], "--steps", "5", "--db", db)
+    code, out, _ = run(
+        capsys, "interpolate", str(model_id), "--from", sentences[0], "--to", sentences[1], "--steps", "5", "--db", db
+    )
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 6 and lines[-1].startswith("smoothness")
-    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--dim", "0", "--steps", "3", "--db", db)
+    code, out, _ = run(
+        capsys, "traverse", str(model_id), "--text", sentences[2], "--dim", "0", "--steps", "3", "--db", db
+    )
     assert code == 0 and len(out.strip().splitlines()) == 3 and out.startswith("-3.0σ")
-    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--pca", "0", "--steps", "3", "--db", db)
+    code, out, _ = run(
+        capsys, "traverse", str(model_id), "--text", sentences[2], "--pca", "0", "--steps", "3", "--db", db
+    )
     assert code == 0 and len(out.strip().splitlines()) == 3
-    code, out, _ = run(capsys, "traverse", str(model_id), "--text", sentences[2], "--labels", "sport", "music", "--db", db)
+    code, out, _ = run(
+        capsys, "traverse", str(model_id), "--text", sentences[2], "--labels", "sport", "music", "--db", db
+    )
     assert code == 0 and len(out.strip().splitlines()) == 7
-    code, out, _ = run(capsys, "decode", str(model_id), "--text", sentences[1], "--decoding", "beam", "--neighbours", "3", "--db", db)
+    code, out, _ = run(
+        capsys, "decode", str(model_id), "--text", sentences[1], "--decoding", "beam", "--neighbours", "3", "--db", db
+    )
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith("shares fell sharply") and len(lines) == 5 and "business" in lines[2]
     code, out, _ = run(capsys, "sample", str(model_id), "-n", "4", "--decoding", "sample", "--db", db)
     assert code == 0 and len(out.strip().splitlines()) == 4
     # Adding "sport minus business" to a business sentence moves it to the sport sentence.
-    code, out, _ = run(capsys, "arithmetic", str(model_id), "--text", sentences[1], "--plus", "sport", "--minus", "business",
-                       "--alpha", "0,1", "--db", db)
+    code, out, _ = run(
+        capsys,
+        "arithmetic",
+        str(model_id),
+        "--text",
+        sentences[1],
+        "--plus",
+        "sport",
+        "--minus",
+        "business",
+        "--alpha",
+        "0,1",
+        "--db",
+        db,
+    )
     before, after = out.splitlines()
-    assert code == 0 and before.startswith("α=0\tshares fell sharply") and after.startswith("α=1\tthe striker scored twice")
-    code, _, err = run(capsys, "arithmetic", str(model_id), "--text", "x", "--plus", "cooking", "--minus", "sport", "--db", db)
+    assert (
+        code == 0
+        and before.startswith("α=0\tshares fell sharply")
+        and after.startswith("α=1\tthe striker scored twice")
+    )
+    code, _, err = run(
+        capsys, "arithmetic", str(model_id), "--text", "x", "--plus", "cooking", "--minus", "sport", "--db", db
+    )
     assert code == 2 and "no text of dataset 'four' has label 'cooking'" in err
     code, _, err = run(capsys, "decode", "999", "--text", "hello", "--db", db)
     assert code == 2 and "no trained VAE with id 999" in err
@@ -188,13 +281,54 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     from latentviz.store import Store
 
     db = str(tmp_path / "sae.duckdb")
-    texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock", "index", "rate"] * 15)]
+    texts = [
+        f"the {w} number {i} rose sharply today while markets fell"
+        for i, w in enumerate(["price", "stock", "index", "rate"] * 15)
+    ]
     Store(db).add_dataset("news", "test", pd.DataFrame({"text": texts}))
-    code, out, err = run(capsys, "capture", "--dataset", "news", "--backbone", tiny_llama, "--layer", "2", "--max-tokens", "400", "--db", db)
+    code, out, err = run(
+        capsys,
+        "capture",
+        "--dataset",
+        "news",
+        "--backbone",
+        tiny_llama,
+        "--layer",
+        "2",
+        "--max-tokens",
+        "400",
+        "--db",
+        db,
+    )
     assert code == 0, err
     assert "capture 1: 400 tokens" in out
-    code, out, err = run(capsys, "train", "sae", "--dataset", "news", "--backbone", tiny_llama, "--layer", "2", "--arch", "topk",
-                         "--width", "64", "--k", "4", "--steps", "60", "--batch-size", "128", "--lr", "1e-3", "--max-tokens", "400", "--db", db)
+    code, out, err = run(
+        capsys,
+        "train",
+        "sae",
+        "--dataset",
+        "news",
+        "--backbone",
+        tiny_llama,
+        "--layer",
+        "2",
+        "--arch",
+        "topk",
+        "--width",
+        "64",
+        "--k",
+        "4",
+        "--steps",
+        "60",
+        "--batch-size",
+        "128",
+        "--lr",
+        "1e-3",
+        "--max-tokens",
+        "400",
+        "--db",
+        db,
+    )
     assert code == 0, err
     figures = json.loads(out)
     assert figures["l0"] <= 4 and 0 < figures["fvu"] < 1.5 and figures["dead_window_tokens"] > 0
@@ -206,12 +340,18 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
 
     store = Store(db)
     stats = features.statistics(store, figures["model"])
-    assert len(stats) == 64 and stats["fires"].sum() == store._frame("SELECT count(*) AS n FROM feature_activations", [])["n"][0]
+    assert (
+        len(stats) == 64
+        and stats["fires"].sum() == store._frame("SELECT count(*) AS n FROM feature_activations", [])["n"][0]
+    )
     densest = int(stats.sort_values("fires").iloc[-1]["feature"])
     shown = features.examples(store, figures["model"], densest)
     top = shown[shown["bucket"] == -1]
     assert len(top) == 10 and top["value"].is_monotonic_decreasing
-    assert all(any(v == pytest.approx(value) for _, v in context) for value, context in zip(top["value"], top["context"], strict=True))
+    assert all(
+        any(v == pytest.approx(value) for _, v in context)
+        for value, context in zip(top["value"], top["context"], strict=True)
+    )
     assert len(features.nearest_features(store, figures["model"], densest, k=5)) == 5
     promoted, suppressed = features.logit_effects(store, figures["model"], densest, k=3)
     assert promoted["logit"].min() >= suppressed["logit"].max()
@@ -223,7 +363,9 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert code == 0 and out.startswith("SAE 2: topk, d_in 32, d_sae 64"), err
     code, _, err = run(capsys, "export-sae", "2", "--out", str(tmp_path / "again"), "--db", db)
     first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("exported", "again"))
-    assert code == 0 and all(torch.equal(first[name], second[name]) for name in first)  # identical weights after the round trip
+    assert code == 0 and all(
+        torch.equal(first[name], second[name]) for name in first
+    )  # identical weights after the round trip
     code, _, err = run(capsys, "import-sae", str(tmp_path / "nowhere"), "--db", db)
     assert code == 2 and "no cfg.json" in err and len(err.strip().splitlines()) == 1
     info = json.loads(run(capsys, "info", "--db", db)[1])

@@ -11,7 +11,10 @@ from latentviz.errors import LatentvizError
 
 
 def test_split_sentences_respects_abbreviations_and_quotes():
-    text = 'Mr. Smith went to Washington today. He said "we will win this one." Then U.S. officials left the room!\nA new paragraph starts here.'
+    text = (
+        'Mr. Smith went to Washington today. He said "we will win this one." Then U.S. officials left the room!\n'
+        "A new paragraph starts here."
+    )
     assert split_sentences(text) == [
         "Mr. Smith went to Washington today.",
         'He said "we will win this one."',
@@ -53,6 +56,7 @@ def test_bbc_subset_is_balanced_and_reproducible():
 
 # -- good uploads ------------------------------------------------------------------------------
 
+
 def test_txt_one_text_per_line_with_empties_long_and_duplicates_counted():
     data = "first text\n\n   \nsecond text\nfirst text\n" + "x" * 6000 + "\n"
     frame, report = parse_upload(data.encode(), "notes.txt")
@@ -84,12 +88,15 @@ def test_jsonl_and_parquet():
     assert corpus.columns(buffer.getvalue(), "t.parquet") == ["sentence", "n"]
 
 
-@pytest.mark.parametrize("encoded", [
-    "café au lait\n".encode(),
-    codecs.BOM_UTF8 + "café au lait\n".encode(),
-    "café au lait\n".encode("utf-16"),  # with BOM
-    codecs.BOM_UTF16_BE + "café au lait\n".encode("utf-16-be"),
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "café au lait\n".encode(),
+        codecs.BOM_UTF8 + "café au lait\n".encode(),
+        "café au lait\n".encode("utf-16"),  # with BOM
+        codecs.BOM_UTF16_BE + "café au lait\n".encode("utf-16-be"),
+    ],
+)
 def test_utf8_with_or_without_bom_and_utf16_with_bom(encoded):
     frame, _ = parse_upload(encoded, "t.txt")
     assert frame["text"].tolist() == ["café au lait"]
@@ -97,23 +104,32 @@ def test_utf8_with_or_without_bom_and_utf16_with_bom(encoded):
 
 # -- bad uploads: one line that says what to fix -------------------------------------------------
 
-@pytest.mark.parametrize("data, name, options, message", [
-    (b"", "t.txt", {}, "empty file"),
-    (b"  \n\n", "t.csv", {}, "empty file"),
-    (b"text\n", "t.csv", {}, "no usable texts"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "t.txt", {}, "not UTF-8"),
-    (b"abc\x00def\n", "t.txt", {}, "binary"),
-    ("caf\u00e9 in latin-1\n".encode("latin-1"), "t.txt", {}, r"not UTF-8 \(byte 0xe9 on line 1\)"),
-    (b"a,b\n1,2\n", "t.csv", {}, "which column holds the text"),
-    (b"text,label\nx y,1\n", "t.csv", {"text_column": "body"}, "no column 'body'"),
-    (b"text,label\nx y,1\n", "t.csv", {"label_column": "topic"}, "no column 'topic' for the label"),
-    (b"text,label\ngood row,a\nbad,row,here\nalso good,b\nshort\n", "t.csv", {}, "2 malformed rows .* at lines 3, 5"),
-    (b'{"text": "ok"}\n{"text": broken\n[1, 2]\n', "t.jsonl", {}, "2 lines are not JSON objects, at lines 2, 3"),
-    (b"not a parquet file", "t.parquet", {}, "not a readable Parquet file"),
-    (b"hello", "t.docx", {}, "unsupported file type .docx"),
-    (b"hello there\n", "t.txt", {"text_column": "text"}, "has no columns"),
-    (b"text\n" + b"\n" * 3, "t.csv", {}, "no usable texts"),
-])
+
+@pytest.mark.parametrize(
+    "data, name, options, message",
+    [
+        (b"", "t.txt", {}, "empty file"),
+        (b"  \n\n", "t.csv", {}, "empty file"),
+        (b"text\n", "t.csv", {}, "no usable texts"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "t.txt", {}, "not UTF-8"),
+        (b"abc\x00def\n", "t.txt", {}, "binary"),
+        ("caf\u00e9 in latin-1\n".encode("latin-1"), "t.txt", {}, r"not UTF-8 \(byte 0xe9 on line 1\)"),
+        (b"a,b\n1,2\n", "t.csv", {}, "which column holds the text"),
+        (b"text,label\nx y,1\n", "t.csv", {"text_column": "body"}, "no column 'body'"),
+        (b"text,label\nx y,1\n", "t.csv", {"label_column": "topic"}, "no column 'topic' for the label"),
+        (
+            b"text,label\ngood row,a\nbad,row,here\nalso good,b\nshort\n",
+            "t.csv",
+            {},
+            "2 malformed rows .* at lines 3, 5",
+        ),
+        (b'{"text": "ok"}\n{"text": broken\n[1, 2]\n', "t.jsonl", {}, "2 lines are not JSON objects, at lines 2, 3"),
+        (b"not a parquet file", "t.parquet", {}, "not a readable Parquet file"),
+        (b"hello", "t.docx", {}, "unsupported file type .docx"),
+        (b"hello there\n", "t.txt", {"text_column": "text"}, "has no columns"),
+        (b"text\n" + b"\n" * 3, "t.csv", {}, "no usable texts"),
+    ],
+)
 def test_bad_uploads_get_a_clear_one_line_error(data, name, options, message):
     with pytest.raises(CorpusError, match=message) as error:
         parse_upload(data, name, **options)

@@ -18,8 +18,15 @@ def trained(tmp_path_factory):
     encoding_id = store.encoding_id("d", "fake", 1, 16)
     store.add_vectors(encoding_id, ids, vectors.astype(np.float32))
     store.mark_encoding_complete(encoding_id)
-    model_id = fit.vq.train(store, specs.vq("d", backbone="fake", training={"steps": 60, "batch_size": 32, "eval_every": 20},
-                                            model={"quantizer": "rvq", "codebook_size": 8, "groups": 2, "stages": 2}))
+    model_id = fit.vq.train(
+        store,
+        specs.vq(
+            "d",
+            backbone="fake",
+            training={"steps": 60, "batch_size": 32, "eval_every": 20},
+            model={"quantizer": "rvq", "codebook_size": 8, "groups": 2, "stages": 2},
+        ),
+    )
     return store, model_id
 
 
@@ -60,8 +67,11 @@ def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit.vq.train(store, specs.vq("d", backbone="fake", training=training, model={"codebook_size": 8, "groups": 1}),
-                     progress=stop_at_30)
+        fit.vq.train(
+            store,
+            specs.vq("d", backbone="fake", training=training, model={"codebook_size": 8, "groups": 1}),
+            progress=stop_at_30,
+        )
     model_id = int(store.models()["id"].max())
     assert store.training_metrics(model_id)["step"].max() == 30
     assert model_id not in fit.common.models(store, "vq")["id"].tolist()  # unfinished: not offered for browsing
@@ -79,9 +89,18 @@ def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, 
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
     store = Store(db)
-    model_id = fit.vq.train(store, specs.vq("bbc-news", backbone=tiny_llama, tokens=True, layer=2, max_tokens=2000,
-                                            training={"steps": 40, "batch_size": 64, "eval_every": 20},
-                                            model={"codebook_size": 16}))
+    model_id = fit.vq.train(
+        store,
+        specs.vq(
+            "bbc-news",
+            backbone=tiny_llama,
+            tokens=True,
+            layer=2,
+            max_tokens=2000,
+            training={"steps": 40, "batch_size": 64, "eval_every": 20},
+            model={"codebook_size": 16},
+        ),
+    )
     codes = store.codes(model_id)
     assert len(codes) == 2000 and codes["token"].notna().all() and (codes["slot"] >= 1).all()  # CLS left out
     assert dashboards.is_token_model(store, model_id)

@@ -12,7 +12,7 @@ def test_perplexity_utilisation_and_dead_codes_on_known_cases():
     half = metrics.codebook_usage(np.array([0, 1, 2, 3] * 10), 8)
     assert half["perplexity"] == pytest.approx(4.0) and half["dead_codes"] == 4
     # p = (1/2, 1/4, 1/4): H = 1.5 ln 2, perplexity = 2^1.5
-    assert metrics.codebook_usage(np.array([0, 0, 1, 2]), 4)["perplexity"] == pytest.approx(2 ** 1.5)
+    assert metrics.codebook_usage(np.array([0, 0, 1, 2]), 4)["perplexity"] == pytest.approx(2**1.5)
     with pytest.raises(ValueError, match="0..7"):
         metrics.codebook_usage(np.array([8]), 8)
 

@@ -39,8 +39,26 @@ def test_every_flag_help_states_the_specs_default(family, monkeypatch):
 
 
 def test_flags_reach_the_nested_configs():
-    run = runs.from_flags(runs.VQRun(), parsed("train", "vq", "--dataset", "d", "--quantizer", "fsq", "--levels", "7,5,3",
-                                               "--no-kmeans-init", "--codes", "2", "--steps", "50", "--lr", "0.01"))
+    run = runs.from_flags(
+        runs.VQRun(),
+        parsed(
+            "train",
+            "vq",
+            "--dataset",
+            "d",
+            "--quantizer",
+            "fsq",
+            "--levels",
+            "7,5,3",
+            "--no-kmeans-init",
+            "--codes",
+            "2",
+            "--steps",
+            "50",
+            "--lr",
+            "0.01",
+        ),
+    )
     assert run.dataset == "d" and run.model.quantizer == "fsq" and run.model.levels == [7, 5, 3]
     assert not run.model.kmeans_init and run.model.groups == 2 and run.training.steps == 50 and run.training.lr == 0.01
     run = runs.from_flags(runs.SAERun(), parsed("train", "sae", "--arch", "standard", "--width", "64", "--l1", "2"))
@@ -66,7 +84,11 @@ def test_presets_differ_from_their_spec_only_where_they_say():
         out = set()
         for f in fields(a):
             x, y = getattr(a, f.name), getattr(b, f.name)
-            out |= changed(x, y, f"{f.name}.") if hasattr(x, "__dataclass_fields__") else ({prefix + f.name} if x != y else set())
+            out |= (
+                changed(x, y, f"{f.name}.")
+                if hasattr(x, "__dataclass_fields__")
+                else ({prefix + f.name} if x != y else set())
+            )
         return out
 
     assert changed(runs.SAE_QUICK, runs.SAERun()) == {"max_tokens", "training.steps"}
@@ -86,19 +108,46 @@ def test_a_stored_run_record_round_trips(tmp_path):
 
 def test_records_written_before_run_specs_still_load():
     """Model rows as the pipeline wrote them before run specs: model, training and a data dict."""
-    vq = {"kind": "vq", "dataset": "d", "backbone": "smollm2", "config": {
-        "model": {**asdict(runs.VQRun().model), "groups": 1, "kmeans_init": False}, "training": asdict(runs.VQRun().training),
-        "data": {"unit": "token", "layer": 8, "max_tokens": 5000}}}
+    vq = {
+        "kind": "vq",
+        "dataset": "d",
+        "backbone": "smollm2",
+        "config": {
+            "model": {**asdict(runs.VQRun().model), "groups": 1, "kmeans_init": False},
+            "training": asdict(runs.VQRun().training),
+            "data": {"unit": "token", "layer": 8, "max_tokens": 5000},
+        },
+    }
     run = runs.from_record(vq)
-    assert run.tokens and run.layer == 8 and run.max_tokens == 5000 and not run.model.kmeans_init and run.backbone == "smollm2"
+    assert (
+        run.tokens
+        and run.layer == 8
+        and run.max_tokens == 5000
+        and not run.model.kmeans_init
+        and run.backbone == "smollm2"
+    )
     # The old VAE record stored the options it was given; skip did not exist in the oldest checkpoints.
-    vae = {"kind": "vae", "dataset": "d", "backbone": "minilm", "config": {
-        "model": {"variant": "rnn", "latent_dim": 4, "hidden": 64}, "training": {"steps": 60, "batch_size": 16, "lr": 3e-3},
-        "data": {"vocab_size": 1000}}}
+    vae = {
+        "kind": "vae",
+        "dataset": "d",
+        "backbone": "minilm",
+        "config": {
+            "model": {"variant": "rnn", "latent_dim": 4, "hidden": 64},
+            "training": {"steps": 60, "batch_size": 16, "lr": 3e-3},
+            "data": {"vocab_size": 1000},
+        },
+    }
     run = runs.from_record(vae)
     assert run.vocab_size == 1000 and run.model.latent_dim == 4 and run.training.steps == 60 and run.model.skip is False
-    sae = {"kind": "sae", "dataset": "", "backbone": "smollm2", "config": {  # an imported SAE: no training
-        "model": {**asdict(runs.SAERun().model), "layer": 5, "site": "mlp_out"}, "data": {"imported_from": "x"}}}
+    sae = {
+        "kind": "sae",
+        "dataset": "",
+        "backbone": "smollm2",
+        "config": {  # an imported SAE: no training
+            "model": {**asdict(runs.SAERun().model), "layer": 5, "site": "mlp_out"},
+            "data": {"imported_from": "x"},
+        },
+    }
     run = runs.from_record(sae)
     assert (run.layer, run.site, run.training) == (5, "mlp_out", runs.SAERun().training)
 
@@ -127,6 +176,7 @@ def test_a_bug_is_not_shown_as_a_one_line_user_error(monkeypatch, tmp_path):
 
 # -- the pages' forms --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def page(monkeypatch, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
@@ -140,6 +190,7 @@ def page(monkeypatch, mapped_workspace, tmp_path):
         at.switch_page(path).run()
         assert not at.exception
         return at
+
     return open_page
 
 

@@ -17,8 +17,12 @@ def test_sae_metrics_on_known_answers():
     x_hat = x + np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # Σ‖x − x̂‖² = 2
     assert metrics.fraction_of_variance_unexplained(x, x_hat) == pytest.approx(0.25)
     assert metrics.explained_variance(x, x_hat) == pytest.approx(0.75)
-    assert metrics.fraction_of_variance_unexplained(x, np.tile(x.mean(0), (4, 1))) == pytest.approx(1.0)  # the mean explains nothing
-    assert metrics.mean_cosine(x, 2 * x) == pytest.approx(1.0) and metrics.mean_cosine(x[:1], -x[:1]) == pytest.approx(-1.0)
+    assert metrics.fraction_of_variance_unexplained(x, np.tile(x.mean(0), (4, 1))) == pytest.approx(
+        1.0
+    )  # the mean explains nothing
+    assert metrics.mean_cosine(x, 2 * x) == pytest.approx(1.0) and metrics.mean_cosine(x[:1], -x[:1]) == pytest.approx(
+        -1.0
+    )
     # a huge offset shared by every token changes no FVU computed as a ratio of sums
     assert metrics.fraction_of_variance_unexplained(x + 1e6, x_hat + 1e6) == pytest.approx(0.25, rel=1e-6)
     hist, edges = metrics.log_density_histogram(np.array([1, 10, 100, 0]), tokens=100, bins=2)
@@ -44,12 +48,22 @@ def planted(n=4096, d=16, atoms=32, active=3, seed=0):
     return codes @ dictionary + 0.5
 
 
-@pytest.mark.parametrize("architecture, max_fvu, max_l0", [("standard", 0.1, 20), ("topk", 0.15, 3), ("batchtopk", 0.15, 6),
-                                                          ("jumprelu", 0.15, 6)])
+@pytest.mark.parametrize(
+    "architecture, max_fvu, max_l0",
+    [("standard", 0.1, 20), ("topk", 0.15, 3), ("batchtopk", 0.15, 6), ("jumprelu", 0.15, 6)],
+)
 def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, max_l0):
     x = planted()  # 3 of 32 atoms per token in 16 dimensions: a sparse code of 64 latents fits it
-    config = SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, l1_coefficient=0.3, l0_coefficient=0.1,
-                       jumprelu_init_threshold=0.1, jumprelu_bandwidth=0.05)
+    config = SAEConfig(
+        d_in=16,
+        d_sae=64,
+        architecture=architecture,
+        k=3,
+        l1_coefficient=0.3,
+        l0_coefficient=0.1,
+        jumprelu_init_threshold=0.1,
+        jumprelu_bandwidth=0.05,
+    )
     torch.manual_seed(0)
     sae = SparseAutoencoder(config)
     train.fit(sae, x[:3584], config=train.TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50))
@@ -77,7 +91,7 @@ def test_batchtopk_is_per_token_at_inference_and_round_trips(tmp_path):
     train.fit(sae, x, config=train.TrainConfig(steps=200, batch_size=256, lr=3e-3, warmup=10))
     sae.eval()
     with torch.no_grad():
-        alone = torch.cat([sae.encode(x[i:i + 1]) for i in range(8)])
+        alone = torch.cat([sae.encode(x[i : i + 1]) for i in range(8)])
         together = sae.encode(x[:8])
     # a token's latents do not depend on its batch (up to float rounding of batched matmuls)
     assert torch.equal(alone > 0, together > 0) and torch.allclose(alone, together, atol=1e-5)
@@ -103,7 +117,9 @@ def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path
     sae.eval()
     saelens.export(sae, tmp_path / "out")
     cfg = json.loads((tmp_path / "out" / "cfg.json").read_text())
-    assert cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["hook_name"] == "blocks.7.hook_resid_post"  # blocks count from 0
+    assert (
+        cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["hook_name"] == "blocks.7.hook_resid_post"
+    )  # blocks count from 0
     assert set(load_file(tmp_path / "out" / "sae_weights.safetensors")) >= {"W_enc", "W_dec", "b_enc", "b_dec"}
     back = saelens.read(tmp_path / "out", d_in=16)
     assert (back.config.layer, back.config.site) == (8, "resid_post")
@@ -120,10 +136,16 @@ def test_saelens_hook_names_map_to_our_layers_and_sites(tmp_path):
     from latentviz.models.base import CheckpointError
 
     assert saelens.layer_and_site({"hook_name": "blocks.7.hook_resid_post"}, tmp_path) == (8, "resid_post")
-    assert saelens.layer_and_site({"hook_name": "blocks.8.hook_resid_pre"}, tmp_path) == (8, "resid_post")  # the same vectors
+    assert saelens.layer_and_site({"hook_name": "blocks.8.hook_resid_pre"}, tmp_path) == (
+        8,
+        "resid_post",
+    )  # the same vectors
     assert saelens.layer_and_site({"hook_name": "blocks.3.hook_mlp_out"}, tmp_path) == (4, "mlp_out")
     assert saelens.layer_and_site({"hook_layer": 5}, tmp_path) == (6, "resid_post")
-    assert saelens.hook_name(4, "attn_out") == "blocks.3.hook_attn_out" and saelens.hook_name(0, "resid_post") == "blocks.0.hook_resid_pre"
+    assert (
+        saelens.hook_name(4, "attn_out") == "blocks.3.hook_attn_out"
+        and saelens.hook_name(0, "resid_post") == "blocks.0.hook_resid_pre"
+    )
     with pytest.raises(CheckpointError, match="hook 'blocks.3.attn.hook_z' is not one latentviz can read"):
         saelens.layer_and_site({"hook_name": "blocks.3.attn.hook_z"}, tmp_path)
 
@@ -168,21 +190,32 @@ def test_capture_leaves_sinks_out_of_training_but_keeps_them_in_their_texts(stor
     rows, positions, tokens, reference = backbones.token_states(model, texts, layer=2, site="mlp_out")
     for row, text_id in enumerate(store.texts("news")["id"]):  # every token of every text, in order
         order = np.argsort(positions[rows == row])
-        assert everything[everything["text_id"] == text_id]["token"].tolist() == np.asarray(tokens)[rows == row][order].tolist()
+        assert (
+            everything[everything["text_id"] == text_id]["token"].tolist()
+            == np.asarray(tokens)[rows == row][order].tolist()
+        )
     kept = ~activations.sink_mask(reference, 1.0)
-    assert np.allclose(np.sort(states, axis=0), np.sort(reference[kept], axis=0), atol=1e-5)  # the MLP output, sinks left out
+    assert np.allclose(
+        np.sort(states, axis=0), np.sort(reference[kept], axis=0), atol=1e-5
+    )  # the MLP output, sinks left out
 
 
 def test_a_stopped_sae_run_resumes_from_its_checkpoint_and_finishes(store, tiny_llama):
     import pandas as pd
-
     import specs
+
     from latentviz import fit, settings
 
     texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock"] * 15)]
     store.add_dataset("news", "test", pd.DataFrame({"text": texts}))
-    run = specs.sae("news", backbone=tiny_llama, layer=2, max_tokens=300, model={"d_sae": 32, "k": 4},
-                    training={"steps": 40, "batch_size": 64, "lr": 1e-3, "eval_every": 10, "checkpoint_every": 10})
+    run = specs.sae(
+        "news",
+        backbone=tiny_llama,
+        layer=2,
+        max_tokens=300,
+        model={"d_sae": 32, "k": 4},
+        training={"steps": 40, "batch_size": 64, "lr": 1e-3, "eval_every": 10, "checkpoint_every": 10},
+    )
 
     def stop_at_25(done, total, message):
         if message.startswith("training") and done == 25:

@@ -14,8 +14,10 @@ def texts(*items, label=None):
 
 
 def snapshot(store: Store) -> dict:
-    return {"datasets": store.datasets().drop(columns="created").to_dict("records"),
-            "texts": store.texts("d").to_dict("records") if store.has_dataset("d") else []}
+    return {
+        "datasets": store.datasets().drop(columns="created").to_dict("records"),
+        "texts": store.texts("d").to_dict("records") if store.has_dataset("d") else [],
+    }
 
 
 def test_new_workspace_has_current_schema(store):

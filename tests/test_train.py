@@ -8,8 +8,17 @@ from latentviz.models.vq import SentenceVQ, VQConfig
 
 
 def config(**overrides):
-    return train.TrainConfig(**{"steps": 40, "batch_size": 32, "lr": 3e-3, "warmup": 5, "eval_every": 10,
-                                "checkpoint_every": 20, **overrides})
+    return train.TrainConfig(
+        **{
+            "steps": 40,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "warmup": 5,
+            "eval_every": 10,
+            "checkpoint_every": 20,
+            **overrides,
+        }
+    )
 
 
 def model():

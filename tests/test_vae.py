@@ -7,8 +7,12 @@ from latentviz.models import base
 from latentviz.models.vae import TextVAE, VAEConfig, beta_at
 from latentviz.vocab import SPECIALS, Vocab, words
 
-SENTENCES = ["the striker scored twice in the final .", "shares fell sharply on wall street today .",
-             "the minister promised new taxes on fuel .", "the band released a new album this week ."]
+SENTENCES = [
+    "the striker scored twice in the final .",
+    "shares fell sharply on wall street today .",
+    "the minister promised new taxes on fuel .",
+    "the band released a new album this week .",
+]
 
 
 def corpus():
@@ -42,8 +46,12 @@ def test_kl_weight_schedules():
 @pytest.mark.parametrize("free_bits, moves", [(10.0, False), (0.0, True)])
 def test_free_bits_stop_pushing_small_kl_down(free_bits, moves, monkeypatch):
     vocab, tokens, embeddings, _ = corpus()
-    model = TextVAE(VAEConfig(vocab=vocab.tokens, d_in=16, latent_dim=4, embed_dim=8, hidden=16, free_bits=free_bits, anneal="none"))
-    monkeypatch.setattr(model, "log_likelihood", lambda tokens, z, dropout=0.0: torch.zeros(len(z)))  # leave only the KL term
+    model = TextVAE(
+        VAEConfig(vocab=vocab.tokens, d_in=16, latent_dim=4, embed_dim=8, hidden=16, free_bits=free_bits, anneal="none")
+    )
+    monkeypatch.setattr(
+        model, "log_likelihood", lambda tokens, z, dropout=0.0: torch.zeros(len(z))
+    )  # leave only the KL term
     model.train()
     model(tokens[:8], embeddings[:8]).loss.backward()
     # Every dimension's KL is far below 10 nats: under that floor the KL term pushes nothing.
@@ -54,8 +62,19 @@ def test_free_bits_stop_pushing_small_kl_down(free_bits, moves, monkeypatch):
 def test_a_small_vae_learns_live_latents_and_reconstructs(variant, tmp_path):
     torch.manual_seed(0)
     vocab, tokens, embeddings, kinds = corpus()
-    config = VAEConfig(vocab=vocab.tokens, variant=variant, d_in=16, latent_dim=4, embed_dim=32, hidden=64, max_len=12,
-                       anneal="linear", anneal_steps=100, free_bits=0.1, word_dropout=0.3)
+    config = VAEConfig(
+        vocab=vocab.tokens,
+        variant=variant,
+        d_in=16,
+        latent_dim=4,
+        embed_dim=32,
+        hidden=64,
+        max_len=12,
+        anneal="linear",
+        anneal_steps=100,
+        free_bits=0.1,
+        word_dropout=0.3,
+    )
     model = TextVAE(config)
     train.fit(model, (tokens, embeddings), config=train.TrainConfig(steps=300, batch_size=32, lr=3e-3, warmup=10))
     model.eval()
@@ -147,8 +166,13 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
             if done == 30:
                 jobs.stop(store, job["id"])
             progress(done, total, message)
-        run = specs.vae("four", model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
-                        training={"batch_size": 8, "eval_every": 10}, epochs=60 // 5)  # 36 texts train: 5 batches an epoch
+
+        run = specs.vae(
+            "four",
+            model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
+            training={"batch_size": 8, "eval_every": 10},
+            epochs=60 // 5,
+        )  # 36 texts train: 5 batches an epoch
         fit.vae.train(store, run, progress=watch)
 
     job["id"] = jobs.start(store, "train vae", {}, step)
@@ -169,13 +193,23 @@ def test_a_pretrained_decoder_vae_trains_only_its_injection_and_decodes_as_it_sc
     lm, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(tiny_llama)
     frozen = {name: weight.clone() for name, weight in lm.state_dict().items()}
     _, _, embeddings, _ = corpus()
-    config = VAEConfig(vocab=SPECIALS, variant="pretrained-decoder", d_in=16, latent_dim=4, max_len=12,
-                       lm_dim=lm.config.hidden_size, prefix_len=2, free_bits=0.5)
+    config = VAEConfig(
+        vocab=SPECIALS,
+        variant="pretrained-decoder",
+        d_in=16,
+        latent_dim=4,
+        max_len=12,
+        lm_dim=lm.config.hidden_size,
+        prefix_len=2,
+        free_bits=0.5,
+    )
     torch.manual_seed(0)
     model = TextVAE(config)
     model.attach_lm(lm, tokenizer)
     tokens = model.vocab.encode([SENTENCES[k] for k in torch.arange(64) % 4], config.max_len)
-    assert model.vocab.decode(tokens[1].tolist()) == tokenizer.decode(tokenizer(SENTENCES[1], add_special_tokens=False)["input_ids"])
+    assert model.vocab.decode(tokens[1].tolist()) == tokenizer.decode(
+        tokenizer(SENTENCES[1], add_special_tokens=False)["input_ids"]
+    )
 
     # Step-by-step decoding (prefix, then one token at a time through the LM's cache) sees exactly
     # the logits that training scores with the whole sentence at once.
@@ -188,12 +222,18 @@ def test_a_pretrained_decoder_vae_trains_only_its_injection_and_decodes_as_it_sc
             step, state = model.decoder.next_logits(tokens[:4, t], state, z)
             assert torch.allclose(step[:, 1:], whole[:, t, 1:], atol=1e-5)
 
-    history = train.fit(model, (tokens, embeddings), config=train.TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5,
-                                                                                eval_every=20), held_out=(tokens[:16], embeddings[:16]))
+    history = train.fit(
+        model,
+        (tokens, embeddings),
+        config=train.TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5, eval_every=20),
+        held_out=(tokens[:16], embeddings[:16]),
+    )
     assert history[-1]["reconstruction"] < history[0]["reconstruction"]
     assert all(torch.equal(frozen[name], weight) for name, weight in lm.state_dict().items())  # the LM never moved
     base.save(model, tmp_path)
-    assert not any(name.startswith("decoder.lm") for name in load_file(tmp_path / "model.safetensors"))  # not saved either
+    assert not any(
+        name.startswith("decoder.lm") for name in load_file(tmp_path / "model.safetensors")
+    )  # not saved either
     loaded = base.load(tmp_path)
     loaded.attach_lm(lm, tokenizer)
     assert loaded.eval().decode(z) == model.eval().decode(z) and len(model.decode(z, "beam", beam=2)) == 4

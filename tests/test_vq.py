@@ -10,7 +10,9 @@ from latentviz.models.vq import FSQ, ResidualVQ, SentenceVQ, VectorQuantizer, VQ
 def blobs(n=512, k=16, dim=8, seed=0):
     generator = torch.Generator().manual_seed(seed)
     centres = torch.randn(k, dim, generator=generator) * 4
-    return centres[torch.randint(k, (n,), generator=generator)] + 0.1 * torch.randn(n, dim, generator=generator), centres
+    return centres[torch.randint(k, (n,), generator=generator)] + 0.1 * torch.randn(
+        n, dim, generator=generator
+    ), centres
 
 
 @pytest.mark.parametrize("options", [{}, {"ema": True}, {"cosine": True}, {"rotation_trick": True}])

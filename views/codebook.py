@@ -25,8 +25,13 @@ training_now = webapp.training_panel(workspace, fit.vq.KIND)
 # -- train: the form's defaults are the run spec's (runs.VQRun, runs.VQ_TOKENS) ------------------------
 if not workspace.read_only and not training_now:
     with st.expander("Train a VQ model", expanded=models.empty):
-        unit = st.radio("Quantise", ["sentence vectors", "token activations of a language model"], horizontal=True, key="vq_unit",
-                        help="Token activations: each token's hidden state at a layer gets one code (e.g. SmolLM2, layer 8).")
+        unit = st.radio(
+            "Quantise",
+            ["sentence vectors", "token activations of a language model"],
+            horizontal=True,
+            key="vq_unit",
+            help="Token activations: each token's hidden state at a layer gets one code (e.g. SmolLM2, layer 8).",
+        )
         tokens = unit.startswith("token")
         spec = runs.VQ_TOKENS if tokens else runs.VQRun()
         model, training = spec.model, spec.training
@@ -37,25 +42,44 @@ if not workspace.read_only and not training_now:
             backbone = left.selectbox("Language model", lms, key="vq_token_backbone")
             layer = int(left.number_input("Layer", 0, 64, spec.layer, key="vq_token_layer"))
         else:
-            sources = {f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()}
+            sources = {
+                f"{r.dataset} · {r.backbone} layer {r.layer}": (r.dataset, r.backbone) for r in encodings.itertuples()
+            }
             source = left.selectbox("Encoded dataset", list(sources), key="vq_source")
             dataset, backbone = sources.get(source, (None, None))
             layer = spec.layer
             if not sources:
-                st.info("No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC News).",
-                        icon=":material/dataset:")
-        quantizer = middle.selectbox("Quantizer", QUANTIZERS, index=QUANTIZERS.index(model.quantizer), key="vq_quantizer",
-                                     help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; "
-                                          "rvq: residual stages")
+                st.info(
+                    "No encoded dataset yet: encode one on the Data page (or open the Latent Map, which builds BBC "
+                    "News).",
+                    icon=":material/dataset:",
+                )
+        quantizer = middle.selectbox(
+            "Quantizer",
+            QUANTIZERS,
+            index=QUANTIZERS.index(model.quantizer),
+            key="vq_quantizer",
+            help="vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages",
+        )
         steps = right.number_input("Steps", 100, 20_000, training.steps, step=500, key="vq_steps")
         left, middle, right = st.columns(3)
         if quantizer == "fsq":
-            levels = left.text_input("Levels", ",".join(map(str, model.levels)), key="vq_levels",
-                                     help="values per dimension; codebook = their product")
+            levels = left.text_input(
+                "Levels",
+                ",".join(map(str, model.levels)),
+                key="vq_levels",
+                help="values per dimension; codebook = their product",
+            )
         else:
-            size = left.select_slider("Codebook size K", [16, 32, 64, 128, 256, 512, 1024], model.codebook_size, key="vq_size")
-        codes_per_text = model.groups if tokens else middle.number_input("Codes per sentence", 1, 16, model.groups, key="vq_codes")
-        stages = right.number_input("Stages", 2, 8, model.stages, key="vq_stages") if quantizer == "rvq" else model.stages
+            size = left.select_slider(
+                "Codebook size K", [16, 32, 64, 128, 256, 512, 1024], model.codebook_size, key="vq_size"
+            )
+        codes_per_text = (
+            model.groups if tokens else middle.number_input("Codes per sentence", 1, 16, model.groups, key="vq_codes")
+        )
+        stages = (
+            right.number_input("Stages", 2, 8, model.stages, key="vq_stages") if quantizer == "rvq" else model.stages
+        )
         if quantizer != "fsq":
             a, b, c, d = st.columns(4)
             kmeans_init = a.checkbox("k-means init", model.kmeans_init, key="vq_kmeans")
@@ -71,11 +95,22 @@ if not workspace.read_only and not training_now:
                     st.error("Levels are integers separated by commas, e.g. 8,5,5,5", icon=":material/error:")
                     st.stop()
             else:
-                options.update(codebook_size=size, kmeans_init=kmeans_init, restart_dead=restart_dead,
-                               rotation_trick=rotation, cosine=cosine)
+                options.update(
+                    codebook_size=size,
+                    kmeans_init=kmeans_init,
+                    restart_dead=restart_dead,
+                    rotation_trick=rotation,
+                    cosine=cosine,
+                )
             try:
-                run = replace(spec, dataset=dataset, backbone=backbone, layer=layer, model=replace(model, **options),
-                              training=replace(training, steps=int(steps)))
+                run = replace(
+                    spec,
+                    dataset=dataset,
+                    backbone=backbone,
+                    layer=layer,
+                    model=replace(model, **options),
+                    training=replace(training, steps=int(steps)),
+                )
             except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")
                 st.stop()
@@ -88,9 +123,17 @@ if models.empty:
 
 # -- which models ------------------------------------------------------------------------------------
 labels = {int(r.id): f"#{r.id} {r.name} · {r.dataset}" for r in models.itertuples()}
-wanted = webapp.from_url("models", [], cast=lambda v: [int(m) for m in v.split(",") if int(m) in labels]) or [max(labels)]
-chosen = st.multiselect("Models (pick two or more to compare)", list(labels), default=wanted, format_func=labels.get,
-                        max_selections=4, key="vq_models")
+wanted = webapp.from_url("models", [], cast=lambda v: [int(m) for m in v.split(",") if int(m) in labels]) or [
+    max(labels)
+]
+chosen = st.multiselect(
+    "Models (pick two or more to compare)",
+    list(labels),
+    default=wanted,
+    format_func=labels.get,
+    max_selections=4,
+    key="vq_models",
+)
 query["models"] = ",".join(map(str, chosen))
 if not chosen:
     st.info("Pick a model above.")
@@ -105,11 +148,18 @@ for column, (name, book) in zip(columns, books.items(), strict=True):
         st.subheader(name)
         held = book.held_out
         a, b, c = st.columns(3)
-        a.metric("Perplexity", f"{held.get('perplexity', float('nan')):.1f}", help=f"exp(entropy) of held-out code use; at most K = {book.size}")
+        a.metric(
+            "Perplexity",
+            f"{held.get('perplexity', float('nan')):.1f}",
+            help=f"exp(entropy) of held-out code use; at most K = {book.size}",
+        )
         b.metric("Utilisation", f"{held.get('utilisation', 0):.0%}", help="used codes / K on held-out texts")
         c.metric("Dead codes", f"{held.get('dead_codes', 0):,}", help="codes no held-out text received")
-        st.caption(f"K = {book.size:,} · Gini {book.gini:.2f} · reconstruction MSE {held.get('reconstruction', float('nan')):.5f}"
-                   + (f" · NMI {held['nmi']:.2f} · purity {held['purity']:.2f}" if "nmi" in held else ""))
+        st.caption(
+            f"K = {book.size:,} · Gini {book.gini:.2f} · reconstruction MSE "
+            f"{held.get('reconstruction', float('nan')):.5f}"
+            + (f" · NMI {held['nmi']:.2f} · purity {held['purity']:.2f}" if "nmi" in held else "")
+        )
         st.altair_chart(charts.usage_chart(book.usage, log_scale), width="stretch")
 
 st.subheader("Evenness of use")
@@ -139,7 +189,12 @@ with right:
 used = book.usage[~book.usage["dead"]]
 options = used["code"].tolist()
 wanted_code = webapp.from_url("code", options[0], options, int)
-code = st.selectbox("Texts of code", options, index=options.index(wanted_code), key="vq_code",
-                    format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} uses)")
+code = st.selectbox(
+    "Texts of code",
+    options,
+    index=options.index(wanted_code),
+    key="vq_code",
+    format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} uses)",
+)
 query["code"] = str(code)
 st.dataframe(dashboards.examples(workspace, book.model_id, int(code)), hide_index=True, key="vq_examples")

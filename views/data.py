@@ -14,10 +14,16 @@ if "flash" in st.session_state:
 
 datasets = workspace.datasets()
 if datasets.empty:
-    st.info("No datasets yet: add the built-in BBC News corpus or upload your own text below.", icon=":material/dataset:")
+    st.info(
+        "No datasets yet: add the built-in BBC News corpus or upload your own text below.", icon=":material/dataset:"
+    )
 else:
-    st.dataframe(datasets, hide_index=True, key="datasets_table",
-                 column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    st.dataframe(
+        datasets,
+        hide_index=True,
+        key="datasets_table",
+        column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
     encodings = workspace.encodings()
     if not encodings.empty:
         st.caption("Encodings")
@@ -31,19 +37,35 @@ if not datasets.empty:
     st.header("Encode and map")
     left, middle, right, last = st.columns(4)
     dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
-    backbone = middle.selectbox("Backbone", ["minilm", "smollm2", "other (Hugging Face id or folder)"], key="backbone",
-                                help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).")
+    backbone = middle.selectbox(
+        "Backbone",
+        ["minilm", "smollm2", "other (Hugging Face id or folder)"],
+        key="backbone",
+        help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).",
+    )
     if backbone.startswith("other"):
         backbone = middle.text_input("Model id or local folder", key="custom_backbone").strip()
-    layer = right.number_input("Layer (0 = default)", 0, 64, 0, key="layer",
-                               help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.")
+    layer = right.number_input(
+        "Layer (0 = default)",
+        0,
+        64,
+        0,
+        key="layer",
+        help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.",
+    )
     method = last.selectbox("Map", ["umap", "pca"], key="method")
     if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
+
         def step(progress, dataset=dataset, backbone=backbone, layer=int(layer) or None, method=method):
             encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
             pipeline.project(workspace, encoding_id, method=method, progress=progress)
 
-        jobs.start(workspace, "encode and map", {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method}, step)
+        jobs.start(
+            workspace,
+            "encode and map",
+            {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method},
+            step,
+        )
         st.rerun()
     if not workspace.projections().empty:
         st.page_link("views/map.py", label="Open the Latent Map", icon=":material/scatter_plot:")
@@ -72,17 +94,31 @@ with upload_tab:
             st.stop()
         text_column = label_column = None
         if columns:
-            text_column = st.selectbox("Text column", columns, index=columns.index("text") if "text" in columns else 0, key="text_column")
+            text_column = st.selectbox(
+                "Text column", columns, index=columns.index("text") if "text" in columns else 0, key="text_column"
+            )
             others = ["(none)"] + [c for c in columns if c != text_column]
-            label_column = st.selectbox("Label column (optional)", others,
-                                        index=others.index("label") if "label" in others else 0, key="label_column")
+            label_column = st.selectbox(
+                "Label column (optional)",
+                others,
+                index=others.index("label") if "label" in others else 0,
+                key="label_column",
+            )
             label_column = None if label_column == "(none)" else label_column
         upload_name = st.text_input("Dataset name", upload.name.rsplit(".", 1)[0], key="upload_name")
         if st.button("Import", type="primary", key="import"):
             try:
-                result = pipeline.ingest(workspace, upload.name, name=upload_name, data=upload.getvalue(),
-                                         text_column=text_column, label_column=label_column)
-                st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
+                result = pipeline.ingest(
+                    workspace,
+                    upload.name,
+                    name=upload_name,
+                    data=upload.getvalue(),
+                    text_column=text_column,
+                    label_column=label_column,
+                )
+                st.session_state["flash"] = (
+                    f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
+                )
                 st.rerun()
             except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")

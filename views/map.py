@@ -9,7 +9,9 @@ from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
 query = st.query_params
-SIMILARITY = {"similarity": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.3f", width="small")}
+SIMILARITY = {
+    "similarity": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.3f", width="small")
+}
 
 
 @st.cache_data(max_entries=8, show_spinner="Loading the map…")
@@ -35,13 +37,21 @@ webapp.job_status(workspace)
 maps = workspace.projections()
 if maps.empty:
     if not jobs.running(workspace).empty:
-        st.info("**Building the map.** It appears here by itself when the work above is done.", icon=":material/hourglass_top:")
+        st.info(
+            "**Building the map.** It appears here by itself when the work above is done.",
+            icon=":material/hourglass_top:",
+        )
         st.stop()
     if workspace.datasets().empty:
-        st.info("**No data yet.** Build the default map — BBC News sentences encoded by MiniLM, laid out with "
-                "UMAP (about two minutes on a laptop CPU) — or add your own text on the Data page.", icon=":material/scatter_plot:")
+        st.info(
+            "**No data yet.** Build the default map — BBC News sentences encoded by MiniLM, laid out with "
+            "UMAP (about two minutes on a laptop CPU) — or add your own text on the Data page.",
+            icon=":material/scatter_plot:",
+        )
     else:
-        st.info("**No map yet.** Encode a dataset and compute its map on the Data page.", icon=":material/scatter_plot:")
+        st.info(
+            "**No map yet.** Encode a dataset and compute its map on the Data page.", icon=":material/scatter_plot:"
+        )
     if not workspace.read_only:
         if st.button("Build the BBC News map", type="primary", key="build_default"):
             webapp.start_default_map(workspace)
@@ -50,7 +60,9 @@ if maps.empty:
     st.stop()
 
 # -- which map, coloured how ---------------------------------------------------------------------
-labels = {int(r.id): f"{r.dataset} · {r.backbone} layer {r.layer} · {r.method.upper()}  (#{r.id})" for r in maps.itertuples()}
+labels = {
+    int(r.id): f"{r.dataset} · {r.backbone} layer {r.layer} · {r.method.upper()}  (#{r.id})" for r in maps.itertuples()
+}
 wanted = webapp.from_url("map", max(labels), labels, int)
 pick, colour, find = st.columns([3, 2, 3])
 projection_id = pick.selectbox("Map", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="map")
@@ -58,11 +70,23 @@ query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = load_points(str(workspace.path), projection_id)
 
-code_models = {f"code of VQ model #{r.id}": int(r.id) for r in fit.common.models(workspace, "vq", dataset=dataset).itertuples()
-               if not dashboards.is_token_model(workspace, int(r.id))}  # sentence-level codes only: one per point
-colour_options = (["label"] if points["label"].notna().any() else []) + ["k-means cluster", "HDBSCAN cluster", *code_models, "none"]
-color_by = colour.selectbox("Colour by", colour_options, key="color",
-                            index=colour_options.index(webapp.from_url("color", colour_options[0], colour_options)))
+code_models = {
+    f"code of VQ model #{r.id}": int(r.id)
+    for r in fit.common.models(workspace, "vq", dataset=dataset).itertuples()
+    if not dashboards.is_token_model(workspace, int(r.id))
+}  # sentence-level codes only: one per point
+colour_options = (["label"] if points["label"].notna().any() else []) + [
+    "k-means cluster",
+    "HDBSCAN cluster",
+    *code_models,
+    "none",
+]
+color_by = colour.selectbox(
+    "Colour by",
+    colour_options,
+    key="color",
+    index=colour_options.index(webapp.from_url("color", colour_options[0], colour_options)),
+)
 query["color"] = color_by
 if color_by in code_models:  # the first code of each text, the 15 most used codes each in a colour
     points = points.assign(cluster=points["id"].map(dashboards.code_colours(workspace, code_models[color_by])))
@@ -77,7 +101,9 @@ matches = workspace.search_texts(dataset, search) if search.strip() else None
 # The chart's selection from the last interaction, read before drawing, so a click shows its
 # neighbours in this same run. A new single-point click chooses that text.
 chart_state = st.session_state.get("map_chart")
-selected = [p["customdata"] for p in (chart_state.selection.points if chart_state else []) if p.get("customdata") is not None]
+selected = [
+    p["customdata"] for p in (chart_state.selection.points if chart_state else []) if p.get("customdata") is not None
+]
 clicked = webapp.new_pick("last_click", selected)
 if clicked is not None and len(selected) == 1:
     st.session_state["focus"] = int(clicked)
@@ -94,13 +120,23 @@ with chart_column:
     if matches is not None:
         st.caption(f"{len(matches):,} texts contain “{search}”" + ("" if len(matches) else " — try another word"))
     figure = charts.map_figure(
-        points, {"label": "label", "none": None}.get(color_by, "cluster"),
-        highlight_ids=None if matches is None else matches["id"], focus_id=focus,
-        neighbour_ids=None if neighbours is None else neighbours["id"], placed=None if placed is None else placed.points,
+        points,
+        {"label": "label", "none": None}.get(color_by, "cluster"),
+        highlight_ids=None if matches is None else matches["id"],
+        focus_id=focus,
+        neighbour_ids=None if neighbours is None else neighbours["id"],
+        placed=None if placed is None else placed.points,
     )
-    st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                    config={"scrollZoom": True, "displaylogo": False})
-    st.caption(f"{len(points):,} texts. Hover to read, click a point for its neighbours, drag a box or lasso to list texts.")
+    st.plotly_chart(
+        figure,
+        key="map_chart",
+        on_select="rerun",
+        selection_mode=("points", "box", "lasso"),
+        config={"scrollZoom": True, "displaylogo": False},
+    )
+    st.caption(
+        f"{len(points):,} texts. Hover to read, click a point for its neighbours, drag a box or lasso to list texts."
+    )
 
 with detail_column:
     tab_neighbours, tab_selected, tab_yours = st.tabs(["Nearest neighbours", "Selected texts", "Your text"])
@@ -108,8 +144,12 @@ with detail_column:
         if neighbours is None:
             st.info("Click a point on the map, or pick a search match, to see its 10 nearest neighbours (cosine).")
         else:
-            st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
-            st.dataframe(neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY)
+            st.text(
+                f"★ {points.set_index('id').loc[focus, 'text']}"
+            )  # st.text: dataset text is untrusted, never markdown
+            st.dataframe(
+                neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY
+            )
             if st.button("Clear", key="clear_focus"):
                 st.session_state.pop("focus", None)
                 query.pop("text", None)
@@ -119,8 +159,13 @@ with detail_column:
         if rows is None or rows.empty:
             st.info("Drag a box or lasso on the map, or search, to list texts here.")
         else:
-            table = st.dataframe(rows[["id", "text", "label"]], hide_index=True, on_select="rerun",
-                                 selection_mode="single-row", key="selected_table")
+            table = st.dataframe(
+                rows[["id", "text", "label"]],
+                hide_index=True,
+                on_select="rerun",
+                selection_mode="single-row",
+                key="selected_table",
+            )
             picked = webapp.new_pick("last_row", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
             if picked is not None:
                 st.session_state["focus"] = picked
@@ -134,9 +179,14 @@ with detail_column:
                 if upload is not None:
                     texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
                 if len(texts) > PLACE_MAX_TEXTS:
-                    st.session_state["place_note"] = f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset on the Data page."
+                    st.session_state["place_note"] = (
+                        f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
+                        "on the Data page."
+                    )
                 with st.spinner("Encoding and placing…"):
-                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(workspace, projection_id, texts[:PLACE_MAX_TEXTS])
+                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(
+                        workspace, projection_id, texts[:PLACE_MAX_TEXTS]
+                    )
                 st.rerun()
             except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")

@@ -28,29 +28,61 @@ if not training_now and not workspace.read_only and not workspace.datasets().emp
     with st.expander("Train an SAE", expanded=models.empty):
         left, middle, right = st.columns(3)
         dataset = left.selectbox("Dataset", workspace.datasets()["name"].tolist(), key="sae_dataset")
-        layer = left.number_input("SmolLM2 layer", 1, 30, spec.layer, key="sae_layer", help="the block whose activations are read")
+        layer = left.number_input(
+            "SmolLM2 layer", 1, 30, spec.layer, key="sae_layer", help="the block whose activations are read"
+        )
         sites = list(settings.SITES)
-        site = left.selectbox("Read at", sites, index=sites.index(spec.site), format_func=settings.SITES.get, key="sae_site")
-        architecture = middle.selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index(model.architecture),
-                                        key="sae_arch", help="standard = ReLU with an L1 penalty")
+        site = left.selectbox(
+            "Read at", sites, index=sites.index(spec.site), format_func=settings.SITES.get, key="sae_site"
+        )
+        architecture = middle.selectbox(
+            "Architecture",
+            ARCHITECTURES,
+            index=ARCHITECTURES.index(model.architecture),
+            key="sae_arch",
+            help="standard = ReLU with an L1 penalty",
+        )
         width = middle.select_slider("Latents", [576, 1152, 2304, 4608, 9216], model.d_sae, key="sae_width")
         k = right.number_input("k (TopK variants)", 1, 256, model.k, key="sae_k")
-        max_tokens = right.select_slider("Tokens to capture", [10_000, 30_000, 100_000, 300_000], spec.max_tokens,
-                                         key="sae_tokens", format_func="{:,}".format)
-        steps = right.number_input("Steps", 50, 20_000, spec.training.steps, step=50, key="sae_steps",
-                                   help=f"a step is a batch of {spec.training.batch_size:,} tokens; about 0.6 s on 2 CPU cores "
-                                        "at 4,608 latents")
+        max_tokens = right.select_slider(
+            "Tokens to capture",
+            [10_000, 30_000, 100_000, 300_000],
+            spec.max_tokens,
+            key="sae_tokens",
+            format_func="{:,}".format,
+        )
+        steps = right.number_input(
+            "Steps",
+            50,
+            20_000,
+            spec.training.steps,
+            step=50,
+            key="sae_steps",
+            help=f"a step is a batch of {spec.training.batch_size:,} tokens; about 0.6 s on 2 CPU cores "
+            "at 4,608 latents",
+        )
         if st.button("Train", type="primary", key="sae_train"):
-            run = replace(spec, dataset=dataset, layer=int(layer), site=site, max_tokens=int(max_tokens),
-                          model=replace(model, architecture=architecture, d_sae=int(width), k=int(k)),
-                          training=replace(spec.training, steps=int(steps)))
+            run = replace(
+                spec,
+                dataset=dataset,
+                layer=int(layer),
+                site=site,
+                max_tokens=int(max_tokens),
+                model=replace(model, architecture=architecture, d_sae=int(width), k=int(k)),
+                training=replace(spec.training, steps=int(steps)),
+            )
             webapp.start_training(workspace, fit.sae.KIND, run, then=build_features)
 if models.empty:
     if workspace.datasets().empty:
-        st.info("**No data yet.** Open the Latent Map to build BBC News, or add text on the Data page.", icon=":material/dataset:")
+        st.info(
+            "**No data yet.** Open the Latent Map to build BBC News, or add text on the Data page.",
+            icon=":material/dataset:",
+        )
     elif not training_now:
-        st.info("**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take a few minutes on 2 CPU cores.",
-                icon=":material/hub:")
+        st.info(
+            "**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take a few minutes on 2 CPU cores.",
+            icon=":material/hub:",
+        )
     st.stop()
 model_id = webapp.pick_model(models, "SAE", "sae_model")
 figures = workspace.model(model_id)["metrics"]
@@ -59,9 +91,17 @@ if "l0" in figures:
     a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
     b.metric("Explained variance", f"{figures['explained_variance']:.1%}", help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²")
     c.metric("Cosine", f"{figures['cosine']:.3f}", help="mean cos(x, x̂) over held-out tokens")
-    d.metric("Dead latents", f"{figures['dead_latents']:,}", help=f"never fired over {figures['dead_window_tokens']:,} held-out tokens")
-    e.metric("CE loss recovered", f"{figures['ce_loss_recovered']:.1%}",
-             help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token")
+    d.metric(
+        "Dead latents",
+        f"{figures['dead_latents']:,}",
+        help=f"never fired over {figures['dead_window_tokens']:,} held-out tokens",
+    )
+    e.metric(
+        "CE loss recovered",
+        f"{figures['ce_loss_recovered']:.1%}",
+        help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token",
+    )
+
 
 @st.cache_data(max_entries=4, show_spinner="Reading the feature statistics…")
 def load_stats(db: str, model_id: int) -> pd.DataFrame:
@@ -72,9 +112,15 @@ stats = load_stats(str(workspace.path), model_id) if workspace.has_feature_activ
 if stats is None:
     st.info("Feature statistics are not built for this SAE yet.", icon=":material/bar_chart:")
     if not workspace.read_only and st.button("Build feature statistics", type="primary", key="sae_build"):
-        jobs.start(workspace, "features", {"model": model_id}, lambda progress: features.build(workspace, model_id, progress=progress))
+        jobs.start(
+            workspace,
+            "features",
+            {"model": model_id},
+            lambda progress: features.build(workspace, model_id, progress=progress),
+        )
         st.rerun()
     st.stop()
+
 
 @st.cache_data(max_entries=4, show_spinner="Laying out every feature by its decoder direction (UMAP)…")
 def load_map(db: str, model_id: int) -> pd.DataFrame:
@@ -83,26 +129,46 @@ def load_map(db: str, model_id: int) -> pd.DataFrame:
 
 # -- the list ------------------------------------------------------------------------------------------
 left, right = st.columns([1, 2])
-min_density = left.select_slider("Minimum density", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], 0.0, key="sae_min_density",
-                                 format_func=lambda v: "any" if v == 0 else f"{v:g}")
+min_density = left.select_slider(
+    "Minimum density",
+    [0.0, 1e-5, 1e-4, 1e-3, 1e-2],
+    0.0,
+    key="sae_min_density",
+    format_func=lambda v: "any" if v == 0 else f"{v:g}",
+)
 search = right.text_input("Label contains", query.get("q", ""), key="sae_search", placeholder="e.g. market")
 query["q"] = search
 shown = stats[(stats["density"] >= min_density) & (stats["fires"] > 0)]
 if search:
     shown = shown[shown["label"].str.contains(search, case=False, regex=False)]
 st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, click a header to sort.")
-table = st.dataframe(shown[["feature", "density", "max", "mean", "label"]], hide_index=True, on_select="rerun",
-                     selection_mode="single-row", key="sae_table", height=280,
-                     column_config={"density": st.column_config.NumberColumn(format="%.2e")})
+table = st.dataframe(
+    shown[["feature", "density", "max", "mean", "label"]],
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="sae_table",
+    height=280,
+    column_config={"density": st.column_config.NumberColumn(format="%.2e")},
+)
 picked = webapp.new_pick("sae_last_row", [int(shown.iloc[i]["feature"]) for i in table.selection.rows])
 if picked is not None:
     query["feature"] = str(picked)
-if st.toggle("Map of all features", value=query.get("map") == "1", key="sae_map_toggle",
-             help="UMAP of the decoder directions, coloured by firing density; click a point to open that feature"):
+if st.toggle(
+    "Map of all features",
+    value=query.get("map") == "1",
+    key="sae_map_toggle",
+    help="UMAP of the decoder directions, coloured by firing density; click a point to open that feature",
+):
     query["map"] = "1"
     chosen = webapp.from_url("feature", None, cast=int)
-    clicked = st.plotly_chart(charts.feature_map_figure(load_map(str(workspace.path), model_id), chosen), key="sae_map",
-                              on_select="rerun", selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    clicked = st.plotly_chart(
+        charts.feature_map_figure(load_map(str(workspace.path), model_id), chosen),
+        key="sae_map",
+        on_select="rerun",
+        selection_mode="points",
+        config={"scrollZoom": True, "displaylogo": False},
+    )
     points = [int(p["customdata"]) for p in clicked.selection.points if p.get("customdata") is not None]
     picked = webapp.new_pick("sae_last_click", points)
     if picked is not None and len(points) == 1:
@@ -116,23 +182,37 @@ query["feature"] = str(feature)
 # -- one feature ---------------------------------------------------------------------------------------
 row = stats.set_index("feature").loc[feature]
 st.subheader(f"Feature {feature}: {row['label'] or '(never fired)'}")
-st.caption(f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean {row['mean']:.3f}"
-           if row["fires"] else "This feature never fired on the captured tokens.")
+st.caption(
+    f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean "
+    f"{row['mean']:.3f}"
+    if row["fires"]
+    else "This feature never fired on the captured tokens."
+)
 if row["fires"]:
     left, right = st.columns([3, 2])
     with left:
         examples = features.examples(workspace, model_id, feature)
         top = examples[examples["bucket"] == -1]
         st.markdown("**Top activations** (hover a token for its activation)")
-        st.html("".join(f"<div style='margin:2px 0'><b>{value:.2f}</b> {markup.token_highlights(context, row['max'])}</div>"
-                        for value, context in zip(top["value"], top["context"], strict=True)))
+        st.html(
+            "".join(
+                f"<div style='margin:2px 0'><b>{value:.2f}</b> {markup.token_highlights(context, row['max'])}</div>"
+                for value, context in zip(top["value"], top["context"], strict=True)
+            )
+        )
         st.markdown("**Across the range** (10 equal intervals from 0 to the max)")
         intervals = examples[examples["bucket"] >= 0].sort_values("bucket", ascending=False)
-        st.html("".join(f"<div style='margin:2px 0'><small>{bucket / 10:.1f}–{(bucket + 1) / 10:.1f}·max</small> "
-                        f"{markup.token_highlights(context, row['max'])}</div>"
-                        for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)))
+        st.html(
+            "".join(
+                f"<div style='margin:2px 0'><small>{bucket / 10:.1f}–{(bucket + 1) / 10:.1f}·max</small> "
+                f"{markup.token_highlights(context, row['max'])}</div>"
+                for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)
+            )
+        )
     with right:
-        st.altair_chart(charts.activation_histogram(features.activation_values(workspace, model_id, feature)), width="stretch")
+        st.altair_chart(
+            charts.activation_histogram(features.activation_values(workspace, model_id, feature)), width="stretch"
+        )
         promoted, suppressed = features.logit_effects(workspace, model_id, feature)
         a, b = st.columns(2)
         a.markdown("**Promotes**")
@@ -150,7 +230,9 @@ if row["fires"]:
 
 # -- text → features -----------------------------------------------------------------------------------
 st.subheader("Text → features")
-text = webapp.text_param("text", "", "Type a sentence to see which features fire on each token", placeholder="Shares fell sharply.")
+text = webapp.text_param(
+    "text", "", "Type a sentence to see which features fire on each token", placeholder="Shares fell sharply."
+)
 if text:
     fired = features.text_features(workspace, model_id, text)
     if fired.empty:
@@ -158,16 +240,29 @@ if text:
     else:
         per_token = fired.sort_values("value", ascending=False).groupby("position", sort=True).head(3)
         per_token = per_token.assign(label=per_token["feature"].map(stats.set_index("feature")["label"]))
-        st.caption("The three strongest features per token; pick a feature number above, or type it in the URL (?feature=N).")
-        st.dataframe(pd.DataFrame(per_token.sort_values(["position", "value"], ascending=[True, False])), hide_index=True, key="sae_text")
+        st.caption(
+            "The three strongest features per token; pick a feature number above, or type it in the URL (?feature=N)."
+        )
+        st.dataframe(
+            pd.DataFrame(per_token.sort_values(["position", "value"], ascending=[True, False])),
+            hide_index=True,
+            key="sae_text",
+        )
 
 # -- steering ------------------------------------------------------------------------------------------
 st.subheader(f"Steer with feature {feature}")
 left, right = st.columns([3, 1])
 prompt = left.text_input("Prompt", query.get("prompt", "The news today is"), key="sae_prompt")
 query["prompt"] = prompt
-strength = right.slider("Strength (× max activation)", 0.0, 10.0, 2.0, 0.5, key="sae_strength",
-                     help="added at every position; beyond ~4 SmolLM2 degenerates into repetition")
+strength = right.slider(
+    "Strength (× max activation)",
+    0.0,
+    10.0,
+    2.0,
+    0.5,
+    key="sae_strength",
+    help="added at every position; beyond ~4 SmolLM2 degenerates into repetition",
+)
 if prompt and st.button("Generate", key="sae_steer"):
     with st.spinner("Generating twice…"):
         plain, steered = features.steer(workspace, model_id, feature, prompt, strength)

@@ -11,8 +11,11 @@ st.title("Latent arithmetic")
 space = webapp.pick_vae(workspace)
 names = space.labels()
 if len(names) < 2:
-    st.info("Arithmetic adds the difference between two labels' mean latents, and this dataset has fewer than two labels. "
-            "Train a VAE on a labelled dataset (BBC News has five topics).", icon=":material/label_off:")
+    st.info(
+        "Arithmetic adds the difference between two labels' mean latents, and this dataset has fewer than two labels. "
+        "Train a VAE on a labelled dataset (BBC News has five topics).",
+        icon=":material/label_off:",
+    )
     st.stop()
 
 default = space.examples(1)[0]
@@ -21,7 +24,9 @@ left, middle, right = st.columns(3)
 # The issue's example, "sport" minus "business", where the labels exist; else the first two.
 default_plus, default_minus = ("sport", "business") if {"sport", "business"} <= set(names) else (names[1], names[0])
 plus = left.selectbox("Add (A)", names, index=names.index(webapp.from_url("plus", default_plus, names)), key="vae_plus")
-minus = middle.selectbox("Subtract (B)", names, index=names.index(webapp.from_url("minus", default_minus, names)), key="vae_minus")
+minus = middle.selectbox(
+    "Subtract (B)", names, index=names.index(webapp.from_url("minus", default_minus, names)), key="vae_minus"
+)
 top = right.slider("Largest α", 0.5, 4.0, 2.0, 0.5, key="vae_alpha")
 query["plus"], query["minus"] = plus, minus
 if plus == minus:

@@ -11,17 +11,35 @@ space = webapp.pick_vae(workspace)
 figures = workspace.model(space.model_id)["metrics"]
 
 if figures["collapsed"]:
-    st.error("**Posterior collapse.** The decoder ignores z: no active unit, no mutual information, or every prior sample "
-             "decodes to the same sentence. Try free bits, cyclical annealing, word dropout or a smaller β.", icon=":material/warning:")
+    st.error(
+        "**Posterior collapse.** The decoder ignores z: no active unit, no mutual information, or every prior sample "
+        "decodes to the same sentence. Try free bits, cyclical annealing, word dropout or a smaller β.",
+        icon=":material/warning:",
+    )
 else:
-    st.success(f"**Alive.** {figures['active_units']} of {space.dim} dimensions are active and z carries "
-               f"{figures['mutual_information']:.2f} nats about the sentence.", icon=":material/check_circle:")
+    st.success(
+        f"**Alive.** {figures['active_units']} of {space.dim} dimensions are active and z carries "
+        f"{figures['mutual_information']:.2f} nats about the sentence.",
+        icon=":material/check_circle:",
+    )
 a, b, c, d, e = st.columns(5)
-a.metric("IW-NLL", f"{figures['iw_nll']:.1f}", help=f"importance-weighted NLL per held-out sentence, nats (K = {figures['iw_samples']})")
-b.metric("Perplexity", f"{figures['perplexity']:.1f}", help="exp(NLL / tokens); a token is a word, a punctuation mark or end-of-sentence")
+a.metric(
+    "IW-NLL",
+    f"{figures['iw_nll']:.1f}",
+    help=f"importance-weighted NLL per held-out sentence, nats (K = {figures['iw_samples']})",
+)
+b.metric(
+    "Perplexity",
+    f"{figures['perplexity']:.1f}",
+    help="exp(NLL / tokens); a token is a word, a punctuation mark or end-of-sentence",
+)
 c.metric("KL", f"{figures['kl']:.2f}", help="mean KL(q(z|x) ‖ N(0, I)) per held-out sentence, nats")
 d.metric("Active units", f"{figures['active_units']} / {space.dim}", help="dimensions with Var_x(E[z_d|x]) > 0.01")
-e.metric("Mutual information", f"{figures['mutual_information']:.2f}", help="I(x; z) by the minibatch aggregate-posterior estimator, nats")
+e.metric(
+    "Mutual information",
+    f"{figures['mutual_information']:.2f}",
+    help="I(x; z) by the minibatch aggregate-posterior estimator, nats",
+)
 
 left, right = st.columns(2)
 with left:
@@ -31,11 +49,21 @@ with right:
     st.subheader("During training (held-out)")
     curves = fit.vae.curves(workspace, space.model_id)
     wanted = ["active units", "mutual information", "IW-NLL (K = 5)", "KL"]
-    st.altair_chart(charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}"), columns=2))
+    st.altair_chart(
+        charts.curves_chart(curves[curves["metric"].isin(wanted)].assign(model=f"#{space.model_id}"), columns=2)
+    )
 
 st.subheader("What it writes")
-method = st.segmented_control("Decoding", ["beam", "greedy", "sample"], default=st.query_params.get("decoding", "beam"),
-                              key="vae_diag_decoding", help="beam search (width 5) finds likelier sentences than greedy decoding") or "beam"
+method = (
+    st.segmented_control(
+        "Decoding",
+        ["beam", "greedy", "sample"],
+        default=st.query_params.get("decoding", "beam"),
+        key="vae_diag_decoding",
+        help="beam search (width 5) finds likelier sentences than greedy decoding",
+    )
+    or "beam"
+)
 st.query_params["decoding"] = method
 
 

@@ -18,9 +18,14 @@ with left:
 with right:
     end = webapp.text_param("to", second, "To")
 a, b, c = st.columns(3)
-method = a.radio("Path", ["slerp", "lerp"], index=["slerp", "lerp"].index(webapp.from_url("method", "slerp", ["slerp", "lerp"])),
-                 horizontal=True, key="vae_interp_method",
-                 help="slerp follows the great circle, which keeps the norm typical of Gaussian samples; lerp is the straight line")
+method = a.radio(
+    "Path",
+    ["slerp", "lerp"],
+    index=["slerp", "lerp"].index(webapp.from_url("method", "slerp", ["slerp", "lerp"])),
+    horizontal=True,
+    key="vae_interp_method",
+    help="slerp follows the great circle, which keeps the norm typical of Gaussian samples; lerp is the straight line",
+)
 query["method"] = method
 steps = b.slider("Steps", 3, 15, webapp.from_url("steps", 7, range(3, 16), int), key="vae_interp_steps")
 query["steps"] = str(steps)
@@ -31,7 +36,9 @@ if not (start and end):
 
 with st.spinner("Decoding the path…"):
     path, smoothness, latents = space.interpolate(start, end, steps, method, decoding)
-st.metric("Smoothness", f"{smoothness:.2f}", help="mean word edit distance between consecutive decodes (lower is smoother)")
+st.metric(
+    "Smoothness", f"{smoothness:.2f}", help="mean word edit distance between consecutive decodes (lower is smoother)"
+)
 previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
 st.html(markup.changes_table([f"t = {t:.2f}" for t in path["t"]], path["text"].tolist(), previous))
 st.caption("Highlighted: the words that changed from the step before.")
@@ -42,8 +49,12 @@ if map_id is None:
     if jobs.running(workspace).empty and not workspace.read_only:
         st.info("This VAE's latent space has no map yet.", icon=":material/scatter_plot:")
         if st.button("Map its latent space (UMAP)", key="vae_map"):
-            jobs.start(workspace, "project", {"encoding": space.encoding_id(), "method": "umap"},
-                       lambda progress: pipeline.project(workspace, space.encoding_id(), method="umap", progress=progress))
+            jobs.start(
+                workspace,
+                "project",
+                {"encoding": space.encoding_id(), "method": "umap"},
+                lambda progress: pipeline.project(workspace, space.encoding_id(), method="umap", progress=progress),
+            )
             st.rerun()
     webapp.job_status(workspace)
 else:
@@ -51,8 +62,18 @@ else:
         placed = pipeline.place_vectors(workspace, map_id, latents.astype("float32"), path["text"].tolist(), k=1)
     points = charts.with_hover(workspace.projection_points(map_id))
     colour = "label" if points["label"].notna().any() else None
-    st.plotly_chart(charts.map_figure(points, colour, path=placed.points, height=520), key="vae_path_map",
-                    config={"scrollZoom": True, "displaylogo": False})
-    st.caption("The dataset's sentences at their posterior means; the line is the decoded path, hover a step to read it.")
-    st.dataframe(pd.DataFrame({"t": path["t"].round(2), "nearest dataset sentence": [n["text"].iloc[0] for n in placed.neighbours]}),
-                 hide_index=True, key="vae_path_neighbours")
+    st.plotly_chart(
+        charts.map_figure(points, colour, path=placed.points, height=520),
+        key="vae_path_map",
+        config={"scrollZoom": True, "displaylogo": False},
+    )
+    st.caption(
+        "The dataset's sentences at their posterior means; the line is the decoded path, hover a step to read it."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {"t": path["t"].round(2), "nearest dataset sentence": [n["text"].iloc[0] for n in placed.neighbours]}
+        ),
+        hide_index=True,
+        key="vae_path_neighbours",
+    )

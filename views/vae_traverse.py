@@ -12,11 +12,19 @@ space = webapp.pick_vae(workspace)
 text = webapp.text_param("text", space.examples(1)[0], "Sentence")
 kinds = {"dimension": "latent dimensions", "pca": "principal directions", "label": "label direction (A − B)"}
 left, middle, right = st.columns([2, 1, 1])
-kind = left.radio("Sweep", list(kinds), index=list(kinds).index(webapp.from_url("dir", "dimension", kinds)),
-                  format_func=kinds.get, horizontal=True, key="vae_traverse_kind",
-                  help="σ is the spread of the dataset's posterior means along the direction")
+kind = left.radio(
+    "Sweep",
+    list(kinds),
+    index=list(kinds).index(webapp.from_url("dir", "dimension", kinds)),
+    format_func=kinds.get,
+    horizontal=True,
+    key="vae_traverse_kind",
+    help="σ is the spread of the dataset's posterior means along the direction",
+)
 query["dir"] = kind
-steps = middle.select_slider("Steps", [3, 5, 7, 9, 11], webapp.from_url("steps", 7, [3, 5, 7, 9, 11], int), key="vae_traverse_steps")
+steps = middle.select_slider(
+    "Steps", [3, 5, 7, 9, 11], webapp.from_url("steps", 7, [3, 5, 7, 9, 11], int), key="vae_traverse_steps"
+)
 query["steps"] = str(steps)
 method = right.selectbox("Decoding", ["beam", "greedy"], key="vae_traverse_decoding")
 

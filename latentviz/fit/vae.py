@@ -18,8 +18,15 @@ from latentviz.store import Store, StoreError
 
 KIND = "vae"
 JOBS = ("train vae", "resume vae")
-CURVES = {"loss": "loss (β-weighted)", "reconstruction": "reconstruction NLL", "kl": "KL", "beta": "β",
-          "active_units": "active units", "mutual_information": "mutual information", "iw_nll": "IW-NLL (K = 5)"}
+CURVES = {
+    "loss": "loss (β-weighted)",
+    "reconstruction": "reconstruction NLL",
+    "kl": "KL",
+    "beta": "β",
+    "active_units": "active units",
+    "mutual_information": "mutual information",
+    "iw_nll": "IW-NLL (K = 5)",
+}
 
 
 def train(store: Store, run: VAERun, progress: Progress = quiet) -> int:
@@ -55,9 +62,15 @@ def curves(store: Store, model_id: int) -> pd.DataFrame:
 
 def summary(store: Store) -> pd.DataFrame:
     """One row per finished VAE: id, name, dataset and its held-out figures."""
-    rows = [{"id": int(r.id), "name": r.name, "dataset": r.dataset,
-             **{k: v for k, v in json.loads(r.metrics or "{}").items() if k != "kl_per_dim"}}
-            for r in models(store, KIND).itertuples()]
+    rows = [
+        {
+            "id": int(r.id),
+            "name": r.name,
+            "dataset": r.dataset,
+            **{k: v for k, v in json.loads(r.metrics or "{}").items() if k != "kl_per_dim"},
+        }
+        for r in models(store, KIND).itertuples()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -87,17 +100,26 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     data = (model.vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
     held = loop.rows(data, torch.from_numpy(held_rows))
-    loop.fit(model, loop.rows(data, torch.from_numpy(train_rows)), config=training, held_out=held, folder=folder,
-             progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
-             on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out",
-                                                                      {**figures, **health(model, held)}))
+    loop.fit(
+        model,
+        loop.rows(data, torch.from_numpy(train_rows)),
+        config=training,
+        held_out=held,
+        folder=folder,
+        progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
+        on_eval=lambda step, figures: store.add_training_metrics(
+            model_id, step, "held_out", {**figures, **health(model, held)}
+        ),
+    )
     progress(training.steps, training.steps, "diagnostics: active units, mutual information, importance-weighted NLL")
     figures = diagnostics(model, held)
     model.eval()
     with torch.no_grad():
         mu, logvar = model.encode(*data)
     for name, values in ((latent_space.mean_encoding(model_id), mu), (latent_space.logvar_encoding(model_id), logvar)):
-        encoding_id = store.encoding_id(run.dataset, name, 0, config.latent_dim, {"pooling": f"posterior {name.split()[-1]}"})
+        encoding_id = store.encoding_id(
+            run.dataset, name, 0, config.latent_dim, {"pooling": f"posterior {name.split()[-1]}"}
+        )
         store.add_vectors(encoding_id, text_ids, values.numpy())
         store.mark_encoding_complete(encoding_id)
     base.save(model, folder)
@@ -118,9 +140,11 @@ def health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
         mu, logvar = model.encode(*held)
         joint, q = model.log_weights(*(t[:texts] for t in held), samples=samples)
     model.train(was_training)
-    return {"active_units": metrics.active_units(mu.numpy()),
-            "mutual_information": metrics.mutual_information(mu.numpy(), logvar.numpy()),
-            "iw_nll": float(metrics.importance_weighted_nll(joint.numpy(), q.numpy()).mean())}
+    return {
+        "active_units": metrics.active_units(mu.numpy()),
+        "mutual_information": metrics.mutual_information(mu.numpy(), logvar.numpy()),
+        "iw_nll": float(metrics.importance_weighted_nll(joint.numpy(), q.numpy()).mean()),
+    }
 
 
 def diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50) -> dict:
@@ -131,7 +155,9 @@ def diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50)
     with torch.no_grad():
         mu, logvar = model.encode(*held)
         joint, q = model.log_weights(*held, samples=samples)
-        prior = model.decode(torch.randn(prior_decodes, model.config.latent_dim, generator=torch.Generator().manual_seed(0)))
+        prior = model.decode(
+            torch.randn(prior_decodes, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+        )
     mu, logvar = mu.numpy(), logvar.numpy()
     kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)
     nll = metrics.importance_weighted_nll(joint.numpy(), q.numpy())
@@ -140,7 +166,15 @@ def diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50)
     distinct = len(set(prior))
     # Collapsed: no unit carries information, or every prior sample decodes to (nearly) the same sentence.
     collapsed = au == 0 or kl < 0.1 or mi < 0.05 or distinct <= 2
-    return {"iw_nll": float(nll.mean()), "iw_samples": samples,
-            "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
-            "kl": kl, "kl_per_dim": kl_dims.round(4).tolist(), "active_units": au, "mutual_information": mi,
-            "prior_decode_diversity": distinct / len(prior), "collapsed": bool(collapsed), "held_out": len(mu)}
+    return {
+        "iw_nll": float(nll.mean()),
+        "iw_samples": samples,
+        "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
+        "kl": kl,
+        "kl_per_dim": kl_dims.round(4).tolist(),
+        "active_units": au,
+        "mutual_information": mi,
+        "prior_decode_diversity": distinct / len(prior),
+        "collapsed": bool(collapsed),
+        "held_out": len(mu),
+    }

@@ -17,7 +17,12 @@ from latentviz.store import Store, StoreError
 
 KIND = "vq"
 JOBS = ("train vq", "resume vq")
-CURVES = {"perplexity": "perplexity", "used": "utilisation", "ema_dead": "dead (EMA rule)", "reconstruction": "reconstruction"}
+CURVES = {
+    "perplexity": "perplexity",
+    "used": "utilisation",
+    "ema_dead": "dead (EMA rule)",
+    "reconstruction": "reconstruction",
+}
 
 
 def train(store: Store, run: VQRun, progress: Progress = quiet) -> int:
@@ -57,8 +62,12 @@ def _data(store: Store, run: VQRun, progress: Progress):
         return text_ids, None, None, np.array(vectors)  # a writable copy: the store hands out read-only arrays
     texts = store.texts(run.dataset)
     rows, positions, tokens, vectors = backbones.token_states(
-        pipeline.backbone(store, run.backbone), texts["text"].tolist(), layer=run.layer, max_tokens=run.max_tokens,
-        progress=lambda done, total: progress(done, total, "capturing token activations"))
+        pipeline.backbone(store, run.backbone),
+        texts["text"].tolist(),
+        layer=run.layer,
+        max_tokens=run.max_tokens,
+        progress=lambda done, total: progress(done, total, "capturing token activations"),
+    )
     # Unit length: a few tokens with huge norms (SmolLM2's attention sinks) would otherwise own the codebook.
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return texts["id"].to_numpy()[rows], positions, tokens, vectors
@@ -73,23 +82,34 @@ def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     config, training = run.model, run.training
     text_ids, positions, tokens, vectors = _data(store, run, progress)
     if len(text_ids) < 20:
-        raise StoreError(f"dataset {run.dataset!r} gives {len(text_ids)} vectors to train on; a VQ model needs at least 20")
+        raise StoreError(
+            f"dataset {run.dataset!r} gives {len(text_ids)} vectors to train on; a VQ model needs at least 20"
+        )
     torch.manual_seed(training.seed)
     model = SentenceVQ(config)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     train_rows, held_rows = split_ids(len(text_ids), training.seed)
     x = torch.from_numpy(vectors)
-    loop.fit(model, x[train_rows], config=training, held_out=x[held_rows], folder=folder,
-             progress=lambda step, total, _: progress(step, total, f"training {config.quantizer}"),
-             on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures))
+    loop.fit(
+        model,
+        x[train_rows],
+        config=training,
+        held_out=x[held_rows],
+        folder=folder,
+        progress=lambda step, total, _: progress(step, total, f"training {config.quantizer}"),
+        on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures),
+    )
     model.eval()
     codes = model.codes(x).numpy()
     codes = codes.reshape(len(codes), config.groups, -1)  # (N, groups, stages)
     store.add_codes(model_id, text_ids, codes, positions, tokens)
     held = codes[held_rows]
-    figures = {**metrics.codebook_usage(held, config.size),
-               "reconstruction": loop.evaluate(model, x[held_rows])["reconstruction"], "held_out": len(held_rows)}
+    figures = {
+        **metrics.codebook_usage(held, config.size),
+        "reconstruction": loop.evaluate(model, x[held_rows])["reconstruction"],
+        "held_out": len(held_rows),
+    }
     if config.stage_count > 1:  # per-stage figures for residual VQ
         for stage in range(config.stage_count):
             usage = metrics.codebook_usage(held[:, :, stage], config.size)
@@ -97,8 +117,12 @@ def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     labels = store.texts(run.dataset).set_index("id").loc[text_ids[held_rows], "label"]
     if labels.notna().all():
         first_codes = held[:, 0, 0]  # the first slot's code, against the label
-        figures.update({"nmi": metrics.nmi(first_codes, labels.to_numpy()),
-                        "purity": metrics.purity(first_codes, labels.to_numpy())})
+        figures.update(
+            {
+                "nmi": metrics.nmi(first_codes, labels.to_numpy()),
+                "purity": metrics.purity(first_codes, labels.to_numpy()),
+            }
+        )
     base.save(model, folder)
     store.finish_model(model_id, str(folder), figures)
     progress(training.steps, training.steps, f"model {model_id} ready")

@@ -64,10 +64,12 @@ REGISTRY: dict[str, type[LatentModel]] = {}
 
 def register(kind: str):
     """Class decorator: models of this kind reload from a folder whose cfg.json says so."""
+
     def add(cls):
         cls.kind = kind
         REGISTRY[kind] = cls
         return cls
+
     return add
 
 
@@ -100,7 +102,9 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
     config = read_config(folder, "a latentviz model")
     kind = config.pop("kind", None)
     if kind not in REGISTRY:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}"
+        )
     cls = REGISTRY[kind]
     config = {**cls.absent_in_old_checkpoints, **config}
     known = {f.name for f in fields(cls.config_class)}
@@ -117,5 +121,7 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE}: does not fit its cfg.json ({str(error).splitlines()[-1].strip()})") from None
+        raise CheckpointError(
+            f"{folder / WEIGHTS_FILE}: does not fit its cfg.json ({str(error).splitlines()[-1].strip()})"
+        ) from None
     return model.to(device)

@@ -30,7 +30,9 @@ ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
 class SAEConfig:
     d_in: int = option(576, "activation size", derived=True)  # set from the capture
     d_sae: int = option(4608, "latents (8 × SmolLM2's 576)", flag="width")
-    architecture: str = option("topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES)
+    architecture: str = option(
+        "topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES
+    )
     k: int = option(32, "topk / batchtopk: active latents per token")
     l1_coefficient: float = option(5.0, "standard: weight of the L1 penalty", flag="l1")
     l0_coefficient: float = option(1.0, "jumprelu: weight of the L0 penalty", flag="l0")
@@ -40,10 +42,13 @@ class SAEConfig:
     aux_coefficient: float = option(1 / 32, "topk / batchtopk: weight of the AuxK loss")
     # Gao et al. use 10M tokens; CPU runs are far shorter
     dead_after: int = option(200_000, "tokens without firing after which a latent counts as dead for AuxK")
-    normalize_input: bool = option(False, "scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)")
+    normalize_input: bool = option(
+        False, "scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)"
+    )
     # Where it reads: set from the run (runs.SAERun), stored so a checkpoint knows its hook point.
-    layer: int = option(8, "block whose output is read (1-based, as hidden_states[layer]; SAELens: blocks.{layer-1})",
-                        derived=True)
+    layer: int = option(
+        8, "block whose output is read (1-based, as hidden_states[layer]; SAELens: blocks.{layer-1})", derived=True
+    )
     site: str = option("resid_post", "resid_post, mlp_out or attn_out (settings.SITES)", derived=True)
     model_name: str = option("smollm2", "the LM it reads", derived=True)
 
@@ -115,8 +120,9 @@ class SparseAutoencoder(LatentModel):
         self.W_enc = nn.Parameter(decoder.t().clone())  # tied at the start, trained apart
         self.b_enc = nn.Parameter(torch.zeros(config.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(config.d_in))
-        self.threshold = nn.Parameter(torch.full((config.d_sae,), config.jumprelu_init_threshold),
-                                      requires_grad=config.architecture == "jumprelu")
+        self.threshold = nn.Parameter(
+            torch.full((config.d_sae,), config.jumprelu_init_threshold), requires_grad=config.architecture == "jumprelu"
+        )
         # batchtopk's inference threshold, and how many tokens ago each latent last fired (AuxK)
         self.register_buffer("since_fired", torch.zeros(config.d_sae))
         self.register_buffer("threshold_batches", torch.zeros((), dtype=torch.long))
@@ -129,7 +135,7 @@ class SparseAutoencoder(LatentModel):
         """First batch: input scale, and b_dec at the geometric median of the (scaled) data."""
         with torch.no_grad():
             if self.config.normalize_input:
-                self.input_scale.fill_(float(self.config.d_in ** 0.5 / x.norm(dim=1).mean()))
+                self.input_scale.fill_(float(self.config.d_in**0.5 / x.norm(dim=1).mean()))
             self.b_dec.copy_(geometric_median(x * self.input_scale))
             self.initialised.fill_(True)
 

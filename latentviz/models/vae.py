@@ -4,9 +4,10 @@ with the latent z as the decoder's first hidden state and as an extra input at e
 Three variants: `rnn` (a GRU encoder over the words), `pretrained-encoder` (a frozen sentence
 embedding, e.g. MiniLM, through an MLP; the same GRU decoder) and `pretrained-decoder` (that encoder,
 and a frozen causal LM such as SmolLM2 as the decoder, in the manner of Optimus (Li et al., 2020):
-z becomes `prefix_len` prefix embeddings and is also added to every input embedding). Remedies for posterior collapse: β and its annealing (linear or
-cyclical, Fu et al., 2019), free bits per dimension (Kingma et al., 2016), word dropout on the
-decoder's inputs, and the importance-weighted (IWAE) objective with K samples.
+z becomes `prefix_len` prefix embeddings and is also added to every input embedding). Remedies for
+posterior collapse: β and its annealing (linear or cyclical, Fu et al., 2019), free bits per
+dimension (Kingma et al., 2016), word dropout on the decoder's inputs, and the importance-weighted
+(IWAE) objective with K samples.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ DECODING = ("greedy", "beam", "sample")
 @dataclass
 class VAEConfig:
     vocab: list[str] = option([], "the decoder's words, built from the training texts", derived=True)
-    variant: str = option("pretrained-encoder", "pretrained-encoder reads the dataset's stored MiniLM vectors into a GRU decoder; "
-                          "rnn learns its own GRU encoder; pretrained-decoder decodes with a frozen causal LM (Optimus-style)",
-                          choices=VARIANTS)
+    variant: str = option(
+        "pretrained-encoder",
+        "pretrained-encoder reads the dataset's stored MiniLM vectors into a GRU decoder; "
+        "rnn learns its own GRU encoder; pretrained-decoder decodes with a frozen causal LM (Optimus-style)",
+        choices=VARIANTS,
+    )
     d_in: int = option(384, "sentence-embedding size, for the pretrained encoder", derived=True)
     latent_dim: int = option(32, "dimensions of z")
     embed_dim: int = option(256, "word-embedding size of the GRUs")
@@ -41,8 +45,9 @@ class VAEConfig:
     hidden: int = option(256, "GRU width (and encoder MLP width)")
     max_len: int = option(32, "words per sentence; longer ones are cut")
     beta: float = option(1.0, "KL weight")
-    anneal: str = option("linear", "KL weight schedule: none, linear ramp from 0, or cyclical ramps (Fu et al., 2019)",
-                         choices=ANNEALING)
+    anneal: str = option(
+        "linear", "KL weight schedule: none, linear ramp from 0, or cyclical ramps (Fu et al., 2019)", choices=ANNEALING
+    )
     anneal_steps: int = option(2000, "linear: steps to reach beta; cyclical: length of one cycle")
     free_bits: float = option(0.5, "KL floor per latent dimension, in nats (Kingma et al., 2016)")
     word_dropout: float = option(0.0, "share of the decoder's input words hidden, so it must use z")
@@ -79,7 +84,9 @@ def beta_at(step: int, config: VAEConfig) -> float:
 
 
 class GRUDecoder(nn.Module):
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, dropout: float = 0.0, skip: bool = False):
+    def __init__(
+        self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, dropout: float = 0.0, skip: bool = False
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
@@ -106,7 +113,9 @@ class GRUDecoder(nn.Module):
     def start(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.z_to_hidden(z))[None]
 
-    def next_logits(self, token: torch.Tensor, state: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_logits(
+        self, token: torch.Tensor, state: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoding step: logits (B, V) for the word after `token` (B,), and the new state."""
         hidden, state = self.gru(torch.cat([self.embed(token), z], dim=-1)[:, None, :], state)
         return self._logits(hidden[:, 0], z), state
@@ -134,7 +143,7 @@ class LMVocab:
         out = torch.zeros(len(texts), max_len + 2, dtype=torch.long)
         for row, ids in enumerate(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]):
             ids = [i + 1 for i in ids[:max_len]] + [self.index[EOS]]
-            out[row, 1: len(ids) + 1] = torch.tensor(ids)
+            out[row, 1 : len(ids) + 1] = torch.tensor(ids)
         return out
 
     def decode(self, ids) -> str:
@@ -186,9 +195,14 @@ class LMDecoder(nn.Module):
     def forward(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, T, V + 1) for shifted input ids (B, T); column 0 (padding) is never likely."""
         embeds = torch.cat([self._prefix(z), self._embed(inputs, z)], dim=1)
-        mask = torch.cat([torch.ones(len(z), self.prefix_len, dtype=torch.long, device=z.device),
-                          (torch.arange(inputs.shape[1], device=z.device)[None] == 0) | (inputs > 0)], dim=1).long()
-        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, self.prefix_len:]
+        mask = torch.cat(
+            [
+                torch.ones(len(z), self.prefix_len, dtype=torch.long, device=z.device),
+                (torch.arange(inputs.shape[1], device=z.device)[None] == 0) | (inputs > 0),
+            ],
+            dim=1,
+        ).long()
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, self.prefix_len :]
         return torch.cat([torch.full_like(logits[..., :1], float("-inf")), logits], dim=-1)
 
     def _run_cached(self, embeds: torch.Tensor, cache=None):
@@ -209,8 +223,17 @@ class LMDecoder(nn.Module):
         return state
 
 
-def generate(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (),
-             temperature: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(
+    decoder,
+    z: torch.Tensor,
+    *,
+    bos: int,
+    eos: int,
+    max_len: int,
+    banned: tuple[int, ...] = (),
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Ids (B, ≤ max_len + 1) from <bos> until <eos> or max_len: the most likely word at each step
     (temperature 0) or a sample from softmax(logits / temperature). `banned` ids are never chosen.
     `decoder` has start(z), next_logits(token, state, z) and, for beam search, reorder(state, index)."""
@@ -233,8 +256,9 @@ def generate(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, bann
     return torch.stack(out, dim=1)
 
 
-def beam_search(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (),
-                width: int = 5) -> torch.Tensor:
+def beam_search(
+    decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, banned: tuple[int, ...] = (), width: int = 5
+) -> torch.Tensor:
     """The best of `width` beams for each z, scored by log-probability per token (so long sentences
     are not penalised for their length): ids (B, ≤ max_len + 1)."""
     batch = len(z)
@@ -258,7 +282,9 @@ def beam_search(decoder, z: torch.Tensor, *, bos: int, eos: int, max_len: int, b
         candidates = (scores[..., None] + log_probs).view(batch, -1)
         scores, flat = candidates.topk(width, dim=-1)
         parent, token = flat // vocab, flat % vocab
-        history = torch.cat([history.gather(1, parent[..., None].expand(-1, -1, history.shape[-1])), token[..., None]], dim=-1)
+        history = torch.cat(
+            [history.gather(1, parent[..., None].expand(-1, -1, history.shape[-1])), token[..., None]], dim=-1
+        )
         lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
         done = done.gather(1, parent) | (token == eos)
         state = decoder.reorder(state, (parent + width * torch.arange(batch, device=z.device)[:, None]).view(-1))
@@ -295,7 +321,9 @@ class TextVAE(LatentModel):
                 raise ConfigError("a pretrained-decoder VAE needs lm_dim, the decoder LM's hidden size")
             self.decoder = LMDecoder(config.latent_dim, config.lm_dim, config.prefix_len)
         else:
-            self.decoder = GRUDecoder(len(self.vocab), config.embed_dim, config.hidden, config.latent_dim, config.dropout, config.skip)
+            self.decoder = GRUDecoder(
+                len(self.vocab), config.embed_dim, config.hidden, config.latent_dim, config.dropout, config.skip
+            )
 
     def set_step(self, step: int) -> None:
         self.step = step
@@ -304,9 +332,13 @@ class TextVAE(LatentModel):
         """Give a pretrained-decoder VAE its causal LM (e.g. backbones.causal_lm) and tokenizer;
         `fresh` for a new model, so that its injection starts as a no-op."""
         if self.config.variant != "pretrained-decoder":
-            raise ConfigError(f"a {self.config.variant} VAE has its own decoder; only pretrained-decoder VAEs take an LM")
+            raise ConfigError(
+                f"a {self.config.variant} VAE has its own decoder; only pretrained-decoder VAEs take an LM"
+            )
         if lm.config.hidden_size != self.config.lm_dim:
-            raise ConfigError(f"this VAE was trained with a {self.config.lm_dim}-wide LM, not {lm.config.hidden_size}-wide")
+            raise ConfigError(
+                f"this VAE was trained with a {self.config.lm_dim}-wide LM, not {lm.config.hidden_size}-wide"
+            )
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else lm.config.eos_token_id
         self.decoder.attach(lm, eos, fresh)
         self.vocab = LMVocab(tokenizer, eos)
@@ -314,7 +346,9 @@ class TextVAE(LatentModel):
     def encode(self, tokens: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.variant == "rnn":
             lengths = (tokens != 0).sum(1).clamp(min=1).cpu()
-            packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                self.embed(tokens), lengths, batch_first=True, enforce_sorted=False
+            )
             _, last = self.encoder(packed)
             features = last[0]
         else:
@@ -349,8 +383,12 @@ class TextVAE(LatentModel):
             kl_term = torch.clamp(kl_dims.mean(0), min=floor).sum() if floor > 0 else kl.mean()
             loss = reconstruction.mean() + beta * kl_term
         reconstruction, kl = reconstruction.detach(), kl.detach()
-        figures = {"reconstruction": float(reconstruction.mean()), "kl": float(kl.mean()), "beta": beta,
-                   "elbo_nll": float((reconstruction + kl).mean())}
+        figures = {
+            "reconstruction": float(reconstruction.mean()),
+            "kl": float(kl.mean()),
+            "beta": beta,
+            "elbo_nll": float((reconstruction + kl).mean()),
+        }
         return StepOutput(loss, figures)
 
     def _iwae_loss(self, tokens, mu, logvar, dropout) -> torch.Tensor:
@@ -365,7 +403,9 @@ class TextVAE(LatentModel):
         return -(torch.logsumexp(weights, 0) - math.log(k)).mean()
 
     @torch.no_grad()
-    def log_weights(self, tokens: torch.Tensor, embeddings: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_weights(
+        self, tokens: torch.Tensor, embeddings: torch.Tensor, samples: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(ln p(x, z_k), ln q(z_k | x)), each (B, K), for the importance-weighted NLL."""
         mu, logvar = self.encode(tokens, embeddings)
         std = (0.5 * logvar).exp()
@@ -378,17 +418,24 @@ class TextVAE(LatentModel):
         return torch.stack(joint, 1), torch.stack(q, 1)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, method: str = "greedy", *, beam: int = 5, temperature: float = 1.0,
-               seed: int = 0) -> list[str]:
+    def decode(
+        self, z: torch.Tensor, method: str = "greedy", *, beam: int = 5, temperature: float = 1.0, seed: int = 0
+    ) -> list[str]:
         """Sentences for latents z (B, D): greedy, beam search of width `beam`, or sampling at `temperature`."""
         if method not in DECODING:
             raise ConfigError(f"unknown decoding {method!r}; use one of {', '.join(DECODING)}")
         # <unk> is never the most useful word to show: decode the best real word instead.
-        args = {"bos": self.vocab.index[BOS], "eos": self.vocab.index[EOS], "max_len": self.config.max_len,
-                "banned": (self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK])}
+        args = {
+            "bos": self.vocab.index[BOS],
+            "eos": self.vocab.index[EOS],
+            "max_len": self.config.max_len,
+            "banned": (self.vocab.index[PAD], self.vocab.index[BOS], self.vocab.index[UNK]),
+        }
         if method == "beam":
             ids = beam_search(self.decoder, z, width=beam, **args)
         else:
             generator = torch.Generator().manual_seed(seed)
-            ids = generate(self.decoder, z, temperature=temperature if method == "sample" else 0.0, generator=generator, **args)
+            ids = generate(
+                self.decoder, z, temperature=temperature if method == "sample" else 0.0, generator=generator, **args
+            )
         return [self.vocab.decode(row) for row in ids.tolist()]

@@ -42,7 +42,11 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator: torch.Generator 
     nearest = (x - x[seeds[0]]).pow(2).sum(1)
     for _ in range(1, k):
         total = nearest.sum()
-        pick = int(torch.multinomial(nearest / total, 1, generator=generator)) if total > 0 else int(torch.randint(n, (1,), generator=generator))
+        pick = (
+            int(torch.multinomial(nearest / total, 1, generator=generator))
+            if total > 0
+            else int(torch.randint(n, (1,), generator=generator))
+        )
         seeds.append(pick)
         nearest = torch.minimum(nearest, (x - x[pick]).pow(2).sum(1))
     centres = x[seeds].clone()
@@ -75,9 +79,20 @@ def _usage_stats(indices: torch.Tensor, size: int) -> dict[str, float]:
 
 
 class VectorQuantizer(nn.Module):
-    def __init__(self, dim: int, codebook_size: int, *, commitment: float = 0.25, ema: bool = False,
-                 decay: float = 0.99, kmeans_init: bool = False, restart_dead: bool = False,
-                 dead_share: float = 0.03, rotation_trick: bool = False, cosine: bool = False):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        commitment: float = 0.25,
+        ema: bool = False,
+        decay: float = 0.99,
+        kmeans_init: bool = False,
+        restart_dead: bool = False,
+        dead_share: float = 0.03,
+        rotation_trick: bool = False,
+        cosine: bool = False,
+    ):
         super().__init__()
         self.dim, self.codebook_size = dim, codebook_size
         self.commitment, self.ema, self.decay = commitment, ema, decay
@@ -214,14 +229,18 @@ class ResidualVQ(nn.Module):
 
 # -- the sentence VQ model -------------------------------------------------------------------------
 
+
 @dataclass
 class VQConfig:
     d_in: int = option(384, "input vector size", derived=True)  # set from the encoding or the LM
     groups: int = option(4, "codes per sentence (token-level models: 1)", flag="codes")
     d_code: int = option(32, "size of each quantised group (FSQ: the number of levels)")
     hidden: int = option(512, "width of the encoder and decoder MLPs")
-    quantizer: str = option("vq-ema", "vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; "
-                            "rvq: residual stages", choices=QUANTIZERS)
+    quantizer: str = option(
+        "vq-ema",
+        "vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages",
+        choices=QUANTIZERS,
+    )
     codebook_size: int = option(256, "K, codes in the codebook (vq, vq-ema, rvq)")
     levels: list[int] = option([8, 5, 5, 5], "FSQ values per dimension, e.g. 8,5,5,5 (codebook = their product)")
     stages: int = option(4, "residual VQ stages (rvq only)")
@@ -259,9 +278,15 @@ class VQConfig:
 def build_quantizer(config: VQConfig) -> nn.Module:
     if config.quantizer == "fsq":
         return FSQ(config.levels)
-    options = {"commitment": config.commitment, "ema": config.quantizer in ("vq-ema", "rvq"), "decay": config.decay,
-               "kmeans_init": config.kmeans_init, "restart_dead": config.restart_dead,
-               "rotation_trick": config.rotation_trick, "cosine": config.cosine}
+    options = {
+        "commitment": config.commitment,
+        "ema": config.quantizer in ("vq-ema", "rvq"),
+        "decay": config.decay,
+        "kmeans_init": config.kmeans_init,
+        "restart_dead": config.restart_dead,
+        "rotation_trick": config.rotation_trick,
+        "cosine": config.cosine,
+    }
     if config.quantizer == "rvq":
         return ResidualVQ(config.d_code, config.codebook_size, config.stages, **options)
     return VectorQuantizer(config.d_code, config.codebook_size, **options)
@@ -290,7 +315,11 @@ class SentenceVQ(LatentModel):
         out = self.quantize(x)
         x_hat = self.decoder(out.z_q.reshape(len(x), -1))
         reconstruction = F.mse_loss(x_hat, x)
-        metrics = {"reconstruction": float(reconstruction.detach()), "quantizer_loss": float(out.loss.detach()), **out.stats}
+        metrics = {
+            "reconstruction": float(reconstruction.detach()),
+            "quantizer_loss": float(out.loss.detach()),
+            **out.stats,
+        }
         return StepOutput(reconstruction + out.loss, metrics)
 
     @torch.no_grad()
