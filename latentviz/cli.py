@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -287,7 +286,8 @@ def cmd_serve(args) -> None:
         "minimal",
     ]
     print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
-    raise SystemExit(subprocess.call(command, env=env))
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # become the server, so a signal to this process reaches it
 
 
 class Defaults(argparse.ArgumentDefaultsHelpFormatter):

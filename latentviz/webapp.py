@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, fit, jobs, latent_space, pipeline, runs, settings
+from latentviz import charts, fit, jobs, latent_space, pipeline, runs, settings, train
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -69,7 +69,10 @@ def _poll_jobs(workspace: Store) -> None:
         total = job.total if pd.notna(job.total) and job.total else None
         fraction = min(1.0, job.done / total) if total else 0.0
         count = f" — {job.done:,} / {int(total):,}" if total else ""
-        st.progress(fraction, text=f"**{job.kind}**: {job.message or 'starting'}{count}")
+        message = (
+            job.message if isinstance(job.message, str) and job.message else "starting"
+        )  # NaN before the first report
+        st.progress(fraction, text=f"**{job.kind}**: {message}{count}")
 
 
 # -- training runs, the same panel for every family ---------------------------------------------------
@@ -119,11 +122,11 @@ def _live_training(workspace: Store, kind: str) -> None:
 def _resume_offers(workspace: Store, kind: str, then) -> None:
     family = fit.FAMILIES[kind]
     for run in fit.common.models(workspace, kind, finished=False).itertuples():
-        step = workspace.training_metrics(int(run.id))["step"].max()
+        step = train.checkpoint_step(settings.models_dir(workspace.path) / str(run.id))  # where a resume starts
         left, right = st.columns([4, 1])
         left.warning(
             f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
-            + (f", after step {int(step)}." if pd.notna(step) else "."),
+            + (f", after step {step}." if step else ", before its first checkpoint."),
             icon=":material/pause_circle:",
         )
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):

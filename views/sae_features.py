@@ -21,9 +21,9 @@ def build_features(model_id: int, progress) -> None:
 
 
 models = fit.common.models(workspace, fit.sae.KIND)
+spec = runs.SAE_QUICK  # the form's defaults: a first SAE in a few minutes
 training_now = webapp.training_panel(workspace, fit.sae.KIND, then=build_features)
 if not training_now and not workspace.read_only and not workspace.datasets().empty:
-    spec = runs.SAE_QUICK  # the form's defaults: a first SAE in a few minutes
     model = spec.model
     with st.expander("Train an SAE", expanded=models.empty):
         left, middle, right = st.columns(3)
@@ -80,7 +80,8 @@ if models.empty:
         )
     elif not training_now:
         st.info(
-            "**No SAE yet.** Train one above: 300 steps on 30,000 SmolLM2 tokens take a few minutes on 2 CPU cores.",
+            f"**No SAE yet.** Train one above: {spec.training.steps} steps on {spec.max_tokens:,} SmolLM2 tokens take "
+            "a few minutes on 2 CPU cores.",
             icon=":material/hub:",
         )
     st.stop()
