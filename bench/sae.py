@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from latentviz import activations, metrics, train
-from latentviz.models.base import StepOutput
+from latentviz.models.base import LatentModel, StepOutput
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
 from latentviz.store import Store
 
 
-class Peer(nn.Module):
+class Peer(LatentModel):  # the loop's hooks do nothing for it
     """SAELens's TopK training SAE behind the StepOutput interface of latentviz's loop."""
 
     def __init__(self, d_in: int, d_sae: int, k: int):

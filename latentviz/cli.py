@@ -138,10 +138,14 @@ def cmd_sample(args) -> None:
 
 
 def cmd_interpolate(args) -> None:
-    path, smoothness, _ = _space(args).interpolate(args.start, args.end, args.steps, args.method, args.decoding)
+    space = _space(args)
+    path, smoothness, _ = space.interpolate(args.start, args.end, args.steps, args.method, args.decoding)
     for row in path.itertuples():
         print(f"{row.t:.2f}\t{row.text}")
-    print(f"smoothness (mean word edit distance between neighbours): {smoothness:.2f}")
+    print(
+        f"smoothness (mean word edit distance between neighbours, lower is smoother): {smoothness:.2f}; "
+        f"between random dataset sentences: {space.smoothness_reference():.2f}"
+    )
 
 
 def cmd_traverse(args) -> None:
@@ -164,21 +168,12 @@ def cmd_arithmetic(args) -> None:
 
 
 def cmd_capture(args) -> None:
-    from latentviz import activations, runs
+    from latentviz import fit, runs
 
     run = runs.from_flags(runs.SAERun(), args)
     bar = _Bar()
     try:
-        capture_id = activations.capture(
-            _store(args),
-            run.dataset,
-            run.backbone,
-            run.layer,
-            site=run.site,
-            max_tokens=run.max_tokens,
-            mask_sinks=not run.keep_sinks,
-            progress=bar,
-        )
+        capture_id = fit.sae.capture(_store(args), run, progress=bar)
     finally:
         bar.close()
     row = _store(args).captures().set_index("id").loc[capture_id]

@@ -177,6 +177,10 @@ class LatentSpace:
         decodes = self.decode(path, decoding)
         return pd.DataFrame({"t": np.linspace(0, 1, steps), "text": decodes}), ops.smoothness(decodes), path
 
+    def smoothness_reference(self) -> float:
+        """Mean word edit distance between random pairs of the dataset's sentences (see ops)."""
+        return ops.smoothness_reference(self.texts["text"].str.lower().tolist())
+
     def arithmetic(
         self, text: str, label_a: str, label_b: str, alphas=(0.0, 0.5, 1.0, 1.5, 2.0), method: str = "greedy"
     ) -> pd.DataFrame:

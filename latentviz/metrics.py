@@ -80,8 +80,9 @@ def _contingency(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 #   KL per dimension   KL_d = mean_x ½ (μ_d² + σ_d² − 1 − ln σ_d²)     (nats; the total KL is Σ_d KL_d)
 #   active units       AU = #{d : Var_x(μ_d) > 0.01}   (Burda et al., 2016; sample variance, ddof = 1)
 #   mutual information I(x; z) = E_x E_q(z|x)[ln q(z|x)] − E_q(z)[ln q(z)], with the aggregate posterior
-#                      q(z) ≈ (1/N) Σ_j q(z|x_j) over the batch and one z ~ q(z|x_i) per text
-#                      (the minibatch estimator of Hoffman & Johnson, 2016, as used by He et al., 2019)
+#                      q(z) ≈ (1/B) Σ_j q(z|x_j) over a minibatch of B texts and one z ~ q(z|x_i) per text,
+#                      averaged over minibatches (Hoffman & Johnson, 2016, as computed by He et al., 2019);
+#                      at most ln B
 #   IW-NLL             −ln p(x) ≈ −ln (1/K) Σ_k p(x, z_k) / q(z_k|x),  z_k ~ q(z|x)   (Burda et al., 2016)
 #   perplexity         exp(Σ NLL / Σ tokens)
 
@@ -95,15 +96,36 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
     return int((np.var(np.asarray(mu, float), axis=0, ddof=1) > threshold).sum())
 
 
-def mutual_information(mu: np.ndarray, logvar: np.ndarray, rng: np.random.Generator | None = None) -> float:
+MI_BATCH = 128  # texts per minibatch of the MI estimate: it cannot exceed ln MI_BATCH
+
+
+def mutual_information(
+    mu: np.ndarray, logvar: np.ndarray, rng: np.random.Generator | None = None, batch_size: int = MI_BATCH
+) -> float:
+    """I(x; z) as He et al. (2019) compute it: the minibatch estimator on consecutive batches of
+    `batch_size` texts, averaged (weighted by batch size). Within a batch of B texts the aggregate
+    posterior is that batch's mixture, so each batch's figure is at most ln B; memory is B × B × d."""
     mu, logvar = np.asarray(mu, float), np.asarray(logvar, float)
-    n, d = mu.shape
     rng = rng or np.random.default_rng(0)
+    total = 0.0
+    for start in range(0, len(mu), batch_size):
+        m, lv = mu[start : start + batch_size], logvar[start : start + batch_size]
+        total += len(m) * _batch_mutual_information(m, lv, rng)
+    return float(total / len(mu))
+
+
+def mutual_information_bound(n: int, batch_size: int = MI_BATCH) -> float:
+    """The largest value the minibatch estimator can give on n texts: ln of the batch size."""
+    return math.log(min(n, batch_size))
+
+
+def _batch_mutual_information(mu: np.ndarray, logvar: np.ndarray, rng: np.random.Generator) -> float:
+    n, d = mu.shape
     # E_x E_q(z|x) ln q(z|x): the negative entropy of each Gaussian posterior, in closed form.
     neg_entropy = np.mean(-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(axis=1))
     z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # one sample per text
     var = np.exp(logvar)
-    # ln q(z_i | x_j) for every pair (i, j): (n, n)
+    # ln q(z_i | x_j) for every pair (i, j) of the batch: (n, n)
     diff = z[:, None, :] - mu[None, :, :]
     log_density = -0.5 * ((diff**2) / var[None] + logvar[None] + math.log(2 * math.pi)).sum(axis=2)
     log_qz = _logsumexp(log_density, axis=1) - math.log(n)

@@ -53,3 +53,11 @@ def smoothness(decodes: list[str]) -> float:
     if len(decodes) < 2:
         return 0.0
     return float(np.mean([edit_distance(a.split(), b.split()) for a, b in zip(decodes, decodes[1:], strict=False)]))
+
+
+def smoothness_reference(texts: list[str], pairs: int = 200, seed: int = 0) -> float:
+    """The same figure between random pairs of sentences: what a path that jumps between unrelated
+    sentences would score. A smooth path scores far below it."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(len(texts), size=(2, pairs))
+    return float(np.mean([edit_distance(texts[i].split(), texts[j].split()) for i, j in zip(a, b, strict=True)]))

@@ -47,6 +47,8 @@ class VAERun:
     vocab_size: int = option(4000, "words kept in the vocabulary (the rest are <unk>)")
     # 12 epochs of BBC News' 5,000 sentences: reconstructions keep topic and key words, 5 min on 2 cores (measured)
     epochs: int = option(12, "passes over the training texts (90% of the dataset); sets the steps")
+    # The default BBC run's held-out IW-NLL is lowest well before its last step (it overfits)
+    keep_best: bool = option(True, "keep the weights with the lowest held-out IW-NLL (K = 5), not the last ones")
     model: VAEConfig = field(default_factory=VAEConfig)
     training: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, lr=6e-3))
 
@@ -99,17 +101,22 @@ SAE_QUICK = replace(SAERun(), max_tokens=30_000, training=replace(SAERun().train
 
 
 def _options(spec, prefix: str = ""):
-    """(path, field, value) of every option of a spec instance, nested configs included."""
+    """(path, field, value, owner) of every option of a spec instance, nested configs included;
+    `owner` is the dataclass instance that holds the field."""
     for f in fields(spec):
         value = getattr(spec, f.name)
         if is_dataclass(value):
             yield from _options(value, f"{prefix}{f.name}.")
         else:
-            yield prefix + f.name, f, value
+            yield prefix + f.name, f, value, spec
 
 
 def _is_flag(run, path: str, f) -> bool:
     return "help" in f.metadata and not f.metadata["derived"] and path not in type(run).derived
+
+
+def _flag(f) -> str:
+    return (f.metadata["flag"] or f.name).replace("_", "-")
 
 
 def _dest(path: str) -> str:
@@ -122,42 +129,33 @@ def add_flags(
     """A flag for every option of `run` (a spec instance: its values are the defaults), or for the
     paths in `only`; those in `required` must be given. Booleans get --name / --no-name; lists are
     comma-separated."""
-    for path, f, value in _options(run):
+    for path, f, value, owner in _options(run):
         if not _is_flag(run, path, f) or (only is not None and path not in only):
             continue
-        kind = typing.get_type_hints(type(_owner(run, path)))[f.name]
-        flag = (f.metadata["flag"] or f.name).replace("_", "-")
+        kind = typing.get_type_hints(type(owner))[f.name]
         kwargs = {
-            "metavar": flag.upper().replace("-", "_"),
             "dest": _dest(path),
-            "help": f.metadata["help"].replace("%", "%%"),
-        }  # argparse %-formats help
+            "metavar": _flag(f).upper().replace("-", "_"),
+            "help": f.metadata["help"].replace("%", "%%"),  # argparse %-formats help texts
+        }
         if kind is bool:
             kwargs.update(action=argparse.BooleanOptionalAction, default=value, metavar=None)
         elif isinstance(value, list):
             kwargs.update(default=",".join(map(str, value)), metavar="N,N,...")
         else:
-            scalar = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
+            scalar = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))  # int | None: int
             kwargs.update(type=scalar, default=value)
         if f.metadata["choices"]:
             kwargs.update(choices=list(f.metadata["choices"]), metavar=None)
         if path in required:
             kwargs.update(required=True, default=None)
-        parser.add_argument("--" + flag, **kwargs)
-
-
-def _owner(run, path: str):
-    """The (nested) dataclass instance holding the option at `path`."""
-    owner = run
-    for part in path.split(".")[:-1]:
-        owner = getattr(owner, part)
-    return owner
+        parser.add_argument("--" + _flag(f), **kwargs)
 
 
 def from_flags(run, args: argparse.Namespace):
     """`run` with the values of the parsed flags (those that add_flags made)."""
     changes: dict[str, dict] = {}
-    for path, f, value in _options(run):
+    for path, f, value, _ in _options(run):
         if not hasattr(args, _dest(path)):
             continue
         given = getattr(args, _dest(path))
@@ -165,8 +163,9 @@ def from_flags(run, args: argparse.Namespace):
             try:
                 given = [int(part) for part in str(given).split(",")]
             except ValueError:
-                flag = (f.metadata["flag"] or f.name).replace("_", "-")
-                raise ConfigError(f"--{flag} takes integers separated by commas, e.g. 8,5,5,5; got {given!r}") from None
+                raise ConfigError(
+                    f"--{_flag(f)} takes integers separated by commas, e.g. 8,5,5,5; got {given!r}"
+                ) from None
         *parents, name = path.split(".")
         changes.setdefault(".".join(parents), {})[name] = given
     nested = {part: replace(getattr(run, part), **values) for part, values in changes.items() if part}
@@ -175,7 +174,7 @@ def from_flags(run, args: argparse.Namespace):
 
 def defaults(run) -> dict[str, object]:
     """path → default of every flag of a spec instance (for the agreement tests and the docs)."""
-    return {path: value for path, f, value in _options(run) if _is_flag(run, path, f)}
+    return {path: value for path, f, value, _ in _options(run) if _is_flag(run, path, f)}
 
 
 # -- stored with each model ---------------------------------------------------------------------------
@@ -197,7 +196,7 @@ def from_record(row: dict):
     (model, training and a `data` dict of the run's other settings) load too."""
     kind, record = row["kind"], row["config"]
     run_class, model_class = RUNS[kind], REGISTRY[kind]
-    model = model_class.config_class(**{**model_class.absent_in_old_checkpoints, **record["model"]})
+    model = model_class.config_from(record["model"])
     training = TrainConfig(**record["training"]) if "training" in record else run_class().training
     if "dataset" in record:
         known = {f.name for f in fields(run_class)} - {"model", "training"}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from latentviz.errors import ConfigError
@@ -107,7 +109,7 @@ def fit(
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        model.set_step(step)
+        model.set_step(step, config.steps)
         out = model(*rows(train, batch_at(step, size(train), config)))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -138,10 +140,29 @@ def checkpoint_step(folder: Path) -> int:
     return json.loads(state.read_text())["step"] if state.exists() else 0
 
 
+def _rng_state() -> dict:
+    """The torch, numpy and Python random states, as JSON: a resumed run draws the same dropout
+    masks and samples as an uninterrupted one."""
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
 def _checkpoint(model, optimizer, folder: Path, step: int, history: list[dict]) -> None:
     base.save(model, folder)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)  # our own file, read back with weights_only=True
-    (folder / TRAINER_FILE).write_text(json.dumps({"step": step, "history": history}))
+    (folder / TRAINER_FILE).write_text(json.dumps({"step": step, "history": history, "rng": _rng_state()}))
 
 
 def _resume(model, optimizer, folder: Path) -> tuple[int, list[dict]]:
@@ -151,4 +172,6 @@ def _resume(model, optimizer, folder: Path) -> tuple[int, list[dict]]:
         raise base.CheckpointError(f"{folder}: holds a checkpoint of a different configuration; choose a new folder")
     model.load_state_dict(saved.state_dict())
     optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
+    if "rng" in state:  # checkpoints written before RNG states were kept resume with the current state
+        _set_rng_state(state["rng"])
     return state["step"], state["history"]

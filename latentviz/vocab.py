@@ -12,7 +12,10 @@ import torch
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = [PAD, UNK, BOS, EOS]
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
+# A number stays one token with its decimal or thousands separators and a unit ("1.3bn", "1,000",
+# "10:30"); then words (with an apostrophe's tail); then any other mark on its own.
+_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:[a-z]+)?|[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
+_OPENING = "($£€\"'"  # marks never attached to the word before them
 
 
 def words(text: str) -> list[str]:
@@ -53,9 +56,9 @@ class Vocab:
                 break
             if token in (PAD, BOS):
                 continue
-            if out and out[-1].endswith("-"):  # hyphenated words: "40 - year - old" → "40-year-old"
+            if out and (out[-1].endswith("-") or out[-1] in ("$", "£", "€", "(")):  # "40-year-old", "$1.3bn", "(a"
                 out[-1] += token
-            elif out and re.fullmatch(r"[^\w\s]", token) and token not in "($£\"'":
+            elif out and re.fullmatch(r"[^\w\s]", token) and token not in _OPENING:
                 out[-1] += token
             else:
                 out.append(token)

@@ -109,9 +109,12 @@ def _live_training(workspace: Store, kind: str) -> None:
         jobs.stop(workspace, int(running["id"].iloc[0]))
     curves = family.curves(workspace, model_id) if model_id else pd.DataFrame()
     if curves.empty:
+        every = (
+            f" (every {fit.common.run_of(workspace, model_id, kind)[1].training.eval_every} steps)" if model_id else ""
+        )
         st.caption(
-            "No curves yet: they appear after the first held-out evaluation (every 100 steps); the progress above "
-            "says what is being done."
+            f"No curves yet: they appear after the first held-out evaluation{every}; the progress above says what is "
+            "being done."
         )
     else:
         st.altair_chart(
@@ -130,26 +133,31 @@ def _resume_offers(workspace: Store, kind: str, then) -> None:
             icon=":material/pause_circle:",
         )
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):
-
-            def work(progress, model_id=int(run.id)):
-                family.resume(workspace, model_id, progress=progress)
-                if then is not None:
-                    then(model_id, progress)
-
-            jobs.start(workspace, family.JOBS[1], {"model": int(run.id)}, work)
-            st.rerun()
+            model_id = int(run.id)
+            _start(
+                workspace,
+                family.JOBS[1],
+                {"model": model_id},
+                lambda p, model_id=model_id: family.resume(workspace, model_id, p),
+                then,
+            )
 
 
 def start_training(workspace: Store, kind: str, run, then=None) -> None:
     """Start a run of this family in the background (and `then(model_id, progress)` after it), then redraw."""
     family = fit.FAMILIES[kind]
+    _start(workspace, family.JOBS[0], runs.to_record(run), lambda p: family.train(workspace, run, p), then)
+
+
+def _start(workspace: Store, job: str, params: dict, step, then) -> None:
+    """A job that runs `step(progress)` (it returns a model id), then `then(model_id, progress)`."""
 
     def work(progress):
-        model_id = family.train(workspace, run, progress=progress)
+        model_id = step(progress)
         if then is not None:
             then(model_id, progress)
 
-    jobs.start(workspace, family.JOBS[0], runs.to_record(run), work)
+    jobs.start(workspace, job, params, work)
     st.rerun()
 
 
@@ -200,16 +208,13 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     trained = fit.common.models(workspace, "vae")
     if trained.empty:
         if jobs.running(workspace)["kind"].isin(fit.vae.JOBS).any():
-            st.info(
-                "**A VAE is training.** Its live curves are on the Train page; this page opens it when it is done.",
-                icon=":material/hourglass_top:",
-            )
-        else:
-            st.info(
-                "**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the "
-                "defaults.",
-                icon=":material/model_training:",
-            )
+            st.info("**A VAE is training.** This page opens it when it is done.", icon=":material/hourglass_top:")
+            training_panel(workspace, fit.vae.KIND)  # its live curves, here too
+            st.stop()
+        st.info(
+            "**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
+            icon=":material/model_training:",
+        )
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
         st.stop()
     model_id = pick_model(trained, "VAE", "vae_model")

@@ -253,7 +253,7 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
 
     at.switch_page("views/vae_diagnostics.py").run()
     assert not at.exception
-    assert [m.label for m in at.metric][:2] == ["IW-NLL", "Perplexity"]
+    assert [m.label for m in at.metric][:2] == ["IW-NLL (K = 100)", "Perplexity (per word)"]
     prior, reconstructions = (table.proto.body for table in at.get("html"))
     assert prior.count("<tr>") == 1 + 6 and reconstructions.count("<tr>") == 1 + 4
     at.text_input(key="text_text").set_value("The striker scored twice.").run()

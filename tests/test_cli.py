@@ -207,7 +207,7 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
         "--lr",
         "0.003",
         "--free-bits",
-        "0.1",
+        "1.0",  # β now reaches 1 halfway through (before, a 2,000-step ramp kept it under 0.1 here)
         "--db",
         db,
     )

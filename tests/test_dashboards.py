@@ -110,3 +110,30 @@ def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, 
     assert list(examples.columns) == ["token", "id", "text", "label"]
     row = examples.iloc[0]
     assert row["token"].strip().lower() in row["text"].lower()
+
+
+def test_residual_vq_headline_figures_are_the_first_stages_and_pooled_ones_say_so(trained):
+    from latentviz import metrics
+
+    store, model_id = trained
+    figures = store.model(model_id)["metrics"]
+    codes = store.codes(model_id)
+    texts = np.sort(codes["id"].unique())
+    _, held_rows = fit.vq.held_out_split(texts, 42)
+    held = codes[codes["id"].isin(texts[held_rows])]
+    for stage in (0, 1):
+        expected = metrics.codebook_usage(held[held["stage"] == stage]["code"].to_numpy(), 8)
+        assert figures[f"stage{stage + 1}_perplexity"] == pytest.approx(expected["perplexity"])
+    assert (
+        figures["perplexity"] == figures["stage1_perplexity"] and figures["dead_codes"] == figures["stage1_dead_codes"]
+    )
+    pooled = metrics.codebook_usage(held["code"].to_numpy(), 8)
+    assert figures["pooled_perplexity"] == pytest.approx(pooled["perplexity"])
+
+
+def test_token_rows_are_held_out_by_whole_texts():
+    text_ids = np.repeat(np.arange(50), np.arange(50) % 7 + 1)  # 50 texts of 1 to 7 tokens
+    train_rows, held_rows = fit.vq.held_out_split(text_ids, 42)
+    assert len(train_rows) + len(held_rows) == len(text_ids)
+    assert not set(text_ids[train_rows]) & set(text_ids[held_rows])  # no text on both sides
+    assert len(set(text_ids[held_rows])) == 5  # 10% of the texts

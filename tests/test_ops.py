@@ -26,3 +26,23 @@ def test_edit_distance_and_smoothness():
     assert ops.edit_distance([], "a b".split()) == 2
     assert ops.smoothness(["a b c", "a b d", "x b d"]) == pytest.approx(1.0)
     assert ops.smoothness(["only one"]) == 0.0
+
+
+def test_the_smoothness_reference_is_the_distance_between_random_sentences():
+    from latentviz import ops
+
+    assert ops.smoothness_reference(["a b c"] * 5) == 0.0  # identical sentences: nothing changes
+    # Two sentences 3 words apart: random pairs are the same sentence or 3 apart, about half each.
+    reference = ops.smoothness_reference(["a b c", "x y z"], pairs=2000)
+    assert 1.3 < reference < 1.7
+
+
+def test_numbers_and_currency_come_back_as_written():
+    from latentviz.vocab import Vocab, words
+
+    text = "The dollar reached $1.2871 and profits rose 5% to £1.3bn in 2004 (up 1,000 at 10:30)."
+    assert "1.3bn" in words(text) and "1,000" in words(text) and "10:30" in words(text)
+    vocab = Vocab.build([text], size=100, min_count=1)
+    assert vocab.decode(vocab.encode([text], 40)[0]) == text.lower()
+    hyphenated = Vocab.build(["a 40-year-old man"], size=100, min_count=1)
+    assert hyphenated.decode(hyphenated.encode(["a 40-year-old man"], 10)[0]) == "a 40-year-old man"

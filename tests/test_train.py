@@ -68,3 +68,54 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
 def test_bad_train_config():
     with pytest.raises(LatentvizError, match="steps must be at least 1"):
         train.TrainConfig(steps=0)
+
+
+def _stopped_and_resumed(make, data, config, folder):
+    """The model after an uninterrupted run, and after the same run stopped at step 30 and resumed."""
+
+    def stop_at_30(step, total, metrics):
+        if step == 30:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    whole = make()
+    train.fit(whole, data, config=config, held_out=data, folder=folder / "whole")
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(make(), data, config=config, held_out=data, folder=folder / "split", progress=stop_at_30)
+    torch.manual_seed(123)  # a resumed process starts from some other random state
+    resumed = make()
+    train.fit(resumed, data, config=config, held_out=data, folder=folder / "split")
+    return whole, resumed
+
+
+def test_a_resumed_vae_with_dropout_ends_bit_identical(tmp_path):
+    from latentviz.models.vae import TextVAE, VAEConfig
+    from latentviz.vocab import Vocab
+
+    texts = [f"the {w} rose {i} points today" for i, w in enumerate(["price", "index", "rate", "stock"] * 10)]
+    vocab = Vocab.build(texts, size=100, min_count=1)
+    data = (vocab.encode(texts, 8), torch.zeros(len(texts), 1))
+    vae_config = VAEConfig(
+        vocab=vocab.tokens,
+        variant="rnn",
+        latent_dim=4,
+        embed_dim=8,
+        hidden=16,
+        max_len=8,
+        dropout=0.3,
+        word_dropout=0.3,
+    )
+    whole, resumed = _stopped_and_resumed(lambda: TextVAE(vae_config), data, config(steps=60), tmp_path)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_a_resumed_sae_ends_bit_identical(tmp_path):
+    from latentviz.models.sae import SAEConfig, SparseAutoencoder
+
+    x = torch.randn(512, 16, generator=torch.Generator().manual_seed(3))
+    sae_config = SAEConfig(d_in=16, d_sae=32, k=4, dead_after=64)
+    whole, resumed = _stopped_and_resumed(lambda: SparseAutoencoder(sae_config), x, config(steps=60), tmp_path)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name

@@ -36,11 +36,20 @@ def test_vocab_round_trip_and_unknown_words():
 
 
 def test_kl_weight_schedules():
-    config = VAEConfig(vocab=SPECIALS, beta=1.0, anneal="linear", anneal_steps=100)
-    assert [beta_at(s, config) for s in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
-    cyclical = VAEConfig(vocab=SPECIALS, anneal="cyclical", anneal_steps=100, beta=0.5)
-    assert [beta_at(s, cyclical) for s in (0, 25, 50, 99, 100, 125)] == [0.0, 0.25, 0.5, 0.5, 0.0, 0.25]
-    assert beta_at(7, VAEConfig(vocab=SPECIALS, anneal="none", beta=0.3)) == 0.3
+    config = VAEConfig(vocab=SPECIALS, beta=1.0, anneal="linear", anneal_share=0.5)
+    assert [beta_at(s, 200, config) for s in (0, 50, 100, 199)] == [0.0, 0.5, 1.0, 1.0]
+    cyclical = VAEConfig(vocab=SPECIALS, anneal="cyclical", anneal_cycles=4, beta=0.5)
+    assert [beta_at(s, 400, cyclical) for s in (0, 25, 50, 99, 100, 125)] == [0.0, 0.25, 0.5, 0.5, 0.0, 0.25]
+    assert beta_at(7, 10, VAEConfig(vocab=SPECIALS, anneal="none", beta=0.3)) == 0.3
+
+
+@pytest.mark.parametrize("anneal", ["linear", "cyclical"])
+@pytest.mark.parametrize("steps", [50, 852, 20_000])  # 852: the default BBC run, whose β stopped at 0.43 before
+def test_every_schedule_reaches_its_beta_on_runs_of_any_length(anneal, steps):
+    config = VAEConfig(vocab=SPECIALS, anneal=anneal, beta=0.8)
+    used = [beta_at(s, steps, config) for s in range(steps)]
+    assert max(used) == pytest.approx(0.8) and used[-1] == pytest.approx(0.8)
+    assert used[0] == 0.0 and all(0.0 <= b <= 0.8 for b in used)
 
 
 @pytest.mark.parametrize("free_bits, moves", [(10.0, False), (0.0, True)])
@@ -71,7 +80,7 @@ def test_a_small_vae_learns_live_latents_and_reconstructs(variant, tmp_path):
         hidden=64,
         max_len=12,
         anneal="linear",
-        anneal_steps=100,
+        anneal_share=0.3,
         free_bits=0.1,
         word_dropout=0.3,
     )

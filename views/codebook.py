@@ -147,14 +147,24 @@ for column, (name, book) in zip(columns, books.items(), strict=True):
     with column:
         st.subheader(name)
         held = book.held_out
+        stage = " (stage 1)" if book.stages > 1 else ""  # each residual stage is its own codebook
         a, b, c = st.columns(3)
         a.metric(
-            "Perplexity",
+            "Perplexity" + stage,
             f"{held.get('perplexity', float('nan')):.1f}",
             help=f"exp(entropy) of held-out code use; at most K = {book.size}",
         )
-        b.metric("Utilisation", f"{held.get('utilisation', 0):.0%}", help="used codes / K on held-out texts")
-        c.metric("Dead codes", f"{held.get('dead_codes', 0):,}", help="codes no held-out text received")
+        b.metric("Utilisation" + stage, f"{held.get('utilisation', 0):.0%}", help="used codes / K on held-out texts")
+        c.metric("Dead codes" + stage, f"{held.get('dead_codes', 0):,}", help="codes no held-out text received")
+        if book.stages > 1:
+            st.caption(
+                " · ".join(
+                    f"stage {n}: perplexity {held[f'stage{n}_perplexity']:.1f}, "
+                    f"{held[f'stage{n}_utilisation']:.0%} used"
+                    for n in range(2, book.stages + 1)
+                    if f"stage{n}_perplexity" in held
+                )
+            )
         st.caption(
             f"K = {book.size:,} · Gini {book.gini:.2f} · reconstruction MSE "
             f"{held.get('reconstruction', float('nan')):.5f}"

@@ -36,9 +36,13 @@ if not (start and end):
 
 with st.spinner("Decoding the path…"):
     path, smoothness, latents = space.interpolate(start, end, steps, method, decoding)
+reference = space.smoothness_reference()
 st.metric(
-    "Smoothness", f"{smoothness:.2f}", help="mean word edit distance between consecutive decodes (lower is smoother)"
+    "Smoothness: words changed per step",
+    f"{smoothness:.1f}",
+    help="mean word edit distance between consecutive decodes; lower is smoother",
 )
+st.caption(f"Lower is smoother. For scale: two random sentences of this dataset differ by {reference:.1f} words.")
 previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
 st.html(markup.changes_table([f"t = {t:.2f}" for t in path["t"]], path["text"].tolist(), previous))
 st.caption("Highlighted: the words that changed from the step before.")

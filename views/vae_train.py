@@ -130,18 +130,21 @@ st.dataframe(
     key="vae_table",
     column_config={
         "iw_nll": st.column_config.NumberColumn(
-            "IW-NLL", format="%.1f", help="importance-weighted NLL per sentence, nats"
+            "IW-NLL (K = 100)", format="%.1f", help="importance-weighted NLL per sentence, nats"
         ),
         "perplexity": st.column_config.NumberColumn(
-            "PPL", format="%.1f", help="exp(NLL / tokens); a token is a word, a mark or </s>"
+            "PPL",
+            format="%.1f",
+            help="exp(NLL / tokens), per the unit beside it: word-level and LM-token perplexities do not compare",
         ),
+        "perplexity_unit": "per",
+        "overfit": "overfit?",
+        "held_out_word_accuracy": st.column_config.NumberColumn("held-out words back", format="percent"),
         "kl": st.column_config.NumberColumn("KL", format="%.2f"),
         "active_units": "AU",
         "mutual_information": st.column_config.NumberColumn("MI", format="%.2f"),
         "collapsed": "collapsed?",
-        "prior_decode_diversity": st.column_config.NumberColumn("distinct prior decodes", format="percent"),
         "held_out": "held-out texts",
-        "iw_samples": None,
     },
 )
 st.page_link("views/vae_diagnostics.py", label="Open the diagnostics", icon=":material/monitor_heart:")

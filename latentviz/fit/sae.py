@@ -24,16 +24,7 @@ CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the recon
 def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     """Capture (or reuse) the run's activations, train an SAE on 90% of the texts' tokens, and store
     its run, curves and held-out figures. Returns the model id."""
-    capture_id = activations.capture(
-        store,
-        run.dataset,
-        run.backbone,
-        run.layer,
-        site=run.site,
-        max_tokens=run.max_tokens,
-        mask_sinks=not run.keep_sinks,
-        progress=progress,
-    )
+    capture_id = capture(store, run, progress)
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
     if len(np.unique(text_ids)) < 10:
@@ -50,6 +41,20 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         store, KIND, f"{run.model.architecture} SAE {run.model.d_sae} {where}", run.backbone, run, capture=capture_id
     )
     return _fit(store, model_id, run, text_ids, states, progress)
+
+
+def capture(store: Store, run: SAERun, progress: Progress = quiet) -> int:
+    """Capture (or reuse) the activations the run reads: its LM, layer, site, tokens and sinks."""
+    return activations.capture(
+        store,
+        run.dataset,
+        run.backbone,
+        run.layer,
+        site=run.site,
+        max_tokens=run.max_tokens,
+        mask_sinks=not run.keep_sinks,
+        progress=progress,
+    )
 
 
 def resume(store: Store, model_id: int, progress: Progress = quiet) -> int:

@@ -18,15 +18,16 @@ from latentviz.store import Store, StoreError
 
 KIND = "vae"
 JOBS = ("train vae", "resume vae")
+# Held-out figures are computed at β = 1; the β training used is the schedule's (see curves).
 CURVES = {
-    "loss": "loss (β-weighted)",
+    "loss": "held-out loss (β = 1)",
     "reconstruction": "reconstruction NLL",
     "kl": "KL",
-    "beta": "β",
     "active_units": "active units",
     "mutual_information": "mutual information",
     "iw_nll": "IW-NLL (K = 5)",
 }
+BETA_CURVE = "β used in training"
 
 
 def train(store: Store, run: VAERun, progress: Progress = quiet) -> int:
@@ -57,20 +58,66 @@ def resume(store: Store, model_id: int, progress: Progress = quiet) -> int:
 
 
 def curves(store: Store, model_id: int) -> pd.DataFrame:
-    return named_curves(store, model_id, CURVES)
+    """The held-out curves, and the β the training steps used so far (a pure function of the step)."""
+    from latentviz.models.vae import beta_at
+
+    held_out = named_curves(store, model_id, CURVES)
+    if held_out.empty:
+        return held_out
+    run = run_of(store, model_id, KIND)[1]
+    steps = np.unique(np.linspace(0, int(held_out["step"].max()), 200).astype(int))
+    used = [beta_at(int(step), run.training.steps, run.model) for step in steps]
+    return pd.concat([held_out, pd.DataFrame({"step": steps, "metric": BETA_CURVE, "value": used})], ignore_index=True)
+
+
+def failed_checks(figures: dict, run: VAERun) -> list[str]:
+    """What the stored diagnostics say is wrong with a trained VAE, one sentence per failed check
+    (empty when every check passes; models trained before a check existed skip it)."""
+    failed = []
+    if figures.get("collapsed"):
+        failed.append(
+            "Posterior collapse: the decoder ignores z (no active unit, no mutual information, or every prior "
+            "sample decodes to the same sentence). Try free bits, cyclical annealing, word dropout or a smaller β."
+        )
+    if figures.get("overfit"):
+        kept = f"; the step-{figures['best_step']} weights are the ones kept" if figures.get("kept_best") else ""
+        failed.append(
+            f"Overfitting: held-out IW-NLL (K = 5) was lowest at step {figures['best_step']} "
+            f"({figures['best_iw_nll_k5']:.1f}) and ended at {figures['last_iw_nll_k5']:.1f}{kept}."
+        )
+    if figures.get("kl_at_floor"):
+        failed.append(
+            f"KL sits at the free-bits floor ({run.model.free_bits:g} nats) in {figures['dims_at_free_bits_floor']} of "
+            f"{len(figures['kl_per_dim'])} dimensions: z carries little beyond what the floor lets through for free."
+        )
+    if figures.get("reconstructs_poorly"):
+        failed.append(
+            f"Held-out sentences come back with {figures['held_out_word_accuracy']:.0%} of their words (greedy "
+            "decoding from the posterior mean): the latent keeps what a sentence is about, not the sentence."
+        )
+    return failed
+
+
+SUMMARY = [
+    "iw_nll",
+    "perplexity",
+    "perplexity_unit",
+    "kl",
+    "active_units",
+    "mutual_information",
+    "collapsed",
+    "overfit",
+    "held_out_word_accuracy",
+    "held_out",
+]
 
 
 def summary(store: Store) -> pd.DataFrame:
-    """One row per finished VAE: id, name, dataset and its held-out figures."""
-    rows = [
-        {
-            "id": int(r.id),
-            "name": r.name,
-            "dataset": r.dataset,
-            **{k: v for k, v in json.loads(r.metrics or "{}").items() if k != "kl_per_dim"},
-        }
-        for r in models(store, KIND).itertuples()
-    ]
+    """One row per finished VAE: id, name, dataset and its main held-out figures (SUMMARY)."""
+    rows = []
+    for r in models(store, KIND).itertuples():
+        figures = json.loads(r.metrics or "{}")
+        rows.append({"id": int(r.id), "name": r.name, "dataset": r.dataset, **{k: figures.get(k) for k in SUMMARY}})
     return pd.DataFrame(rows)
 
 
@@ -100,6 +147,14 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     data = (model.vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
     held = loop.rows(data, torch.from_numpy(held_rows))
+    best = _Best(folder / BEST_FOLDER)
+
+    def on_eval(step: int, figures: dict) -> None:
+        figures = {**figures, **health(model, held)}
+        store.add_training_metrics(model_id, step, "held_out", figures)
+        if run.keep_best:
+            best.offer(model, step, figures["iw_nll"])
+
     loop.fit(
         model,
         loop.rows(data, torch.from_numpy(train_rows)),
@@ -107,12 +162,13 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
         held_out=held,
         folder=folder,
         progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
-        on_eval=lambda step, figures: store.add_training_metrics(
-            model_id, step, "held_out", {**figures, **health(model, held)}
-        ),
+        on_eval=on_eval,
     )
+    if run.keep_best and best.step is not None:
+        model.load_state_dict(base.load(best.folder).state_dict())
     progress(training.steps, training.steps, "diagnostics: active units, mutual information, importance-weighted NLL")
-    figures = diagnostics(model, held)
+    held_texts = texts["text"].iloc[held_rows].tolist()
+    figures = {**diagnostics(model, held, held_texts), **_verdict(store, model_id, model, best, run)}
     model.eval()
     with torch.no_grad():
         mu, logvar = model.encode(*data)
@@ -126,6 +182,50 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     store.finish_model(model_id, str(folder), figures)
     progress(training.steps, training.steps, f"model {model_id} ready")
     return model_id
+
+
+BEST_FOLDER = "best"  # inside a run's folder: the weights with the lowest held-out IW-NLL so far
+
+
+class _Best:
+    """The best evaluation of a run so far, kept on disk beside its checkpoints, so a resumed run
+    still knows it."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        saved = json.loads((folder / "best.json").read_text()) if (folder / "best.json").exists() else {}
+        self.step, self.iw_nll = saved.get("step"), saved.get("iw_nll", float("inf"))
+
+    def offer(self, model, step: int, iw_nll: float) -> None:
+        from latentviz.models import base
+
+        if iw_nll < self.iw_nll:
+            base.save(model, self.folder)
+            self.step, self.iw_nll = step, iw_nll
+            (self.folder / "best.json").write_text(json.dumps({"step": step, "iw_nll": iw_nll}))
+
+
+OVERFIT_MARGIN = 0.01  # the held-out IW-NLL ending 1% above its best means the run overfit
+FLOOR_SHARE = 0.5  # KL within 10% of the free-bits floor in half the dimensions or more: held at the floor
+MIN_WORD_ACCURACY = 0.3  # held-out reconstructions that keep fewer words than this have lost the sentence
+
+
+def _verdict(store: Store, model_id: int, model, best: _Best, run: VAERun) -> dict:
+    """The training-run checks: did held-out IW-NLL rise after its best (overfitting)?"""
+    curve = store.training_metrics(model_id)
+    curve = curve[curve["name"] == "iw_nll"].sort_values("step")
+    if curve.empty:
+        return {"overfit": False}
+    lowest = curve.loc[curve["value"].idxmin()]
+    last = curve.iloc[-1]
+    overfit = bool(last["value"] > lowest["value"] * (1 + OVERFIT_MARGIN))
+    return {
+        "overfit": overfit,
+        "best_step": int(lowest["step"]),
+        "best_iw_nll_k5": float(lowest["value"]),
+        "last_iw_nll_k5": float(last["value"]),
+        "kept_best": bool(run.keep_best and best.step is not None),
+    }
 
 
 def health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
@@ -147,9 +247,16 @@ def health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
     }
 
 
-def diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50) -> dict:
-    """Held-out figures by their reference definitions (see metrics.py), and a collapse verdict."""
+def diagnostics(
+    model, held: tuple, texts: list[str], samples: int = 100, prior_decodes: int = 50, reconstructions: int = 100
+) -> dict:
+    """Held-out figures by their reference definitions (see metrics.py), the collapse verdict, and
+    checks that a live latent can still hide: KL held at the free-bits floor, and how many words of
+    held-out sentences come back when decoded (greedily) from their posterior means."""
     import torch
+
+    from latentviz import ops
+    from latentviz.vocab import words
 
     model.eval()
     with torch.no_grad():
@@ -158,23 +265,40 @@ def diagnostics(model, held: tuple, samples: int = 100, prior_decodes: int = 50)
         prior = model.decode(
             torch.randn(prior_decodes, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
         )
+        decoded = model.decode(mu[:reconstructions])
     mu, logvar = mu.numpy(), logvar.numpy()
     kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)
     nll = metrics.importance_weighted_nll(joint.numpy(), q.numpy())
-    tokens = int((held[0][:, 1:] != 0).sum())  # words and <eos>, the decoder's targets
+    lm_decoder = model.config.variant == "pretrained-decoder"
+    tokens = int((held[0][:, 1:] != 0).sum())  # the decoder's targets: words and <eos>, or LM tokens and EOS
     au, mi, kl = metrics.active_units(mu), metrics.mutual_information(mu, logvar), float(kl_dims.sum())
+    mi_bound = metrics.mutual_information_bound(len(mu))
     distinct = len(set(prior))
     # Collapsed: no unit carries information, or every prior sample decodes to (nearly) the same sentence.
     collapsed = au == 0 or kl < 0.1 or mi < 0.05 or distinct <= 2
+    floor = model.config.free_bits
+    at_floor = int((np.abs(kl_dims - floor) <= 0.1 * floor).sum()) if floor > 0 else 0
+    accuracy = [
+        max(0.0, 1 - ops.edit_distance(words(text), words(out)) / max(1, len(words(text))))
+        for text, out in zip(texts, decoded, strict=False)
+    ]
     return {
         "iw_nll": float(nll.mean()),
         "iw_samples": samples,
         "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
+        "perplexity_unit": "LM token" if lm_decoder else "word",
         "kl": kl,
         "kl_per_dim": kl_dims.round(4).tolist(),
         "active_units": au,
         "mutual_information": mi,
+        "mi_batch": metrics.MI_BATCH,
+        "mi_bound": mi_bound,
+        "mi_saturated": bool(mi > 0.9 * mi_bound),
         "prior_decode_diversity": distinct / len(prior),
         "collapsed": bool(collapsed),
+        "dims_at_free_bits_floor": at_floor,
+        "kl_at_floor": bool(floor > 0 and at_floor >= FLOOR_SHARE * len(kl_dims)),
+        "held_out_word_accuracy": float(np.mean(accuracy)),
+        "reconstructs_poorly": bool(np.mean(accuracy) < MIN_WORD_ACCURACY),
         "held_out": len(mu),
     }

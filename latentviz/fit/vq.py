@@ -73,6 +73,15 @@ def _data(store: Store, run: VQRun, progress: Progress):
     return texts["id"].to_numpy()[rows], positions, tokens, vectors
 
 
+def held_out_split(text_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows) holding out whole texts, so no text's tokens sit on both sides
+    (sentence-level rows are one per text, where this is the plain split)."""
+    texts = np.unique(text_ids)
+    _, held_texts = split_ids(len(texts), seed)
+    held = np.isin(text_ids, texts[held_texts])
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     import torch
 
@@ -89,7 +98,7 @@ def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     model = SentenceVQ(config)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
-    train_rows, held_rows = split_ids(len(text_ids), training.seed)
+    train_rows, held_rows = held_out_split(text_ids, training.seed)
     x = torch.from_numpy(vectors)
     loop.fit(
         model,
@@ -105,15 +114,21 @@ def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     codes = codes.reshape(len(codes), config.groups, -1)  # (N, groups, stages)
     store.add_codes(model_id, text_ids, codes, positions, tokens)
     held = codes[held_rows]
+    # The headline is the first stage's codebook: code k of stage 1 and code k of stage 2 are
+    # different vectors, so pooling the stages would overstate use. Residual VQ adds each stage,
+    # and the pooled figures under names that say so.
     figures = {
-        **metrics.codebook_usage(held, config.size),
+        **metrics.codebook_usage(held[:, :, 0], config.size),
         "reconstruction": loop.evaluate(model, x[held_rows])["reconstruction"],
         "held_out": len(held_rows),
+        "held_out_texts": len(np.unique(text_ids[held_rows])),
     }
-    if config.stage_count > 1:  # per-stage figures for residual VQ
+    if config.stage_count > 1:
         for stage in range(config.stage_count):
             usage = metrics.codebook_usage(held[:, :, stage], config.size)
             figures.update({f"stage{stage + 1}_{k}": v for k, v in usage.items() if k != "codebook_size"})
+        pooled = metrics.codebook_usage(held, config.size)
+        figures.update({f"pooled_{k}": v for k, v in pooled.items() if k != "codebook_size"})
     labels = store.texts(run.dataset).set_index("id").loc[text_ids[held_rows], "label"]
     if labels.notna().all():
         first_codes = held[:, 0, 0]  # the first slot's code, against the label

@@ -46,11 +46,19 @@ class LatentModel(torch.nn.Module):
     config_class: type
     kind: str
     # Fields added to a config after checkpoints were written without them, with the value that
-    # reproduces those older models (the dataclass default may have moved on since).
+    # reproduces those older models (the dataclass default may have moved on since); and fields
+    # older checkpoints have that no longer exist (they only steered training).
     absent_in_old_checkpoints: dict = {}
+    retired_fields: tuple[str, ...] = ()
 
-    def set_step(self, step: int) -> None:
-        """Told the step before each training forward pass (for schedules such as KL annealing)."""
+    @classmethod
+    def config_from(cls, saved: dict):
+        """The config of a saved cfg.json or run record, older ones included."""
+        saved = {k: v for k, v in {**cls.absent_in_old_checkpoints, **saved}.items() if k not in cls.retired_fields}
+        return cls.config_class(**saved)
+
+    def set_step(self, step: int, steps: int) -> None:
+        """Told the step (of `steps`) before each training forward pass, for schedules such as KL annealing."""
 
     def before_optimizer_step(self) -> None:
         """Called after backward, before the optimiser steps (e.g. to project gradients)."""
@@ -106,12 +114,10 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
             f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}"
         )
     cls = REGISTRY[kind]
-    config = {**cls.absent_in_old_checkpoints, **config}
-    known = {f.name for f in fields(cls.config_class)}
-    unknown = set(config) - known
+    unknown = set(config) - {f.name for f in fields(cls.config_class)} - set(cls.retired_fields)
     if unknown:
         raise CheckpointError(f"{folder / CONFIG_FILE}: unknown fields {', '.join(sorted(unknown))} for a {kind} model")
-    model = cls(cls.config_class(**config))
+    model = cls(cls.config_from(config))
     if not (folder / WEIGHTS_FILE).exists():
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
     state = load_file(folder / WEIGHTS_FILE)

@@ -48,7 +48,9 @@ class VAEConfig:
     anneal: str = option(
         "linear", "KL weight schedule: none, linear ramp from 0, or cyclical ramps (Fu et al., 2019)", choices=ANNEALING
     )
-    anneal_steps: int = option(2000, "linear: steps to reach beta; cyclical: length of one cycle")
+    # Over the run's own length, so every run reaches its β whatever its steps (Fu et al. use 4 cycles, R = 0.5)
+    anneal_share: float = option(0.5, "linear: share of the run over which β ramps up from 0 to its value")
+    anneal_cycles: int = option(4, "cyclical: cycles over the run, β ramping over the first half of each")
     free_bits: float = option(0.5, "KL floor per latent dimension, in nats (Kingma et al., 2016)")
     word_dropout: float = option(0.0, "share of the decoder's input words hidden, so it must use z")
     dropout: float = option(0.0, "dropout on the decoder's input embeddings and GRU outputs, while training")
@@ -67,19 +69,23 @@ class VAEConfig:
         for name in ("word_dropout", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_steps", "iw_samples", "prefix_len"):
+        if not 0 < self.anneal_share <= 1:
+            raise ConfigError(f"anneal share must be in (0, 1], got {self.anneal_share}")
+        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_cycles", "iw_samples", "prefix_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def beta_at(step: int, config: VAEConfig) -> float:
-    """The KL weight at a training step: constant, a linear ramp from 0, or cyclical (ramp over the
-    first half of each cycle, then hold), always ending at `config.beta`."""
+def beta_at(step: int, steps: int, config: VAEConfig) -> float:
+    """The KL weight at a training step of a run of `steps`: constant, a linear ramp from 0 over the
+    first `anneal_share` of the run, or `anneal_cycles` cycles that each ramp over their first half
+    and then hold. Every schedule reaches `config.beta`; the last steps train at it."""
     if config.anneal == "none":
         return config.beta
     if config.anneal == "linear":
-        return config.beta * min(1.0, step / config.anneal_steps)
-    phase = (step % config.anneal_steps) / config.anneal_steps
+        return config.beta * min(1.0, step / max(1.0, config.anneal_share * steps))
+    cycle = steps / config.anneal_cycles
+    phase = (step % cycle) / cycle
     return config.beta * min(1.0, 2 * phase)
 
 
@@ -301,12 +307,13 @@ class TextVAE(LatentModel):
 
     config_class = VAEConfig
     absent_in_old_checkpoints = {"skip": False}  # written before the skip connection existed
+    retired_fields = ("anneal_steps",)  # a fixed ramp length; schedules now follow the run's length
 
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
         self.vocab = Vocab(config.vocab)  # pretrained-decoder: replaced by the LM's tokenizer in attach_lm
-        self.step = 0  # annealing follows the training step (set_step)
+        self.step, self.steps = 0, 1  # annealing follows the training step (set_step)
         if config.variant == "rnn":
             self.embed = nn.Embedding(len(self.vocab), config.embed_dim, padding_idx=0)
             self.encoder = nn.GRU(config.embed_dim, config.hidden, batch_first=True)
@@ -325,8 +332,8 @@ class TextVAE(LatentModel):
                 len(self.vocab), config.embed_dim, config.hidden, config.latent_dim, config.dropout, config.skip
             )
 
-    def set_step(self, step: int) -> None:
-        self.step = step
+    def set_step(self, step: int, steps: int) -> None:
+        self.step, self.steps = step, steps
 
     def attach_lm(self, lm, tokenizer, fresh: bool = False) -> None:
         """Give a pretrained-decoder VAE its causal LM (e.g. backbones.causal_lm) and tokenizer;
@@ -370,7 +377,7 @@ class TextVAE(LatentModel):
         mu, logvar = self.encode(tokens, embeddings)
         kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (B, D)
         kl = kl_dims.sum(1)
-        beta = beta_at(self.step, self.config) if self.training else 1.0
+        beta = beta_at(self.step, self.steps, self.config) if self.training else 1.0
         dropout = self.config.word_dropout if self.training else 0.0
         if self.config.iw_samples > 1 and self.training:
             loss = self._iwae_loss(tokens, mu, logvar, dropout)
