@@ -45,10 +45,13 @@ class VAERun:
     dataset: str = option("", "the dataset to train on")
     # 4,000 words: the output softmax over them is most of a CPU training step
     vocab_size: int = option(4000, "words kept in the vocabulary (the rest are <unk>)")
-    # 12 epochs of BBC News' 5,000 sentences: reconstructions keep topic and key words, 5 min on 2 cores (measured)
+    # 12 epochs of BBC News' 5,000 sentences: about 7 min on 2 cores with the diagnostics (measured)
     epochs: int = option(12, "passes over the training texts (90% of the dataset); sets the steps")
     # The default BBC run's held-out IW-NLL is lowest well before its last step (it overfits)
-    keep_best: bool = option(True, "keep the weights with the lowest held-out IW-NLL (K = 5), not the last ones")
+    keep_best: bool = option(
+        True,
+        "keep the weights with the lowest held-out IW-NLL (K = 5) among those trained at the chosen β, not the last",
+    )
     model: VAEConfig = field(default_factory=VAEConfig)
     training: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=64, lr=6e-3))
 

@@ -212,7 +212,8 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
             training_panel(workspace, fit.vae.KIND)  # its live curves, here too
             st.stop()
         st.info(
-            "**No VAE yet.** Train one on the Train page: about five minutes on a 2-core laptop CPU with the defaults.",
+            "**No VAE yet.** Train one on the Train page: about seven minutes on a 2-core laptop CPU with the "
+            "defaults.",
             icon=":material/model_training:",
         )
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")

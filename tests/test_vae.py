@@ -246,3 +246,38 @@ def test_a_pretrained_decoder_vae_trains_only_its_injection_and_decodes_as_it_sc
     loaded = base.load(tmp_path)
     loaded.attach_lm(lm, tokenizer)
     assert loaded.eval().decode(z) == model.eval().decode(z) and len(model.decode(z, "beam", beam=2)) == 4
+
+
+def test_diagnostics_flag_a_run_whose_held_out_nll_rose_after_its_best(store):
+    import pandas as pd
+
+    from latentviz import fit, runs
+
+    store.add_dataset("d", "test", pd.DataFrame({"text": ["a b c"] * 3}))
+    run = runs.VAERun(dataset="d")
+    model_id = store.add_model("vae", "m", "d", "minilm", runs.to_record(run))
+    for step, value in zip((100, 200, 300, 400, 500), (131.0, 129.8, 130.5, 133.2, 136.1), strict=True):
+        store.add_training_metrics(model_id, step, "held_out", {"iw_nll": value})
+    found = fit.vae.overfitting(store, model_id)
+    assert found == {**found, "overfit": True, "best_step": 200, "best_iw_nll_k5": 129.8, "last_iw_nll_k5": 136.1}
+    figures = {
+        **found,
+        "kept_step": 500,
+        "collapsed": False,
+        "kl_at_floor": True,
+        "dims_at_free_bits_floor": 30,
+        "kl_per_dim": [0.5] * 32,
+        "reconstructs_poorly": True,
+        "held_out_word_accuracy": 0.12,
+    }
+    failed = fit.vae.failed_checks(figures, run)
+    assert [line.split(":")[0] for line in failed] == [
+        "Overfitting",
+        "KL sits at the free-bits floor (0.5 nats) in 30 of 32 dimensions",
+        "Held-out sentences come back with 12% of their words (greedy decoding from the posterior mean)",
+    ]
+    assert "weights kept are step 500's" in failed[0]
+    steady = {**figures, "overfit": False, "kl_at_floor": False, "reconstructs_poorly": False}
+    assert fit.vae.failed_checks(steady, run) == []
+    store.add_training_metrics(model_id, 600, "held_out", {"iw_nll": 129.0})  # a new low at the end
+    assert fit.vae.overfitting(store, model_id)["overfit"] is False

@@ -48,7 +48,7 @@ b.metric(
 c.metric("KL", f"{figures['kl']:.2f}", help="mean KL(q(z|x) ‖ N(0, I)) per held-out sentence, nats")
 d.metric("Active units", f"{figures['active_units']} / {space.dim}", help="dimensions with Var_x(E[z_d|x]) > 0.01")
 e.metric(
-    "Mutual information" + (f" (≤ {mi_bound:.2f})" if mi_bound else ""),
+    "MI" + (f" (≤ {mi_bound:.2f})" if mi_bound else ""),
     f"{figures['mutual_information']:.2f}",
     help="I(x; z), nats, by the minibatch aggregate-posterior estimator (He et al., 2019)"
     + (

@@ -119,7 +119,7 @@ if not workspace.read_only and not training_now:
 if trained.empty:
     if not training_now:
         st.info(
-            "No VAE yet: the defaults above train one on BBC News in about five minutes on a 2-core laptop CPU.",
+            "No VAE yet: the defaults above train one on BBC News in about seven minutes on a 2-core laptop CPU.",
             icon=":material/model_training:",
         )
     st.stop()

@@ -80,7 +80,7 @@ def failed_checks(figures: dict, run: VAERun) -> list[str]:
             "sample decodes to the same sentence). Try free bits, cyclical annealing, word dropout or a smaller β."
         )
     if figures.get("overfit"):
-        kept = f"; the step-{figures['best_step']} weights are the ones kept" if figures.get("kept_best") else ""
+        kept = f"; the weights kept are step {figures['kept_step']}'s" if figures.get("kept_step") else ""
         failed.append(
             f"Overfitting: held-out IW-NLL (K = 5) was lowest at step {figures['best_step']} "
             f"({figures['best_iw_nll_k5']:.1f}) and ended at {figures['last_iw_nll_k5']:.1f}{kept}."
@@ -125,7 +125,7 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     import torch
 
     from latentviz.models import base
-    from latentviz.models.vae import TextVAE
+    from latentviz.models.vae import TextVAE, beta_at
     from latentviz.vocab import SPECIALS, Vocab
 
     training = run.training
@@ -152,7 +152,8 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     def on_eval(step: int, figures: dict) -> None:
         figures = {**figures, **health(model, held)}
         store.add_training_metrics(model_id, step, "held_out", figures)
-        if run.keep_best:
+        # Only weights trained at the chosen β compete: an earlier, lower-β model is not the one asked for.
+        if run.keep_best and beta_at(step - 1, training.steps, config) >= config.beta:
             best.offer(model, step, figures["iw_nll"])
 
     loop.fit(
@@ -168,7 +169,7 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
         model.load_state_dict(base.load(best.folder).state_dict())
     progress(training.steps, training.steps, "diagnostics: active units, mutual information, importance-weighted NLL")
     held_texts = texts["text"].iloc[held_rows].tolist()
-    figures = {**diagnostics(model, held, held_texts), **_verdict(store, model_id, model, best, run)}
+    figures = {**diagnostics(model, held, held_texts), **overfitting(store, model_id, best, run)}
     model.eval()
     with torch.no_grad():
         mu, logvar = model.encode(*data)
@@ -210,8 +211,9 @@ FLOOR_SHARE = 0.5  # KL within 10% of the free-bits floor in half the dimensions
 MIN_WORD_ACCURACY = 0.3  # held-out reconstructions that keep fewer words than this have lost the sentence
 
 
-def _verdict(store: Store, model_id: int, model, best: _Best, run: VAERun) -> dict:
-    """The training-run checks: did held-out IW-NLL rise after its best (overfitting)?"""
+def overfitting(store: Store, model_id: int, best: _Best | None = None, run: VAERun | None = None) -> dict:
+    """Did the held-out IW-NLL curve (K = 5) end more than 1% above its lowest point? With the best
+    checkpoint (`best`, kept when the run's keep_best is on), which weights were kept."""
     curve = store.training_metrics(model_id)
     curve = curve[curve["name"] == "iw_nll"].sort_values("step")
     if curve.empty:
@@ -224,7 +226,7 @@ def _verdict(store: Store, model_id: int, model, best: _Best, run: VAERun) -> di
         "best_step": int(lowest["step"]),
         "best_iw_nll_k5": float(lowest["value"]),
         "last_iw_nll_k5": float(last["value"]),
-        "kept_best": bool(run.keep_best and best.step is not None),
+        "kept_step": best.step if run is not None and run.keep_best and best is not None else None,
     }
 
 

@@ -41,7 +41,7 @@ class VAEConfig:
     d_in: int = option(384, "sentence-embedding size, for the pretrained encoder", derived=True)
     latent_dim: int = option(32, "dimensions of z")
     embed_dim: int = option(256, "word-embedding size of the GRUs")
-    # 256 wide and 32 words: on BBC News' 5,000 sentences this trains in about 5 minutes on 2 cores (measured)
+    # 256 wide and 32 words: on BBC News' 5,000 sentences, 5 minutes of training on 2 cores (measured)
     hidden: int = option(256, "GRU width (and encoder MLP width)")
     max_len: int = option(32, "words per sentence; longer ones are cut")
     beta: float = option(1.0, "KL weight")
