@@ -4,7 +4,7 @@ import streamlit as st
 
 from latentviz import webapp
 
-st.set_page_config(page_title="latentviz", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="latentviz", page_icon=webapp.favicon(), layout="wide")
 
 workspace = webapp.store()
 webapp.bootstrap(workspace)

@@ -14,6 +14,19 @@ from latentviz.store import Store
 
 
 @st.cache_resource
+def favicon():
+    """The tab icon, drawn here: a Material icon name would make every page load it from Google's
+    font host, and the app makes no request beyond its own server."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (64, 64))
+    draw = ImageDraw.Draw(icon)
+    for radius, alpha in ((30, 70), (22, 140), (13, 255)):  # a blurred dot: latent points
+        draw.ellipse((32 - radius, 32 - radius, 32 + radius, 32 + radius), fill=(230, 70, 80, alpha))
+    return icon
+
+
+@st.cache_resource
 def _open(path: str, read_only: bool) -> Store:
     return Store(path, read_only=read_only)
 

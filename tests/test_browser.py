@@ -121,3 +121,31 @@ def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
     page.mouse.click(x, y)
     page.wait_for_selector("text=★", timeout=60_000)
     assert page.get_by_text("Click a point on the map").count() == 0
+
+
+PAGES = [
+    "",
+    "codebook",
+    "data",
+    "vae-train",
+    "vae-diagnostics",
+    "vae-traverse",
+    "vae-interpolate",
+    "vae-arithmetic",
+    "sae-features",
+]
+
+
+def test_no_page_requests_a_host_beyond_the_apps_own(browser, served):
+    from urllib.parse import urlparse
+
+    own = urlparse(served).netloc
+    for path in PAGES:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        hosts = set()
+        tab.on("request", lambda request, hosts=hosts: hosts.add(urlparse(request.url).netloc))
+        tab.goto(f"{served}/{path}")
+        tab.wait_for_selector("h1", timeout=90_000)
+        tab.wait_for_timeout(2_000)  # icons, fonts and charts load after the first draw
+        tab.close()
+        assert hosts <= {own, ""}, f"/{path} requested {sorted(hosts - {own, ''})}"
