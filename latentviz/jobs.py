@@ -62,15 +62,17 @@ def stop(store: Store, job_id: int) -> None:
 
 
 def _run(store: Store, job_id: int, step: Callable, stop_asked: threading.Event) -> None:
-    last_write = 0.0
+    last_write, last_message = 0.0, None
 
     def progress(done: int, total: int | None, message: str) -> None:
-        nonlocal last_write
+        nonlocal last_write, last_message
         if stop_asked.is_set():
             raise Stopped
         now = time.monotonic()
-        if now - last_write >= 0.5 or (total is not None and done >= total):  # a row every half second is plenty
-            last_write = now
+        # A new stage is written at once (else "fitting UMAP" hides behind a full "encoded" bar); repeats
+        # of the same stage at most every half second.
+        if message != last_message or now - last_write >= 0.5 or (total is not None and done >= total):
+            last_write, last_message = now, message
             store.update_job(job_id, done, total, message)
 
     try:

@@ -54,3 +54,21 @@ def test_a_stopped_job_is_marked_interrupted_at_its_next_progress_report(store):
     jobs.stop(store, job_id)
     job = jobs.wait(store, job_id)
     assert job["status"] == "interrupted" and "resume" in job["error"] and len(reports) < 98
+
+
+def test_a_new_stage_is_written_at_once_and_repeats_are_throttled(store):
+    reported, release = threading.Event(), threading.Event()
+
+    def step(progress):
+        progress(5, 5, "encoded 5 texts")
+        for done in range(1, 50):  # many reports of one stage in well under half a second
+            progress(done, 100, "fitting UMAP")
+        reported.set()
+        release.wait(10)
+
+    job_id = jobs.start(store, "demo", {}, step)
+    assert reported.wait(10)
+    row = store.job(job_id)
+    assert row["message"] == "fitting UMAP" and row["done"] == 1  # the stage change at once, its repeats held back
+    release.set()
+    jobs.wait(store, job_id)
