@@ -143,11 +143,11 @@ def checkpoint_step(folder: Path) -> int:
 def _rng_state() -> dict:
     """The torch, numpy and Python random states, as JSON: a resumed run draws the same dropout
     masks and samples as an uninterrupted one."""
-    numpy_state = np.random.get_state()
+    numpy_state, (version, internal, gauss) = np.random.get_state(), random.getstate()
     return {
         "torch": torch.get_rng_state().tolist(),
         "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "python": [version, list(internal), gauss],
     }
 
 

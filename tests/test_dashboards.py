@@ -119,7 +119,7 @@ def test_residual_vq_headline_figures_are_the_first_stages_and_pooled_ones_say_s
     figures = store.model(model_id)["metrics"]
     codes = store.codes(model_id)
     texts = np.sort(codes["id"].unique())
-    _, held_rows = fit.vq.held_out_split(texts, 42)
+    _, held_rows = fit.common.held_out_split(texts, 42)
     held = codes[codes["id"].isin(texts[held_rows])]
     for stage in (0, 1):
         expected = metrics.codebook_usage(held[held["stage"] == stage]["code"].to_numpy(), 8)
@@ -133,7 +133,7 @@ def test_residual_vq_headline_figures_are_the_first_stages_and_pooled_ones_say_s
 
 def test_token_rows_are_held_out_by_whole_texts():
     text_ids = np.repeat(np.arange(50), np.arange(50) % 7 + 1)  # 50 texts of 1 to 7 tokens
-    train_rows, held_rows = fit.vq.held_out_split(text_ids, 42)
+    train_rows, held_rows = fit.common.held_out_split(text_ids, 42)
     assert len(train_rows) + len(held_rows) == len(text_ids)
     assert not set(text_ids[train_rows]) & set(text_ids[held_rows])  # no text on both sides
     assert len(set(text_ids[held_rows])) == 5  # 10% of the texts

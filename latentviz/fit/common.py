@@ -20,6 +20,15 @@ def split_ids(n: int, seed: int = settings.SEED) -> tuple[np.ndarray, np.ndarray
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
+def held_out_split(text_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows) of rows labelled by text, holding out whole texts so that no
+    text's tokens sit on both sides (sentence-level rows are one per text: the plain split)."""
+    texts = np.unique(text_ids)
+    _, held_texts = split_ids(len(texts), seed)
+    held = np.isin(text_ids, texts[held_texts])
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def add_run(store: Store, kind: str, name: str, backbone: str, run, **data) -> int:
     """A model row for a run that is about to train (its checkpoint is set when it finishes)."""
     return store.add_model(kind, name, run.dataset, backbone, runs.to_record(run, **data))

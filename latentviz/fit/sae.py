@@ -10,7 +10,7 @@ import pandas as pd
 
 from latentviz import activations, backbones, metrics, runs, settings
 from latentviz import train as loop
-from latentviz.fit.common import Progress, add_run, quiet, run_of, split_ids
+from latentviz.fit.common import Progress, add_run, held_out_split, quiet, run_of
 from latentviz.fit.common import curves as named_curves
 from latentviz.runs import SAERun
 from latentviz.store import Store, StoreError
@@ -27,10 +27,9 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     capture_id = capture(store, run, progress)
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
-    if len(np.unique(text_ids)) < 10:
-        raise StoreError(
-            f"dataset {run.dataset!r} gives tokens from {len(np.unique(text_ids))} texts; an SAE needs at least 10"
-        )
+    texts = len(np.unique(text_ids))
+    if texts < 10:
+        raise StoreError(f"dataset {run.dataset!r} gives tokens from {texts} texts; an SAE needs at least 10")
     run = replace(
         run,
         layer=layer,
@@ -74,9 +73,7 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     from latentviz.models.sae import SparseAutoencoder
 
     training = run.training
-    texts = np.unique(text_ids)
-    _, held_texts = split_ids(len(texts), training.seed)  # held out by text, so no sentence is half seen
-    held = np.isin(text_ids, texts[held_texts])
+    train_rows, held_rows = held_out_split(text_ids, training.seed)  # by text: no sentence is half seen
     torch.manual_seed(training.seed)
     sae = SparseAutoencoder(run.model)
     x = torch.from_numpy(states)
@@ -84,16 +81,17 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     loop.fit(
         sae,
-        x[~held],
+        x[train_rows],
         config=training,
-        held_out=x[held],
+        held_out=x[held_rows],
         folder=folder,
         progress=lambda step, total, _: progress(step, total, f"training {run.model.architecture} SAE"),
         on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures),
     )
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
-    held_text_list = store.texts(run.dataset).set_index("id").loc[texts[held_texts][:CE_TEXTS], "text"].tolist()
-    figures = held_out_figures(store, sae, x[held], held_text_list, run.backbone)
+    held_texts = np.unique(text_ids[held_rows])[:CE_TEXTS]
+    held_text_list = store.texts(run.dataset).set_index("id").loc[held_texts, "text"].tolist()
+    figures = held_out_figures(store, sae, x[held_rows], held_text_list, run.backbone)
     base.save(sae, folder)
     store.finish_model(model_id, str(folder), figures)
     return model_id

@@ -10,7 +10,7 @@ import pandas as pd
 
 from latentviz import backbones, metrics, pipeline, settings
 from latentviz import train as loop
-from latentviz.fit.common import Progress, add_run, quiet, run_of, split_ids
+from latentviz.fit.common import Progress, add_run, held_out_split, quiet, run_of
 from latentviz.fit.common import curves as named_curves
 from latentviz.runs import VQRun
 from latentviz.store import Store, StoreError
@@ -71,15 +71,6 @@ def _data(store: Store, run: VQRun, progress: Progress):
     # Unit length: a few tokens with huge norms (SmolLM2's attention sinks) would otherwise own the codebook.
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return texts["id"].to_numpy()[rows], positions, tokens, vectors
-
-
-def held_out_split(text_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows) holding out whole texts, so no text's tokens sit on both sides
-    (sentence-level rows are one per text, where this is the plain split)."""
-    texts = np.unique(text_ids)
-    _, held_texts = split_ids(len(texts), seed)
-    held = np.isin(text_ids, texts[held_texts])
-    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
