@@ -351,13 +351,15 @@ def next_token_loss(
     block `layer`'s `site` output (B, T, d) passed through `replace` first when given: splicing an
     SAE's reconstruction, or zeros, into the forward pass."""
     blocks = blocks_of(lm)
+    if replace is not None and layer < 1:
+        raise BackboneError("layer 0 is the token embeddings, which cannot be spliced; pick a layer of 1 or more")
 
     def hook(module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output
         new = replace(hidden)
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
-    handle = site_module(blocks, layer, site).register_forward_hook(hook) if replace is not None and layer > 0 else None
+    handle = site_module(blocks, layer, site).register_forward_hook(hook) if replace is not None else None
     total, count = 0.0, 0
     try:
         for start in range(0, len(texts), batch_size):

@@ -38,14 +38,14 @@ def test_geometric_median_resists_an_outlier():
 
 
 def planted(n=4096, d=16, atoms=32, active=3, seed=0):
-    """Tokens that are sums of `active` of `atoms` unit directions with positive weights."""
+    """Tokens that are sums of `active` of `atoms` unit directions with positive weights, and the atoms."""
     g = torch.Generator().manual_seed(seed)
     dictionary = torch.randn(atoms, d, generator=g)
     dictionary /= dictionary.norm(dim=1, keepdim=True)
     codes = torch.zeros(n, atoms)
     for row in range(n):
         codes[row, torch.randperm(atoms, generator=g)[:active]] = 1 + torch.rand(active, generator=g)
-    return codes @ dictionary + 0.5
+    return codes @ dictionary + 0.5, dictionary
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def planted(n=4096, d=16, atoms=32, active=3, seed=0):
     [("standard", 0.1, 20), ("topk", 0.15, 3), ("batchtopk", 0.15, 6), ("jumprelu", 0.15, 6)],
 )
 def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, max_l0):
-    x = planted()  # 3 of 32 atoms per token in 16 dimensions: a sparse code of 64 latents fits it
+    x, atoms = planted()  # 3 of 32 atoms per token in 16 dimensions: a sparse code of 64 latents fits it
     config = SAEConfig(
         d_in=16,
         d_sae=64,
@@ -75,6 +75,9 @@ def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, m
         x_hat = sae.decode(f)
     assert metrics.fraction_of_variance_unexplained(held.numpy(), x_hat.numpy()) < max_fvu
     assert metrics.l0(f.numpy()) <= max_l0
+    # the dictionary itself is found: nearly every planted atom has a decoder row pointing its way
+    best_cosine = (atoms @ sae.W_dec.detach().t()).max(1).values
+    assert int((best_cosine > 0.9).sum()) >= 30, best_cosine.sort().values[:5]
 
 
 def test_decoder_gradient_loses_its_component_along_each_row():
@@ -86,7 +89,7 @@ def test_decoder_gradient_loses_its_component_along_each_row():
 
 def test_batchtopk_is_per_token_at_inference_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    x = planted(n=1024)
+    x, _ = planted(n=1024)
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture="batchtopk", k=3))
     train.fit(sae, x, config=train.TrainConfig(steps=200, batch_size=256, lr=3e-3, warmup=10))
     sae.eval()
@@ -111,7 +114,7 @@ def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path
     from latentviz import saelens
 
     torch.manual_seed(0)
-    x = planted(n=512)
+    x, _ = planted(n=512)
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, normalize_input=True))
     train.fit(sae, x, config=train.TrainConfig(steps=30, batch_size=128, lr=3e-3, warmup=5))
     sae.eval()
@@ -233,3 +236,66 @@ def test_a_stopped_sae_run_resumes_from_its_checkpoint_and_finishes(store, tiny_
     assert store.training_metrics(int(model.id)).query("name == 'fvu'")["step"].tolist() == [10, 20, 30, 40]
     with pytest.raises(LatentvizError, match="nothing to resume"):
         fit.sae.resume(store, int(model.id))
+
+
+class _Splice:
+    """Stands in for an SAE in the splice: x̂ = fill(x)."""
+
+    def __init__(self, fill, layer=2, site="resid_post"):
+        from types import SimpleNamespace
+
+        self.config, self.fill = SimpleNamespace(layer=layer, site=site), fill
+
+    def encode(self, x):
+        return x
+
+    def decode(self, f):
+        return self.fill(f)
+
+
+SPLICE_TEXTS = ["the price rose sharply today", "markets fell while the index held firm", "a short text"]
+
+
+@pytest.mark.parametrize("keep_sinks", [True, False])
+def test_identity_splice_recovers_everything_and_a_zero_sae_nothing(tiny_llama, tmp_path, keep_sinks):
+    from latentviz import backbones
+    from latentviz.fit import sae as fit_sae
+
+    lm, tokenizer = backbones.causal_lm(tiny_llama, tmp_path)
+    identity = fit_sae.spliced_losses(lm, tokenizer, SPLICE_TEXTS, _Splice(lambda x: x), keep_sinks)
+    assert identity["ce_sae"] == identity["ce_clean"] != identity["ce_zero_ablation"]
+    assert metrics.ce_loss_recovered(**identity) == 1.0
+    # an SAE that outputs zeros replaces the same positions the zero run ablates: recovered is exactly 0
+    zeros = fit_sae.spliced_losses(lm, tokenizer, SPLICE_TEXTS, _Splice(torch.zeros_like), keep_sinks)
+    assert zeros["ce_sae"] == zeros["ce_zero_ablation"] and metrics.ce_loss_recovered(**zeros) == 0.0
+
+
+def test_the_zero_run_ablates_every_position_and_only_sinks_are_spared_when_they_were_masked(tiny_llama, tmp_path):
+    from latentviz import activations, backbones
+    from latentviz.fit import sae as fit_sae
+
+    lm, tokenizer = backbones.causal_lm(tiny_llama, tmp_path)
+    everything = backbones.next_token_loss(lm, tokenizer, SPLICE_TEXTS, 2, torch.zeros_like)
+    assert fit_sae.spliced_losses(lm, tokenizer, SPLICE_TEXTS, _Splice(torch.zeros_like), True)["ce_zero_ablation"] == (
+        everything
+    )
+    hidden = torch.randn(40, 8)
+    hidden[[3, 17]] *= 50  # two sinks
+    spared = ~fit_sae.replaced_positions(hidden, keep_sinks=False)
+    assert spared.nonzero().flatten().tolist() == [3, 17] == activations.sink_mask(hidden.numpy()).nonzero()[0].tolist()
+    assert fit_sae.replaced_positions(hidden, keep_sinks=True).all()
+
+
+def test_layer_0_is_refused_with_one_line(store, tiny_llama, tmp_path):
+    import pandas as pd
+    import specs
+
+    from latentviz import backbones, fit
+
+    lm, tokenizer = backbones.causal_lm(tiny_llama, tmp_path)
+    with pytest.raises(LatentvizError, match="layer 0 is the token embeddings"):
+        backbones.next_token_loss(lm, tokenizer, SPLICE_TEXTS, 0, torch.zeros_like)
+    store.add_dataset("news", "test", pd.DataFrame({"text": SPLICE_TEXTS * 5}))
+    with pytest.raises(LatentvizError, match="pick a layer of 1 or more"):
+        fit.sae.train(store, specs.sae("news", backbone=tiny_llama, layer=0))
+    assert store.models().empty

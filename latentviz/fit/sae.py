@@ -10,6 +10,7 @@ import pandas as pd
 
 from latentviz import activations, backbones, metrics, runs, settings
 from latentviz import train as loop
+from latentviz.errors import ConfigError
 from latentviz.fit.common import Progress, add_run, held_out_split, quiet, run_of
 from latentviz.fit.common import curves as named_curves
 from latentviz.runs import SAERun
@@ -24,6 +25,8 @@ CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the recon
 def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     """Capture (or reuse) the run's activations, train an SAE on 90% of the texts' tokens, and store
     its run, curves and held-out figures. Returns the model id."""
+    if run.layer is not None and run.layer < 1:  # its CE loss recovered needs a block output to splice into
+        raise ConfigError("an SAE reads the output of a block: pick a layer of 1 or more (layer 0 is the embeddings)")
     capture_id = capture(store, run, progress)
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
@@ -91,13 +94,13 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
     held_texts = np.unique(text_ids[held_rows])[:CE_TEXTS]
     held_text_list = store.texts(run.dataset).set_index("id").loc[held_texts, "text"].tolist()
-    figures = held_out_figures(store, sae, x[held_rows], held_text_list, run.backbone)
+    figures = held_out_figures(store, sae, x[held_rows], held_text_list, run)
     base.save(sae, folder)
     store.finish_model(model_id, str(folder), figures)
     return model_id
 
 
-def held_out_figures(store: Store, sae, held, texts: list[str], backbone_name: str) -> dict:
+def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> dict:
     """Held-out figures by their reference definitions (metrics.py), and the LM's next-token loss
     with the SAE's reconstruction spliced in at its layer and site, against clean and zero-ablated runs."""
     import torch
@@ -109,25 +112,8 @@ def held_out_figures(store: Store, sae, held, texts: list[str], backbone_name: s
     f, x_hat, x = f.numpy(), x_hat.numpy(), held.numpy()
     counts = metrics.firing_counts(f)
     hist, edges = metrics.log_density_histogram(counts, len(x))
-    lm, tokenizer = backbones.causal_lm(backbone_name, settings.cache_dir(store.path))
-
-    def splice(fill):
-        def replace_hidden(hidden):
-            flat = hidden.reshape(-1, hidden.shape[-1])
-            keep = torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(
-                flat.device
-            )  # sinks stay as they were
-            new = fill(flat).to(flat.dtype)
-            return torch.where(keep[:, None], flat, new).view_as(hidden)
-
-        return replace_hidden
-
-    layer, site = sae.config.layer, sae.config.site
-    reconstruct = splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device))
-    with torch.no_grad():
-        ce_clean = backbones.next_token_loss(lm, tokenizer, texts, layer)
-        ce_sae = backbones.next_token_loss(lm, tokenizer, texts, layer, reconstruct, site=site)
-        ce_zero = backbones.next_token_loss(lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site)
+    lm, tokenizer = backbones.causal_lm(run.backbone, settings.cache_dir(store.path))
+    ce = spliced_losses(lm, tokenizer, texts, sae, keep_sinks=run.keep_sinks)
     return {
         "l0": metrics.l0(f),
         "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
@@ -136,11 +122,45 @@ def held_out_figures(store: Store, sae, held, texts: list[str], backbone_name: s
         "dead_latents": metrics.dead_latents(counts),
         "dead_window_tokens": len(x),
         "density_histogram": {"counts": hist.tolist(), "log10_edges": edges.round(3).tolist()},
-        "ce_clean": ce_clean,
-        "ce_sae": ce_sae,
-        "ce_zero_ablation": ce_zero,
-        "ce_loss_recovered": metrics.ce_loss_recovered(ce_clean, ce_sae, ce_zero),
-        "delta_lm_loss": metrics.delta_lm_loss(ce_clean, ce_sae),
+        **ce,
+        "ce_loss_recovered": metrics.ce_loss_recovered(ce["ce_clean"], ce["ce_sae"], ce["ce_zero_ablation"]),
+        "delta_lm_loss": metrics.delta_lm_loss(ce["ce_clean"], ce["ce_sae"]),
         "ce_texts": len(texts),
         "held_out_tokens": len(x),
     }
+
+
+def replaced_positions(flat, keep_sinks: bool):
+    """The positions (rows of a (tokens, d) block output) the SAE stands in for: every one, or every
+    one but the attention sinks when it was trained without them (it never learnt to rebuild them)."""
+    import torch
+
+    if keep_sinks:
+        return torch.ones(len(flat), dtype=torch.bool, device=flat.device)
+    return ~torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(flat.device)
+
+
+def spliced_losses(lm, tokenizer, texts: list[str], sae, keep_sinks: bool) -> dict[str, float]:
+    """Next-token loss of the LM clean, with the SAE's reconstruction spliced in at its layer and site,
+    and with zeros there instead. The zero run ablates exactly the positions the SAE replaces, so CE
+    loss recovered compares the two on the same positions."""
+    import torch
+
+    def splice(fill):
+        def replace_hidden(hidden):
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            replace = replaced_positions(flat, keep_sinks)
+            return torch.where(replace[:, None], fill(flat).to(flat.dtype), flat).view_as(hidden)
+
+        return replace_hidden
+
+    layer, site = sae.config.layer, sae.config.site
+    reconstruct = splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device))
+    with torch.no_grad():
+        return {
+            "ce_clean": backbones.next_token_loss(lm, tokenizer, texts, layer),
+            "ce_sae": backbones.next_token_loss(lm, tokenizer, texts, layer, reconstruct, site=site),
+            "ce_zero_ablation": backbones.next_token_loss(
+                lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site
+            ),
+        }

@@ -3,8 +3,9 @@
 Architectures (`architecture` uses SAELens's names where it has them):
 - `standard`: ReLU with an L1 penalty on f weighted by each decoder row's norm (Anthropic, 2024 update);
 - `topk`: keep each token's k largest pre-activations (Gao et al., 2024);
-- `batchtopk`: keep the batch's k·B largest (Bussmann et al., 2024); at inference a per-latent
-  threshold, the running mean of the smallest kept activation, makes it per-token;
+- `batchtopk`: keep the batch's k·B largest (Bussmann et al., 2024); at inference one threshold
+  shared by every latent, the running mean of each batch's smallest kept activation, makes it
+  per-token (stored in `threshold`, each entry the same value, so it exports as a JumpReLU);
 - `jumprelu`: f = z·H(z − θ) with a learned threshold θ per latent, trained with a straight-through
   estimator on θ and an L0 penalty (Rajamanoharan et al., 2024).
 Decoder rows are kept at unit norm and their gradient's component along the row is removed before
