@@ -25,6 +25,7 @@ from latentviz.errors import LatentvizError
 MINILM = "minilm"
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB_IDS = {MINILM: "sentence-transformers/all-MiniLM-L6-v2", SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct"}
 BATCH_SIZE = 32  # on CPU, small length-sorted batches beat large ones (measured: 32 > 64 > 128 sentences/s)
 MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sentence-transformers does
 
@@ -33,6 +34,20 @@ Progress = Callable[[int, int], None]
 
 class BackboneError(LatentvizError):
     """A backbone that cannot be loaded or used as asked."""
+
+
+def hub_name(name: str) -> str:
+    """The Hugging Face id of a backbone name (what other tools call the model)."""
+    return HUB_IDS.get(name, name)
+
+
+def local_name(model_name: str) -> str:
+    """Our name for a model another tool names: a packaged backbone's hub id (or its last part,
+    as TransformerLens writes it) becomes the packaged one, which works offline."""
+    for name, hub_id in HUB_IDS.items():
+        if model_name in (hub_id, hub_id.split("/")[-1]):
+            return name
+    return model_name
 
 
 @dataclass

@@ -221,7 +221,7 @@ def cmd_import_sae(args) -> None:
     from latentviz.fit import common
     from latentviz.models import base
 
-    sae = saelens.read(args.path)
+    sae, where = saelens.read(args.path, layer=args.layer, site=args.site, backbone=args.backbone)
     if args.dataset and not _store(args).has_dataset(args.dataset):
         raise LatentvizError(f"no dataset named {args.dataset!r}; see `latentviz info`")
     store = _store(args)
@@ -239,9 +239,7 @@ def cmd_import_sae(args) -> None:
     )
     folder = base.save(sae, settings.models_dir(store.path) / str(model_id))
     store.finish_model(model_id, str(folder), {"imported": True})
-    print(
-        f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, from {args.path}"
-    )
+    print(f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, reads {where}")
 
 
 def cmd_info(args) -> None:
@@ -432,6 +430,9 @@ def parser() -> argparse.ArgumentParser:
         help="add an SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors)",
     )
     p.add_argument("path")
+    p.add_argument("--layer", type=int, help="the layer it reads, when cfg.json names no hook (1-based)")
+    p.add_argument("--site", choices=tuple(settings.SITES), help="the site it reads, when cfg.json names no hook")
+    p.add_argument("--backbone", help="the LM it reads (smollm2, a folder or a hub id), when cfg.json names no model")
     p.add_argument("--dataset", help="the dataset it belongs with (optional)")
     p.add_argument("--name")
     p.set_defaults(run=cmd_import_sae)

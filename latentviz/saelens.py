@@ -9,22 +9,31 @@ what it computes per token; an input scale is folded into the weights, so the fi
 Hook names follow TransformerLens, whose blocks count from 0: our layer L (the output of block L,
 hidden_states[L]) is `blocks.{L-1}.hook_resid_post`, or `blocks.{L-1}.hook_mlp_out` / `hook_attn_out`
 for the sublayer sites; `blocks.{i}.hook_resid_pre`, the input of block i, is our layer i.
+
+cfg.json layouts read: SAELens ≥ 6 keeps `hook_name` and `model_name` under `metadata` (inference
+folders from `save_inference_model` and trainer checkpoints from `save_model` alike); older versions
+kept them at the top level (`hook_point` before that). A trainer checkpoint of a TopK or BatchTopK
+SAE has `rescale_acts_by_decoder_norm`: its decoder rows are not unit norm and the norms enter the
+top-k choice, so they are folded into the encoder on import, as SAELens does when it saves for inference.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from latentviz import backbones
 from latentviz.models.base import CONFIG_FILE, CheckpointError, read_config
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
 
 WEIGHTS_FILE = "sae_weights.safetensors"
+SAE_LENS_VERSION = "6.0.0"  # the layout written: SAELens reads a cfg without a version as pre-6
 ARCHITECTURES = {
     "standard": "standard",
     "relu": "standard",
@@ -33,6 +42,8 @@ ARCHITECTURES = {
     "batchtopk": "batchtopk",
 }
 HOOK = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_post|mlp_out|attn_out)")
+# SAELens folders carry these; the others are applied at run time per token, which latentviz does not do
+NORMALIZATIONS = ("none", "expected_average_only_in")  # the second is folded in by SAELens before saving
 
 
 def hook_name(layer: int, site: str) -> str:
@@ -40,11 +51,8 @@ def hook_name(layer: int, site: str) -> str:
     return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_{site}"
 
 
-def layer_and_site(cfg: dict, where: Path) -> tuple[int, str]:
-    """Our (layer, site) from a SAELens cfg's hook_name, or from hook_layer alone (a residual hook)."""
-    name = cfg.get("hook_name")
-    if name is None:
-        return int(cfg.get("hook_layer") or 0) + 1, "resid_post"
+def layer_and_site(name: str, where: Path) -> tuple[int, str]:
+    """Our (layer, site) from a TransformerLens hook name."""
     match = HOOK.fullmatch(str(name))
     if match is None:
         raise CheckpointError(
@@ -55,8 +63,57 @@ def layer_and_site(cfg: dict, where: Path) -> tuple[int, str]:
     return (block, "resid_post") if site == "resid_pre" else (block + 1, site)
 
 
+@dataclass
+class Reading:
+    """Where an imported SAE reads, and where each part of that was found (shown to the user)."""
+
+    layer: int
+    site: str
+    backbone: str
+    layer_from: str
+    backbone_from: str
+
+    def __str__(self) -> str:
+        return f"layer {self.layer} {self.site} of {self.backbone}, from {self.layer_from} and {self.backbone_from}"
+
+
+def _found(cfg: dict, key: str) -> tuple[object, str] | None:
+    """(value, where) of a key under `metadata` (SAELens ≥ 6) or at the top level (older)."""
+    metadata = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    for value, where in ((metadata.get(key), f"metadata.{key}"), (cfg.get(key), key)):
+        if value not in (None, ""):
+            return value, where
+    return None
+
+
+def reading(cfg: dict, where: Path, layer: int | None = None, site: str | None = None, backbone: str | None = None):
+    """Where the SAE reads: from the cfg's hook name, or from the flags for what the cfg does not say.
+    A flag that contradicts the cfg, or a hook the cfg does not name and no flag gives, is refused."""
+    hook = _found(cfg, "hook_name") or _found(cfg, "hook_point")
+    if hook is not None:
+        found_layer, found_site = layer_and_site(hook[0], where)
+        for flag, given, found in (("--layer", layer, found_layer), ("--site", site, found_site)):
+            if given is not None and given != found:
+                raise CheckpointError(
+                    f"{where}: {hook[1]} {hook[0]} means {flag[2:]} {found}, but {flag} {given} was given"
+                )
+        layer, site, layer_from = found_layer, found_site, f"{hook[1]} {hook[0]}"
+    elif layer is None:
+        raise CheckpointError(f"{where}: names no hook (hook_name); add --layer L (and --site S) to say where it reads")
+    else:
+        site, layer_from = site or "resid_post", "--layer" + (" and --site" if site else "")
+    model = _found(cfg, "model_name")
+    if backbone is not None:
+        backbone_from = "--backbone"
+    elif model is not None:
+        backbone, backbone_from = backbones.local_name(str(model[0])), f"{model[1]} {model[0]}"
+    else:
+        raise CheckpointError(f"{where}: names no model (model_name); add --backbone B to say which LM it reads")
+    return Reading(layer, site, backbone, layer_from, backbone_from)
+
+
 def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
-    """Write `sae` in the SAELens layout."""
+    """Write `sae` in SAELens 6's inference layout."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config, scale = sae.config, float(sae.input_scale)
@@ -77,30 +134,44 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
         "d_sae": config.d_sae,
         "dtype": "float32",
         "device": "cpu",
-        "model_name": config.model_name,
-        "hook_name": hook_name(config.layer, config.site),
-        "hook_layer": max(config.layer - 1, 0),
-        "hook_head_index": None,
         "apply_b_dec_to_input": True,
         "normalize_activations": "none",
-        "prepend_bos": True,
-        "context_size": 128,
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": SAE_LENS_VERSION,
+            "sae_lens_training_version": None,
+            "model_name": backbones.hub_name(config.model_name),
+            "hook_name": hook_name(config.layer, config.site),
+            "hook_head_index": None,
+            "prepend_bos": True,
+            "context_size": backbones.MAX_TOKENS,
+            "trained_with": "latentviz",
+        },
     }
     if architecture == "topk":
         cfg["k"] = config.k
-        cfg["activation_fn_kwargs"] = {"k": config.k}
+        cfg["rescale_acts_by_decoder_norm"] = False  # our decoder rows are unit norm already
     save_file({name: t.float().cpu().contiguous() for name, t in tensors.items()}, folder / WEIGHTS_FILE)
     (folder / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
     return folder
 
 
-def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
-    """An SAE from a SAELens folder; `d_in`, when given, must match (the layer's width)."""
+def read(
+    folder: str | Path,
+    d_in: int | None = None,
+    *,
+    layer: int | None = None,
+    site: str | None = None,
+    backbone: str | None = None,
+) -> tuple[SparseAutoencoder, Reading]:
+    """An SAE from a SAELens folder (inference folder or trainer checkpoint), and where it reads;
+    `d_in`, when given, must match (the layer's width)."""
     folder = Path(folder)
     cfg = read_config(folder, "a SAELens SAE")
+    where = folder / CONFIG_FILE
     for name in ("d_in", "d_sae"):
         if not isinstance(cfg.get(name), int):
-            raise CheckpointError(f"{folder / CONFIG_FILE}: needs an integer {name}")
+            raise CheckpointError(f"{where}: needs an integer {name}")
     if d_in is not None and cfg["d_in"] != d_in:
         raise CheckpointError(
             f"{folder}: this SAE reads {cfg['d_in']}-wide activations, but the chosen layer is {d_in} wide"
@@ -108,13 +179,18 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
     architecture = ARCHITECTURES.get(str(cfg.get("architecture", "standard")).lower())
     if architecture is None:
         raise CheckpointError(
-            f"{folder / CONFIG_FILE}: architecture {cfg.get('architecture')!r} is not supported; "
+            f"{where}: architecture {cfg.get('architecture')!r} is not supported; "
             f"use one of {', '.join(sorted(set(ARCHITECTURES)))}"
         )
-    if cfg.get("normalize_activations", "none") not in ("none", None):
+    normalization = cfg.get("normalize_activations") or "none"
+    if normalization is False or normalization is True:  # pre-6 booleans
+        normalization = "expected_average_only_in" if normalization else "none"
+    if normalization not in NORMALIZATIONS:
         raise CheckpointError(
-            f"{folder / CONFIG_FILE}: normalize_activations {cfg['normalize_activations']!r} is not supported"
+            f"{where}: normalize_activations {normalization!r} rescales each token at run time, which latentviz "
+            f"does not do; it reads {' and '.join(NORMALIZATIONS)}"
         )
+    where_it_reads = reading(cfg, where, layer, site, backbone)
     try:
         tensors = load_file(folder / WEIGHTS_FILE)
     except FileNotFoundError:
@@ -124,7 +200,9 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
     d_in_, d_sae = cfg["d_in"], cfg["d_sae"]
     shapes = {"W_enc": (d_in_, d_sae), "W_dec": (d_sae, d_in_), "b_enc": (d_sae,), "b_dec": (d_in_,)}
     if architecture == "jumprelu":
-        shapes["threshold"] = (d_sae,)
+        shapes["log_threshold" if "log_threshold" in tensors and "threshold" not in tensors else "threshold"] = (d_sae,)
+    if architecture == "batchtopk":  # a trainer checkpoint: one scalar threshold
+        shapes["topk_threshold"] = ()
     for name, shape in shapes.items():
         if name not in tensors:
             raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing tensor {name}")
@@ -133,22 +211,32 @@ def read(folder: str | Path, d_in: int | None = None) -> SparseAutoencoder:
                 f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensors[name].shape)}, cfg.json implies {shape}"
             )
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 1
-    layer, site = layer_and_site(cfg, folder / CONFIG_FILE)
     config = SAEConfig(
         d_in=d_in_,
         d_sae=d_sae,
         architecture=architecture,
         k=int(k),
-        layer=layer,
-        site=site,
-        model_name=str(cfg.get("model_name", "")),
+        layer=where_it_reads.layer,
+        site=where_it_reads.site,
+        model_name=where_it_reads.backbone,
     )
     sae = SparseAutoencoder(config)
     state = {name: tensors[name].float() for name in shapes}
+    if "log_threshold" in state:  # older SAELens JumpReLU checkpoints
+        state["threshold"] = state.pop("log_threshold").exp()
+    if "topk_threshold" in state:
+        state["threshold"] = state.pop("topk_threshold").expand(d_sae).clone()
+    if cfg.get("rescale_acts_by_decoder_norm"):
+        # SAELens scales pre-activations by ‖W_dec row‖ and divides them out again before decoding;
+        # folding the norms into W_enc and b_enc gives unit rows and the same latents and output.
+        norms = state["W_dec"].norm(dim=1).clamp(min=1e-8)
+        state["W_dec"] = state["W_dec"] / norms[:, None]
+        state["W_enc"] = state["W_enc"] * norms[None, :]
+        state["b_enc"] = state["b_enc"] * norms
     if not cfg.get("apply_b_dec_to_input", True):  # their pre-activation is x W_enc + b_enc: fold b_dec in
         state["b_enc"] = state["b_enc"] + state["b_dec"] @ state["W_enc"]
     with torch.no_grad():
         for name, tensor in state.items():
             getattr(sae, name).copy_(tensor)
         sae.initialised.fill_(True)
-    return sae.eval()
+    return sae.eval(), where_it_reads
