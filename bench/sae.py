@@ -1,116 +1,191 @@
-"""TopK SAE training: latentviz against SAELens on the same saved activations.
+"""SAE training: latentviz at its defaults against SAELens's own trainer, on the same activations.
 
-Same activations (a latentviz capture, e.g. SmolLM2 layer 8 over BBC News: run `latentviz capture`
-first), same 90/10 token split, same width, k, batch, steps, Adam learning rate, seed and training
-loop (latentviz's `train.fit`); only the SAE module differs: latentviz's `SparseAutoencoder`
-(topk) or SAELens's `TopKTrainingSAE` (its `training_forward_pass`). Reported: training tokens/s,
-and held-out L0 and FVU (Σ‖x − x̂‖² / Σ‖x − x̄‖²), with the ratios.
+Equal work: the same capture (`latentviz capture`; SmolLM2 layer 8 over BBC News in the README),
+the same by-text 90/10 split (fit.common.held_out_split), the very same batches in the same order
+(train.batch_at), the same batch size, steps, width and k.
 
-    pip install sae-lens            # the peer: for this benchmark only
-    python bench/sae.py --db data/latentviz.duckdb [--capture ID] [--steps 150] [--width 4608] [--k 32]
+  latentviz  `runs.SAERun()`'s model and training config with only the step count changed: what a
+             user gets from `latentviz train sae --steps N`.
+  SAELens    its `SAETrainer` with `TopKTrainingSAE` / `BatchTopKTrainingSAE` / `JumpReLUTrainingSAE`
+             at their own defaults (decoder rows at norm 0.1 with rescale_acts_by_decoder_norm, AuxK
+             over its dead-latent mask, gradient clipping, constant learning rate), at its default
+             learning rate (3e-4) and at each rate of a sweep; the best by held-out FVU is its row.
+  same init  SAELens's trainer started from latentviz's initial weights (unit decoder rows, b_dec at
+             the geometric median), at SAELens's best rate: the method apart from the initialisation.
+
+Reported per row: training tokens/s, and on the held-out tokens FVU (Σ‖x − x̂‖² / Σ‖x − x̄‖²), L0
+and dead latents (never firing on them). SAELens rows are measured on what SAELens itself loads back
+(`save_inference_model` → `SAE.load_from_disk`); the same folder, and SAELens's trainer checkpoint
+(`save_model`, decoder norms not folded), are imported with latentviz's `saelens.read`, and our SAE
+exported with `saelens.export` is loaded by SAELens: each FVU is reported beside the original.
+
+SAELens lives in its own environment (it pins other versions; see bench/dashboards.py for the setup):
+    /tmp/peers/bin/python bench/sae.py --db data/latentviz.duckdb --capture 1 --steps 100 --out bench/results/sae.json
+    /tmp/peers/bin/python bench/sae.py ... --steps 2000 --peer-lrs 3e-4 3e-3 --no-same-init  # the long run
 """
 
 import argparse
 import json
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from latentviz import activations, metrics, train
-from latentviz.models.base import LatentModel, StepOutput
-from latentviz.models.sae import SAEConfig, SparseAutoencoder
+from latentviz import activations, metrics, runs, saelens, train
+from latentviz.fit.common import held_out_split
+from latentviz.models.sae import SparseAutoencoder
 from latentviz.store import Store
 
-
-class Peer(LatentModel):  # the loop's hooks do nothing for it
-    """SAELens's TopK training SAE behind the StepOutput interface of latentviz's loop."""
-
-    def __init__(self, d_in: int, d_sae: int, k: int):
-        super().__init__()
-        from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
-
-        self.sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
-        self.step = 0
-
-    def forward(self, x: torch.Tensor) -> StepOutput:
-        from sae_lens.saes.sae import TrainStepInput
-
-        out = self.sae.training_forward_pass(
-            TrainStepInput(
-                sae_in=x, coefficients={}, dead_neuron_mask=None, n_training_steps=self.step, is_logging_step=False
-            )
-        )
-        return StepOutput(out.loss)
-
-    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.sae.encode(x)
-        return f, self.sae.decode(f)
+PEER_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+PEER_DEFAULT_LR = 3e-4  # sae_lens.config.SAETrainerConfig.lr
+HOOK, MODEL = "blocks.7.hook_resid_post", "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def ours(d_in: int, d_sae: int, k: int) -> SparseAutoencoder:
-    sae = SparseAutoencoder(SAEConfig(d_in=d_in, d_sae=d_sae, architecture="topk", k=k))
-    sae.reconstruct = lambda x: (lambda f: (f, sae.decode(f)))(sae.encode(x))
-    return sae
-
-
-def run(name: str, build, x_train: torch.Tensor, x_held: torch.Tensor, args) -> dict:
-    torch.manual_seed(0)
-    model = build(x_train.shape[1], args.width, args.k)
-    config = train.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=10, eval_every=10**9)
-    train.fit(
-        model, x_train[: args.batch_size], config=train.TrainConfig(steps=2, batch_size=args.batch_size, lr=args.lr)
-    )  # warm-up
-    torch.manual_seed(0)
-    model = build(x_train.shape[1], args.width, args.k)
-    start = time.perf_counter()
-    train.fit(model, x_train, config=config)
-    seconds = time.perf_counter() - start
-    model.eval()
+def figures(x: torch.Tensor, encode, decode) -> dict:
     with torch.no_grad():
-        f, x_hat = model.reconstruct(x_held)
+        f = torch.cat([encode(x[i : i + 4096]) for i in range(0, len(x), 4096)])
+        x_hat = torch.cat([decode(f[i : i + 4096]) for i in range(0, len(f), 4096)])
+    counts = metrics.firing_counts(f.numpy())
     return {
-        "sae": name,
-        "tokens_per_s": args.steps * args.batch_size / seconds,
-        "seconds": round(seconds, 1),
+        "fvu": metrics.fraction_of_variance_unexplained(x.numpy(), x_hat.numpy()),
         "l0": metrics.l0(f.numpy()),
-        "fvu": metrics.fraction_of_variance_unexplained(x_held.numpy(), x_hat.numpy()),
+        "dead_latents": metrics.dead_latents(counts),
     }
+
+
+def ours(architecture: str, steps: int, x_train, x_held, batch_size: int) -> tuple[dict, SparseAutoencoder]:
+    run = runs.SAERun()
+    model = replace(run.model, d_in=x_train.shape[1], architecture=architecture)
+    config = replace(run.training, steps=steps, batch_size=batch_size, eval_every=10**9, checkpoint_every=10**9)
+    torch.manual_seed(config.seed)
+    sae = SparseAutoencoder(model)
+    start = time.perf_counter()
+    train.fit(sae, x_train, config=config)
+    seconds = time.perf_counter() - start
+    sae.eval()
+    row = {"sae": "latentviz (defaults)", "lr": config.lr, "steps": steps, "seconds": round(seconds, 1)}
+    row["tokens_per_s"] = round(steps * batch_size / seconds)
+    return row | figures(x_held, sae.encode, sae.decode), sae
+
+
+def peer_sae(architecture: str, d_in: int, d_sae: int, k: int):
+    import sae_lens
+    from sae_lens.saes.sae import SAEMetadata
+
+    metadata = SAEMetadata(hook_name=HOOK, model_name=MODEL)
+    if architecture == "jumprelu":
+        return sae_lens.JumpReLUTrainingSAE(
+            sae_lens.JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, metadata=metadata)
+        )
+    name = {"topk": "TopK", "batchtopk": "BatchTopK"}[architecture]
+    config = getattr(sae_lens, f"{name}TrainingSAEConfig")(d_in=d_in, d_sae=d_sae, k=k, metadata=metadata)
+    return getattr(sae_lens, f"{name}TrainingSAE")(config)
+
+
+def peer(architecture, steps, lr, x_train, x_held, batch_size, k, d_sae, init=None, label="SAELens") -> dict:
+    from sae_lens import SAE, SAETrainer
+    from sae_lens.config import SAETrainerConfig
+
+    torch.manual_seed(0)
+    sae = peer_sae(architecture, x_train.shape[1], d_sae, k)
+    if init is not None:
+        with torch.no_grad():
+            for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
+                getattr(sae, name).copy_(getattr(init, name))
+    schedule = train.TrainConfig(steps=steps, batch_size=batch_size, seed=runs.SAERun().training.seed)
+    batches = (x_train[train.batch_at(step, len(x_train), schedule)] for step in range(steps))
+    config = SAETrainerConfig(
+        total_training_samples=steps * batch_size, train_batch_size_samples=batch_size, lr=lr, lr_end=lr / 10
+    )  # lr_end as its runner config sets it; unused by the constant schedule
+    trainer = SAETrainer(config, sae, batches)
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    row = {"sae": label, "lr": lr, "steps": steps, "seconds": round(seconds, 1)}
+    row["tokens_per_s"] = round(steps * batch_size / seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        sae.save_inference_model(Path(folder) / "inference")
+        loaded = SAE.load_from_disk(Path(folder) / "inference")
+        row |= figures(x_held, loaded.encode, loaded.decode)
+        imported, where = saelens.read(Path(folder) / "inference")
+        row["imported_inference_fvu"] = figures(x_held, imported.encode, imported.decode)["fvu"]
+        row["imported_reads"] = str(where)
+        sae.save_model(Path(folder) / "checkpoint")  # the trainer's own layout: decoder norms not folded
+        sae.eval()
+        row["checkpoint_fvu"] = figures(x_held, sae.encode, sae.decode)["fvu"]  # SAELens on its training SAE
+        imported, _ = saelens.read(Path(folder) / "checkpoint")
+        row["imported_checkpoint_fvu"] = figures(x_held, imported.encode, imported.decode)["fvu"]
+    return row
+
+
+def exported_in_saelens(sae: SparseAutoencoder, x_held) -> float:
+    from sae_lens import SAE
+
+    with tempfile.TemporaryDirectory() as folder:
+        loaded = SAE.load_from_disk(saelens.export(sae, folder))
+        return figures(x_held, loaded.encode, loaded.decode)["fvu"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="data/latentviz.duckdb")
     parser.add_argument("--capture", type=int, help="capture id (default: the newest)")
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--width", type=int, default=4608)
-    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 2000])
+    parser.add_argument("--architectures", nargs="+", default=["topk"], choices=("topk", "batchtopk", "jumprelu"))
+    parser.add_argument("--peer-lrs", type=float, nargs="+", default=list(PEER_LRS))
+    parser.add_argument("--same-init", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", default="bench/results/sae.json")
     args = parser.parse_args()
 
     store = Store(args.db, read_only=True)
     capture_id = args.capture or int(store.captures()["id"].max())
-    _, states = activations.load(store, capture_id)
-    order = np.random.default_rng(0).permutation(len(states))
-    cut = int(0.9 * len(states))
+    capture = store.capture(capture_id)
+    text_ids, states = activations.load(store, capture_id)
+    train_rows, held_rows = held_out_split(text_ids, runs.SAERun().training.seed)
     x = torch.from_numpy(states)
-    x_train, x_held = x[order[:cut]], x[order[cut:]]
-    results = [run("latentviz", ours, x_train, x_held, args), run("sae-lens", Peer, x_train, x_held, args)]
-    mine, peer = results
+    x_train, x_held = x[train_rows], x[held_rows]
+    spec = runs.SAERun()
+    batch, k, d_sae = spec.training.batch_size, spec.model.k, spec.model.d_sae
+    rows = []
+    for architecture in args.architectures:
+        for steps in args.steps:
+            mine, sae = ours(architecture, steps, x_train, x_held, batch)
+            mine["architecture"] = architecture
+            mine["exported_then_loaded_in_saelens_fvu"] = exported_in_saelens(sae, x_held)
+            rows.append(mine)
+            print(json.dumps(mine), flush=True)
+            sweep = []
+            for lr in args.peer_lrs:
+                row = peer(architecture, steps, lr, x_train, x_held, batch, k, d_sae) | {"architecture": architecture}
+                sweep.append(row)
+                print(json.dumps(row), flush=True)
+            best = min(sweep, key=lambda r: r["fvu"])
+            for row in sweep:
+                role = "best of the sweep" if row is best else "swept"
+                row["role"] = role + (", its default lr" if row["lr"] == PEER_DEFAULT_LR else "")
+            rows += sweep
+            if args.same_init:
+                torch.manual_seed(spec.training.seed)
+                init = SparseAutoencoder(replace(spec.model, d_in=x.shape[1], architecture=architecture))
+                init._init_from(x_train[train.batch_at(0, len(x_train), replace(spec.training, steps=steps))])
+                same = peer(
+                    architecture, steps, best["lr"], x_train, x_held, batch, k, d_sae, init, "SAELens, our init"
+                )
+                rows.append(same | {"architecture": architecture, "role": "same init"})
+                print(json.dumps(rows[-1]), flush=True)
     report = {
-        "capture": capture_id,
-        "tokens": len(states),
-        "settings": vars(args),
-        "results": results,
-        "speed_ratio": mine["tokens_per_s"] / peer["tokens_per_s"],
-        "fvu_ratio": mine["fvu"] / peer["fvu"],
+        "capture": {"id": capture_id, "layer": int(capture["layer"]), "tokens": len(states), **capture["params"]},
+        "split": {"train_tokens": len(train_rows), "held_out_tokens": len(held_rows)},
+        "batch_size": batch,
+        "d_sae": d_sae,
+        "k": k,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import html
 import importlib.util
 import io
 import json
@@ -125,9 +126,10 @@ def _bbc_dir() -> Path:
 def _read_article(path: Path) -> str:
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")  # one BBC file (sport/199.txt) is Latin-1
+        text = data.decode("latin-1")  # one BBC file (sport/199.txt) is Latin-1
+    return html.unescape(text)  # a few articles carry entities ("communiqu&#233;"); pages escape on display
 
 
 def load_bbc_news(
@@ -331,10 +333,11 @@ def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) 
 
 
 def clean_texts(frame: pd.DataFrame, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
-    """Normalise whitespace, skip empty and over-long texts, drop exact duplicates; count each."""
+    """Decode HTML entities (text scraped from the web carries them; every page escapes text again
+    on display), normalise whitespace, skip empty and over-long texts, drop exact duplicates; count each."""
     report = ImportReport()
     text = frame["text"].map(
-        lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split())
+        lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(html.unescape(str(v)).split())
     )
     empty = text.str.len() == 0
     long = text.str.len() > max_chars

@@ -32,7 +32,7 @@ class TrainConfig:
     steps: int = option(2000, "optimiser steps")
     batch_size: int = option(256, "rows per step")
     lr: float = option(1e-3, "peak learning rate (linear warm-up, then cosine decay to a tenth)")
-    warmup: int = option(100, "warm-up steps")
+    warmup: int = option(100, "warm-up steps (at most a tenth of the steps)")
     eval_every: int = option(100, "steps between held-out evaluations (the curves)")
     checkpoint_every: int = option(500, "steps between checkpoints (a stopped run resumes from the last)")
     seed: int = option(42, "seed of the initialisation, the batches and the held-out split")
@@ -45,11 +45,17 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
 
+def warmup_steps(config: TrainConfig) -> int:
+    """The warm-up, at most a tenth of the run: a short run still reaches its peak rate."""
+    return max(1, min(config.warmup, config.steps // 10))
+
+
 def lr_at(step: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    warmup = warmup_steps(config)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 

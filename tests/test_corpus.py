@@ -45,6 +45,14 @@ def test_bbc_latin1_article_is_decoded(bbc_all):
     assert not article["text"].str.contains("\ufffd").any()
 
 
+def test_html_entities_are_decoded_at_ingest(bbc_all):
+    frame, _ = bbc_all
+    assert not frame["text"].str.contains(r"&#\d+;|&amp;", regex=True).any()
+    assert frame["text"].str.contains("communiqué").any()  # "communiqu&#233;" in the article files
+    upload, _ = parse_upload(b"S&#227;o Paulo &amp; Rio\n<b>bold</b> stays as typed\n", "notes.txt")
+    assert upload["text"].tolist() == ["São Paulo & Rio", "<b>bold</b> stays as typed"]
+
+
 def test_bbc_subset_is_balanced_and_reproducible():
     first, _ = corpus.load_bbc_news(limit=500)
     second, _ = corpus.load_bbc_news(limit=500)

@@ -35,6 +35,9 @@ def test_schedule_and_batches_are_pure_functions_of_the_step():
     c = config(steps=100, warmup=10)
     assert train.lr_at(0, c) == pytest.approx(c.lr / 10) and train.lr_at(9, c) == pytest.approx(c.lr)
     assert train.lr_at(99, c) == pytest.approx(c.lr * 0.1, rel=0.01)
+    # a run shorter than ten warm-ups still reaches its peak, a tenth of the way in
+    short = config(steps=100, warmup=100)
+    assert train.lr_at(9, short) == pytest.approx(c.lr) and max(train.lr_at(s, short) for s in range(100)) == c.lr
     assert torch.equal(train.batch_at(7, 300, c), train.batch_at(7, 300, c))
     assert not torch.equal(train.batch_at(7, 300, c), train.batch_at(8, 300, c))
 
