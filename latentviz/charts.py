@@ -280,28 +280,34 @@ def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
     )
 
 
-def activation_histogram(values, bins: int = 40):
-    """How strongly a feature fires when it fires: counts of its non-zero activations."""
+def activation_histogram(bins: pd.DataFrame):
+    """How strongly a feature fires when it fires: its stored counts (start, end, count) of non-zero
+    activations in equal bins from 0 to its max."""
     import altair as alt
-    import numpy as np
 
-    counts, edges = np.histogram(values, bins=bins)
-    frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "tokens": counts})
     return (
-        alt.Chart(frame)
+        alt.Chart(bins.rename(columns={"count": "tokens"}))
         .mark_bar(color="#F58518")
         .encode(
-            x=alt.X("from:Q", title="activation", bin="binned"),
-            x2="to:Q",
-            y=alt.Y("tokens:Q", title="tokens"),
-            tooltip=[alt.Tooltip("from:Q", format=".3f"), alt.Tooltip("to:Q", format=".3f"), "tokens"],
+            x=alt.X("start:Q", title="activation", bin="binned", axis=alt.Axis(format=",.2~f")),
+            x2="end:Q",
+            y=alt.Y("tokens:Q", title="tokens", axis=alt.Axis(format=",d")),
+            tooltip=[
+                alt.Tooltip("start:Q", title="from", format=".3f"),
+                alt.Tooltip("end:Q", title="to", format=".3f"),
+                alt.Tooltip("tokens:Q", format=","),
+            ],
         )
         .properties(height=180)
     )
 
 
-def feature_map_figure(points: pd.DataFrame, chosen: int | None = None) -> go.Figure:
-    """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open one."""
+def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: set[int] | None = None) -> go.Figure:
+    """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open
+    one. With `shown` (the list's filter), the other features are drawn small and grey beneath."""
+    if shown is not None:
+        inside = points["feature"].isin(shown)
+        rest, points = points[~inside], points[inside]
     hover = [
         f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
         for f, label, d in zip(points["feature"], points["label"], points["log10_density"], strict=True)
@@ -324,8 +330,22 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None) -> go.Fi
             },
         )
     )
+    if shown is not None and len(rest):
+        figure.add_trace(
+            go.Scattergl(
+                x=rest["x"],
+                y=rest["y"],
+                mode="markers",
+                name="filtered out",
+                customdata=rest["feature"],
+                hoverinfo="skip",
+                marker={"size": 3, "color": "#D0D0D0", "opacity": 0.5},
+            )
+        )
+        figure.data = figure.data[::-1]  # grey beneath, the filtered features on top
     if chosen is not None:
-        row = points[points["feature"] == chosen]
+        row = pd.concat([points, rest]) if shown is not None else points
+        row = row[row["feature"] == chosen]
         figure.add_trace(
             go.Scattergl(
                 x=row["x"],

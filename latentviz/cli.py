@@ -184,28 +184,23 @@ def cmd_capture(args) -> None:
 
 
 def cmd_features(args) -> None:
-    import time
-
     from latentviz import features
 
     store = _store(args)
     bar = _Bar()
-    started = time.perf_counter()
     try:
-        tokens = features.build(store, args.model, progress=bar)
+        built = features.build(store, args.model, progress=bar)
         stats = features.statistics(store, args.model)
     finally:
         bar.close()
     fired = stats[stats["fires"] > 0]
+    parts = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in built["seconds"].items())
     print(
-        f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {tokens:,} tokens "
-        f"({time.perf_counter() - started:.1f} s); densest:"
+        f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {built['tokens']:,} tokens; "
+        f"every dashboard built in {sum(built['seconds'].values()):.1f} s ({parts}). Best labelled:"
     )
-    print(
-        fired.sort_values("density", ascending=False)
-        .head(args.show)[["feature", "density", "max", "label"]]
-        .to_string(index=False)
-    )
+    best = fired.sort_values(["label_confidence", "fires"], ascending=False).head(args.show)
+    print(best[["feature", "density", "max", "label", "label_confidence"]].to_string(index=False))
 
 
 def cmd_export_sae(args) -> None:

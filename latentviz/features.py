@@ -1,10 +1,14 @@
-"""What an SAE's features are: their sparse activations over the captured tokens (stored in DuckDB),
-per-feature statistics, top and interval examples, logit effects, neighbours and short labels.
-Statistics and examples for all features come from a few SQL statements, never a Python loop over
-features."""
+"""What an SAE's features are. `build` encodes every captured token with the SAE, stores the
+non-zero latents in DuckDB, and builds every feature's dashboard in bulk, as SAEDashboard's
+feature-centric view has it: statistics and an activation histogram, top and interval examples
+(each text once), a label from whole words with its confidence, the tokens its decoder direction
+most promotes and suppresses (blocked products through the final norm and the unembedding), its
+nearest features by decoder cosine (blocked Gram products) and the features that fire on the same
+tokens (a sparse product of the stored activations). Opening a feature is then a lookup."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -17,6 +21,11 @@ from latentviz.errors import LatentvizError
 from latentviz.store import Store, StoreError
 
 BATCH = 8192
+BLOCK = 512  # features per block of the logit and neighbour products: (512 × vocabulary) floats at a time
+LINKS = 10  # promoted, suppressed, nearest and co-occurring features kept per feature
+HISTOGRAM_BINS = 40
+TOP, BUCKETS, PER_BUCKET = 10, 10, 2  # top examples; interval examples: buckets from 0 to max, per bucket
+OPENING_DENSITY = (1e-4, 1e-2)  # the feature a dashboard opens on comes from this middle range of densities
 
 
 def load_sae(store: Store, model_id: int):
@@ -26,14 +35,24 @@ def load_sae(store: Store, model_id: int):
     return row, base.load(row["checkpoint"]).eval()
 
 
-def build(store: Store, model_id: int, progress: Callable[[int, int | None, str], None] | None = None) -> int:
-    """Encode every captured token with the SAE and store the non-zero latents; returns the token count."""
+def build(store: Store, model_id: int, progress: Callable[[int, int | None, str], None] | None = None) -> dict:
+    """Encode every captured token with the SAE, store the non-zero latents and every feature's
+    dashboard. Returns the seconds each part took, and the token count."""
     row, sae = load_sae(store, model_id)
     capture_id = runs.facts(row).get("capture")
     if capture_id is None:
         raise StoreError(
             f"SAE {model_id} was imported without activations; capture its layer and train one, or use Text → features"
         )
+    seconds, clock = {}, time.perf_counter()
+
+    def part(name: str, step: int) -> None:
+        nonlocal clock
+        seconds[name] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+        if progress:
+            progress(step, 6, f"dashboards: {name} done")
+
     tokens = store.capture_tokens(capture_id)
     _, states = activations.load(store, capture_id)
     rows, features, values = [], [], []
@@ -45,59 +64,184 @@ def build(store: Store, model_id: int, progress: Callable[[int, int | None, str]
             features.append(feature.numpy())
             values.append(f[token, feature].numpy())
             if progress:
-                progress(min(start + BATCH, len(states)), len(states), "encoding the captured tokens")
-    rows = np.concatenate(rows)
+                progress(min(start + BATCH, len(states)), len(states), "encoding the captured tokens with the SAE")
+    rows, features = np.concatenate(rows), np.concatenate(features)
     store.set_feature_activations(
         model_id,
         tokens["text_id"].to_numpy()[rows],
         tokens["position"].to_numpy()[rows],
-        np.concatenate(features),
+        features,
         np.concatenate(values),
     )
-    return len(states)
+    part("activations", 1)
+    d_sae = sae.config.d_sae
+    summaries = _summaries(store, model_id, d_sae, len(states))
+    part("statistics and histograms", 2)
+    lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
+    links = [logit_effects(sae, lm, tokenizer)]
+    part("logit effects", 3)
+    links.append(nearest_features(sae.W_dec.detach()))
+    part("neighbours", 4)
+    links.append(cooccurring_features(rows, features, len(states), d_sae))
+    part("co-occurrence", 5)
+    store.set_feature_examples(model_id, BUCKETS, TOP, PER_BUCKET)  # chosen in DuckDB as they are stored
+    top = store.stored_examples(model_id).query("bucket == -1")
+    words = whole_words(store.text_tokens(capture_id, top["text_id"].unique().tolist()), top)
+    summaries = summaries.merge(labels(words), on="feature", how="left").fillna({"label": "", "label_confidence": 0.0})
+    store.set_feature_dashboards(model_id, summaries, pd.concat(links))
+    part("examples and labels", 6)
+    return {"tokens": len(states), "seconds": seconds}
 
 
-def _capture_of(store: Store, model_id: int) -> int:
-    """The capture whose tokens the SAE's stored activations belong to."""
-    return runs.facts(store.model(model_id))["capture"]
+def _summaries(store: Store, model_id: int, d_sae: int, tokens: int) -> pd.DataFrame:
+    """One row per latent, never-fired ones too: statistics and the activation histogram."""
+    stats = store.feature_stats(model_id, tokens)
+    hist = store.feature_histograms(model_id, HISTOGRAM_BINS)
+    counts = np.zeros((d_sae, HISTOGRAM_BINS), dtype=np.int32)
+    counts[hist["feature"].to_numpy(), hist["bin"].to_numpy()] = hist["count"].to_numpy()
+    out = pd.DataFrame({"feature": np.arange(d_sae)}).merge(stats, on="feature", how="left")
+    out["fires"] = out["fires"].fillna(0).astype("int64")
+    out["density"] = out["density"].fillna(0.0)
+    return out.assign(histogram=list(counts))
 
 
-def token_count(store: Store, model_id: int) -> int:
-    return int(store.captures().set_index("id").loc[_capture_of(store, model_id), "tokens"])
+def logit_effects(sae, lm, tokenizer, k: int = LINKS) -> pd.DataFrame:
+    """For every feature, the tokens its decoder direction most promotes and most suppresses when read
+    straight through the LM's final norm weight and unembedding, in blocks of features."""
+    directions = (sae.W_dec.detach() / sae.input_scale).float()
+    norm = getattr(getattr(lm, "model", lm), "norm", None)
+    if norm is not None and getattr(norm, "weight", None) is not None:
+        directions = directions * norm.weight.detach().float().cpu()
+    unembedding = lm.get_output_embeddings().weight.detach().float().cpu()
+    found = []
+    with torch.no_grad():
+        for start in range(0, len(directions), BLOCK):
+            logits = directions[start : start + BLOCK] @ unembedding.T
+            for kind, (score, token) in (("promotes", logits.topk(k)), ("suppresses", (-logits).topk(k))):
+                found.append(_links(start, kind, token, score if kind == "promotes" else -score))
+    links = pd.concat(found)
+    names = {int(t): _shown(tokenizer, int(t)) for t in links["other"].unique()}
+    return links.assign(token=links["other"].map(names))
+
+
+def _shown(tokenizer, token_id: int) -> str:
+    """A token as text; a piece of a multi-byte character decodes to "�": show the vocabulary's own form."""
+    text = tokenizer.decode([token_id])
+    return tokenizer.convert_ids_to_tokens(token_id) if "\ufffd" in text else text
+
+
+def _links(start: int, kind: str, other: torch.Tensor, score: torch.Tensor) -> pd.DataFrame:
+    block, k = other.shape
+    return pd.DataFrame(
+        {
+            "feature": np.repeat(np.arange(start, start + block), k),
+            "kind": kind,
+            "rank": np.tile(np.arange(1, k + 1), block),
+            "other": other.flatten().numpy().astype(np.int64),
+            "token": None,
+            "score": score.flatten().numpy().astype(np.float64),
+        }
+    )
+
+
+def nearest_features(decoder: torch.Tensor, k: int = LINKS) -> pd.DataFrame:
+    """Every feature's k nearest by decoder cosine, in blocks of the Gram matrix."""
+    rows = decoder / decoder.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    found = []
+    with torch.no_grad():
+        for start in range(0, len(rows), BLOCK):
+            cosine = rows[start : start + BLOCK] @ rows.T
+            cosine[torch.arange(len(cosine)), torch.arange(start, start + len(cosine))] = -2.0  # not itself
+            score, other = cosine.topk(min(k, len(rows) - 1))
+            found.append(_links(start, "neighbours", other, score))
+    return pd.concat(found)
+
+
+def cooccurring_features(rows: np.ndarray, features: np.ndarray, tokens: int, d_sae: int, k: int = LINKS):
+    """Every feature's k most frequent companions: features firing on the same tokens, counted by
+    a sparse product of the (tokens × features) firing matrix with itself."""
+    from scipy import sparse
+
+    fired = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, features)), shape=(tokens, d_sae))
+    together = (fired.T @ fired).toarray()
+    np.fill_diagonal(together, 0)
+    together = torch.from_numpy(together)
+    score, other = together.topk(min(k, d_sae - 1))
+    links = _links(0, "cooccurs", other, score)
+    return links[links["score"] > 0]
+
+
+def whole_words(tokens: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame:
+    """The whole word each example's token sits in (sub-word pieces joined): feature, word."""
+    by_text = {text_id: group.set_index("position")["token"].fillna("") for text_id, group in tokens.groupby("text_id")}
+    # Byte-level BPE pieces (SmolLM2, GPT-2) start a word with a space; pieces decoded without them
+    # (WordPiece) do not say where words end, so each stays its own word.
+    spaced = tokens["token"].fillna("").str.startswith(" ").mean() > 0.2
+    words = []
+    for feature, text_id, position in examples[["feature", "text_id", "position"]].itertuples(index=False):
+        text = by_text.get(text_id)
+        word = "" if text is None else _word_at(text, position) if spaced else text.get(position, "").strip()
+        words.append((feature, word))
+    return pd.DataFrame(words, columns=["feature", "word"])
+
+
+def _word_at(tokens: pd.Series, position: int) -> str:
+    """Join the token at `position` with the pieces of the same word around it: a piece continues
+    a word when it starts with a letter or digit and no space, after a piece ending in one."""
+
+    def joins(left: str, right: str) -> bool:
+        return bool(left) and bool(right) and left[-1].isalnum() and right[0].isalnum()
+
+    start = end = position
+    while start - 1 in tokens.index and joins(tokens[start - 1], tokens[start]):
+        start -= 1
+    while end + 1 in tokens.index and joins(tokens[end], tokens[end + 1]):
+        end += 1
+    return "".join(tokens[p] for p in range(start, end + 1)).strip()
+
+
+def labels(words: pd.DataFrame, most: int = 3) -> pd.DataFrame:
+    """Per feature: the whole words most common among its top examples (case folded, words without a
+    letter or digit dropped), and the share of its top examples that carry the first: feature, label,
+    label_confidence."""
+    out = []
+    for feature, group in words.groupby("feature"):
+        kept = [w for w in group["word"] if any(c.isalnum() for c in w)]
+        counts = Counter(w.lower() for w in kept)
+        if not counts:
+            continue
+        shown = {w.lower(): w for w in reversed(kept)}  # each word in the form seen first
+        common = [w for w, n in counts.most_common(most) if n > 1] or [counts.most_common(1)[0][0]]
+        out.append((int(feature), " · ".join(shown[w] for w in common), counts[common[0]] / len(group)))
+    return pd.DataFrame(out, columns=["feature", "label", "label_confidence"])
+
+
+# -- lookups: what a dashboard shows, read from the stored build ---------------------------------------
 
 
 def statistics(store: Store, model_id: int) -> pd.DataFrame:
     """One row per latent (those that never fired too): feature, fires, density, mean, max, median,
-    q90, q99, label."""
-    row, sae = load_sae(store, model_id)
-    stats = store.feature_stats(model_id, token_count(store, model_id))
-    everything = pd.DataFrame({"feature": np.arange(sae.config.d_sae)}).merge(stats, on="feature", how="left")
-    everything["fires"] = everything["fires"].fillna(0).astype(int)
-    everything["density"] = everything["density"].fillna(0.0)
-    return everything.assign(label=everything["feature"].map(labels(store, model_id)).fillna(""))
+    q90, q99, label, label_confidence, histogram."""
+    if not store.has_feature_dashboards(model_id):
+        raise StoreError(f"SAE {model_id}'s feature dashboards are not built yet; build them first")
+    return store.feature_summaries(model_id)
 
 
-def labels(store: Store, model_id: int, top: int = 10, words: int = 3) -> dict[int, str]:
-    """A short label per feature: its most frequent tokens among its `top` strongest activations."""
-    examples = _with_tokens(store, model_id, store.feature_examples(model_id, per_feature=top, buckets=1, per_bucket=0))
-    out = {}
-    for feature, group in examples[examples["bucket"] == -1].groupby("feature"):
-        common = Counter(t.strip() or repr(t) for t in group["token"].fillna("")).most_common(words)
-        out[int(feature)] = " · ".join(token for token, _ in common)
-    return out
+def opening_feature(stats: pd.DataFrame) -> int:
+    """The feature a dashboard opens on: the best-labelled of the middle densities (the densest
+    features are punctuation and the rarest fire a handful of times), the most frequent on ties."""
+    low, high = OPENING_DENSITY
+    middle = stats[(stats["density"] >= low) & (stats["density"] <= high) & (stats["label"] != "")]
+    pool = middle if len(middle) else stats[stats["fires"] > 0]
+    if pool.empty:
+        return int(stats["feature"].iloc[0]) if len(stats) else 0
+    return int(pool.sort_values(["label_confidence", "fires"], ascending=False).iloc[0]["feature"])
 
 
-def _with_tokens(store: Store, model_id: int, examples: pd.DataFrame) -> pd.DataFrame:
-    tokens = store.capture_tokens(_capture_of(store, model_id))[["text_id", "position", "token"]]
-    return examples.merge(tokens, on=["text_id", "position"], how="left")
-
-
-def examples(
-    store: Store, model_id: int, feature: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 2
-) -> pd.DataFrame:
-    """The feature's top examples (bucket −1) and interval examples: bucket, value, text_id,
+def examples(store: Store, model_id: int, feature: int) -> pd.DataFrame:
+    """The feature's stored top examples (bucket −1) and interval examples: bucket, value, text_id,
     position, and the example's tokens with this feature's activation on each (a list of pairs)."""
-    found = store.feature_examples(model_id, per_feature, buckets, per_bucket, feature=feature)
+    found = store.stored_examples(model_id, feature)
     text_ids = found["text_id"].unique().tolist()
     tokens = store.text_tokens(
         _capture_of(store, model_id), text_ids
@@ -115,47 +259,41 @@ def examples(
     return found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]]
 
 
-def activation_values(store: Store, model_id: int, feature: int) -> np.ndarray:
-    """Every non-zero activation of the feature over the captured tokens (for its histogram)."""
-    return store.feature_values(model_id, feature)
+def histogram(stats_row) -> pd.DataFrame:
+    """A feature's stored activation histogram: bin start, bin end, count."""
+    counts = np.asarray(stats_row["histogram"], dtype=int)
+    edges = np.linspace(0, float(stats_row["max"] or 0.0), len(counts) + 1)
+    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
 
 
-def logit_effects(store: Store, model_id: int, feature: int, k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tokens the feature's decoder direction most promotes and most suppresses when read straight
-    through the LM's final norm weight and unembedding: (top, bottom), each token, logit."""
-    row, sae = load_sae(store, model_id)
-    lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
-    direction = sae.W_dec[feature].detach()
-    norm = getattr(getattr(lm, "model", lm), "norm", None)
-    if norm is not None and getattr(norm, "weight", None) is not None:
-        direction = direction * norm.weight.detach().cpu()
-    with torch.no_grad():
-        logits = lm.get_output_embeddings().weight.detach().cpu() @ direction
-    order = torch.argsort(logits, descending=True)
-
-    def shown(token_id: int) -> str:  # a piece of a multi-byte character decodes to "�": show the vocabulary's own form
-        text = tokenizer.decode([token_id])
-        return tokenizer.convert_ids_to_tokens(token_id) if "\ufffd" in text else text
-
-    def frame(ids):
-        return pd.DataFrame({"token": [shown(int(i)) for i in ids], "logit": logits[ids].numpy()})
-
-    return frame(order[:k]), frame(order[-k:].flip(0))
+def links(store: Store, model_id: int, feature: int) -> dict[str, pd.DataFrame]:
+    """A feature's stored links by kind: promotes and suppresses (token, logit), neighbours (feature,
+    cosine) and cooccurs (feature, tokens)."""
+    found = store.feature_links(model_id, feature)
+    out = {}
+    for kind, score in (
+        ("promotes", "logit"),
+        ("suppresses", "logit"),
+        ("neighbours", "cosine"),
+        ("cooccurs", "tokens"),
+    ):
+        part = found[found["kind"] == kind]
+        if kind in ("promotes", "suppresses"):
+            out[kind] = pd.DataFrame({"token": part["token"].to_numpy(), score: part["score"].to_numpy()})
+        else:
+            out[kind] = pd.DataFrame({"feature": part["other"].to_numpy(), score: part["score"].to_numpy()})
+    out["cooccurs"]["tokens"] = out["cooccurs"]["tokens"].astype(int)
+    return out
 
 
-def nearest_features(store: Store, model_id: int, feature: int, k: int = 10) -> pd.DataFrame:
-    """Features whose decoder directions are most cosine-similar: feature, cosine."""
-    _, sae = load_sae(store, model_id)
-    with torch.no_grad():
-        rows = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
-        cosine = rows @ rows[feature]
-    cosine[feature] = -2.0
-    order = torch.argsort(cosine, descending=True)[:k]
-    return pd.DataFrame({"feature": order.numpy(), "cosine": cosine[order].numpy()})
+def _capture_of(store: Store, model_id: int) -> int:
+    """The capture whose tokens the SAE's stored activations belong to."""
+    return runs.facts(store.model(model_id))["capture"]
 
 
-def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.DataFrame:
-    """Which features fire on each token of a new text: position, token, feature, value (top per token)."""
+def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str], np.ndarray]:
+    """A new text's tokens and the SAE's activations on each (tokens × latents); attention sinks
+    carry none, as in training."""
     row, sae = load_sae(store, model_id)
     if not text.strip():
         raise LatentvizError("type some text to see which features fire on it")
@@ -164,14 +302,22 @@ def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.Da
     tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
     with torch.no_grad():
         f = sae.encode(torch.from_numpy(hidden))
-    f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0  # as in training: attention sinks carry no features
-    values, indices = f.topk(min(top, f.shape[1]), dim=1)
+    f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0
+    return tokens, f.numpy()
+
+
+def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.DataFrame:
+    """Which features fire on each token of a new text: position, token, feature, value (top per token)."""
+    tokens, f = text_activations(store, model_id, text)
+    top = min(top, f.shape[1])
+    indices = np.argsort(-f, axis=1)[:, :top]
+    values = np.take_along_axis(f, indices, axis=1)
     out = pd.DataFrame(
         {
-            "position": np.repeat(np.arange(len(tokens)), values.shape[1]),
-            "token": np.repeat(tokens, values.shape[1]),
-            "feature": indices.flatten().numpy(),
-            "value": values.flatten().numpy(),
+            "position": np.repeat(np.arange(len(tokens)), top),
+            "token": np.repeat(tokens, top),
+            "feature": indices.flatten(),
+            "value": values.flatten(),
         }
     )
     return out[out["value"] > 0].reset_index(drop=True)

@@ -64,3 +64,39 @@ def token_highlights(context: list[tuple[str, float]], top: float | None = None)
         style = f"background:rgba(255,140,0,{alpha:.2f});border-radius:2px" if value > 0 else ""
         out.append(f'<span title="{value:.3f}" style="{style}">{html.escape(token)}</span>')
     return "".join(out)
+
+
+def divergence(plain: str, steered: str) -> str:
+    """`steered` as HTML, the part from where it departs from `plain` (the first differing word
+    on) highlighted; the same text when they never part."""
+    old, new = plain.split(" "), steered.split(" ")
+    same = 0
+    while same < min(len(old), len(new)) and old[same] == new[same]:
+        same += 1
+    kept, departed = " ".join(new[:same]), " ".join(new[same:])
+    if not departed:
+        return html.escape(kept) + " <i>(the same as unsteered)</i>"
+    gap = " " if kept else ""
+    return f'{html.escape(kept)}{gap}<span style="{CHANGED}">{html.escape(departed)}</span>'
+
+
+def feature_tokens(tokens: list[str], shade: list[float], top: list[list[tuple[int, float, str]]], link) -> str:
+    """A text's tokens shaded by one feature's activation, each token's strongest features (id,
+    value, label) on hover, and those feature ids as links below: `link(feature)` gives the href."""
+    peak = max(shade, default=0.0) or 1.0
+    spans = []
+    for token, value, fired in zip(tokens, shade, top, strict=True):
+        alpha = max(0.0, min(1.0, value / peak))
+        style = f"background:rgba(255,140,0,{alpha:.2f});border-radius:2px" if value > 0 else ""
+        hover = "; ".join(f"#{f} {v:.2f} {label}" for f, v, label in fired) or "no feature fires"
+        spans.append(f'<span title="{html.escape(hover)}" style="{style}">{html.escape(token)}</span>')
+    seen: dict[int, str] = {}
+    for fired in top:
+        for f, _, label in fired:
+            seen.setdefault(f, label)
+    links = " ".join(
+        f'<a href="{html.escape(link(f))}" target="_self" title="{html.escape(label)}">#{f}</a>'
+        for f, label in seen.items()
+    )
+    text = f"<div style='font-size:1.05rem;line-height:1.8'>{''.join(spans)}</div>"
+    return f"{text}<div><small>features here (open one): {links}</small></div>"

@@ -170,7 +170,42 @@ MIGRATIONS: list[list[str]] = [
             position INTEGER NOT NULL,
             token VARCHAR)""",
     ],
+    [
+        # Every feature's dashboard, built in bulk by `latentviz features`: opening one is a lookup.
+        """CREATE TABLE feature_summaries (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            fires BIGINT NOT NULL,
+            density DOUBLE NOT NULL,
+            mean DOUBLE,
+            max DOUBLE,
+            median DOUBLE,
+            q90 DOUBLE,
+            q99 DOUBLE,
+            label VARCHAR NOT NULL,
+            label_confidence DOUBLE NOT NULL,
+            histogram INTEGER[],
+            PRIMARY KEY (model_id, feature))""",
+        # promotes / suppresses (other = token id), neighbours (feature, cosine), cooccurs (feature, tokens)
+        """CREATE TABLE feature_links (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            other BIGINT NOT NULL,
+            token VARCHAR,
+            score DOUBLE NOT NULL)""",
+        """CREATE TABLE feature_examples (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            rank INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            value REAL NOT NULL)""",
+    ],
 ]
+DASHBOARD_TABLES = ("feature_summaries", "feature_links", "feature_examples")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -343,7 +378,8 @@ class Store:
             con.execute("DELETE FROM encodings WHERE dataset = ?", [name])
             model_ids = "SELECT id FROM models WHERE dataset = ?"
             con.execute(f"DELETE FROM text_codes WHERE model_id IN ({model_ids})", [name])
-            con.execute(f"DELETE FROM feature_activations WHERE model_id IN ({model_ids})", [name])
+            for table in ("feature_activations", *DASHBOARD_TABLES):
+                con.execute(f"DELETE FROM {table} WHERE model_id IN ({model_ids})", [name])
             capture_ids = "SELECT id FROM captures WHERE dataset = ?"
             con.execute(f"DELETE FROM capture_tokens WHERE capture_id IN ({capture_ids})", [name])
             con.execute(f"DELETE FROM capture_masked WHERE capture_id IN ({capture_ids})", [name])
@@ -659,7 +695,8 @@ class Store:
     def set_feature_activations(
         self, model_id: int, text_ids: np.ndarray, positions: np.ndarray, features: np.ndarray, values: np.ndarray
     ) -> None:
-        """Replace a model's stored sparse activations (one row per token and firing feature)."""
+        """Replace a model's stored sparse activations (one row per token and firing feature); its
+        dashboards, built from the old ones, go with them."""
         rows = pa.table(
             {
                 "text_id": pa.array(text_ids, pa.int64()),
@@ -669,7 +706,8 @@ class Store:
             }
         )
         with self._transaction() as con:
-            con.execute("DELETE FROM feature_activations WHERE model_id = ?", [model_id])
+            for table in ("feature_activations", *DASHBOARD_TABLES):
+                con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
             _register(con, "incoming_activations", rows)
             con.execute(
                 "INSERT INTO feature_activations SELECT ?, text_id, position, feature, value FROM incoming_activations",
@@ -679,36 +717,107 @@ class Store:
     def feature_stats(self, model_id: int, tokens: int) -> pd.DataFrame:
         """Per feature that fired: firing count and density (over `tokens`), mean, max and quantiles."""
         return self._frame(
-            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean, max(value) AS
-               max,
-                      quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90, quantile_cont(value,
-                          0.99) AS q99
+            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean,
+                      max(value) AS max, quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90,
+                      quantile_cont(value, 0.99) AS q99
                FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""",
             [tokens, model_id],
         )
+
+    def feature_histograms(self, model_id: int, bins: int) -> pd.DataFrame:
+        """Every feature's activation counts in `bins` equal intervals from 0 to its max: feature, bin, count."""
+        return self._frame(
+            """WITH a AS (SELECT feature, value, max(value) OVER (PARTITION BY feature) AS top
+                          FROM feature_activations WHERE model_id = ?)
+               SELECT feature, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bin, count(*) AS count
+               FROM a GROUP BY ALL ORDER BY feature, bin""",
+            [model_id, bins, bins],
+        )
+
+    _EXAMPLES = """WITH a AS (
+               SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
+               FROM feature_activations WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?)),
+           b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
+           best_in_text AS (SELECT * FROM b QUALIFY row_number() OVER (
+               PARTITION BY feature, text_id ORDER BY value DESC, position) = 1),
+           best_in_bucket AS (SELECT * FROM b QUALIFY row_number() OVER (
+               PARTITION BY feature, bucket, text_id ORDER BY value DESC, position) = 1),
+           top AS (SELECT feature, -1 AS bucket, row_number() OVER (
+               PARTITION BY feature ORDER BY value DESC, text_id) AS rank, text_id, position, value FROM best_in_text),
+           intervals AS (SELECT feature, bucket, row_number() OVER (
+               PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS rank, text_id, position, value
+               FROM best_in_bucket)
+           SELECT feature, bucket, rank, text_id, position, value FROM top WHERE rank <= ?
+           UNION ALL
+           SELECT feature, bucket, rank, text_id, position, value FROM intervals WHERE rank <= ?"""
 
     def feature_examples(
         self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3, feature: int | None = None
     ) -> pd.DataFrame:
         """For every feature at once (or just `feature`): its `per_feature` strongest activations
-        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max.
-        feature, bucket, rank, text_id, position, value."""
+        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max, each
+        text at most once per list (at its strongest token). feature, bucket, rank, text_id, position, value."""
         return self._frame(
-            """WITH a AS (
-                   SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
-                   FROM feature_activations WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?)),
-               b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
-               ranked AS (
-                   SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id, position) AS
-                       top_rank,
-                             row_number() OVER (PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS
-                                 bucket_rank
-                   FROM b)
-               SELECT feature, -1 AS bucket, top_rank AS rank, text_id, position, value FROM ranked WHERE top_rank <= ?
-               UNION ALL
-               SELECT feature, bucket, bucket_rank AS rank, text_id, position, value FROM ranked WHERE bucket_rank <= ?
-               ORDER BY feature, bucket, rank""",
+            self._EXAMPLES + " ORDER BY feature, bucket, rank",
             [model_id, feature, feature, buckets, buckets, per_feature, per_bucket],
+        )
+
+    def set_feature_examples(self, model_id: int, buckets: int, per_feature: int, per_bucket: int) -> None:
+        """Choose and store every feature's examples from its stored activations (see feature_examples)."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM feature_examples WHERE model_id = ?", [model_id])
+            con.execute(
+                f"INSERT INTO feature_examples SELECT ?, * FROM ({self._EXAMPLES})",
+                [model_id, model_id, None, None, buckets, buckets, per_feature, per_bucket],
+            )
+
+    def set_feature_dashboards(self, model_id: int, summaries: pd.DataFrame, links: pd.DataFrame) -> None:
+        """Store every feature's summary row and links, replacing any earlier build; written last,
+        so a model has dashboards only once every part is in."""
+        summaries = pa.Table.from_pandas(summaries, preserve_index=False)
+        links = pa.Table.from_pandas(links, preserve_index=False)
+        with self._transaction() as con:
+            for table in ("feature_summaries", "feature_links"):
+                con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
+            _register(con, "incoming_summaries", summaries)
+            con.execute(
+                """INSERT INTO feature_summaries SELECT ?, feature, fires, density, mean, max, median, q90, q99,
+                   label, label_confidence, histogram FROM incoming_summaries""",
+                [model_id],
+            )
+            _register(con, "incoming_links", links)
+            con.execute(
+                "INSERT INTO feature_links SELECT ?, feature, kind, rank, other, token, score FROM incoming_links",
+                [model_id],
+            )
+
+    def has_feature_dashboards(self, model_id: int) -> bool:
+        with self._connect() as con:
+            return bool(
+                con.execute("SELECT count(*) > 0 FROM feature_summaries WHERE model_id = ?", [model_id]).fetchone()[0]
+            )
+
+    def feature_summaries(self, model_id: int) -> pd.DataFrame:
+        return self._frame(
+            """SELECT feature, fires, density, mean, max, median, q90, q99, label, label_confidence, histogram
+               FROM feature_summaries WHERE model_id = ? ORDER BY feature""",
+            [model_id],
+        )
+
+    def feature_links(self, model_id: int, feature: int) -> pd.DataFrame:
+        """kind, rank, other, token, score of one feature's stored links."""
+        return self._frame(
+            """SELECT kind, rank, other, token, score FROM feature_links WHERE model_id = ? AND feature = ?
+               ORDER BY kind, rank""",
+            [model_id, feature],
+        )
+
+    def stored_examples(self, model_id: int, feature: int | None = None) -> pd.DataFrame:
+        """bucket, rank, text_id, position, value of the stored examples (all features' when None)."""
+        return self._frame(
+            """SELECT feature, bucket, rank, text_id, position, value FROM feature_examples
+               WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?) ORDER BY feature, bucket, rank""",
+            [model_id, feature, feature],
         )
 
     def has_feature_activations(self, model_id: int) -> bool:
@@ -729,17 +838,6 @@ class Store:
             """SELECT text_id, position, value FROM feature_activations
                               WHERE model_id = ? AND feature = ? AND list_contains(?::BIGINT[], text_id)""",
             [model_id, feature, [int(t) for t in text_ids]],
-        )
-
-    def cooccurring_features(self, model_id: int, feature: int, k: int = 10) -> pd.DataFrame:
-        """Features that fire on the same tokens as `feature` most often: feature, together."""
-        return self._frame(
-            """SELECT b.feature, count(*) AS together FROM feature_activations a
-               JOIN feature_activations b ON a.model_id = b.model_id AND a.text_id = b.text_id AND a.position =
-                   b.position
-               WHERE a.model_id = ? AND a.feature = ? AND b.feature <> a.feature
-               GROUP BY b.feature ORDER BY together DESC, b.feature LIMIT ?""",
-            [model_id, feature, k],
         )
 
     def trained_model(self, model_id: int, kind: str, name: str) -> dict:

@@ -1,5 +1,7 @@
 """The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
 
+import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -8,7 +10,7 @@ import pytest
 import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import fit, jobs, pipeline
+from latentviz import features, fit, jobs, pipeline
 from latentviz.store import Store
 
 TIMEOUT = 120
@@ -309,7 +311,7 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
         ),
     )
     at.run()
-    assert not at.exception and "not built" in shown(at)
+    assert not at.exception and "No feature dashboards for this SAE yet" in shown(at)
     at.button(key="sae_build").click().run()
     assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
     at.run()
@@ -322,14 +324,23 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     )
     assert f"Feature {feature}" in " ".join(h.value for h in at.subheader)
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
-    at.text_input(key="text_text").set_value("the price rose").run()
-    assert not at.exception and len(at.dataframe[-1].value) > 0
+    stats = features.statistics(store, 1)
+    assert feature == features.opening_feature(stats)  # not simply the densest
+    at.text_input(key="text_text").set_value("the <b>price</b> rose").run()
+    text_view = at.get("html")[-1].proto.body
+    assert not at.exception and "&lt;" in text_view and "<b>" not in text_view  # the typed tag is escaped
+    linked = re.findall(r'href="\?([^"]+)"', text_view)
+    assert linked and all("feature=" in link and "text=" in link for link in linked)  # ids open their dashboard
     at.toggle(key="sae_map_toggle").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1  # the map of all features
+    at.text_input(key="sae_search").set_value(stats.loc[feature, "label"].split(" · ")[0]).run()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [trace["name"] for trace in figure["data"]][:2] == ["filtered out", "features"]  # the filter shows
     at.slider(key="sae_strength").set_value(10.0).run()
     at.button(key="sae_steer").click().run()
-    plain, steered = (t.value for t in at.text[-2:])  # unsteered and steered continuations, side by side
-    assert not at.exception and plain.startswith("The news today is") and plain != steered
+    plain, steered = (h.proto.body for h in at.get("html")[-2:])  # unsteered and steered, side by side
+    assert not at.exception and plain.startswith("<div>The news today is") and plain != steered
+    assert "background:#FFE08A" in steered  # where the steered text departs is marked
 
 
 def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, monkeypatch):

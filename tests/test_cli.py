@@ -337,26 +337,37 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert {"ce_clean", "ce_sae", "ce_zero_ablation", "ce_loss_recovered", "delta_lm_loss"} <= set(figures)
     assert figures["delta_lm_loss"] == pytest.approx(figures["ce_sae"] - figures["ce_clean"])
     code, out, err = run(capsys, "features", str(figures["model"]), "--db", db)
-    assert code == 0 and "features fired over 400 tokens" in out, err
+    assert code == 0 and "features fired over 400 tokens; every dashboard built in" in out, err
     from latentviz import features
 
     store = Store(db)
     stats = features.statistics(store, figures["model"])
-    assert (
-        len(stats) == 64
-        and stats["fires"].sum() == store._frame("SELECT count(*) AS n FROM feature_activations", [])["n"][0]
-    )
+    activations = store._frame("SELECT text_id, position, feature, value FROM feature_activations", [])
+    assert len(stats) == 64 and stats["fires"].sum() == len(activations)
+    fired = stats[stats["fires"] > 0]
+    assert (fired["histogram"].map(sum) == fired["fires"]).all()  # every activation in one bin
     densest = int(stats.sort_values("fires").iloc[-1]["feature"])
     shown = features.examples(store, figures["model"], densest)
     top = shown[shown["bucket"] == -1]
-    assert len(top) == 10 and top["value"].is_monotonic_decreasing
+    assert len(top) == 10 and top["value"].is_monotonic_decreasing and top["text_id"].is_unique  # one per text
     assert all(
         any(v == pytest.approx(value) for _, v in context)
         for value, context in zip(top["value"], top["context"], strict=True)
     )
-    assert len(features.nearest_features(store, figures["model"], densest, k=5)) == 5
-    promoted, suppressed = features.logit_effects(store, figures["model"], densest, k=3)
-    assert promoted["logit"].min() >= suppressed["logit"].max()
+    # each example is its text's strongest token for the feature
+    mine = activations[activations["feature"] == densest].groupby("text_id")["value"].max()
+    assert np.allclose(top["value"].to_numpy(), mine.loc[top["text_id"]].to_numpy())
+    linked = features.links(store, figures["model"], densest)
+    assert len(linked["neighbours"]) == 10 and linked["neighbours"]["cosine"].is_monotonic_decreasing
+    assert densest not in set(linked["neighbours"]["feature"])
+    assert linked["promotes"]["logit"].min() >= linked["suppresses"]["logit"].max()
+    # co-occurrence counts equal a direct count over the stored activations
+    together = activations[activations["feature"] == densest][["text_id", "position"]].merge(activations)
+    expected = together[together["feature"] != densest]["feature"].value_counts()
+    assert all(
+        expected[f] == n for f, n in zip(linked["cooccurs"]["feature"], linked["cooccurs"]["tokens"], strict=True)
+    )
+    assert linked["cooccurs"]["tokens"].iloc[0] == expected.max()
     on_text = features.text_features(store, figures["model"], "the price rose")
     assert len(on_text) > 0 and (on_text["value"] > 0).all()
     code, out, err = run(capsys, "export-sae", str(figures["model"]), "--out", str(tmp_path / "exported"), "--db", db)

@@ -2,7 +2,9 @@
 dashboard: activation histogram, top and interval examples with per-token shading, logit effects,
 neighbours by decoder cosine, co-occurring features. Text → features at the bottom."""
 
+import html
 from dataclasses import replace
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
@@ -104,21 +106,20 @@ if "l0" in figures:
     )
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading the feature statistics…")
+@st.cache_data(max_entries=4, show_spinner="Reading the feature dashboards…")
 def load_stats(db: str, model_id: int) -> pd.DataFrame:
     return features.statistics(workspace, model_id)  # fixed once built: the same SAE on the same tokens
 
 
-stats = load_stats(str(workspace.path), model_id) if workspace.has_feature_activations(model_id) else None
+stats = load_stats(str(workspace.path), model_id) if workspace.has_feature_dashboards(model_id) else None
 if stats is None:
-    st.info("Feature statistics are not built for this SAE yet.", icon=":material/bar_chart:")
-    if not workspace.read_only and st.button("Build feature statistics", type="primary", key="sae_build"):
-        jobs.start(
-            workspace,
-            "features",
-            {"model": model_id},
-            lambda progress: features.build(workspace, model_id, progress=progress),
-        )
+    st.info(
+        "**No feature dashboards for this SAE yet.** Building them encodes its captured tokens and works out every "
+        "feature's examples, histogram, logit effects, neighbours and co-occurring features at once.",
+        icon=":material/bar_chart:",
+    )
+    if not workspace.read_only and st.button("Build the feature dashboards", type="primary", key="sae_build"):
+        jobs.start(workspace, "features", {"model": model_id}, lambda progress: build_features(model_id, progress))
         st.rerun()
     st.stop()
 
@@ -142,15 +143,23 @@ query["q"] = search
 shown = stats[(stats["density"] >= min_density) & (stats["fires"] > 0)]
 if search:
     shown = shown[shown["label"].str.contains(search, case=False, regex=False)]
+filtered = bool(search) or min_density > 0
 st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, click a header to sort.")
 table = st.dataframe(
-    shown[["feature", "density", "max", "mean", "label"]],
+    shown[["feature", "label", "label_confidence", "density", "max"]],
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
     key="sae_table",
     height=280,
-    column_config={"density": st.column_config.NumberColumn(format="%.2e")},
+    column_config={
+        "density": st.column_config.NumberColumn(format="%.2e"),
+        "max": st.column_config.NumberColumn(format="%.2f"),
+        "label": st.column_config.TextColumn(help="the whole words most common among its top examples"),
+        "label_confidence": st.column_config.ProgressColumn(
+            "label fit", help="share of its top examples on the label's first word", min_value=0.0, max_value=1.0
+        ),
+    },
 )
 picked = webapp.new_pick("sae_last_row", [int(shown.iloc[i]["feature"]) for i in table.selection.rows])
 if picked is not None:
@@ -159,12 +168,15 @@ if st.toggle(
     "Map of all features",
     value=query.get("map") == "1",
     key="sae_map_toggle",
-    help="UMAP of the decoder directions, coloured by firing density; click a point to open that feature",
+    help="UMAP of the decoder directions, coloured by firing density (the list's filter in colour, the rest grey); "
+    "click a point to open that feature",
 ):
     query["map"] = "1"
     chosen = webapp.from_url("feature", None, cast=int)
     clicked = st.plotly_chart(
-        charts.feature_map_figure(load_map(str(workspace.path), model_id), chosen),
+        charts.feature_map_figure(
+            load_map(str(workspace.path), model_id), chosen, set(shown["feature"]) if filtered else None
+        ),
         key="sae_map",
         on_select="rerun",
         selection_mode="points",
@@ -176,16 +188,18 @@ if st.toggle(
         query["feature"] = str(picked)
 else:
     query["map"] = "0"
-densest = int(shown.sort_values("density").iloc[-1]["feature"]) if len(shown) else 0
-feature = webapp.from_url("feature", densest, set(stats["feature"]), int)
+feature = webapp.from_url(
+    "feature", features.opening_feature(shown if len(shown) else stats), set(stats["feature"]), int
+)
 query["feature"] = str(feature)
 
 # -- one feature ---------------------------------------------------------------------------------------
 row = stats.set_index("feature").loc[feature]
+labels_of = stats.set_index("feature")["label"]
 st.subheader(f"Feature {feature}: {row['label'] or '(never fired)'}")
 st.caption(
     f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean "
-    f"{row['mean']:.3f}"
+    f"{row['mean']:.3f} · label on {row['label_confidence']:.0%} of its top examples"
     if row["fires"]
     else "This feature never fired on the captured tokens."
 )
@@ -194,39 +208,36 @@ if row["fires"]:
     with left:
         examples = features.examples(workspace, model_id, feature)
         top = examples[examples["bucket"] == -1]
-        st.markdown("**Top activations** (hover a token for its activation)")
+        st.markdown("**Top activations**, one per text (hover a token for its activation)")
         st.html(
             "".join(
                 f"<div style='margin:2px 0'><b>{value:.2f}</b> {markup.token_highlights(context, row['max'])}</div>"
                 for value, context in zip(top["value"], top["context"], strict=True)
             )
         )
-        st.markdown("**Across the range** (10 equal intervals from 0 to the max)")
+        st.markdown(f"**Across the range** ({features.BUCKETS} equal intervals from 0 to the max)")
         intervals = examples[examples["bucket"] >= 0].sort_values("bucket", ascending=False)
+        share = 1 / features.BUCKETS
         st.html(
             "".join(
-                f"<div style='margin:2px 0'><small>{bucket / 10:.1f}–{(bucket + 1) / 10:.1f}·max</small> "
+                f"<div style='margin:2px 0'><small>{bucket * share:.1f}–{(bucket + 1) * share:.1f}·max</small> "
                 f"{markup.token_highlights(context, row['max'])}</div>"
                 for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)
             )
         )
     with right:
-        st.altair_chart(
-            charts.activation_histogram(features.activation_values(workspace, model_id, feature)), width="stretch"
-        )
-        promoted, suppressed = features.logit_effects(workspace, model_id, feature)
+        st.altair_chart(charts.activation_histogram(features.histogram(row)), width="stretch")
+        linked = features.links(workspace, model_id, feature)
         a, b = st.columns(2)
         a.markdown("**Promotes**")
-        a.dataframe(promoted, hide_index=True, key="sae_promoted")
+        a.dataframe(linked["promotes"], hide_index=True, key="sae_promoted")
         b.markdown("**Suppresses**")
-        b.dataframe(suppressed, hide_index=True, key="sae_suppressed")
+        b.dataframe(linked["suppresses"], hide_index=True, key="sae_suppressed")
         a, b = st.columns(2)
-        labels_of = stats.set_index("feature")["label"]
-        near = features.nearest_features(workspace, model_id, feature, 8)
+        near, together = linked["neighbours"], linked["cooccurs"]
         a.markdown("**Nearest (decoder cosine)**")
         a.dataframe(near.assign(label=near["feature"].map(labels_of)), hide_index=True, key="sae_near")
-        together = workspace.cooccurring_features(model_id, feature, 8)
-        b.markdown("**Fire together**")
+        b.markdown("**Fire together** (tokens)")
         b.dataframe(together.assign(label=together["feature"].map(labels_of)), hide_index=True, key="sae_together")
 
 # -- text → features -----------------------------------------------------------------------------------
@@ -235,20 +246,34 @@ text = webapp.text_param(
     "text", "", "Type a sentence to see which features fire on each token", placeholder="Shares fell sharply."
 )
 if text:
-    fired = features.text_features(workspace, model_id, text)
-    if fired.empty:
+    with st.spinner("Running the LM and the SAE on your text…"):
+        tokens, activations = features.text_activations(workspace, model_id, text)
+    strongest = activations.max(0)
+    fired = [int(f) for f in strongest.argsort()[::-1] if strongest[f] > 0]
+    if not fired:
         st.info("No feature fired on this text.")
     else:
-        per_token = fired.sort_values("value", ascending=False).groupby("position", sort=True).head(3)
-        per_token = per_token.assign(label=per_token["feature"].map(stats.set_index("feature")["label"]))
-        st.caption(
-            "The three strongest features per token; pick a feature number above, or type it in the URL (?feature=N)."
+        shade = st.selectbox(
+            "Shade the tokens by",
+            fired,
+            index=fired.index(feature) if feature in fired else 0,
+            format_func=lambda f: f"feature {f}: {labels_of.get(f, '')} (max {strongest[f]:.2f})",
+            key="sae_shade",
         )
-        st.dataframe(
-            pd.DataFrame(per_token.sort_values(["position", "value"], ascending=[True, False])),
-            hide_index=True,
-            key="sae_text",
+        per_token = [
+            [(int(f), float(v[f]), str(labels_of.get(int(f), ""))) for f in v.argsort()[::-1][:3] if v[f] > 0]
+            for v in activations
+        ]
+        here = {name: value for name, value in query.to_dict().items() if name != "feature"}
+        st.html(
+            markup.feature_tokens(
+                tokens,
+                activations[:, shade].tolist(),
+                per_token,
+                lambda f: "?" + urlencode({**here, "feature": f}),
+            )
         )
+        st.caption("Hover a token for its three strongest features; a feature id opens its dashboard.")
 
 # -- steering ------------------------------------------------------------------------------------------
 st.subheader(f"Steer with feature {feature}")
@@ -269,6 +294,6 @@ if prompt and st.button("Generate", key="sae_steer"):
         plain, steered = features.steer(workspace, model_id, feature, prompt, strength)
     a, b = st.columns(2)
     a.markdown("**Unsteered**")
-    a.text(prompt + plain)
-    b.markdown(f"**Steered** (+{strength:g} × max · feature {feature})")
-    b.text(prompt + steered)
+    a.html(f"<div>{html.escape(prompt + plain)}</div>")
+    b.markdown(f"**Steered** (+{strength:g} × max · feature {feature}); where it departs is marked")
+    b.html(f"<div>{html.escape(prompt)}{markup.divergence(plain, steered)}</div>")

@@ -1,0 +1,78 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from latentviz import features
+from latentviz.models.sae import SAEConfig, SparseAutoencoder
+
+
+def test_labels_are_whole_words_without_punctuation_and_say_how_sure_they_are():
+    tokens = pd.DataFrame(
+        {
+            "text_id": [1] * 6 + [2] * 4 + [3] * 3,
+            "position": list(range(6)) + list(range(4)) + list(range(3)),
+            "token": [" In", " P", "ern", "od", ",", " economic"] + [" Pern", "od", " rose", "."] + [" ,", " the", ","],
+        }
+    )
+    examples = pd.DataFrame(
+        {"feature": [7, 7, 7, 8], "text_id": [1, 2, 3, 1], "position": [2, 1, 0, 4]}  # "ern", "od", " ,", ","
+    )
+    words = features.whole_words(tokens, examples)
+    assert words["word"].tolist() == ["Pernod", "Pernod", ",", ","]  # pieces joined into their word
+    found = features.labels(words).set_index("feature")
+    assert found.loc[7, "label"] == "Pernod" and found.loc[7, "label_confidence"] == pytest.approx(2 / 3)
+    assert 8 not in found.index  # a punctuation-only label is dropped
+
+
+def test_a_dashboard_opens_on_a_well_labelled_mid_density_feature():
+    stats = pd.DataFrame(
+        {
+            "feature": [0, 1, 2, 3],
+            "fires": [50_000, 300, 200, 2],
+            "density": [0.5, 3e-3, 2e-3, 2e-5],
+            "label": [",", "market · markets", "the", "Pernod"],
+            "label_confidence": [1.0, 0.9, 0.4, 1.0],
+        }
+    )
+    assert features.opening_feature(stats) == 1  # not the densest (a comma), not a rare one
+
+
+def test_bulk_neighbours_and_cooccurrence_equal_direct_computation():
+    torch.manual_seed(0)
+    decoder = torch.randn(features.BLOCK * 2 + 37, 16)  # more than one block, a ragged last one
+    links = features.nearest_features(decoder, k=5)
+    unit = decoder / decoder.norm(dim=1, keepdim=True)
+    for feature in (0, features.BLOCK + 3, len(decoder) - 1):
+        cosine = unit @ unit[feature]
+        cosine[feature] = -2
+        mine = links[links["feature"] == feature]
+        assert mine["other"].tolist() == cosine.topk(5).indices.tolist()
+        assert np.allclose(mine["score"], cosine.topk(5).values.numpy(), atol=1e-5)
+    rng = np.random.default_rng(0)
+    fired = rng.random((300, 20)) < 0.2
+    rows, feats = np.nonzero(fired)
+    together = features.cooccurring_features(rows, feats, 300, 20, k=3)
+    counts = fired.T.astype(int) @ fired.astype(int)
+    np.fill_diagonal(counts, 0)
+    for feature in range(20):
+        mine = together[together["feature"] == feature]
+        assert sorted(mine["score"], reverse=True) == sorted(counts[feature], reverse=True)[:3]
+        assert all(counts[feature, other] == score for other, score in zip(mine["other"], mine["score"], strict=True))
+
+
+def test_bulk_logit_effects_equal_one_feature_read_through_the_norm_and_unembedding(tiny_llama, tmp_path):
+    from latentviz import backbones
+
+    lm, tokenizer = backbones.causal_lm(tiny_llama, tmp_path)
+    torch.manual_seed(0)
+    sae = SparseAutoencoder(SAEConfig(d_in=32, d_sae=features.BLOCK + 5, k=4))
+    links = features.logit_effects(sae, lm, tokenizer, k=4)
+    for feature in (2, features.BLOCK + 4):
+        direction = sae.W_dec[feature].detach() * lm.model.norm.weight.detach()
+        logits = lm.get_output_embeddings().weight.detach() @ direction
+        promotes = links[(links["feature"] == feature) & (links["kind"] == "promotes")]
+        suppresses = links[(links["feature"] == feature) & (links["kind"] == "suppresses")]
+        assert promotes["other"].tolist() == logits.topk(4).indices.tolist()
+        assert suppresses["other"].tolist() == (-logits).topk(4).indices.tolist()
+        assert np.allclose(promotes["score"], logits.topk(4).values.numpy(), atol=1e-4)
