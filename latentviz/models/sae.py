@@ -178,13 +178,17 @@ class SparseAutoencoder(LatentModel):
         z = self.pre_activations(x)
         if self.config.architecture == "topk":
             # Decode from the k active latents only: a weighted sum of k decoder rows per token
-            # (embedding_bag) instead of a dense (B × d_sae) @ (d_sae × d_in) product.
-            values, indices = torch.relu(z).topk(self.config.k, dim=-1)
+            # (embedding_bag) instead of a dense (B × d_sae) @ (d_sae × d_in) product. The top k of
+            # relu(z) are relu of the top k of z: one pass over the (B × d_sae) pre-activations fewer.
+            values, indices = z.topk(self.config.k, dim=-1)
+            values = torch.relu(values)
             x_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
-            f = torch.zeros_like(z).scatter_(-1, indices, values.detach())  # for the figures only: no gradient
+            active = values.detach() > 0
+            fired, l0 = indices[active], float(active.sum(-1).float().mean())
         else:
             f = self.activate(z)
             x_hat = f @ self.W_dec + self.b_dec
+            fired, l0 = (f > 0).any(0).nonzero().flatten(), float((f > 0).float().sum(-1).mean())
         target = x * self.input_scale
         mse = (x_hat - target).pow(2).sum(-1).mean()
         loss = mse
@@ -198,9 +202,8 @@ class SparseAutoencoder(LatentModel):
             loss = loss + self.config.aux_coefficient * self._aux_loss(z, target - x_hat.detach())
         if self.training:
             with torch.no_grad():
-                fired = (f > 0).any(0)
-                self.since_fired.add_(len(x)).masked_fill_(fired, 0)
-        l0 = float((f > 0).float().sum(-1).mean())
+                self.since_fired.add_(len(x))
+                self.since_fired[fired] = 0
         variance = (target - target.mean(0)).pow(2).sum()
         fvu = float((x_hat - target).detach().pow(2).sum() / variance)
         return StepOutput(loss, {"mse": float(mse.detach()), "l0": l0, "fvu": fvu})
@@ -211,9 +214,9 @@ class SparseAutoencoder(LatentModel):
         if not dead.any():
             return z.new_zeros(())
         k = min(self.config.aux_k, int(dead.sum()))
-        dead_z = torch.relu(z).masked_fill(~dead, 0.0)
-        values, indices = dead_z.topk(k, dim=-1)
-        residual_hat = torch.zeros_like(z).scatter(-1, indices, values) @ self.W_dec
+        values, indices = z.masked_fill(~dead, -torch.inf).topk(k, dim=-1)
+        # a weighted sum of k decoder rows per token, as in the main decode: no dense product
+        residual_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=torch.relu(values), mode="sum")
         return (residual_hat - residual).pow(2).sum(-1).mean() / residual.pow(2).sum(-1).mean().clamp(min=1e-8)
 
     # -- kept true around each optimiser step (called by the training loop) ------------------------
