@@ -134,8 +134,9 @@ def main() -> None:
     parser.add_argument("--capture", type=int, help="capture id (default: the newest)")
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--architectures", nargs="+", default=["topk"], choices=("topk", "batchtopk", "jumprelu"))
-    parser.add_argument("--peer-lrs", type=float, nargs="+", default=list(PEER_LRS))
+    parser.add_argument("--peer-lrs", type=float, nargs="*", default=list(PEER_LRS))
     parser.add_argument("--same-init", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True, help="train latentviz's side")
     parser.add_argument("--out", default="bench/results/sae.json")
     args = parser.parse_args()
 
@@ -151,16 +152,19 @@ def main() -> None:
     rows = []
     for architecture in args.architectures:
         for steps in args.steps:
-            mine, sae = ours(architecture, steps, x_train, x_held, batch)
-            mine["architecture"] = architecture
-            mine["exported_then_loaded_in_saelens_fvu"] = exported_in_saelens(sae, x_held)
-            rows.append(mine)
-            print(json.dumps(mine), flush=True)
+            if args.ours:
+                mine, sae = ours(architecture, steps, x_train, x_held, batch)
+                mine["architecture"] = architecture
+                mine["exported_then_loaded_in_saelens_fvu"] = exported_in_saelens(sae, x_held)
+                rows.append(mine)
+                print(json.dumps(mine), flush=True)
             sweep = []
             for lr in args.peer_lrs:
                 row = peer(architecture, steps, lr, x_train, x_held, batch, k, d_sae) | {"architecture": architecture}
                 sweep.append(row)
                 print(json.dumps(row), flush=True)
+            if not sweep:
+                continue
             best = min(sweep, key=lambda r: r["fvu"])
             for row in sweep:
                 role = "best of the sweep" if row is best else "swept"

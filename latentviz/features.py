@@ -173,19 +173,21 @@ def cooccurring_features(rows: np.ndarray, features: np.ndarray, tokens: int, d_
 
 def whole_words(tokens: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame:
     """The whole word each example's token sits in (sub-word pieces joined): feature, word."""
-    by_text = {text_id: group.set_index("position")["token"].fillna("") for text_id, group in tokens.groupby("text_id")}
+    by_text: dict[int, dict[int, str]] = {}
+    for text_id, position, token in zip(tokens["text_id"], tokens["position"], tokens["token"].fillna(""), strict=True):
+        by_text.setdefault(int(text_id), {})[int(position)] = token
     # Byte-level BPE pieces (SmolLM2, GPT-2) start a word with a space; pieces decoded without them
     # (WordPiece) do not say where words end, so each stays its own word.
     spaced = tokens["token"].fillna("").str.startswith(" ").mean() > 0.2
     words = []
     for feature, text_id, position in examples[["feature", "text_id", "position"]].itertuples(index=False):
-        text = by_text.get(text_id)
-        word = "" if text is None else _word_at(text, position) if spaced else text.get(position, "").strip()
+        text = by_text.get(int(text_id))
+        word = "" if text is None else _word_at(text, int(position)) if spaced else text.get(int(position), "").strip()
         words.append((feature, word))
     return pd.DataFrame(words, columns=["feature", "word"])
 
 
-def _word_at(tokens: pd.Series, position: int) -> str:
+def _word_at(tokens: dict[int, str], position: int) -> str:
     """Join the token at `position` with the pieces of the same word around it: a piece continues
     a word when it starts with a letter or digit and no space, after a piece ending in one."""
 
@@ -193,9 +195,9 @@ def _word_at(tokens: pd.Series, position: int) -> str:
         return bool(left) and bool(right) and left[-1].isalnum() and right[0].isalnum()
 
     start = end = position
-    while start - 1 in tokens.index and joins(tokens[start - 1], tokens[start]):
+    while start - 1 in tokens and joins(tokens[start - 1], tokens[start]):
         start -= 1
-    while end + 1 in tokens.index and joins(tokens[end], tokens[end + 1]):
+    while end + 1 in tokens and joins(tokens[end], tokens[end + 1]):
         end += 1
     return "".join(tokens[p] for p in range(start, end + 1)).strip()
 
