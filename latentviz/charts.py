@@ -322,7 +322,7 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
             hovertemplate="%{hovertext}<extra></extra>",
             name="features",
             marker={
-                "size": 4,
+                "size": 4 if shown is None else 8,  # the filter's features stand out from the grey
                 "color": points["log10_density"],
                 "colorscale": "Viridis",
                 "opacity": 0.8,

@@ -199,7 +199,7 @@ def cmd_features(args) -> None:
         f"SAE {args.model}: {len(fired):,} of {len(stats):,} features fired over {built['tokens']:,} tokens; "
         f"every dashboard built in {sum(built['seconds'].values()):.1f} s ({parts}). Best labelled:"
     )
-    best = fired.sort_values(["label_confidence", "fires"], ascending=False).head(args.show)
+    best = features.best_labelled(stats, args.show)
     print(best[["feature", "density", "max", "label", "label_confidence"]].to_string(index=False))
 
 

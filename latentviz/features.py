@@ -229,15 +229,32 @@ def statistics(store: Store, model_id: int) -> pd.DataFrame:
     return store.feature_summaries(model_id)
 
 
-def opening_feature(stats: pd.DataFrame) -> int:
-    """The feature a dashboard opens on: the best-labelled of the middle densities (the densest
-    features are punctuation and the rarest fire a handful of times), the most frequent on ties."""
+def best_labelled(stats: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The best-labelled features of middle density (the densest are commas and "the", the rarest
+    fire a handful of times), function words left out, nearest 1e-3 in density on ties; any that
+    fired when none is there."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     low, high = OPENING_DENSITY
     middle = stats[(stats["density"] >= low) & (stats["density"] <= high) & (stats["label"] != "")]
-    pool = middle if len(middle) else stats[stats["fires"] > 0]
-    if pool.empty:
+    first_word = middle["label"].str.split(" · ").str[0].str.lower()
+    content = middle[~first_word.isin(ENGLISH_STOP_WORDS) & first_word.str.contains(r"[a-z]", regex=True)]
+    pool = content if len(content) else middle if len(middle) else stats[stats["fires"] > 0]
+    middling = (np.log10(pool["density"].clip(lower=1e-12)) + 3).abs()
+    return (
+        pool.assign(_middling=middling)
+        .sort_values(["label_confidence", "_middling"], ascending=[False, True])
+        .head(count)
+        .drop(columns="_middling")
+    )
+
+
+def opening_feature(stats: pd.DataFrame) -> int:
+    """The feature a dashboard opens on: the best labelled (see best_labelled)."""
+    best = best_labelled(stats, 1)
+    if best.empty:
         return int(stats["feature"].iloc[0]) if len(stats) else 0
-    return int(pool.sort_values(["label_confidence", "fires"], ascending=False).iloc[0]["feature"])
+    return int(best.iloc[0]["feature"])
 
 
 def examples(store: Store, model_id: int, feature: int) -> pd.DataFrame:

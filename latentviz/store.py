@@ -740,13 +740,11 @@ class Store:
            b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
            best_in_text AS (SELECT * FROM b QUALIFY row_number() OVER (
                PARTITION BY feature, text_id ORDER BY value DESC, position) = 1),
-           best_in_bucket AS (SELECT * FROM b QUALIFY row_number() OVER (
-               PARTITION BY feature, bucket, text_id ORDER BY value DESC, position) = 1),
            top AS (SELECT feature, -1 AS bucket, row_number() OVER (
                PARTITION BY feature ORDER BY value DESC, text_id) AS rank, text_id, position, value FROM best_in_text),
            intervals AS (SELECT feature, bucket, row_number() OVER (
                PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS rank, text_id, position, value
-               FROM best_in_bucket)
+               FROM best_in_text)
            SELECT feature, bucket, rank, text_id, position, value FROM top WHERE rank <= ?
            UNION ALL
            SELECT feature, bucket, rank, text_id, position, value FROM intervals WHERE rank <= ?"""
@@ -755,8 +753,9 @@ class Store:
         self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3, feature: int | None = None
     ) -> pd.DataFrame:
         """For every feature at once (or just `feature`): its `per_feature` strongest activations
-        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max, each
-        text at most once per list (at its strongest token). feature, bucket, rank, text_id, position, value."""
+        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max, every
+        text at its strongest token for the feature, so no text shows twice in a list and an interval
+        holds texts whose strongest token falls there. feature, bucket, rank, text_id, position, value."""
         return self._frame(
             self._EXAMPLES + " ORDER BY feature, bucket, rank",
             [model_id, feature, feature, buckets, buckets, per_feature, per_bucket],
