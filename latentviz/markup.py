@@ -96,6 +96,7 @@ def feature_tokens(tokens: list[str], shade: list[float], top: list[list[tuple[i
             seen.setdefault(f, label)
     links = " ".join(
         f'<a href="{html.escape(link(f))}" target="_self" title="{html.escape(label)}">#{f}</a>'
+        f"&nbsp;<small>{html.escape(label.split(' · ')[0])}</small>"
         for f, label in seen.items()
     )
     text = f"<div style='font-size:1.05rem;line-height:1.8'>{''.join(spans)}</div>"
