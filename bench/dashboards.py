@@ -157,8 +157,7 @@ def main() -> None:
         per_feature = []
         for feature in opened:  # what the page reads to draw one feature
             start = time.perf_counter()
-            features.examples(store, model_id, int(feature))
-            features.links(store, model_id, int(feature))
+            features.dashboard(store, model_id, capture_id, int(feature))
             features.histogram(stats.set_index("feature").loc[int(feature)])
             per_feature.append(time.perf_counter() - start)
         print(f"latentviz: {ours:.1f} s  {json.dumps({k: round(v, 2) for k, v in timings.items()})}", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -257,38 +258,30 @@ def opening_feature(stats: pd.DataFrame) -> int:
     return int(best.iloc[0]["feature"])
 
 
-def examples(store: Store, model_id: int, feature: int) -> pd.DataFrame:
-    """The feature's stored top examples (bucket −1) and interval examples: bucket, value, text_id,
-    position, and the example's tokens with this feature's activation on each (a list of pairs)."""
-    found = store.stored_examples(model_id, feature)
-    text_ids = found["text_id"].unique().tolist()
-    tokens = store.text_tokens(
-        _capture_of(store, model_id), text_ids
-    )  # masked attention sinks included (value 0), so no word runs into the next
-    values = store.feature_in_texts(model_id, feature, text_ids).set_index(["text_id", "position"])["value"]
-    contexts = []
-    for example in found.itertuples():
-        text = tokens[tokens["text_id"] == example.text_id]
-        contexts.append(
-            [
-                (t, float(values.get((example.text_id, p), 0.0)))
-                for t, p in zip(text["token"], text["position"], strict=True)
-            ]
-        )
-    return found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]]
+@dataclass
+class Dashboard:
+    """One feature's stored dashboard, read in one go."""
+
+    examples: pd.DataFrame  # bucket (−1 = top), value, text_id, position, context: [(token, activation)]
+    links: dict[str, pd.DataFrame]  # promotes, suppresses (token, logit); neighbours (feature, cosine);
+    # cooccurs (feature, tokens)
 
 
-def histogram(stats_row) -> pd.DataFrame:
-    """A feature's stored activation histogram: bin start, bin end, count."""
-    counts = np.asarray(stats_row["histogram"], dtype=int)
-    edges = np.linspace(0, float(stats_row["max"] or 0.0), len(counts) + 1)
-    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
+def dashboard(store: Store, model_id: int, capture_id: int, feature: int) -> Dashboard:
+    """The feature's stored examples, with every token of their texts shaded by its activation
+    (masked attention sinks included, at 0, so no word runs into the next), and its links."""
+    found, tokens, links = store.feature_dashboard(model_id, capture_id, feature)
+    by_text = {
+        text_id: list(zip(group["token"].fillna(""), group["value"].astype(float), strict=True))
+        for text_id, group in tokens.groupby("text_id", sort=False)
+    }
+    contexts = [by_text.get(text_id, []) for text_id in found["text_id"]]
+    return Dashboard(
+        found.assign(context=contexts)[["bucket", "value", "text_id", "position", "context"]], _by_kind(links)
+    )
 
 
-def links(store: Store, model_id: int, feature: int) -> dict[str, pd.DataFrame]:
-    """A feature's stored links by kind: promotes and suppresses (token, logit), neighbours (feature,
-    cosine) and cooccurs (feature, tokens)."""
-    found = store.feature_links(model_id, feature)
+def _by_kind(found: pd.DataFrame) -> dict[str, pd.DataFrame]:
     out = {}
     for kind, score in (
         ("promotes", "logit"),
@@ -297,17 +290,17 @@ def links(store: Store, model_id: int, feature: int) -> dict[str, pd.DataFrame]:
         ("cooccurs", "tokens"),
     ):
         part = found[found["kind"] == kind]
-        if kind in ("promotes", "suppresses"):
-            out[kind] = pd.DataFrame({"token": part["token"].to_numpy(), score: part["score"].to_numpy()})
-        else:
-            out[kind] = pd.DataFrame({"feature": part["other"].to_numpy(), score: part["score"].to_numpy()})
+        first = ("token", part["token"]) if kind in ("promotes", "suppresses") else ("feature", part["other"])
+        out[kind] = pd.DataFrame({first[0]: first[1].to_numpy(), score: part["score"].to_numpy()})
     out["cooccurs"]["tokens"] = out["cooccurs"]["tokens"].astype(int)
     return out
 
 
-def _capture_of(store: Store, model_id: int) -> int:
-    """The capture whose tokens the SAE's stored activations belong to."""
-    return runs.facts(store.model(model_id))["capture"]
+def histogram(stats_row) -> pd.DataFrame:
+    """A feature's stored activation histogram: bin start, bin end, count."""
+    counts = np.asarray(stats_row["histogram"], dtype=int)
+    edges = np.linspace(0, float(stats_row["max"] or 0.0), len(counts) + 1)
+    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
 
 
 def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str], np.ndarray]:

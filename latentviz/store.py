@@ -203,9 +203,16 @@ MIGRATIONS: list[list[str]] = [
             text_id BIGINT NOT NULL,
             position INTEGER NOT NULL,
             value REAL NOT NULL)""",
+        # the feature's activations on every token of its example texts: each example's shading
+        """CREATE TABLE feature_example_values (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            text_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            value REAL NOT NULL)""",
     ],
 ]
-DASHBOARD_TABLES = ("feature_summaries", "feature_links", "feature_examples")
+DASHBOARD_TABLES = ("feature_summaries", "feature_links", "feature_examples", "feature_example_values")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -764,10 +771,19 @@ class Store:
     def set_feature_examples(self, model_id: int, buckets: int, per_feature: int, per_bucket: int) -> None:
         """Choose and store every feature's examples from its stored activations (see feature_examples)."""
         with self._transaction() as con:
-            con.execute("DELETE FROM feature_examples WHERE model_id = ?", [model_id])
-            con.execute(
-                f"INSERT INTO feature_examples SELECT ?, * FROM ({self._EXAMPLES})",
+            for table in ("feature_examples", "feature_example_values"):
+                con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
+            con.execute(  # in feature order, so a feature's rows sit together and lookups skip the rest
+                f"INSERT INTO feature_examples SELECT ?, * FROM ({self._EXAMPLES}) ORDER BY feature, bucket, rank",
                 [model_id, model_id, None, None, buckets, buckets, per_feature, per_bucket],
+            )
+            con.execute(
+                """INSERT INTO feature_example_values
+                   SELECT a.model_id, a.feature, a.text_id, a.position, a.value FROM feature_activations a
+                   SEMI JOIN feature_examples e ON e.model_id = a.model_id AND e.feature = a.feature
+                       AND e.text_id = a.text_id
+                   WHERE a.model_id = ? ORDER BY a.feature, a.text_id, a.position""",
+                [model_id],
             )
 
     def set_feature_dashboards(self, model_id: int, summaries: pd.DataFrame, links: pd.DataFrame) -> None:
@@ -786,9 +802,42 @@ class Store:
             )
             _register(con, "incoming_links", links)
             con.execute(
-                "INSERT INTO feature_links SELECT ?, feature, kind, rank, other, token, score FROM incoming_links",
+                """INSERT INTO feature_links SELECT ?, feature, kind, rank, other, token, score FROM incoming_links
+                   ORDER BY feature, kind, rank""",
                 [model_id],
             )
+
+    def feature_dashboard(self, model_id: int, capture_id: int, feature: int) -> tuple[pd.DataFrame, ...]:
+        """What one feature's dashboard reads, on one connection: its examples (bucket, rank,
+        text_id, position, value), every token of their texts with the feature's activation on it
+        (text_id, position, token, value; masked sinks included at 0), and its links (kind, rank,
+        other, token, score)."""
+        with self._connect() as con:
+            examples = con.execute(
+                """SELECT bucket, rank, text_id, position, value FROM feature_examples
+                   WHERE model_id = ? AND feature = ? ORDER BY bucket, rank""",
+                [model_id, feature],
+            ).df()
+            texts = [int(t) for t in examples["text_id"].unique()]
+            tokens = con.execute(
+                """WITH t AS (
+                       SELECT text_id, position, token FROM capture_tokens
+                       WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)
+                       UNION ALL
+                       SELECT text_id, position, token FROM capture_masked
+                       WHERE capture_id = ? AND list_contains(?::BIGINT[], text_id)),
+                   v AS (SELECT text_id, position, value FROM feature_example_values
+                         WHERE model_id = ? AND feature = ?)
+                   SELECT t.text_id, t.position, t.token, coalesce(v.value, 0.0) AS value
+                   FROM t LEFT JOIN v USING (text_id, position) ORDER BY t.text_id, t.position""",
+                [capture_id, texts, capture_id, texts, model_id, feature],
+            ).df()
+            links = con.execute(
+                """SELECT kind, rank, other, token, score FROM feature_links WHERE model_id = ? AND feature = ?
+                   ORDER BY kind, rank""",
+                [model_id, feature],
+            ).df()
+        return examples, tokens, links
 
     def has_feature_dashboards(self, model_id: int) -> bool:
         with self._connect() as con:
@@ -803,20 +852,12 @@ class Store:
             [model_id],
         )
 
-    def feature_links(self, model_id: int, feature: int) -> pd.DataFrame:
-        """kind, rank, other, token, score of one feature's stored links."""
-        return self._frame(
-            """SELECT kind, rank, other, token, score FROM feature_links WHERE model_id = ? AND feature = ?
-               ORDER BY kind, rank""",
-            [model_id, feature],
-        )
-
-    def stored_examples(self, model_id: int, feature: int | None = None) -> pd.DataFrame:
-        """bucket, rank, text_id, position, value of the stored examples (all features' when None)."""
+    def stored_examples(self, model_id: int) -> pd.DataFrame:
+        """feature, bucket, rank, text_id, position, value of every feature's stored examples."""
         return self._frame(
             """SELECT feature, bucket, rank, text_id, position, value FROM feature_examples
-               WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?) ORDER BY feature, bucket, rank""",
-            [model_id, feature, feature],
+               WHERE model_id = ? ORDER BY feature, bucket, rank""",
+            [model_id],
         )
 
     def has_feature_activations(self, model_id: int) -> bool:

@@ -338,7 +338,7 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert figures["delta_lm_loss"] == pytest.approx(figures["ce_sae"] - figures["ce_clean"])
     code, out, err = run(capsys, "features", str(figures["model"]), "--db", db)
     assert code == 0 and "features fired over 400 tokens; every dashboard built in" in out, err
-    from latentviz import features
+    from latentviz import features, runs
 
     store = Store(db)
     stats = features.statistics(store, figures["model"])
@@ -347,7 +347,9 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     fired = stats[stats["fires"] > 0]
     assert (fired["histogram"].map(sum) == fired["fires"]).all()  # every activation in one bin
     densest = int(stats.sort_values("fires").iloc[-1]["feature"])
-    shown = features.examples(store, figures["model"], densest)
+    capture_id = runs.facts(store.model(figures["model"]))["capture"]
+    opened = features.dashboard(store, figures["model"], capture_id, densest)
+    shown = opened.examples
     top = shown[shown["bucket"] == -1]
     assert len(top) == 10 and top["value"].is_monotonic_decreasing and top["text_id"].is_unique  # one per text
     assert all(
@@ -357,7 +359,7 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     # each example is its text's strongest token for the feature
     mine = activations[activations["feature"] == densest].groupby("text_id")["value"].max()
     assert np.allclose(top["value"].to_numpy(), mine.loc[top["text_id"]].to_numpy())
-    linked = features.links(store, figures["model"], densest)
+    linked = opened.links
     assert len(linked["neighbours"]) == 10 and linked["neighbours"]["cosine"].is_monotonic_decreasing
     assert densest not in set(linked["neighbours"]["feature"])
     assert linked["promotes"]["logit"].min() >= linked["suppresses"]["logit"].max()

@@ -88,7 +88,8 @@ if models.empty:
         )
     st.stop()
 model_id = webapp.pick_model(models, "SAE", "sae_model")
-figures = workspace.model(model_id)["metrics"]
+model_row = workspace.model(model_id)
+figures = model_row["metrics"]
 if "l0" in figures:
     a, b, c, d, e = st.columns(5)
     a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
@@ -206,7 +207,8 @@ st.caption(
 if row["fires"]:
     left, right = st.columns([3, 2])
     with left:
-        examples = features.examples(workspace, model_id, feature)
+        opened = features.dashboard(workspace, model_id, runs.facts(model_row)["capture"], feature)
+        examples = opened.examples
         top = examples[examples["bucket"] == -1]
         st.markdown("**Top activations**, one per text (hover a token for its activation)")
         st.html(
@@ -227,7 +229,7 @@ if row["fires"]:
         )
     with right:
         st.altair_chart(charts.activation_histogram(features.histogram(row)), width="stretch")
-        linked = features.links(workspace, model_id, feature)
+        linked = opened.links
         a, b = st.columns(2)
         a.markdown("**Promotes**")
         a.dataframe(linked["promotes"], hide_index=True, key="sae_promoted")
