@@ -109,6 +109,46 @@ def hooked_smollm2(folder: Path, device: str):
     return model.eval()
 
 
+def saedashboard(lm, sae, texts, tokens, folder: Path, store) -> dict:
+    """SAEDashboard's SaeVisRunner.run for every feature, on SmolLM2 as a TransformerLens model."""
+    from sae_dashboard.sae_vis_data import SaeVisConfig
+    from sae_dashboard.sae_vis_runner import SaeVisRunner
+    from sae_lens import SAE
+
+    layer, site = sae.config.layer, sae.config.site
+    hook = saelens.hook_name(layer, site)
+    hooked = hooked_smollm2(backbones.smollm2_weights(settings.cache_dir(store.path)), "cpu")
+    _, reference = backbones.hidden_states(lm, texts[0], layer, site)
+    _, cache = hooked.run_with_cache(tokens[:1], names_filter=hook)
+    agreement = float((cache[hook][0] - torch.from_numpy(reference)).abs().max())
+    assert agreement < 1e-3, f"TransformerLens {hook} differs from latentviz layer {layer} by {agreement}"
+    theirs_sae = SAE.load_from_disk(saelens.export(sae, folder / "saelens"), device="cpu")
+    if hasattr(theirs_sae.cfg, "rescale_acts_by_decoder_norm"):
+        # SAEDashboard folds decoder norms, which SAELens allows a TopK SAE only with rescaling on;
+        # our rows are unit norm, so folding is exact
+        assert torch.allclose(theirs_sae.W_dec.norm(dim=1), torch.ones(1), atol=1e-4)
+        theirs_sae.cfg.rescale_acts_by_decoder_norm = True
+    config = SaeVisConfig(
+        hook_point=hook,
+        features=range(sae.config.d_sae),
+        device="cpu",
+        dtype="float32",
+        ignore_high_activation_norm_multiple=activations.SINK_FACTOR,
+    )
+    parts = timed_parts()
+    start = time.perf_counter()
+    data = SaeVisRunner(config).run(encoder=theirs_sae, model=hooked, tokens=tokens)
+    seconds = time.perf_counter() - start
+    parts["logit tables, histograms, neighbours (the rest)"] = seconds - sum(parts.values())
+    print(f"SAEDashboard: {seconds:.1f} s", flush=True)
+    return {
+        "transformer_lens_max_abs_diff": agreement,
+        "saedashboard_seconds": round(seconds, 2),
+        "saedashboard_steps": {k: round(v, 2) for k, v in parts.items()},
+        "saedashboard_features": len(data.feature_data_dict),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True, help="the workspace holding the SAE")
@@ -116,6 +156,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=400)
     parser.add_argument("--length", type=int, default=32)
     parser.add_argument("--open", type=int, default=20, help="features opened to time the per-feature parts")
+    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True, help="run SAEDashboard too")
     parser.add_argument("--out", default="bench/results/dashboards.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -162,37 +203,7 @@ def main() -> None:
             per_feature.append(time.perf_counter() - start)
         print(f"latentviz: {ours:.1f} s  {json.dumps({k: round(v, 2) for k, v in timings.items()})}", flush=True)
 
-        # -- SAEDashboard ---------------------------------------------------------------------------
-        from sae_dashboard.sae_vis_data import SaeVisConfig
-        from sae_dashboard.sae_vis_runner import SaeVisRunner
-        from sae_lens import SAE
-
-        hooked = hooked_smollm2(backbones.smollm2_weights(settings.cache_dir(store.path)), "cpu")
-        _, reference = backbones.hidden_states(lm, texts[0], layer, site)
-        _, cache = hooked.run_with_cache(tokens[:1], names_filter=hook)
-        agreement = float((cache[hook][0] - torch.from_numpy(reference)).abs().max())
-        assert agreement < 1e-3, f"TransformerLens {hook} differs from latentviz layer {layer} by {agreement}"
-        theirs_sae = SAE.load_from_disk(saelens.export(sae, Path(folder) / "saelens"), device="cpu")
-        if hasattr(
-            theirs_sae.cfg, "rescale_acts_by_decoder_norm"
-        ):  # SAEDashboard folds decoder norms, which TopK allows only so;
-            assert torch.allclose(
-                theirs_sae.W_dec.norm(dim=1), torch.ones(1), atol=1e-4
-            )  # our rows are unit norm: folding is exact
-            theirs_sae.cfg.rescale_acts_by_decoder_norm = True
-        config = SaeVisConfig(
-            hook_point=hook,
-            features=range(sae.config.d_sae),
-            device="cpu",
-            dtype="float32",
-            ignore_high_activation_norm_multiple=activations.SINK_FACTOR,
-        )
-        their_parts = timed_parts()
-        start = time.perf_counter()
-        data = SaeVisRunner(config).run(encoder=theirs_sae, model=hooked, tokens=tokens)
-        theirs = time.perf_counter() - start
-        their_parts["logit tables, histograms, neighbours (the rest)"] = theirs - sum(their_parts.values())
-        print(f"SAEDashboard: {theirs:.1f} s", flush=True)
+        theirs = saedashboard(lm, sae, texts, tokens, Path(folder), store) if args.peer else {}
 
     report = {
         "tokens": int(tokens.numel()),
@@ -201,17 +212,15 @@ def main() -> None:
         "d_sae": sae.config.d_sae,
         "hook": hook,
         "torch_threads": torch.get_num_threads(),
-        "transformer_lens_max_abs_diff": agreement,
         "latentviz_seconds": round(ours, 2),
         "latentviz_steps": {k: round(v, 2) for k, v in timings.items()},
         "latentviz_features_with_stats": int((stats["fires"] > 0).sum()),
         "latentviz_open_feature_median_seconds": round(statistics.median(per_feature), 3),
         "latentviz_open_feature_max_seconds": round(max(per_feature), 3),
-        "saedashboard_seconds": round(theirs, 2),
-        "saedashboard_steps": {k: round(v, 2) for k, v in their_parts.items()},
-        "saedashboard_features": len(data.feature_data_dict),
-        "speedup": round(theirs / ours, 2),
+        **theirs,
     }
+    if theirs:
+        report["speedup"] = round(theirs["saedashboard_seconds"] / ours, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
