@@ -164,11 +164,14 @@ def cooccurring_features(rows: np.ndarray, features: np.ndarray, tokens: int, d_
     from scipy import sparse
 
     fired = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, features)), shape=(tokens, d_sae))
-    together = (fired.T @ fired).toarray()
-    np.fill_diagonal(together, 0)
-    together = torch.from_numpy(together)
-    score, other = together.topk(min(k, d_sae - 1))
-    links = _links(0, "cooccurs", other, score)
+    by_feature = fired.tocsc()
+    found = []
+    for start in range(0, d_sae, BLOCK):  # (block × latents) counts at a time, whatever the width
+        together = torch.from_numpy((by_feature[:, start : start + BLOCK].T @ fired).toarray())
+        together[torch.arange(len(together)), torch.arange(start, start + len(together))] = 0  # not itself
+        score, other = together.topk(min(k, d_sae - 1))
+        found.append(_links(start, "cooccurs", other, score))
+    links = pd.concat(found)
     return links[links["score"] > 0]
 
 

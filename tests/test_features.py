@@ -50,12 +50,12 @@ def test_bulk_neighbours_and_cooccurrence_equal_direct_computation():
         assert mine["other"].tolist() == cosine.topk(5).indices.tolist()
         assert np.allclose(mine["score"], cosine.topk(5).values.numpy(), atol=1e-5)
     rng = np.random.default_rng(0)
-    fired = rng.random((300, 20)) < 0.2
+    fired = rng.random((300, features.BLOCK + 20)) < 0.05
     rows, feats = np.nonzero(fired)
-    together = features.cooccurring_features(rows, feats, 300, 20, k=3)
+    together = features.cooccurring_features(rows, feats, 300, features.BLOCK + 20, k=3)
     counts = fired.T.astype(int) @ fired.astype(int)
     np.fill_diagonal(counts, 0)
-    for feature in range(20):
+    for feature in (0, 7, features.BLOCK + 3, features.BLOCK + 19):
         mine = together[together["feature"] == feature]
         assert sorted(mine["score"], reverse=True) == sorted(counts[feature], reverse=True)[:3]
         assert all(counts[feature, other] == score for other, score in zip(mine["other"], mine["score"], strict=True))
