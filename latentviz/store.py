@@ -743,29 +743,34 @@ class Store:
 
     _EXAMPLES = """WITH a AS (
                SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
-               FROM feature_activations WHERE model_id = ? AND (?::INTEGER IS NULL OR feature = ?)),
-           b AS (SELECT *, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bucket FROM a),
-           best_in_text AS (SELECT * FROM b QUALIFY row_number() OVER (
+               FROM feature_activations WHERE model_id = $model AND ($feature::INTEGER IS NULL OR feature = $feature)),
+           b AS (SELECT *, least(CAST(floor(value / top * $buckets) AS INTEGER), $buckets - 1) AS bucket FROM a),
+           strongest AS (SELECT * FROM b QUALIFY row_number() OVER (
                PARTITION BY feature, text_id ORDER BY value DESC, position) = 1),
-           top AS (SELECT feature, -1 AS bucket, row_number() OVER (
-               PARTITION BY feature ORDER BY value DESC, text_id) AS rank, text_id, position, value FROM best_in_text),
+           best_in_text AS (SELECT *, row_number() OVER (PARTITION BY feature ORDER BY value DESC, text_id) AS top_rank
+               FROM strongest),
            intervals AS (SELECT feature, bucket, row_number() OVER (
                PARTITION BY feature, bucket ORDER BY hash(text_id, position)) AS rank, text_id, position, value
-               FROM best_in_text)
-           SELECT feature, bucket, rank, text_id, position, value FROM top WHERE rank <= ?
+               FROM best_in_text WHERE top_rank > $top)
+           SELECT feature, -1 AS bucket, top_rank AS rank, text_id, position, value FROM best_in_text
+           WHERE top_rank <= $top
            UNION ALL
-           SELECT feature, bucket, rank, text_id, position, value FROM intervals WHERE rank <= ?"""
+           SELECT feature, bucket, rank, text_id, position, value FROM intervals WHERE rank <= $per_bucket"""
+
+    @staticmethod
+    def _example_params(model_id: int, feature: int | None, buckets: int, top: int, per_bucket: int) -> dict:
+        return {"model": model_id, "feature": feature, "buckets": buckets, "top": top, "per_bucket": per_bucket}
 
     def feature_examples(
         self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3, feature: int | None = None
     ) -> pd.DataFrame:
         """For every feature at once (or just `feature`): its `per_feature` strongest activations
-        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max, every
-        text at its strongest token for the feature, so no text shows twice in a list and an interval
-        holds texts whose strongest token falls there. feature, bucket, rank, text_id, position, value."""
+        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max. Every
+        text counts at its strongest token for the feature, and the intervals draw from the texts
+        the top list leaves, so no text shows twice. feature, bucket, rank, text_id, position, value."""
         return self._frame(
             self._EXAMPLES + " ORDER BY feature, bucket, rank",
-            [model_id, feature, feature, buckets, buckets, per_feature, per_bucket],
+            self._example_params(model_id, feature, buckets, per_feature, per_bucket),
         )
 
     def set_feature_examples(self, model_id: int, buckets: int, per_feature: int, per_bucket: int) -> None:
@@ -774,8 +779,8 @@ class Store:
             for table in ("feature_examples", "feature_example_values"):
                 con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
             con.execute(  # in feature order, so a feature's rows sit together and lookups skip the rest
-                f"INSERT INTO feature_examples SELECT ?, * FROM ({self._EXAMPLES}) ORDER BY feature, bucket, rank",
-                [model_id, model_id, None, None, buckets, buckets, per_feature, per_bucket],
+                f"INSERT INTO feature_examples SELECT $model, * FROM ({self._EXAMPLES}) ORDER BY feature, bucket, rank",
+                self._example_params(model_id, None, buckets, per_feature, per_bucket),
             )
             con.execute(
                 """INSERT INTO feature_example_values

@@ -217,16 +217,21 @@ if row["fires"]:
                 for value, context in zip(top["value"], top["context"], strict=True)
             )
         )
-        st.markdown(f"**Across the range** ({features.BUCKETS} equal intervals from 0 to the max)")
+        st.markdown(
+            f"**Across the range** ({features.BUCKETS} equal intervals from 0 to the max; texts not in the top list)"
+        )
         intervals = examples[examples["bucket"] >= 0].sort_values("bucket", ascending=False)
         share = 1 / features.BUCKETS
-        st.html(
-            "".join(
-                f"<div style='margin:2px 0'><small>{bucket * share:.1f}–{(bucket + 1) * share:.1f}·max</small> "
-                f"{markup.token_highlights(context, row['max'])}</div>"
-                for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)
+        if intervals.empty:
+            st.caption("Every text it fires on is among the top activations above.")
+        else:
+            st.html(
+                "".join(
+                    f"<div style='margin:2px 0'><small>{bucket * share:.1f}–{(bucket + 1) * share:.1f}·max</small> "
+                    f"{markup.token_highlights(context, row['max'])}</div>"
+                    for bucket, context in zip(intervals["bucket"], intervals["context"], strict=True)
+                )
             )
-        )
     with right:
         st.altair_chart(charts.activation_histogram(features.histogram(row)), width="stretch")
         linked = opened.links
