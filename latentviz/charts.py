@@ -305,47 +305,47 @@ def activation_histogram(bins: pd.DataFrame):
 def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: set[int] | None = None) -> go.Figure:
     """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open
     one. With `shown` (the list's filter), the other features are drawn small and grey beneath."""
+    figure = go.Figure()
+    inside = points
     if shown is not None:
-        inside = points["feature"].isin(shown)
-        rest, points = points[~inside], points[inside]
+        keep = points["feature"].isin(shown)
+        inside, rest = points[keep], points[~keep]
+        if len(rest):
+            figure.add_trace(
+                go.Scattergl(
+                    x=rest["x"],
+                    y=rest["y"],
+                    mode="markers",
+                    name="filtered out",
+                    customdata=rest["feature"],
+                    hoverinfo="skip",
+                    marker={"size": 3, "color": "#D0D0D0", "opacity": 0.5},
+                )
+            )
     hover = [
         f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
-        for f, label, d in zip(points["feature"], points["label"], points["log10_density"], strict=True)
+        for f, label, d in zip(inside["feature"], inside["label"], inside["log10_density"], strict=True)
     ]
-    figure = go.Figure(
+    figure.add_trace(
         go.Scattergl(
-            x=points["x"],
-            y=points["y"],
+            x=inside["x"],
+            y=inside["y"],
             mode="markers",
-            customdata=points["feature"],
+            customdata=inside["feature"],
             hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>",
             name="features",
             marker={
                 "size": 4 if shown is None else 8,  # the filter's features stand out from the grey
-                "color": points["log10_density"],
+                "color": inside["log10_density"],
                 "colorscale": "Viridis",
                 "opacity": 0.8,
                 "colorbar": {"title": {"text": "log10 density"}, "thickness": 12},
             },
         )
     )
-    if shown is not None and len(rest):
-        figure.add_trace(
-            go.Scattergl(
-                x=rest["x"],
-                y=rest["y"],
-                mode="markers",
-                name="filtered out",
-                customdata=rest["feature"],
-                hoverinfo="skip",
-                marker={"size": 3, "color": "#D0D0D0", "opacity": 0.5},
-            )
-        )
-        figure.data = figure.data[::-1]  # grey beneath, the filtered features on top
     if chosen is not None:
-        row = pd.concat([points, rest]) if shown is not None else points
-        row = row[row["feature"] == chosen]
+        row = points[points["feature"] == chosen]
         figure.add_trace(
             go.Scattergl(
                 x=row["x"],

@@ -321,23 +321,6 @@ def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str],
     return tokens, f.numpy()
 
 
-def text_features(store: Store, model_id: int, text: str, top: int = 5) -> pd.DataFrame:
-    """Which features fire on each token of a new text: position, token, feature, value (top per token)."""
-    tokens, f = text_activations(store, model_id, text)
-    top = min(top, f.shape[1])
-    indices = np.argsort(-f, axis=1)[:, :top]
-    values = np.take_along_axis(f, indices, axis=1)
-    out = pd.DataFrame(
-        {
-            "position": np.repeat(np.arange(len(tokens)), top),
-            "token": np.repeat(tokens, top),
-            "feature": indices.flatten(),
-            "value": values.flatten(),
-        }
-    )
-    return out[out["value"] > 0].reset_index(drop=True)
-
-
 def steer(
     store: Store, model_id: int, feature: int, prompt: str, strength: float, max_new_tokens: int = 30
 ) -> tuple[str, str]:

@@ -844,11 +844,12 @@ class Store:
             ).df()
         return examples, tokens, links
 
-    def has_feature_dashboards(self, model_id: int) -> bool:
+    def _has_rows(self, table: str, model_id: int) -> bool:
         with self._connect() as con:
-            return bool(
-                con.execute("SELECT count(*) > 0 FROM feature_summaries WHERE model_id = ?", [model_id]).fetchone()[0]
-            )
+            return bool(con.execute(f"SELECT count(*) > 0 FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
+
+    def has_feature_dashboards(self, model_id: int) -> bool:
+        return self._has_rows("feature_summaries", model_id)
 
     def feature_summaries(self, model_id: int) -> pd.DataFrame:
         return self._frame(
@@ -866,10 +867,7 @@ class Store:
         )
 
     def has_feature_activations(self, model_id: int) -> bool:
-        with self._connect() as con:
-            return bool(
-                con.execute("SELECT count(*) > 0 FROM feature_activations WHERE model_id = ?", [model_id]).fetchone()[0]
-            )
+        return self._has_rows("feature_activations", model_id)
 
     def feature_values(self, model_id: int, feature: int) -> np.ndarray:
         frame = self._frame(
