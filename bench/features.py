@@ -45,8 +45,9 @@ def main() -> None:
         stats = store.feature_stats(1, args.tokens)
         timings["statistics"] = time.perf_counter() - start
         start = time.perf_counter()
-        examples = store.feature_examples(1, per_feature=10, buckets=10, per_bucket=3)
+        store.set_feature_examples(1, buckets=10, per_feature=10, per_bucket=3)  # chosen and stored, as build does
         timings["examples"] = time.perf_counter() - start
+        examples = store.stored_examples(1)
     timings["total"] = sum(timings.values())
     report = {
         "tokens": args.tokens,

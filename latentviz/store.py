@@ -743,7 +743,7 @@ class Store:
 
     _EXAMPLES = """WITH a AS (
                SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
-               FROM feature_activations WHERE model_id = $model AND ($feature::INTEGER IS NULL OR feature = $feature)),
+               FROM feature_activations WHERE model_id = $model),
            b AS (SELECT *, least(CAST(floor(value / top * $buckets) AS INTEGER), $buckets - 1) AS bucket FROM a),
            strongest AS (SELECT * FROM b QUALIFY row_number() OVER (
                PARTITION BY feature, text_id ORDER BY value DESC, position) = 1),
@@ -757,30 +757,17 @@ class Store:
            UNION ALL
            SELECT feature, bucket, rank, text_id, position, value FROM intervals WHERE rank <= $per_bucket"""
 
-    @staticmethod
-    def _example_params(model_id: int, feature: int | None, buckets: int, top: int, per_bucket: int) -> dict:
-        return {"model": model_id, "feature": feature, "buckets": buckets, "top": top, "per_bucket": per_bucket}
-
-    def feature_examples(
-        self, model_id: int, per_feature: int = 10, buckets: int = 10, per_bucket: int = 3, feature: int | None = None
-    ) -> pd.DataFrame:
-        """For every feature at once (or just `feature`): its `per_feature` strongest activations
-        (bucket = -1) and a few from each of `buckets` equal intervals between 0 and its max. Every
-        text counts at its strongest token for the feature, and the intervals draw from the texts
-        the top list leaves, so no text shows twice. feature, bucket, rank, text_id, position, value."""
-        return self._frame(
-            self._EXAMPLES + " ORDER BY feature, bucket, rank",
-            self._example_params(model_id, feature, buckets, per_feature, per_bucket),
-        )
-
     def set_feature_examples(self, model_id: int, buckets: int, per_feature: int, per_bucket: int) -> None:
-        """Choose and store every feature's examples from its stored activations (see feature_examples)."""
+        """Choose and store every feature's examples from its stored activations: its `per_feature`
+        strongest activations (bucket = -1) and `per_bucket` from each of `buckets` equal intervals
+        between 0 and its max. Every text counts at its strongest token for the feature, and the
+        intervals draw from the texts the top list leaves, so no text shows twice."""
         with self._transaction() as con:
             for table in ("feature_examples", "feature_example_values"):
                 con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
             con.execute(  # in feature order, so a feature's rows sit together and lookups skip the rest
                 f"INSERT INTO feature_examples SELECT $model, * FROM ({self._EXAMPLES}) ORDER BY feature, bucket, rank",
-                self._example_params(model_id, None, buckets, per_feature, per_bucket),
+                {"model": model_id, "buckets": buckets, "top": per_feature, "per_bucket": per_bucket},
             )
             con.execute(
                 """INSERT INTO feature_example_values
