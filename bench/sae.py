@@ -105,6 +105,8 @@ def peer(architecture, steps, lr, x_train, x_held, batch_size, k, d_sae, init=No
     seconds = time.perf_counter() - start
     row = {"sae": label, "lr": lr, "steps": steps, "seconds": round(seconds, 1)}
     row["tokens_per_s"] = round(steps * batch_size / seconds)
+    if architecture == "batchtopk":  # its threshold (an EMA from 0) again, the way latentviz sets its own
+        row |= peer_threshold_from_final_batches(sae, x_train, schedule, x_held)
     with tempfile.TemporaryDirectory() as folder:
         sae.save_inference_model(Path(folder) / "inference")
         loaded = SAE.load_from_disk(Path(folder) / "inference")
@@ -118,6 +120,29 @@ def peer(architecture, steps, lr, x_train, x_held, batch_size, k, d_sae, init=No
         imported, _ = saelens.read(Path(folder) / "checkpoint")
         row["imported_checkpoint_fvu"] = figures(x_held, imported.encode, imported.decode)["fvu"]
     return row
+
+
+def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
+    """SAELens's BatchTopK with its inference threshold replaced by the mean of the smallest kept
+    activation over the final tenth of the training batches, at its final weights: L0 near k, like
+    latentviz's, so the two compare at equal L0. Its own threshold is put back after."""
+    from sae_lens import SAE
+
+    own = sae.topk_threshold.clone()
+    final = range(schedule.steps - max(1, schedule.steps // 10), schedule.steps)
+    smallest = []
+    sae.train()
+    with torch.no_grad():
+        for step in final:
+            kept = sae.encode_with_hidden_pre(x_train[train.batch_at(step, len(x_train), schedule)])[0]
+            smallest.append(kept[kept > 0].min())
+    with tempfile.TemporaryDirectory() as folder:
+        sae.topk_threshold.fill_(float(torch.stack(smallest).mean()))
+        sae.save_inference_model(folder)
+        loaded = SAE.load_from_disk(folder)
+        sae.topk_threshold.copy_(own)
+        refit = figures(x_held, loaded.encode, loaded.decode)
+    return {"threshold_refit_fvu": refit["fvu"], "threshold_refit_l0": refit["l0"]}
 
 
 def exported_in_saelens(sae: SparseAutoencoder, x_held) -> float:

@@ -4,8 +4,8 @@ Architectures (`architecture` uses SAELens's names where it has them):
 - `standard`: ReLU with an L1 penalty on f weighted by each decoder row's norm (Anthropic, 2024 update);
 - `topk`: keep each token's k largest pre-activations (Gao et al., 2024);
 - `batchtopk`: keep the batch's k·B largest (Bussmann et al., 2024); at inference one threshold
-  shared by every latent, the running mean of each batch's smallest kept activation, makes it
-  per-token (stored in `threshold`, each entry the same value, so it exports as a JumpReLU);
+  shared by every latent, the mean of each batch's smallest kept activation, makes it per-token
+  (stored in `threshold`, each entry the same value, so it exports as a JumpReLU);
 - `jumprelu`: f = z·H(z − θ) with a learned threshold θ per latent, trained with a straight-through
   estimator on θ and an L0 penalty (Rajamanoharan et al., 2024).
 Decoder rows are kept at unit norm and their gradient's component along the row is removed before
@@ -127,6 +127,7 @@ class SparseAutoencoder(LatentModel):
         # batchtopk's inference threshold, and how many tokens ago each latent last fired (AuxK)
         self.register_buffer("since_fired", torch.zeros(config.d_sae))
         self.register_buffer("threshold_batches", torch.zeros((), dtype=torch.long))
+        self.averaging = False  # batchtopk: the threshold is the plain mean of the final tenth's batches
         self.register_buffer("input_scale", torch.ones(()))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
@@ -156,7 +157,8 @@ class SparseAutoencoder(LatentModel):
             out = torch.zeros_like(z).flatten().scatter(0, keep, z.flatten()[keep]).view_as(z)
             with torch.no_grad():  # the smallest kept value, averaged over batches: the inference threshold
                 smallest = z.flatten()[keep].min()
-                rate = 1.0 if int(self.threshold_batches) == 0 else 0.01
+                batches = int(self.threshold_batches)
+                rate = 1 / (batches + 1) if self.averaging else (1.0 if batches == 0 else 0.01)
                 self.threshold.mul_(1 - rate).add_(rate * smallest)
                 self.threshold_batches += 1
             return out
@@ -167,6 +169,14 @@ class SparseAutoencoder(LatentModel):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.activate(self.pre_activations(x))
+
+    def set_step(self, step: int, steps: int) -> None:
+        # batchtopk: an EMA of the batches' smallest kept value until the final tenth, then their plain
+        # mean, restarted there: weights that barely move by then (the lr has decayed), so inference L0
+        # lands near k; an EMA over a short run keeps the early, larger values (L0 well under k).
+        self.averaging = step >= steps - max(1, steps // 10)
+        if step == steps - max(1, steps // 10):
+            self.threshold_batches.zero_()
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """x̂ in the input's own units (the input scale undone)."""
