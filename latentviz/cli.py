@@ -250,6 +250,7 @@ def cmd_serve(args) -> None:
         settings.DB_ENV: str(db),
         "LATENTVIZ_READ_ONLY": "1" if args.read_only else "0",
         "LATENTVIZ_BOOTSTRAP": "0" if args.no_bootstrap else "1",
+        settings.WORKER_ENV: "0" if args.no_worker or args.read_only else "1",
     }
     command = [
         sys.executable,
@@ -276,6 +277,15 @@ def cmd_serve(args) -> None:
     print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
     sys.stderr.flush()
     os.execve(sys.executable, command, env)  # become the server, so a signal to this process reaches it
+
+
+def cmd_worker(args) -> None:
+    from latentviz import jobs
+
+    store = _store(args)
+    print(f"latentviz: worker on {store.path}, {args.jobs} job(s) at a time", file=sys.stderr, flush=True)
+    if not jobs.serve_worker(store, at_once=args.jobs, idle_exit=args.idle_exit):
+        raise LatentvizError(f"a worker already runs on {store.path}")
 
 
 class Defaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -441,7 +451,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace"
     )
+    p.add_argument(
+        "--no-worker", action="store_true", help="queue jobs only; run `latentviz worker` yourself to work through them"
+    )
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("worker", parents=[common], help="run the app's queued jobs (serve starts one when needed)")
+    p.add_argument("--jobs", type=int, default=1, help="jobs run at once (each heavy job uses every core)")
+    p.add_argument("--idle-exit", type=float, help="exit after this many seconds with an empty queue")
+    p.set_defaults(run=cmd_worker)
     return root
 
 

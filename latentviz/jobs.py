@@ -1,12 +1,16 @@
-"""Long work off the Streamlit script thread: a daemon thread runs a pipeline step and writes its
-progress into the store's jobs table, which pages poll. A job whose process died is reported as
-interrupted; running the step again resumes it.
+"""Long work off the app's server. A page queues a job (a kind from KINDS and its JSON params) in the
+store; a worker process (`latentviz worker`, started by `latentviz serve` when a job is queued) takes
+the queue oldest first, one job at a time by default, and writes each job's stage and progress,
+which pages poll. Closing the browser or restarting the server leaves the worker running. A job
+whose worker died is marked interrupted; training resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -14,11 +18,190 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from latentviz import features, fit, pipeline, runs, settings
 from latentviz.store import Store
 
-_threads: dict[tuple[str, int], threading.Thread] = {}
-_stops: dict[tuple[str, int], threading.Event] = {}
-_lock = threading.RLock()  # guards _threads: a job row and its thread appear together
+Progress = Callable[[int, int | None, str], None]
+IDLE_EXIT = 300.0  # seconds a worker started for the app waits on an empty queue before it exits
+
+
+# -- what a job of each kind runs -----------------------------------------------------------------------
+
+
+def _encode_and_map(store: Store, params: dict, progress: Progress) -> int:
+    layer = params.get("layer") or None
+    encoding_id = pipeline.encode(
+        store, params["dataset"], backbone_name=params["backbone"], layer=layer, progress=progress
+    )
+    return pipeline.project(store, encoding_id, method=params["method"], progress=progress)
+
+
+def _after_training(store: Store, kind: str, model_id: int, progress: Progress) -> None:
+    if kind == fit.sae.KIND:  # so the Features page opens the new SAE's dashboards as soon as training ends
+        features.build(store, model_id, progress=progress)
+
+
+def _training(kind: str) -> dict[str, Callable]:
+    family = fit.FAMILIES[kind]
+
+    def train(store: Store, params: dict, progress: Progress) -> None:
+        model_id = family.train(store, runs.from_record({"kind": kind, "config": params["run"]}), progress)
+        _after_training(store, kind, model_id, progress)
+
+    def resume(store: Store, params: dict, progress: Progress) -> None:
+        _after_training(store, kind, family.resume(store, params["model"], progress), progress)
+
+    return {family.JOBS[0]: train, family.JOBS[1]: resume}
+
+
+KINDS: dict[str, Callable[[Store, dict, Progress], object]] = {
+    "default map": lambda store, params, progress: pipeline.build_default_map(store, progress=progress),
+    "encode and map": _encode_and_map,
+    "project": lambda store, params, progress: pipeline.project(
+        store, params["encoding"], method=params["method"], progress=progress
+    ),
+    "features": lambda store, params, progress: features.build(store, params["model"], progress=progress),
+    **{name: run for kind in fit.FAMILIES for name, run in _training(kind).items()},
+}
+
+
+def training_params(run) -> dict:
+    """A training job's params: the whole run spec (runs.to_record)."""
+    return {"run": runs.to_record(run)}
+
+
+# -- the queue ----------------------------------------------------------------------------------------------
+
+
+def submit(store: Store, kind: str, params: dict) -> int:
+    """Queue a job; the same job already queued or running is not queued twice (its id is
+    returned). Under `latentviz serve` a worker process is started if none runs."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    job_id = store.queue_job(kind, params)
+    if os.environ.get(settings.WORKER_ENV) == "1":
+        ensure_worker(store)
+    return job_id
+
+
+def cancel(store: Store, job_id: int) -> None:
+    """Drop a queued job, or stop a running one at its next progress report (training checkpoints
+    first, so it can be resumed)."""
+    store.cancel_job(job_id)
+
+
+def active(store: Store) -> pd.DataFrame:
+    """Queued and running jobs, oldest first; running rows whose worker has died are marked
+    interrupted and left out."""
+    jobs = store.active_jobs()
+    dead = [int(job.id) for job in jobs.itertuples() if job.status == "running" and not _alive(int(job.id), job.pid)]
+    if dead and not store.read_only:
+        for job_id in dead:
+            store.mark_interrupted(job_id, "the worker running it stopped; start it again to resume")
+    return jobs[~jobs["id"].isin(dead)].reset_index(drop=True)
+
+
+def running(store: Store) -> pd.DataFrame:
+    jobs = active(store)
+    return jobs[jobs["status"] == "running"]
+
+
+def eta_seconds(job) -> float | None:
+    """Seconds left in a running job's current stage, from the stage's own rate so far."""
+    if job.status != "running" or any(pd.isna(v) or not v for v in (job.total, job.done, job.stage_seconds)):
+        return None
+    return float(job.stage_seconds) * (job.total - job.done) / job.done
+
+
+def wait(store: Store, job_id: int, timeout: float = 600.0) -> dict:
+    """Block until a job ends and return its row. With no worker process on this workspace, the
+    queue is run here, in this thread, up to that job (tests and scripts need no worker)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = store.job(job_id)
+        if job["status"] not in ("queued", "running"):
+            return job
+        if job["status"] == "queued" and _worker_pid(store) is None:
+            claimed = store.claim_job(os.getpid())
+            if claimed is not None:
+                _run(store, claimed)
+                continue
+        time.sleep(0.1)
+    return store.job(job_id)
+
+
+# -- the worker -----------------------------------------------------------------------------------------------
+
+_local: set[int] = set()  # ids of the jobs this process is running now
+_local_lock = threading.Lock()
+
+
+def work(store: Store, *, at_once: int = 1, idle_exit: float | None = None, poll: float = 0.5) -> None:
+    """Run queued jobs, `at_once` at a time, until stopped, or until the queue has been empty for
+    `idle_exit` seconds."""
+    threads: list[threading.Thread] = []
+    idle_since = time.monotonic()
+    while True:
+        threads = [thread for thread in threads if thread.is_alive()]
+        while len(threads) < at_once and (job := store.claim_job(os.getpid())) is not None:
+            thread = threading.Thread(target=_run, args=(store, job), daemon=True, name=f"latentviz-job-{job['id']}")
+            thread.start()
+            threads.append(thread)
+        if threads:
+            idle_since = time.monotonic()
+        elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+            return
+        time.sleep(poll)
+
+
+class Stopped(Exception):
+    """Raised inside a job's progress callback once someone asked the job to stop."""
+
+
+def _run(store: Store, job: dict) -> None:
+    job_id = int(job["id"])
+    with _local_lock:
+        _local.add(job_id)
+    last_write, last_message, last_cancel_check = 0.0, None, time.monotonic()
+
+    def progress(done: int, total: int | None, message: str) -> None:
+        nonlocal last_write, last_message, last_cancel_check
+        now = time.monotonic()
+        if now - last_cancel_check >= 0.5:
+            last_cancel_check = now
+            if store.cancel_asked(job_id):
+                raise Stopped
+        # A new stage is written at once (else "fitting UMAP" hides behind a full "encoded" bar); repeats
+        # of the same stage at most every half second.
+        if message != last_message or now - last_write >= 0.5 or (total is not None and done >= total):
+            last_write, last_message = now, message
+            store.update_job(job_id, done, total, message)
+
+    try:
+        KINDS[job["kind"]](store, _params(job), progress)
+        store.finish_job(job_id, "done")
+    except Stopped:
+        store.finish_job(job_id, "interrupted", error="stopped; resume it to continue from the last checkpoint")
+    except Exception as error:  # the job row is how the page learns of the failure
+        traceback.print_exc()
+        store.finish_job(job_id, "failed", error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+    finally:
+        with _local_lock:
+            _local.discard(job_id)
+
+
+def _params(job: dict) -> dict:
+    params = job["params"]
+    return json.loads(params) if isinstance(params, str) else dict(params)
+
+
+def _alive(job_id: int, pid) -> bool:
+    if pd.isna(pid):
+        return False
+    if int(pid) == os.getpid():
+        with _local_lock:
+            return job_id in _local
+    return _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -31,82 +214,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def start(store: Store, kind: str, params: dict, step: Callable[[Callable], object]) -> int:
-    """Run `step(progress)` in a background thread; returns the job id. An identical job that is
-    still running in this process is not started twice: its id is returned instead."""
-    with _lock:
-        for job in running(store).itertuples():
-            if job.kind == kind and json.loads(job.params) == params:
-                return int(job.id)
-        job_id = store.start_job(kind, params, os.getpid())
-        key = (str(store.path), job_id)
-        _stops[key] = threading.Event()
-        thread = threading.Thread(
-            target=_run, args=(store, job_id, step, _stops[key]), daemon=True, name=f"latentviz-job-{job_id}"
-        )
-        _threads[key] = thread
-        thread.start()
-    return job_id
+# -- one worker process per workspace -------------------------------------------------------------------------
 
 
-class Stopped(Exception):
-    """Raised inside a job's progress callback once someone asked the job to stop."""
+def _pid_file(store: Store):
+    return store.path.parent / (store.path.name + ".worker")
 
 
-def stop(store: Store, job_id: int) -> None:
-    """Ask a running job of this process to stop at its next progress report (training runs
-    checkpoint first, so they can be resumed)."""
-    event = _stops.get((str(store.path), job_id))
-    if event is not None:
-        event.set()
-
-
-def _run(store: Store, job_id: int, step: Callable, stop_asked: threading.Event) -> None:
-    last_write, last_message = 0.0, None
-
-    def progress(done: int, total: int | None, message: str) -> None:
-        nonlocal last_write, last_message
-        if stop_asked.is_set():
-            raise Stopped
-        now = time.monotonic()
-        # A new stage is written at once (else "fitting UMAP" hides behind a full "encoded" bar); repeats
-        # of the same stage at most every half second.
-        if message != last_message or now - last_write >= 0.5 or (total is not None and done >= total):
-            last_write, last_message = now, message
-            store.update_job(job_id, done, total, message)
-
+def _worker_pid(store: Store) -> int | None:
+    """The live worker process of this workspace, if there is one."""
     try:
-        step(progress)
-        store.finish_job(job_id, "done")
-    except Stopped:
-        store.finish_job(job_id, "interrupted", error="stopped; resume it to continue from the last checkpoint")
-    except Exception as error:  # the job row is how the page learns of the failure
-        traceback.print_exc()
-        store.finish_job(job_id, "failed", error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+        pid = int(_pid_file(store).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and _pid_alive(pid) else None
 
 
-def running(store: Store) -> pd.DataFrame:
-    """Jobs still running; rows left 'running' by a process that has died are marked interrupted."""
-    with _lock:
-        jobs = store.jobs(limit=50)
-        jobs = jobs[jobs["status"] == "running"]
-        alive = []
-        for job in jobs.itertuples():
-            thread = _threads.get((str(store.path), int(job.id)))
-            if job.pid == os.getpid():
-                is_alive = thread is not None and thread.is_alive()
-            else:
-                is_alive = _pid_alive(int(job.pid))
-            if is_alive:
-                alive.append(job.Index)
-            elif not store.read_only:
-                store.mark_interrupted(int(job.id), "the process running it stopped; start it again to resume")
-        return jobs.loc[alive]
+def ensure_worker(store: Store) -> None:
+    """Start a worker process on this workspace unless one runs. It is a session of its own, so
+    stopping the server leaves it (and its job) running; it exits once idle for IDLE_EXIT seconds."""
+    if _worker_pid(store) is not None:
+        return
+    with open(store.path.parent / (store.path.name + ".worker.log"), "ab") as log:  # the child keeps its copy
+        subprocess.Popen(
+            [sys.executable, "-m", "latentviz", "worker", "--db", str(store.path), "--idle-exit", str(IDLE_EXIT)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, settings.WORKER_ENV: "0"},
+        )
+    deadline = (
+        time.monotonic() + 10
+    )  # it writes its pid file first: wait for it, so a second submit does not start another
+    while _worker_pid(store) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
-def wait(store: Store, job_id: int, timeout: float = 600.0) -> dict:
-    """Block until a job of this process ends (for tests and the CLI)."""
-    thread = _threads.get((str(store.path), job_id))
-    if thread is not None:
-        thread.join(timeout)
-    return store.job(job_id)
+def serve_worker(store: Store, *, at_once: int = 1, idle_exit: float | None = None) -> bool:
+    """`latentviz worker`: run this workspace's queue in this process. Returns False at once when
+    another worker already runs on it."""
+    if _worker_pid(store) is not None:
+        return False
+    pid_file = _pid_file(store)
+    pid_file.write_text(str(os.getpid()))
+    try:
+        work(store, at_once=at_once, idle_exit=idle_exit)
+    finally:
+        if pid_file.exists() and pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
+    return True

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 DB_ENV = "LATENTVIZ_DB"
+WORKER_ENV = "LATENTVIZ_WORKER"  # "1" (set by `serve`): queuing a job starts a worker process if none runs
 DEFAULT_DB = Path("data") / "latentviz.duckdb"
 
 BUILTIN_DATASET = "bbc-news"

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, fit, jobs, latent_space, pipeline, runs, settings, train
+from latentviz import charts, fit, jobs, latent_space, settings, train
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -49,17 +49,12 @@ def bootstrap(workspace: Store) -> None:
 
 
 def start_default_map(workspace: Store) -> int:
-    return jobs.start(
-        workspace,
-        "default map",
-        {"dataset": settings.BUILTIN_DATASET},
-        lambda progress: pipeline.build_default_map(workspace, progress=progress),
-    )
+    return jobs.submit(workspace, "default map", {"dataset": settings.BUILTIN_DATASET})
 
 
 def job_status(workspace: Store) -> None:
-    """Progress bars while jobs run (polled); an error box if the latest job failed or was cut off."""
-    if not jobs.running(workspace).empty:
+    """The queue while jobs wait or run (polled); an error box if the latest job failed or was cut off."""
+    if not jobs.active(workspace).empty:
         _poll_jobs(workspace)
         return
     latest = workspace.jobs(limit=1)
@@ -75,33 +70,61 @@ def job_status(workspace: Store) -> None:
 
 @st.fragment(run_every=1.0)
 def _poll_jobs(workspace: Store) -> None:
-    running = jobs.running(workspace)
-    if running.empty:
-        st.rerun()  # the work is done: redraw the whole page with its results
-    for job in running.itertuples():
-        total = job.total if pd.notna(job.total) and job.total else None
-        fraction = min(1.0, job.done / total) if total else 0.0
-        count = f" — {job.done:,} / {int(total):,}" if total else ""
-        message = (
-            job.message if isinstance(job.message, str) and job.message else "starting"
-        )  # NaN before the first report
-        st.progress(fraction, text=f"**{job.kind}**: {message}{count}")
+    active = jobs.active(workspace)
+    seen = st.session_state.get("_jobs_seen", set())
+    st.session_state["_jobs_seen"] = set(active["id"])
+    if seen - set(active["id"]):
+        st.rerun()  # a job this page showed has ended: redraw the whole page with its results
+    for position, job in enumerate(active.itertuples()):
+        left, right = st.columns([6, 1], vertical_alignment="bottom")
+        if job.status == "queued":
+            waiting = position - int((active["status"] == "running").sum()) + 1
+            left.progress(0.0, text=f"**{job.kind}**: queued, {_ordinal(waiting)} in line")
+        else:
+            total = job.total if pd.notna(job.total) and job.total else None
+            message = job.message if isinstance(job.message, str) and job.message else "starting"  # NaN at first
+            count = f" — {job.done:,} / {int(total):,}" if total else ""
+            eta = jobs.eta_seconds(job)
+            remaining = f" · about {_duration(eta)} left" if eta is not None and eta >= 1 else ""
+            left.progress(
+                min(1.0, job.done / total) if total else 0.0, text=f"**{job.kind}**: {message}{count}{remaining}"
+            )
+        if not workspace.read_only and right.button("Cancel", key=f"cancel_job_{job.id}", icon=":material/cancel:"):
+            jobs.cancel(workspace, int(job.id))
+
+
+def _ordinal(n: int) -> str:
+    return {1: "next", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # -- training runs, the same panel for every family ---------------------------------------------------
 
 
-def training_panel(workspace: Store, kind: str, then=None) -> bool:
+def training_panel(workspace: Store, kind: str) -> bool:
     """While a run of this family trains: its live held-out curves and Stop (the page redraws when
-    it ends). Otherwise each run that stopped before it finished, with Resume. `then(model_id,
-    progress)` runs after a resumed run finishes (the SAE page builds its feature statistics).
-    Returns whether a run is training now, so the page shows no second form."""
+    it ends). Otherwise each run that stopped before it finished, with Resume. Returns whether a
+    run is queued or training now, so the page shows no second form."""
     family = fit.FAMILIES[kind]
-    if jobs.running(workspace)["kind"].isin(family.JOBS).any():
+    mine = jobs.active(workspace)
+    mine = mine[mine["kind"].isin(family.JOBS)]
+    if (mine["status"] == "running").any():
         _live_training(workspace, kind)
         return True
+    if not mine.empty:
+        st.info(
+            "**A run of this kind is queued.** It starts when the jobs ahead of it end.", icon=":material/schedule:"
+        )
+        return True
     if not workspace.read_only:
-        _resume_offers(workspace, kind, then)
+        _resume_offers(workspace, kind)
     return False
 
 
@@ -119,7 +142,7 @@ def _live_training(workspace: Store, kind: str) -> None:
     if right.button(
         "Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"
     ):
-        jobs.stop(workspace, int(running["id"].iloc[0]))
+        jobs.cancel(workspace, int(running["id"].iloc[0]))
     curves = family.curves(workspace, model_id) if model_id else pd.DataFrame()
     if curves.empty:
         every = (
@@ -135,7 +158,7 @@ def _live_training(workspace: Store, kind: str) -> None:
         )
 
 
-def _resume_offers(workspace: Store, kind: str, then) -> None:
+def _resume_offers(workspace: Store, kind: str) -> None:
     family = fit.FAMILIES[kind]
     for run in fit.common.models(workspace, kind, finished=False).itertuples():
         step = train.checkpoint_step(settings.models_dir(workspace.path) / str(run.id))  # where a resume starts
@@ -146,31 +169,13 @@ def _resume_offers(workspace: Store, kind: str, then) -> None:
             icon=":material/pause_circle:",
         )
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):
-            model_id = int(run.id)
-            _start(
-                workspace,
-                family.JOBS[1],
-                {"model": model_id},
-                lambda p, model_id=model_id: family.resume(workspace, model_id, p),
-                then,
-            )
+            jobs.submit(workspace, family.JOBS[1], {"model": int(run.id)})
+            st.rerun()
 
 
-def start_training(workspace: Store, kind: str, run, then=None) -> None:
-    """Start a run of this family in the background (and `then(model_id, progress)` after it), then redraw."""
-    family = fit.FAMILIES[kind]
-    _start(workspace, family.JOBS[0], runs.to_record(run), lambda p: family.train(workspace, run, p), then)
-
-
-def _start(workspace: Store, job: str, params: dict, step, then) -> None:
-    """A job that runs `step(progress)` (it returns a model id), then `then(model_id, progress)`."""
-
-    def work(progress):
-        model_id = step(progress)
-        if then is not None:
-            then(model_id, progress)
-
-    jobs.start(workspace, job, params, work)
+def start_training(workspace: Store, kind: str, run) -> None:
+    """Queue a run of this family (the worker trains it; an SAE's dashboards are built after), then redraw."""
+    jobs.submit(workspace, fit.FAMILIES[kind].JOBS[0], jobs.training_params(run))
     st.rerun()
 
 

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -208,14 +209,15 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
 
 def test_a_stopped_or_cut_off_job_says_which_and_how_to_go_on(app, tmp_path):
     store = Store(tmp_path / "jobs.duckdb")
-    stopped = store.start_job("train vae", {}, pid=1)
+    stopped = store.queue_job("train vae", {})
+    store.claim_job(pid=1)
     store.finish_job(stopped, "interrupted", error="stopped; resume it to continue from the last checkpoint")
     at = app(tmp_path / "jobs.duckdb")
     at.switch_page("views/vae_train.py").run()
     assert "train vae: stopped; resume it to continue" in shown(at)
-    store.mark_interrupted(
-        store.start_job("train sae", {}, pid=1), "the process running it stopped; start it again to resume"
-    )
+    cut_off = store.queue_job("train sae", {})
+    store.claim_job(pid=1)
+    store.mark_interrupted(cut_off, "the process running it stopped; start it again to resume")
     at.switch_page("views/sae_features.py").run()
     assert "train sae: the process running it stopped" in shown(at)
 
@@ -369,13 +371,20 @@ def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, mo
     at = app(db)
     at.switch_page("views/sae_features.py").run()
     at.button(key="sae_train").click().run()
+    job_id = int(store.jobs()["id"].iloc[0])
+    assert "A run of this kind is queued" in shown(at) and not [b for b in at.button if b.key == "sae_train"]
+    worker = threading.Thread(target=jobs.work, args=(store,), kwargs={"idle_exit": 1.0, "poll": 0.05})
+    worker.start()
+    while store.job(job_id)["status"] == "queued":
+        time.sleep(0.05)
     at.run()  # while the job runs: its progress instead of the form, so it cannot be started twice
     assert "Preparing the training data" in [h.value for h in at.subheader] and not [
         b for b in at.button if b.key == "sae_train"
     ]
     assert "No curves yet" in shown(at)
     go.set()
-    job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
+    worker.join(120)
+    job = store.job(job_id)
     assert job["status"] == "done", job["error"]
     at.run()
     assert not at.exception and [m.label for m in at.metric][0] == "L0" and store.has_feature_activations(1)

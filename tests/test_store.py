@@ -213,15 +213,22 @@ def test_ids_are_never_reused_after_a_delete(store):
     assert store.add_projection(new_encoding, "pca", {}, {}, ids, np.zeros((2, 2), np.float32)) > projection_id
 
 
-def test_jobs_record_progress_and_an_interruption_never_overwrites_an_ending(store):
-    job_id = store.start_job("encode", {"dataset": "d"}, pid=123)
+def test_jobs_queue_in_order_record_progress_and_an_interruption_never_overwrites_an_ending(store):
+    job_id = store.queue_job("encode", {"dataset": "d"})
+    later = store.queue_job("encode", {"dataset": "e"})
+    assert store.queue_job("encode", {"dataset": "d"}) == job_id  # queued already: not twice
+    assert store.claim_job(pid=123)["id"] == job_id  # oldest first
+    active = store.active_jobs()
+    assert active[["id", "status"]].values.tolist() == [[job_id, "running"], [later, "queued"]]
+    assert active["pid"].iloc[0] == 123 and pd.isna(active["pid"].iloc[1])
     store.update_job(job_id, 5, 10, "halfway")
     job = store.job(job_id)
     assert (job["status"], job["done"], job["total"], job["message"]) == ("running", 5, 10, "halfway")
     store.finish_job(job_id, "failed", error="boom")
     store.mark_interrupted(job_id, "process died")
     assert (store.job(job_id)["status"], store.job(job_id)["error"]) == ("failed", "boom")
-    other = store.start_job("encode", {}, pid=123)
+    other = store.claim_job(pid=123)["id"]
+    assert store.claim_job(pid=123) is None  # the queue is empty
     store.mark_interrupted(other, "process died")
     assert store.job(other)["status"] == "interrupted"
 
@@ -238,7 +245,7 @@ def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
     con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
     con.close()
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     assert store.captures().empty and not store.has_feature_activations(1) and not store.has_feature_dashboards(1)
     assert store.datasets()["name"].tolist() == ["old"]
     assert store.models().empty and store.add_model("vq", "m", "old", "minilm", {}) == 1

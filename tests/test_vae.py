@@ -157,39 +157,37 @@ def test_sampling_follows_the_model_probabilities_and_repeats_with_its_seed():
     assert cold[:, :2].tolist() == [[4, 3]] * 3  # near zero temperature, sampling is greedy
 
 
-def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store):
-    import threading
+def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store, monkeypatch):
+    import time
 
     import pandas as pd
     import specs
 
-    from latentviz import fit, jobs, settings
+    from latentviz import fit, jobs, runs, settings
 
     store.add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {i}" for i, s in enumerate(SENTENCES * 10)]}))
-    go, job = threading.Event(), {}
+    run = specs.vae(
+        "four",
+        model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
+        training={"batch_size": 8, "eval_every": 10},
+        epochs=60 // 5,
+    )  # 36 texts train: 5 batches an epoch
+    job_id = jobs.submit(store, fit.vae.JOBS[0], jobs.training_params(run))
 
-    def step(progress):
-        go.wait(10)
-
+    def cancel_at_30(store, params, progress):
         def watch(done, total, message):
             if done == 30:
-                jobs.stop(store, job["id"])
+                jobs.cancel(store, job_id)  # as the page's Stop does
+                time.sleep(0.6)  # the job looks for a stop at most every half second
             progress(done, total, message)
 
-        run = specs.vae(
-            "four",
-            model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
-            training={"batch_size": 8, "eval_every": 10},
-            epochs=60 // 5,
-        )  # 36 texts train: 5 batches an epoch
-        fit.vae.train(store, run, progress=watch)
+        fit.vae.train(store, runs.from_record({"kind": "vae", "config": params["run"]}), progress=watch)
 
-    job["id"] = jobs.start(store, "train vae", {}, step)
-    go.set()
-    assert jobs.wait(store, job["id"])["status"] == "interrupted"
+    monkeypatch.setitem(jobs.KINDS, fit.vae.JOBS[0], cancel_at_30)
+    assert jobs.wait(store, job_id)["status"] == "interrupted"
     (model,) = store.models().itertuples()
     assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 30
-    fit.vae.resume(store, int(model.id))
+    assert jobs.wait(store, jobs.submit(store, fit.vae.JOBS[1], {"model": int(model.id)}))["status"] == "done"
     finished = store.model(int(model.id))
     assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
     assert store.training_metrics(int(model.id))["step"].max() == 60

@@ -55,16 +55,10 @@ if not datasets.empty:
     )
     method = last.selectbox("Map", ["umap", "pca"], key="method")
     if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
-
-        def step(progress, dataset=dataset, backbone=backbone, layer=int(layer) or None, method=method):
-            encoding_id = pipeline.encode(workspace, dataset, backbone_name=backbone, layer=layer, progress=progress)
-            pipeline.project(workspace, encoding_id, method=method, progress=progress)
-
-        jobs.start(
+        jobs.submit(
             workspace,
             "encode and map",
             {"dataset": dataset, "backbone": backbone, "layer": int(layer), "method": method},
-            step,
         )
         st.rerun()
     if not workspace.projections().empty:

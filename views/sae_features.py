@@ -18,13 +18,9 @@ st.title("SAE features")
 webapp.job_status(workspace)
 
 
-def build_features(model_id: int, progress) -> None:
-    features.build(workspace, model_id, progress=progress)  # so the dashboards open as soon as training ends
-
-
 models = fit.common.models(workspace, fit.sae.KIND)
 spec = runs.SAE_QUICK  # the form's defaults: a first SAE in a few minutes
-training_now = webapp.training_panel(workspace, fit.sae.KIND, then=build_features)
+training_now = webapp.training_panel(workspace, fit.sae.KIND)
 if not training_now and not workspace.read_only and not workspace.datasets().empty:
     model = spec.model
     with st.expander("Train an SAE", expanded=models.empty):
@@ -73,7 +69,7 @@ if not training_now and not workspace.read_only and not workspace.datasets().emp
                 model=replace(model, architecture=architecture, d_sae=int(width), k=int(k)),
                 training=replace(spec.training, steps=int(steps)),
             )
-            webapp.start_training(workspace, fit.sae.KIND, run, then=build_features)
+            webapp.start_training(workspace, fit.sae.KIND, run)
 if models.empty:
     if workspace.datasets().empty:
         st.info(
@@ -120,7 +116,7 @@ if stats is None:
         icon=":material/bar_chart:",
     )
     if not workspace.read_only and st.button("Build the feature dashboards", type="primary", key="sae_build"):
-        jobs.start(workspace, "features", {"model": model_id}, lambda progress: build_features(model_id, progress))
+        jobs.submit(workspace, "features", {"model": model_id})
         st.rerun()
     st.stop()
 

@@ -53,12 +53,7 @@ if map_id is None:
     if jobs.running(workspace).empty and not workspace.read_only:
         st.info("This VAE's latent space has no map yet.", icon=":material/scatter_plot:")
         if st.button("Map its latent space (UMAP)", key="vae_map"):
-            jobs.start(
-                workspace,
-                "project",
-                {"encoding": space.encoding_id(), "method": "umap"},
-                lambda progress: pipeline.project(workspace, space.encoding_id(), method="umap", progress=progress),
-            )
+            jobs.submit(workspace, "project", {"encoding": space.encoding_id(), "method": "umap"})
             st.rerun()
     webapp.job_status(workspace)
 else:
