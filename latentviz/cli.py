@@ -15,21 +15,26 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 class _Bar:
-    """Adapts the pipeline's progress(done, total, message) callback to a tqdm bar."""
+    """Adapts the pipeline's progress(done, total, message) callback to tqdm: one bar per stage,
+    labelled by the stage it measures (a new message closes the last stage's bar)."""
 
     def __init__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=None, dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
+        self.bar, self.stage = None, None
 
     def __call__(self, done: int, total: int | None, message: str) -> None:
+        from tqdm import tqdm
+
+        if message != self.stage:
+            self.close()
+            self.stage = message
+            self.bar = tqdm(total=total, desc=message, dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
         if total is not None and self.bar.total != total:
             self.bar.reset(total=total)
-        self.bar.set_description(message, refresh=False)
         self.bar.update(done - self.bar.n)  # redraws at most twice a second
 
     def close(self):
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _store(args, read_only: bool = False):
@@ -108,8 +113,26 @@ def _train(family: str, args) -> None:
 
 
 def _print_figures(args, model_id: int) -> None:
-    """A trained model's stored held-out figures, as JSON."""
-    print(json.dumps({"model": model_id, **_store(args).model(model_id)["metrics"]}, indent=2))
+    """A trained model's held-out figures as a short table (histograms and other lists stay in
+    `info`), or all of them as JSON with --json."""
+    figures = _store(args).model(model_id)["metrics"]
+    if args.json:
+        print(json.dumps({"model": model_id, **figures}, indent=2))
+        return
+    rows = [(name, value) for name, value in figures.items() if not isinstance(value, (dict, list))]
+    width = max((len(name) for name, _ in rows), default=0)
+    print(f"model {model_id}: held-out figures (all of them: latentviz info)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {_number(value)}")
+
+
+def _number(value) -> str:
+    """A figure for people: 1,234 for counts, 4 significant digits for measurements."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
 
 
 def _space(args):
@@ -347,6 +370,7 @@ def parser() -> argparse.ArgumentParser:
     for family, run_class in runs.RUNS.items():
         p = families.add_parser(family, parents=[common], help=helps[family], formatter_class=Defaults)
         p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped run from its last checkpoint")
+        p.add_argument("--json", action="store_true", help="print every held-out figure as one JSON object")
         runs.add_flags(p, run_class())
         p.set_defaults(run=lambda args, family=family: _train(family, args))
 

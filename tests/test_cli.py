@@ -143,9 +143,11 @@ def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):
         str(db),
     )
     assert code == 0, err
-    figures = json.loads(out)
-    assert figures["codebook_size"] == 8 and figures["held_out"] == 16
-    assert figures["purity"] == 1.0  # four planted groups, each its own code
+    assert "stage" not in err and "training vq-ema" in err  # the training bar is named after its stage
+    table = dict(line.split(None, 1) for line in out.splitlines()[1:])  # "  name  value" rows
+    assert table["codebook_size"].strip() == "8" and table["held_out"].strip() == "16"
+    assert table["purity"].strip() == "1"  # four planted groups, each its own code
+    assert "histogram" not in out  # lists stay in `info`
     model = store.models().iloc[0]
     assert model["kind"] == "vq" and json.loads(model["metrics"])["purity"] == 1.0
     curves = store.training_metrics(int(model["id"]))
@@ -208,6 +210,7 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
         "0.003",
         "--free-bits",
         "1.0",  # β now reaches 1 halfway through (before, a 2,000-step ramp kept it under 0.1 here)
+        "--json",
         "--db",
         db,
     )
@@ -328,10 +331,14 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
         "1e-3",
         "--max-tokens",
         "400",
+        "--json",
         "--db",
         db,
     )
     assert code == 0, err
+    assert (
+        "training topk SAE: 100%" in err and "held-out figures and the spliced-in next-token loss:" in err
+    )  # a bar per stage
     figures = json.loads(out)
     assert figures["l0"] <= 4 and 0 < figures["fvu"] < 1.5 and figures["dead_window_tokens"] > 0
     assert {"ce_clean", "ce_sae", "ce_zero_ablation", "ce_loss_recovered", "delta_lm_loss"} <= set(figures)
