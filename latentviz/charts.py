@@ -161,6 +161,7 @@ def usage_chart(usage: pd.DataFrame, log: bool = False):
                 "count:Q",
                 title="texts" + (" (log)" if log else ""),
                 scale=alt.Scale(type="symlog") if log else alt.Scale(),
+                axis=alt.Axis(format=",d"),
             ),
             tooltip=["code", "count", "rank"],
         )
@@ -189,10 +190,15 @@ def lorenz_chart(curves: dict[str, pd.DataFrame]):
         .encode(
             x=alt.X("codes:Q", title="share of codes (least used first)", axis=alt.Axis(format="%")),
             y=alt.Y("uses:Q", title="share of uses", axis=alt.Axis(format="%")),
-            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+            # inside, top left, where the curves never go: a legend below would take the plot's height
+            color=alt.Color(
+                "model:N",
+                scale=alt.Scale(scheme="tableau10"),  # models apart at a glance (the theme's blues are alike)
+                legend=alt.Legend(orient="top-left", title=None, labelLimit=0),
+            ),
         )
     )
-    return (even + lines).properties(height=220)
+    return (even + lines).properties(height=340)
 
 
 def curves_chart(curves: pd.DataFrame, columns: int = 4):
@@ -203,10 +209,12 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
         alt.Chart(curves)
         .mark_line(point=True)
         .encode(
-            # "~s" / "~g": a first single point would otherwise get six-decimal ticks
-            x=alt.X("step:Q", axis=alt.Axis(format="~s")),
-            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
-            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+            # ",d" / ",~r": steps as 1,500 and figures as 250 or 0.0021 (not "1.5k", "2.5e+2")
+            x=alt.X("step:Q", axis=alt.Axis(format=",d")),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",~r")),
+            color=alt.Color(
+                "model:N", scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(orient="bottom", labelLimit=0)
+            ),
             tooltip=["model", "metric", "step", "value"],
         )
         .properties(width=170, height=150)
@@ -225,12 +233,17 @@ def label_heatmap(by_label: pd.DataFrame, top: int = 30):
         alt.Chart(frame)
         .mark_rect()
         .encode(
-            x=alt.X("label:N", title=None),
-            y=alt.Y("code:N", sort=[str(c) for c in totals.index], title=f"code (top {len(totals)})"),
+            x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=0)),
+            y=alt.Y(
+                "code:N",
+                sort=[str(c) for c in totals.index],
+                title=f"code (top {len(totals)})",
+                axis=alt.Axis(labelOverlap=False),  # every row named, not every other one
+            ),
             color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")),
             tooltip=["code", "label", "count"],
         )
-        .properties(height=max(200, 14 * len(totals)))
+        .properties(height=max(200, 18 * len(totals)))
     )
 
 

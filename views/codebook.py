@@ -119,6 +119,12 @@ if not workspace.read_only and not training_now:
 if models.empty:
     if encodings.empty or workspace.read_only:
         st.info("No VQ model yet.", icon=":material/grid_view:")
+    elif not training_now:
+        st.info(
+            "**No VQ model yet.** Train one with the form above: the defaults take about 15 s on a 2-core laptop; "
+            "its usage plots, Lorenz curve and codebook map appear here.",
+            icon=":material/grid_view:",
+        )
     st.stop()
 
 # -- which models ------------------------------------------------------------------------------------
