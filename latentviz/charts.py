@@ -33,6 +33,23 @@ PALETTE = [
     "#17BECF",
 ]
 NO_LABEL = "(no label)"
+NOISE = "noise"  # HDBSCAN's unclustered points: quiet grey, drawn under the clusters
+NOISE_COLOUR = "#C9C9C9"
+
+
+def categorical_colours(n: int) -> list[str]:
+    """n distinct colours: the palette, then hues spaced by the golden angle (never a repeat)."""
+    import colorsys
+
+    extra = [colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.5, 0.65) for i in range(max(0, n - len(PALETTE)))]
+    return (PALETTE + ["#" + "".join(f"{round(255 * c):02X}" for c in rgb) for rgb in extra])[:n]
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: "cluster 2" before "cluster 10", numbers as numbers."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(name)))
 
 
 def hover_text(text: str, width: int = 70, max_chars: int = 280) -> str:
@@ -65,8 +82,10 @@ def map_figure(
     a chosen text and its nearest neighbours; placed: new texts (text, x, y) shown as stars."""
     figure = go.Figure()
     dim = highlight_ids is not None
-    groups = points.groupby(points[color].fillna(NO_LABEL).astype(str), sort=True) if color else [("texts", points)]
-    for index, (name, group) in enumerate(groups):
+    groups = list(points.groupby(points[color].fillna(NO_LABEL).astype(str))) if color else [("texts", points)]
+    groups.sort(key=lambda item: (item[0] != NOISE, _natural(item[0])))
+    colours = iter(categorical_colours(sum(name != NOISE for name, _ in groups)))
+    for name, group in groups:
         figure.add_trace(
             go.Scattergl(
                 x=group["x"],
@@ -78,8 +97,8 @@ def map_figure(
                 hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
                 marker={
                     "size": 5 if len(points) < 20_000 else 3,
-                    "color": PALETTE[index % len(PALETTE)],
-                    "opacity": 0.15 if dim else 0.75,
+                    "color": NOISE_COLOUR if name == NOISE else next(colours),
+                    "opacity": (0.15 if dim else 0.75) * (0.6 if name == NOISE else 1),
                 },
             )
         )
@@ -92,16 +111,20 @@ def map_figure(
         )
     if focus_id is not None:
         figure.add_trace(_overlay(points[points["id"] == focus_id], "chosen text", "star", "#D81B60", 16))
-    if placed is not None and not placed.empty:
+    if placed is not None and not placed.empty:  # numbered as in the page's list of them
+        numbers = [str(i) for i in range(1, len(placed) + 1)]
         figure.add_trace(
-            go.Scattergl(
+            go.Scatter(  # SVG: a few points, and Scattergl draws no text labels
                 x=placed["x"],
                 y=placed["y"],
-                mode="markers",
+                mode="markers+text",
                 name="your text",
-                hovertext=[hover_text(t) for t in placed["text"]],
+                text=numbers,
+                textposition="top center",
+                textfont={"size": 13, "color": "#6A1B9A"},
+                hovertext=[f"{n}. {hover_text(t)}" for n, t in zip(numbers, placed["text"], strict=True)],
                 hovertemplate="%{hovertext}<extra>your text</extra>",
-                marker={"symbol": "star", "size": 18, "color": "#000000", "line": {"width": 1.5, "color": "#FFFFFF"}},
+                marker={"symbol": "star", "size": 18, "color": "#8E24AA", "line": {"width": 1.5, "color": "#FFFFFF"}},
             )
         )
     if path is not None and not path.empty:
@@ -120,7 +143,7 @@ def map_figure(
     figure.update_layout(
         height=height,
         margin={"l": 0, "r": 0, "t": 30, "b": 40},
-        dragmode="pan",
+        dragmode="select",  # drag a box to list what is inside; scroll zooms, the mode bar pans
         hovermode="closest",
         legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
         xaxis={"visible": False},
@@ -372,7 +395,7 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
     figure.update_layout(
         height=420,
         margin={"l": 0, "r": 0, "t": 10, "b": 10},
-        dragmode="pan",
+        dragmode="select",  # drag a box to list what is inside; scroll zooms, the mode bar pans
         showlegend=False,
         xaxis={"visible": False},
         yaxis={"visible": False},

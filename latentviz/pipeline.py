@@ -75,6 +75,18 @@ def ingest(
     return IngestResult(name, report)
 
 
+def save_selection(store: Store, dataset: str, text_ids, name: str) -> int:
+    """A new dataset of the chosen texts of `dataset` (a selection on its map); returns its size."""
+    if not name.strip():
+        raise corpus.CorpusError("the dataset name is empty; give it a name")
+    texts = store.texts(dataset)
+    chosen = texts[texts["id"].isin(list(text_ids))][["text", "label"]]
+    if chosen.empty:
+        raise StoreError("nothing is selected: drag a box on the map first")
+    store.add_dataset(name.strip(), f"selection:{dataset}", chosen.reset_index(drop=True), {"from": dataset})
+    return len(chosen)
+
+
 # -- backbones, loaded once per process --------------------------------------------------------
 
 

@@ -151,3 +151,31 @@ def hdbscan_clusters(coords: np.ndarray, min_cluster_size: int = 25) -> np.ndarr
     from sklearn.cluster import HDBSCAN
 
     return HDBSCAN(min_cluster_size=min(min_cluster_size, max(2, len(coords) // 2))).fit_predict(coords)
+
+
+def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
+    """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic defines it):
+    a cluster's texts are one document; W(t, c) = tf(t, c) / Σ_t tf(t, c) · log(1 + A / f(t)), with
+    f(t) the word's count over all clusters and A the mean word count of a cluster. English stop
+    words and words in under two texts are left out. Returns {cluster: [word, ...]}."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    names = sorted(set(clusters), key=str)
+    if not texts or len(names) < 1:
+        return {}
+    joined = {name: [] for name in names}
+    for text, cluster in zip(texts, clusters, strict=True):
+        joined[cluster].append(text)
+    vectorizer = CountVectorizer(stop_words="english", min_df=1, token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    document_frequency = (vectorizer.fit_transform(texts) > 0).sum(axis=0).A1
+    counts = vectorizer.transform([" ".join(joined[name]) for name in names]).toarray().astype(float)
+    counts[:, document_frequency < 2] = 0  # a word of one text names no cluster
+    per_cluster = counts.sum(axis=1, keepdims=True)
+    overall = counts.sum(axis=0)
+    idf = np.log(1 + per_cluster.mean() / np.maximum(overall, 1))
+    weights = counts / np.maximum(per_cluster, 1) * idf
+    vocabulary = vectorizer.get_feature_names_out()
+    return {
+        name: [vocabulary[i] for i in np.argsort(-row, kind="stable")[:top] if row[i] > 0]
+        for name, row in zip(names, weights, strict=True)
+    }

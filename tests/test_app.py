@@ -72,8 +72,13 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     at.text_input(key="q").input("said").run()
     assert not at.exception and "texts contain “said”" in shown(at)
 
+    matches = next(frame.value for frame in at.dataframe if "similarity" not in frame.value)
+    assert len(matches) and matches["text"].str.contains("said", case=False).all()  # listed under the map
+
     at.selectbox(key="color").select("k-means cluster").run()
     assert not at.exception and at.query_params["color"] == "k-means cluster"
+    names = {trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert all(re.fullmatch(r"\d+ · \w+(, \w+)*", name) for name in names - {"search matches"}), names
 
     store = Store(db)
     text_id = int(store.projection_points(at.selectbox(key="map").value)["id"].iloc[3])
@@ -81,7 +86,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     at.run()
     assert not at.exception
     assert at.text[0].value.startswith("★ ")
-    neighbours = at.dataframe[0].value  # the neighbours table (plain dataframes carry no key in AppTest)
+    neighbours = next(f.value for f in at.dataframe if "similarity" in f.value)  # plain frames have no key in AppTest
     assert len(neighbours) == 10 and neighbours["similarity"].is_monotonic_decreasing
 
     at.text_area(key="typed").input("A brand new sentence about the economy.\nAnother about the cup final.").run()

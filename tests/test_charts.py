@@ -33,3 +33,20 @@ def test_one_trace_per_label_plus_overlays():
 def test_long_text_is_wrapped_and_shortened():
     label = charts.hover_text("word " * 200)
     assert label.endswith("…") and "<br>" in label and len(label) < 320
+
+
+def test_clusters_sort_as_numbers_noise_is_grey_and_colours_never_repeat():
+    names = [f"cluster {i}" for i in (10, 2, 0, 1)] + ["noise"] + [f"cluster {i}" for i in range(11, 40)]
+    figure = charts.map_figure(points([f"t{i}" for i in range(len(names))], names), "label")
+    order = [trace.name for trace in figure.data]
+    assert order[:5] == ["noise", "cluster 0", "cluster 1", "cluster 2", "cluster 10"]
+    colours = [trace.marker.color for trace in figure.data]
+    assert colours[0] == charts.NOISE_COLOUR and len(set(colours[1:])) == len(colours) - 1 == 33
+    assert figure.layout.dragmode == "select"
+
+
+def test_placed_texts_are_numbered_as_in_their_list():
+    placed = pd.DataFrame({"text": ["first <b>", "second"], "x": [0.1, 0.2], "y": [0.1, 0.2]})
+    figure = charts.map_figure(points(["a", "b"], ["x", "y"]), "label", placed=placed)
+    yours = figure.data[-1]
+    assert list(yours.text) == ["1", "2"] and yours.hovertext[0] == "1. first &lt;b&gt;"

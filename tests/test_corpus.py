@@ -171,3 +171,22 @@ def test_rejected_import_leaves_the_store_unchanged(store, tmp_path):
         pipeline.ingest(store, str(tmp_path / "missing.csv"))
     assert (store.datasets()[["name", "texts"]].to_dict("records"), store.texts("good").to_dict("records")) == before
     assert json.loads(json.dumps(store.info()))["datasets"][0]["texts"] == 2
+
+
+def test_a_map_selection_saves_as_a_dataset_of_its_texts(store):
+    import pandas as pd
+
+    from latentviz import pipeline
+    from latentviz.store import StoreError
+
+    store.add_dataset("d", "test", pd.DataFrame({"text": ["one", "two", "three"], "label": ["a", "b", None]}))
+    ids = store.texts("d")["id"].tolist()
+    assert pipeline.save_selection(store, "d", ids[1:], " picked ") == 2
+    saved = store.texts("picked")
+    assert (
+        saved["text"].tolist() == ["two", "three"] and saved["label"].iloc[0] == "b" and pd.isna(saved["label"].iloc[1])
+    )
+    with pytest.raises(StoreError, match="nothing is selected"):
+        pipeline.save_selection(store, "d", [], "empty")
+    with pytest.raises(StoreError, match="already exists"):
+        pipeline.save_selection(store, "d", ids, "picked")

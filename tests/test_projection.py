@@ -69,3 +69,23 @@ def test_bad_requests(blobs):
         projection.default_params("tsne")
     with pytest.raises(ProjectionError, match="k-means needs"):
         projection.kmeans_clusters(vectors, 1)
+
+
+def test_cluster_words_follow_c_tf_idf():
+    texts = [
+        "the striker scored a goal",
+        "a late goal for the striker",
+        "the goal keeper saved it",
+        "shares fell as markets closed",
+        "markets rallied and shares rose",
+        "the bank said markets were calm",
+    ]
+    words = projection.cluster_words(texts, ["sport"] * 3 + ["money"] * 3, top=2)
+    assert words == {"money": ["markets", "shares"], "sport": ["goal", "striker"]}  # words of one text left out
+    # the idf: "april" is as frequent as "goal" in sport (and first in a tie) but also in money:
+    # log(1 + 4/4) < log(1 + 4/2)
+    texts = ["goal april", "goal april", "shares april", "shares april"]
+    assert projection.cluster_words(texts, ["sport", "sport", "money", "money"], top=2) == {
+        "sport": ["goal", "april"],
+        "money": ["shares", "april"],
+    }

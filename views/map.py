@@ -19,16 +19,20 @@ def load_points(db: str, projection_id: int) -> pd.DataFrame:
     return charts.with_hover(workspace.projection_points(projection_id))  # projections never change: safe to cache
 
 
-@st.cache_data(max_entries=16, show_spinner="Clustering…")
+@st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
 def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series:
+    """Each text's cluster, named by its cluster's most distinctive words (c-TF-IDF)."""
     row, _, _ = workspace.projection(projection_id)
+    points = workspace.projection_points(projection_id)
     if method == "k-means":
         ids, vectors = workspace.vectors(row["encoding_id"])
         labels = projection.kmeans_clusters(vectors, k)
     else:
-        points = workspace.projection_points(projection_id)
         ids, labels = points["id"].to_numpy(), projection.hdbscan_clusters(points[["x", "y"]].to_numpy())
-    return pd.Series([f"cluster {c}" if c >= 0 else "noise" for c in labels], index=ids)
+    texts = points.set_index("id").loc[ids, "text"].tolist()
+    words = projection.cluster_words(texts, labels.tolist())
+    names = {c: charts.NOISE if c < 0 else f"{c} · {', '.join(words.get(c, []))}".rstrip(" ·") for c in set(labels)}
+    return pd.Series([names[c] for c in labels], index=ids)
 
 
 st.title("Latent Map")
@@ -114,85 +118,124 @@ if focus is not None:
 neighbours = pipeline.neighbours_of(workspace, projection_id, focus, k=10) if focus is not None else None
 placed = st.session_state.get("placed", {}).get(projection_id)
 
-# -- the map and what is selected on it ----------------------------------------------------------
-chart_column, detail_column = st.columns([3, 2])
-with chart_column:
-    if matches is not None:
-        st.caption(f"{len(matches):,} texts contain “{search}”" + ("" if len(matches) else " — try another word"))
-    figure = charts.map_figure(
-        points,
-        {"label": "label", "none": None}.get(color_by, "cluster"),
-        highlight_ids=None if matches is None else matches["id"],
-        focus_id=focus,
-        neighbour_ids=None if neighbours is None else neighbours["id"],
-        placed=None if placed is None else placed.points,
-    )
-    st.plotly_chart(
-        figure,
-        key="map_chart",
-        on_select="rerun",
-        selection_mode=("points", "box", "lasso"),
-        config={"scrollZoom": True, "displaylogo": False},
-    )
-    st.caption(
-        f"{len(points):,} texts. Hover to read, click a point for its neighbours, drag a box or lasso to list texts."
-    )
+# -- the map, at the page's full width, then what is chosen on it ----------------------------------
+if matches is not None:
+    find.caption(f"{len(matches):,} texts contain “{search}”" + (": listed below the map" if len(matches) else ""))
+figure = charts.map_figure(
+    points,
+    {"label": "label", "none": None}.get(color_by, "cluster"),
+    highlight_ids=None if matches is None else matches["id"],
+    focus_id=focus,
+    neighbour_ids=None if neighbours is None else neighbours["id"],
+    placed=None if placed is None else placed.points,
+    height=720,
+)
+st.plotly_chart(
+    figure,
+    key="map_chart",
+    on_select="rerun",
+    selection_mode=("points", "box", "lasso"),
+    config={"scrollZoom": True, "displaylogo": False},
+)
+st.caption(
+    f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag a box to select (lasso and pan "
+    "are in the bar above the map); scroll to zoom; the chart's full-screen button is at its top right."
+)
 
-with detail_column:
-    tab_neighbours, tab_selected, tab_yours = st.tabs(["Nearest neighbours", "Selected texts", "Your text"])
-    with tab_neighbours:
-        if neighbours is None:
-            st.info("Click a point on the map, or pick a search match, to see its 10 nearest neighbours (cosine).")
-        else:
-            st.text(
-                f"★ {points.set_index('id').loc[focus, 'text']}"
-            )  # st.text: dataset text is untrusted, never markdown
-            st.dataframe(
-                neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY
-            )
-            if st.button("Clear", key="clear_focus"):
-                st.session_state.pop("focus", None)
-                query.pop("text", None)
-                st.rerun()
-    with tab_selected:
-        rows = points[points["id"].isin(selected)] if len(selected) > 1 else matches
-        if rows is None or rows.empty:
-            st.info("Drag a box or lasso on the map, or search, to list texts here.")
-        else:
-            table = st.dataframe(
-                rows[["id", "text", "label"]],
-                hide_index=True,
-                on_select="rerun",
-                selection_mode="single-row",
-                key="selected_table",
-            )
-            picked = webapp.new_pick("last_row", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
-            if picked is not None:
-                st.session_state["focus"] = picked
-                st.rerun()
-    with tab_yours:
-        typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
-        upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
-        if st.button("Place on the map", type="primary", key="place"):
-            try:
-                texts = [line for line in typed.splitlines() if line.strip()]
-                if upload is not None:
-                    texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
-                if len(texts) > PLACE_MAX_TEXTS:
-                    st.session_state["place_note"] = (
-                        f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
-                        "on the Data page."
-                    )
-                with st.spinner("Encoding and placing…"):
-                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(
-                        workspace, projection_id, texts[:PLACE_MAX_TEXTS]
-                    )
-                st.rerun()
-            except LatentvizError as error:
-                st.error(str(error), icon=":material/error:")
-        if placed is not None:
-            if "place_note" in st.session_state:
-                st.caption(st.session_state.pop("place_note"))
-            for text, near in zip(placed.points["text"], placed.neighbours, strict=True):
-                st.text(f"★ {text}")
-                st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY)
+chosen_rows = points[points["id"].isin(selected)] if len(selected) > 1 else None
+tab_names = [
+    f"Search matches ({len(matches):,})" if matches is not None else "Search matches",
+    f"Selection ({len(chosen_rows):,})" if chosen_rows is not None else "Selection",
+    "Nearest neighbours",
+    "Your text",
+]
+tab_matches, tab_selection, tab_neighbours, tab_yours = st.tabs(tab_names)
+TEXT = {"text": st.column_config.TextColumn("text", width="large")}
+
+
+def pick_from(rows: pd.DataFrame, key: str) -> None:
+    """A table of texts; picking a row shows its neighbours."""
+    table = st.dataframe(
+        rows[["id", "text", "label"]],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config=TEXT,
+    )
+    picked = webapp.new_pick(f"last_{key}", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
+    if picked is not None:
+        st.session_state["focus"] = picked
+        st.rerun()
+
+
+with tab_matches:
+    if matches is None or matches.empty:
+        st.info("Type a word in *Search texts* above: the texts containing it are listed here and marked on the map.")
+    else:
+        pick_from(matches, "matches_table")
+with tab_selection:
+    if chosen_rows is None:
+        st.info("Drag a box (or a lasso) on the map: the texts inside are counted and listed here.")
+    else:
+        st.markdown(f"**{len(chosen_rows):,} texts selected**")
+        if chosen_rows["label"].notna().any():
+            st.bar_chart(chosen_rows["label"].fillna(charts.NO_LABEL).value_counts(), horizontal=True, height=180)
+        pick_from(chosen_rows, "selected_table")
+        download, save = st.columns(2)
+        download.download_button(
+            "Download as CSV",
+            chosen_rows[["id", "text", "label"]].to_csv(index=False).encode(),
+            file_name=f"{dataset}-selection.csv",
+            mime="text/csv",
+            icon=":material/download:",
+        )
+        if not workspace.read_only:
+            name = save.text_input("Save as a dataset named", f"{dataset}-selection", key="selection_name")
+            if save.button("Save as a dataset", key="save_selection", icon=":material/save:"):
+                try:
+                    count = pipeline.save_selection(workspace, dataset, chosen_rows["id"], name)
+                    st.success(f"Saved {count:,} texts as dataset “{name.strip()}”: encode it on the Data page.")
+                except LatentvizError as error:
+                    st.error(str(error), icon=":material/error:")
+with tab_neighbours:
+    if neighbours is None:
+        st.info("Click a point on the map, or pick a listed text, to see its 10 nearest neighbours (cosine).")
+    else:
+        st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
+        st.dataframe(
+            neighbours[["similarity", "label", "text"]],
+            hide_index=True,
+            key="neighbours",
+            column_config=SIMILARITY | TEXT,
+        )
+        if st.button("Clear", key="clear_focus"):
+            st.session_state.pop("focus", None)
+            query.pop("text", None)
+            st.rerun()
+with tab_yours:
+    typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
+    upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
+    if st.button("Place on the map", type="primary", key="place"):
+        try:
+            texts = [line for line in typed.splitlines() if line.strip()]
+            if upload is not None:
+                texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
+            if len(texts) > PLACE_MAX_TEXTS:
+                st.session_state["place_note"] = (
+                    f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
+                    "on the Data page."
+                )
+            with st.spinner("Encoding and placing…"):
+                st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(
+                    workspace, projection_id, texts[:PLACE_MAX_TEXTS]
+                )
+            st.rerun()
+        except LatentvizError as error:
+            st.error(str(error), icon=":material/error:")
+    if placed is not None:
+        if "place_note" in st.session_state:
+            st.caption(st.session_state.pop("place_note"))
+        for number, (text, near) in enumerate(zip(placed.points["text"], placed.neighbours, strict=True), start=1):
+            st.text(f"★{number}  {text}")  # numbered as its star on the map
+            st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY | TEXT)
