@@ -143,7 +143,9 @@ def map_figure(
     figure.update_layout(
         height=height,
         margin={"l": 0, "r": 0, "t": 30, "b": 40},
-        dragmode="select",  # drag a box to list what is inside; scroll zooms, the mode bar pans
+        # Pan, not box select: Streamlit turns click-to-pick off while the drag selects (clickmode
+        # "event"), and a click is how one asks for a text's neighbours. Box and lasso are in the mode bar.
+        dragmode="pan",
         hovermode="closest",
         legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
         xaxis={"visible": False},
@@ -173,7 +175,10 @@ def usage_chart(usage: pd.DataFrame, log: bool = False):
     import altair as alt
 
     x = alt.X(
-        "rank:Q", title="codes, most used first (dead codes red)", scale=alt.Scale(domain=[0, len(usage)], nice=False)
+        "rank:Q",
+        title="codes, most used first (dead codes red)",
+        scale=alt.Scale(domain=[0, len(usage)], nice=False),
+        axis=alt.Axis(format=",d", tickMinStep=1),  # whole codes, even for a small codebook
     )
     bars = (
         alt.Chart(usage)
@@ -395,7 +400,9 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
     figure.update_layout(
         height=420,
         margin={"l": 0, "r": 0, "t": 10, "b": 10},
-        dragmode="select",  # drag a box to list what is inside; scroll zooms, the mode bar pans
+        # Pan, not box select: Streamlit turns click-to-pick off while the drag selects (clickmode
+        # "event"), and a click is how one asks for a text's neighbours. Box and lasso are in the mode bar.
+        dragmode="pan",
         showlegend=False,
         xaxis={"visible": False},
         yaxis={"visible": False},

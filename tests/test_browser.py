@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots of every page go here (look at them: AppTest cannot see a squashed chart)
+ARTIFACTS = Path(os.environ.get("LATENTVIZ_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -43,6 +45,7 @@ def free_port() -> int:
 def served(mapped_workspace, tmp_path_factory):
     db = tmp_path_factory.mktemp("served") / "workspace.duckdb"
     shutil.copy(mapped_workspace, db)
+    os.environ["LATENTVIZ_SERVED_DB"] = str(db)  # tests that queue work on the served workspace
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-bootstrap"],
@@ -119,8 +122,8 @@ def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
     page.mouse.move(x, y)
     page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
     page.mouse.click(x, y)
-    page.wait_for_selector("text=★", timeout=60_000)
-    assert page.get_by_text("Click a point on the map").count() == 0
+    page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)  # under the map, in view
+    page.wait_for_selector("text=★", timeout=10_000)
 
 
 PAGES = [
@@ -149,3 +152,55 @@ def test_no_page_requests_a_host_beyond_the_apps_own(browser, served):
         tab.wait_for_timeout(2_000)  # icons, fonts and charts load after the first draw
         tab.close()
         assert hosts <= {own, ""}, f"/{path} requested {sorted(hosts - {own, ''})}"
+
+
+def test_every_page_draws_and_is_photographed(browser, served):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for path in PAGES:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1400})
+        errors = []
+        tab.on("pageerror", lambda error, errors=errors: errors.append(error))
+        tab.goto(f"{served}/{path}")
+        tab.wait_for_selector("h1", timeout=90_000)
+        tab.wait_for_timeout(3_000)  # charts draw after the first paint
+        tab.screenshot(path=str(ARTIFACTS / f"{path or 'map'}.png"))
+        assert tab.locator("[data-testid=stException]").count() == 0, f"/{path} shows a Python exception"
+        assert not errors, f"/{path}: {errors[0]}"
+        tab.close()
+
+
+def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
+    """The Codebook shows the first run's results when it ends, while a second run still waits or trains."""
+    import specs
+
+    from latentviz import fit, jobs, settings
+    from latentviz.store import Store
+
+    store = Store(os.environ["LATENTVIZ_SERVED_DB"])
+    tiny = store.encodings()["backbone"].iloc[0]
+
+    def run(steps):
+        training = {"steps": steps, "batch_size": 32, "eval_every": 100, "checkpoint_every": 10_000}
+        return jobs.training_params(specs.vq("bbc-news", backbone=tiny, model={"codebook_size": 8}, training=training))
+
+    os.environ[settings.WORKER_ENV] = "1"  # as under `serve`: queuing starts a worker process
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        first = jobs.submit(store, fit.vq.JOBS[0], run(1500))
+        second = jobs.submit(store, fit.vq.JOBS[0], run(200_000))
+        tab.goto(f"{served}/codebook")
+        tab.wait_for_selector("text=Training run #", timeout=90_000)  # the first run, live
+        figures = "[data-testid=stMetricLabel]:has-text('Perplexity')"  # the finished run's figures
+        assert tab.locator(figures).count() == 0 and store.job(first)["status"] == "running"
+        jobs.wait(store, first, timeout=300)
+        tab.wait_for_selector(figures, timeout=30_000)  # redrawn by itself
+        assert store.job(second)["status"] in ("queued", "running")
+        tab.wait_for_timeout(2_000)
+        tab.screenshot(path=str(ARTIFACTS / "codebook-after-a-run-while-another-trains.png"))
+    finally:
+        os.environ.pop(settings.WORKER_ENV)
+        jobs.cancel(store, second)
+        worker = Path(f"{store.path}.worker")
+        if worker.exists():  # it would wait five idle minutes before leaving by itself
+            os.kill(int(worker.read_text()), 9)
+        tab.close()

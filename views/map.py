@@ -12,6 +12,7 @@ query = st.query_params
 SIMILARITY = {
     "similarity": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.3f", width="small")
 }
+TEXT = {"text": st.column_config.TextColumn("text", width="large")}
 
 
 @st.cache_data(max_entries=8, show_spinner="Loading the map…")
@@ -138,19 +139,29 @@ st.plotly_chart(
     config={"scrollZoom": True, "displaylogo": False},
 )
 st.caption(
-    f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag a box to select (lasso and pan "
-    "are in the bar above the map); scroll to zoom; the chart's full-screen button is at its top right."
+    f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag to pan, scroll to zoom; to "
+    "select, pick *Box Select* or *Lasso Select* in the bar above the map, then drag. Full screen: its top-right "
+    "button."
 )
+
+if neighbours is not None:  # right under the map, not in a tab: a click shows its answer where one looks
+    st.subheader("Nearest neighbours (cosine)")
+    st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
+    st.dataframe(
+        neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY | TEXT
+    )
+    if st.button("Clear", key="clear_focus"):
+        st.session_state.pop("focus", None)
+        query.pop("text", None)
+        st.rerun()
 
 chosen_rows = points[points["id"].isin(selected)] if len(selected) > 1 else None
 tab_names = [
     f"Search matches ({len(matches):,})" if matches is not None else "Search matches",
     f"Selection ({len(chosen_rows):,})" if chosen_rows is not None else "Selection",
-    "Nearest neighbours",
     "Your text",
 ]
-tab_matches, tab_selection, tab_neighbours, tab_yours = st.tabs(tab_names)
-TEXT = {"text": st.column_config.TextColumn("text", width="large")}
+tab_matches, tab_selection, tab_yours = st.tabs(tab_names)
 
 
 def pick_from(rows: pd.DataFrame, key: str) -> None:
@@ -198,21 +209,6 @@ with tab_selection:
                     st.success(f"Saved {count:,} texts as dataset “{name.strip()}”: encode it on the Data page.")
                 except LatentvizError as error:
                     st.error(str(error), icon=":material/error:")
-with tab_neighbours:
-    if neighbours is None:
-        st.info("Click a point on the map, or pick a listed text, to see its 10 nearest neighbours (cosine).")
-    else:
-        st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
-        st.dataframe(
-            neighbours[["similarity", "label", "text"]],
-            hide_index=True,
-            key="neighbours",
-            column_config=SIMILARITY | TEXT,
-        )
-        if st.button("Clear", key="clear_focus"):
-            st.session_state.pop("focus", None)
-            query.pop("text", None)
-            st.rerun()
 with tab_yours:
     typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
     upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
