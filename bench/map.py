@@ -1,0 +1,139 @@
+"""The Latent Map in a real browser at scale: first draw, hover, and click → neighbours.
+
+Builds a workspace of N synthetic texts (sentences from a small vocabulary, five labels, 384-d
+vectors around five centres, a PCA map), serves it with `latentviz serve`, and drives headless
+Chromium (Debian's /usr/bin/chromium, software WebGL) through Playwright:
+
+  draw       page load until the WebGL scatter holds every point
+  hover      mouse over a point until its hover label shows
+  neighbours click on a point until its neighbours table is drawn under the map (the whole
+             Streamlit rerun: the store's cosine query, the figure rebuilt and re-sent, redrawn)
+
+Target (issue 13): neighbours ≤ 1 s at 50,000 points; a 200,000-point map draws and hovers.
+
+    python bench/map.py [--points 50000 200000] [--out bench/results/map.json]
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latentviz import pipeline
+from latentviz.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+POINT_XY = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const trace = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  return [box.left + xa.l2p(trace.x[0]), box.top + ya.l2p(trace.y[0])];
+}"""
+POINTS_DRAWN = "() => document.querySelector('.js-plotly-plot')._fullData.reduce((n, t) => n + t.x.length, 0)"
+
+
+def workspace(path: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    words = np.array("market vote goal film phone bank match album court chip rates party".split())
+    labels = np.array(["business", "politics", "sport", "entertainment", "tech"])
+    group = rng.integers(0, 5, n)
+    texts = [" ".join(rng.choice(words, 8)) + f" number {i}" for i in range(n)]
+    store = Store(path)
+    store.add_dataset("synthetic", "bench", pd.DataFrame({"text": texts, "label": labels[group]}))
+    ids = store.texts("synthetic")["id"].to_numpy()
+    centres = rng.normal(size=(5, 384))
+    vectors = (centres[group] + rng.normal(size=(n, 384))).astype(np.float32)
+    encoding_id = store.encoding_id("synthetic", "synthetic", 1, 384)
+    store.add_vectors(encoding_id, ids, vectors)
+    store.mark_encoding_complete(encoding_id)
+    pipeline.project(store, encoding_id, method="pca")
+
+
+def serve(db: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-worker"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("latentviz serve did not come up")
+
+
+def measure(url: str, n: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        start = time.perf_counter()
+        page.goto(f"{url}/?color=label")
+        page.wait_for_function(
+            f"() => document.querySelector('.js-plotly-plot') && ({POINTS_DRAWN})() >= {n}", timeout=600_000
+        )
+        draw = time.perf_counter() - start
+        page.wait_for_timeout(2_000)
+        x, y = page.evaluate(POINT_XY)
+        start = time.perf_counter()
+        page.mouse.move(x, y)
+        page.wait_for_selector(".hoverlayer .hovertext", timeout=60_000)
+        hover = time.perf_counter() - start
+        start = time.perf_counter()
+        page.mouse.click(x, y)
+        page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=600_000)
+        page.wait_for_function(f"() => ({POINTS_DRAWN})() >= {n}", timeout=600_000)  # the map drawn again too
+        neighbours = time.perf_counter() - start
+        browser.close()
+    return {
+        "points": n,
+        "draw_s": round(draw, 2),
+        "hover_s": round(hover, 2),
+        "click_to_neighbours_s": round(neighbours, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--out", default="bench/results/map.json")
+    args = parser.parse_args()
+    rows = []
+    for n in args.points:
+        with tempfile.TemporaryDirectory() as folder:
+            db = Path(folder) / "map.duckdb"
+            workspace(db, n)
+            server, url = serve(db)
+            try:
+                rows.append(measure(url, n) | {"server_rss_mb": _rss_mb(server.pid)})
+            finally:
+                server.terminate()
+                server.wait(30)
+        print(json.dumps(rows[-1]), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2))
+
+
+def _rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
+if __name__ == "__main__":
+    main()
