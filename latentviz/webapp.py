@@ -53,7 +53,12 @@ def start_default_map(workspace: Store) -> int:
 
 
 def job_status(workspace: Store) -> None:
-    """The queue while jobs wait or run (polled); an error box if the latest job failed or was cut off."""
+    """The queue while jobs wait or run (polled); a line for each job this page saw end; an error
+    box if the latest job failed or was cut off."""
+    for job_id in st.session_state.pop("_jobs_ended", set()):
+        job = workspace.job(job_id)
+        if job["status"] == "done":
+            st.success(f"**{job['kind']}** is done.", icon=":material/check_circle:")
     if not jobs.active(workspace).empty:
         _poll_jobs(workspace)
         return
@@ -74,6 +79,7 @@ def _poll_jobs(workspace: Store) -> None:
     seen = st.session_state.get("_jobs_seen", set())
     st.session_state["_jobs_seen"] = set(active["id"])
     if seen - set(active["id"]):
+        st.session_state["_jobs_ended"] = seen - set(active["id"])  # announced by job_status on the redraw
         st.rerun()  # a job this page showed has ended: redraw the whole page with its results
     for position, job in enumerate(active.itertuples()):
         left, right = st.columns([6, 1], vertical_alignment="bottom")

@@ -194,6 +194,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         assert tab.locator(figures).count() == 0 and store.job(first)["status"] == "running"
         jobs.wait(store, first, timeout=300)
         tab.wait_for_selector(figures, timeout=30_000)  # redrawn by itself
+        assert tab.get_by_text("train vq is done").count() == 1  # and says so
         assert store.job(second)["status"] in ("queued", "running")
         tab.wait_for_timeout(2_000)
         tab.screenshot(path=str(ARTIFACTS / "codebook-after-a-run-while-another-trains.png"))
