@@ -118,6 +118,7 @@ def wait(store: Store, job_id: int, timeout: float = 600.0) -> dict:
     queue is run here, in this thread, up to that job (tests and scripts need no worker)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        active(store)  # a job whose worker died ends here, as interrupted
         job = store.job(job_id)
         if job["status"] not in ("queued", "running"):
             return job
