@@ -11,7 +11,15 @@ from pathlib import Path
 from latentviz import settings
 from latentviz.errors import LatentvizError
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+
+def app_script() -> Path:
+    """app.py: beside the package in a source checkout, else where the wheel installed it."""
+    for folder in (Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share" / "latentviz"):
+        if (folder / "app.py").exists() and (folder / "views").is_dir():
+            return folder / "app.py"
+    raise LatentvizError(
+        f"the app's scripts are missing: no app.py beside {Path(__file__).parent} or in {sys.prefix}/share/latentviz"
+    )
 
 
 class _Bar:
@@ -280,7 +288,7 @@ def cmd_serve(args) -> None:
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(app_script()),
         "--server.headless",
         "true",
         "--server.port",
