@@ -272,8 +272,16 @@ def cmd_info(args) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def cmd_serve(args) -> None:
     db = settings.db_path(args.db).resolve()
+    if args.address not in LOOPBACK and not (args.read_only or args.allow_writes):
+        raise LatentvizError(
+            f"serving on {args.address} lets anyone who reaches it train, ingest and load models: add --read-only "
+            "(a demo) or --allow-writes (you trust that network)"
+        )
     if args.read_only:
         _store(args, read_only=True)  # fail here, with a clear message, rather than in the browser
     env = {
@@ -293,6 +301,8 @@ def cmd_serve(args) -> None:
         "true",
         "--server.port",
         str(args.port),
+        "--server.address",
+        args.address,
         "--browser.gatherUsageStats",
         "false",
         "--server.maxUploadSize",
@@ -305,7 +315,7 @@ def cmd_serve(args) -> None:
         "--client.toolbarMode",
         "minimal",
     ]
-    print(f"latentviz: serving {db} on http://localhost:{args.port}", file=sys.stderr)
+    print(f"latentviz: serving {db} on http://{args.address}:{args.port}", file=sys.stderr)
     sys.stderr.flush()
     os.execve(sys.executable, command, env)  # become the server, so a signal to this process reaches it
 
@@ -479,6 +489,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", parents=[common], help="start the app on this workspace")
     p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1", help="interface to listen on (0.0.0.0: every one)")
+    p.add_argument("--allow-writes", action="store_true", help="allow a writable app on a non-loopback address")
     p.add_argument("--read-only", action="store_true", help="open the workspace read-only (for shared demos)")
     p.add_argument(
         "--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace"

@@ -46,6 +46,7 @@ def test_ingest_encode_project_info(tmp_path, tiny_bert, capsys):
         (["project", "--dataset", "nope"], "no finished minilm encoding"),
         (["ingest", "bbc-news", "--limit", "0"], "limit must be a positive"),
         (["ingest", "bbc-news", "--text-column", "x"], "fixed columns"),
+        (["serve", "--address", "0.0.0.0"], "add --read-only (a demo) or --allow-writes"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(tmp_path, capsys, argv, message):
