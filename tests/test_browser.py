@@ -205,3 +205,33 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         if worker.exists():  # it would wait five idle minutes before leaving by itself
             os.kill(int(worker.read_text()), 9)
         tab.close()
+
+
+def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
+    import pandas as pd
+
+    from latentviz import pipeline
+    from latentviz.store import Store
+
+    store = Store(os.environ["LATENTVIZ_SERVED_DB"])
+    attacks = [
+        "<img src=x onerror=\"window.__pwned='img'\"> plain words here",
+        "<script>window.__pwned='script'</script> more plain words",
+        "<b onmouseover=\"window.__pwned='hover'\">bold</b> and &amp; entities",
+    ]
+    store.add_dataset("hostile", "test", pd.DataFrame({"text": attacks * 4, "label": ["<i>x</i>"] * 12}))
+    projection_id = pipeline.project(store, pipeline.encode(store, "hostile", backbone_name=tiny_bert), method="pca")
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs = []
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for path in (f"?map={projection_id}&q=plain&color=label", "data"):
+        tab.goto(f"{served}/{path}")
+        tab.wait_for_selector("h1", timeout=90_000)
+        tab.wait_for_timeout(3_000)
+        if not path.startswith("data"):
+            tab.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60_000)
+            x, y, _ = tab.evaluate(POINT_XY)
+            tab.mouse.move(x, y)  # the hover label shows the text: escaped, never run
+            tab.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+        assert tab.evaluate("() => window.__pwned") is None and not dialogs, path
+    tab.close()
