@@ -92,6 +92,17 @@ def test_a_failing_job_keeps_its_first_error_line(store, kinds):
     assert (job["status"], job["error"]) == ("failed", "no such thing")
 
 
+def test_a_job_whose_worker_is_a_zombie_is_marked_interrupted(store):
+    import subprocess
+
+    child = subprocess.Popen(["true"])  # exits at once and stays a zombie: nobody waits for it yet
+    time.sleep(0.5)
+    job_id = store.queue_job("encode", {})
+    store.claim_job(pid=child.pid)
+    assert jobs.active(store).empty and store.job(job_id)["status"] == "interrupted"
+    child.wait()
+
+
 def test_a_job_left_running_by_a_dead_process_is_marked_interrupted(store):
     dead = os.fork()
     if dead == 0:
