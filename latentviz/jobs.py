@@ -222,8 +222,8 @@ def _pid_alive(pid: int) -> bool:
 # -- one worker process per workspace -------------------------------------------------------------------------
 
 
-def _pid_file(store: Store):
-    return store.path.parent / (store.path.name + ".worker")
+def _pid_file(store: Store) -> Path:
+    return store.path.with_name(store.path.name + ".worker")
 
 
 def _worker_pid(store: Store) -> int | None:
@@ -240,7 +240,7 @@ def ensure_worker(store: Store) -> None:
     stopping the server leaves it (and its job) running; it exits once idle for IDLE_EXIT seconds."""
     if _worker_pid(store) is not None:
         return
-    with open(store.path.parent / (store.path.name + ".worker.log"), "ab") as log:  # the child keeps its copy
+    with open(store.path.with_name(store.path.name + ".worker.log"), "ab") as log:  # the child keeps its copy
         subprocess.Popen(
             [sys.executable, "-m", "latentviz", "worker", "--db", str(store.path), "--idle-exit", str(IDLE_EXIT)],
             stdout=log,
@@ -249,9 +249,8 @@ def ensure_worker(store: Store) -> None:
             start_new_session=True,
             env={**os.environ, settings.WORKER_ENV: "0"},
         )
-    deadline = (
-        time.monotonic() + 10
-    )  # it writes its pid file first: wait for it, so a second submit does not start another
+    # It writes its pid file first: wait for that, so the next submit does not start a second worker.
+    deadline = time.monotonic() + 10
     while _worker_pid(store) is None and time.monotonic() < deadline:
         time.sleep(0.05)
 

@@ -160,13 +160,13 @@ def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
     words and words in under two texts are left out. Returns {cluster: [word, ...]}."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    names = sorted(set(clusters), key=str)
-    if not texts or len(names) < 1:
+    if not texts:
         return {}
+    names = sorted(set(clusters), key=str)
     joined = {name: [] for name in names}
     for text, cluster in zip(texts, clusters, strict=True):
         joined[cluster].append(text)
-    vectorizer = CountVectorizer(stop_words="english", min_df=1, token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
     document_frequency = (vectorizer.fit_transform(texts) > 0).sum(axis=0).A1
     counts = vectorizer.transform([" ".join(joined[name]) for name in names]).toarray().astype(float)
     counts[:, document_frequency < 2] = 0  # a word of one text names no cluster

@@ -174,8 +174,9 @@ class SparseAutoencoder(LatentModel):
         # batchtopk: an EMA of the batches' smallest kept value until the final tenth, then their plain
         # mean, restarted there: weights that barely move by then (the lr has decayed), so inference L0
         # lands near k; an EMA over a short run keeps the early, larger values (L0 well under k).
-        self.averaging = step >= steps - max(1, steps // 10)
-        if step == steps - max(1, steps // 10):
+        averaging_from = steps - max(1, steps // 10)
+        self.averaging = step >= averaging_from
+        if step == averaging_from:
             self.threshold_batches.zero_()
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
