@@ -2,15 +2,13 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from serving import free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 # Screenshots of every page go here (look at them: AppTest cannot see a squashed chart)
@@ -35,12 +33,6 @@ POINT_XY = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(mapped_workspace, tmp_path_factory):
     db = tmp_path_factory.mktemp("served") / "workspace.duckdb"
@@ -54,16 +46,7 @@ def served(mapped_workspace, tmp_path_factory):
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("latentviz serve did not come up: " + server.stdout.read().decode()[-2000:])
+    wait_until_serving(server, url, 60)
     yield url
     server.terminate()
     server.wait(10)

@@ -3,12 +3,11 @@
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from serving import free_port, wait_until_serving
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +52,7 @@ def test_the_wheel_installs_and_serves_outside_the_source_tree(tmp_path):
     ingest = latentviz("ingest", "notes.txt", "--db", "ws.duckdb")
     assert ingest.returncode == 0 and "dataset 'notes'" in ingest.stdout, ingest.stderr
 
-    port = 8700 + (int(time.time()) % 200)
+    port = free_port()
     server = subprocess.Popen(
         [venv / "bin" / "latentviz", "serve", "--db", "ws.duckdb", "--port", str(port), "--no-bootstrap"],
         cwd=work,
@@ -61,16 +60,7 @@ def test_the_wheel_installs_and_serves_outside_the_source_tree(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            server.kill()
-            raise AssertionError("the installed app did not come up: " + server.stdout.read().decode()[-2000:])
+        wait_until_serving(server, f"http://127.0.0.1:{port}", 90)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:  # the installed app.py runs its installed pages
