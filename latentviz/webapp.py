@@ -100,7 +100,10 @@ def _poll_jobs(workspace: Store) -> None:
 
 
 def _ordinal(n: int) -> str:
-    return {1: "next", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+    if n == 1:
+        return "next"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _duration(seconds: float) -> str:

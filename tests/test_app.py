@@ -393,3 +393,22 @@ def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, mo
     assert job["status"] == "done", job["error"]
     at.run()
     assert not at.exception and [m.label for m in at.metric][0] == "L0" and store.has_feature_activations(1)
+
+
+def test_queue_positions_read_as_english():
+    from latentviz.webapp import _ordinal
+
+    assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
+        "next",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "23rd",
+        "101st",
+        "111th",
+    ]
