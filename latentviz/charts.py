@@ -65,6 +65,9 @@ def with_hover(points: pd.DataFrame) -> pd.DataFrame:
     return points.assign(hover=[hover_text(t, max_chars=max_chars) for t in points["text"]])
 
 
+DIMMED = 0.2  # the base points' opacity factor while search matches are drawn on top
+
+
 def map_figure(
     points: pd.DataFrame,
     color: str | None = None,
@@ -76,12 +79,28 @@ def map_figure(
     path: pd.DataFrame | None = None,
     height: int = 640,
 ) -> go.Figure:
-    """The Latent Map. `points` has id, x, y, text, hover (see `with_hover`) and the `color` column.
+    """The Latent Map: `map_base` with `map_overlays` on top, in one figure."""
+    figure = map_base(points, color, height=height)
+    if highlight_ids is not None:
+        for trace in figure.data:
+            trace.marker.opacity *= DIMMED
+    figure.add_traces(
+        map_overlays(
+            points,
+            highlight_ids=highlight_ids,
+            focus_id=focus_id,
+            neighbour_ids=neighbour_ids,
+            placed=placed,
+            path=path,
+        )
+    )
+    return figure
 
-    highlight_ids: search matches, drawn on top while the rest fade; focus_id and neighbour_ids:
-    a chosen text and its nearest neighbours; placed: new texts (text, x, y) shown as stars."""
+
+def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640) -> go.Figure:
+    """Every point of the map, one WebGL trace per colour. `points` has id, x, y, text, hover (see
+    `with_hover`) and the `color` column."""
     figure = go.Figure()
-    dim = highlight_ids is not None
     groups = list(points.groupby(points[color].fillna(NO_LABEL).astype(str))) if color else [("texts", points)]
     groups.sort(key=lambda item: (item[0] != NOISE, _natural(item[0])))
     colours = iter(categorical_colours(sum(name != NOISE for name, _ in groups)))
@@ -98,22 +117,45 @@ def map_figure(
                 marker={
                     "size": 5 if len(points) < 20_000 else 3,
                     "color": NOISE_COLOUR if name == NOISE else next(colours),
-                    "opacity": (0.15 if dim else 0.75) * (0.6 if name == NOISE else 1),
+                    "opacity": 0.75 * (0.6 if name == NOISE else 1),
                 },
             )
         )
-    if dim:
-        matches = points[points["id"].isin(list(highlight_ids))]
-        figure.add_trace(_overlay(matches, "search matches", "circle", "#111111", 8))
-    if neighbour_ids is not None:
-        figure.add_trace(
-            _overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10)
+    figure.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 30, "b": 40},
+        dragmode="pan",
+        hovermode="closest",
+        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return figure
+
+
+def map_overlays(
+    points: pd.DataFrame,
+    *,
+    highlight_ids=None,
+    focus_id: int | None = None,
+    neighbour_ids=None,
+    placed: pd.DataFrame | None = None,
+    path: pd.DataFrame | None = None,
+) -> list:
+    """What is drawn over the map's points: search matches (highlight_ids), a chosen text and its
+    nearest neighbours, placed texts (text, x, y) as numbered stars, an interpolation path."""
+    traces = []
+    if highlight_ids is not None:
+        traces.append(
+            _overlay(points[points["id"].isin(list(highlight_ids))], "search matches", "circle", "#111111", 8)
         )
+    if neighbour_ids is not None:
+        traces.append(_overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10))
     if focus_id is not None:
-        figure.add_trace(_overlay(points[points["id"] == focus_id], "chosen text", "star", "#D81B60", 16))
+        traces.append(_overlay(points[points["id"] == focus_id], "chosen text", "star", "#D81B60", 16))
     if placed is not None and not placed.empty:  # numbered as in the page's list of them
         numbers = [str(i) for i in range(1, len(placed) + 1)]
-        figure.add_trace(
+        traces.append(
             go.Scatter(  # SVG: a few points, and Scattergl draws no text labels
                 x=placed["x"],
                 y=placed["y"],
@@ -128,7 +170,7 @@ def map_figure(
             )
         )
     if path is not None and not path.empty:
-        figure.add_trace(
+        traces.append(
             go.Scattergl(
                 x=path["x"],
                 y=path["y"],
@@ -140,18 +182,7 @@ def map_figure(
                 marker={"size": 9, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
             )
         )
-    figure.update_layout(
-        height=height,
-        margin={"l": 0, "r": 0, "t": 30, "b": 40},
-        # Pan, not box select: Streamlit turns click-to-pick off while the drag selects (clickmode
-        # "event"), and a click is how one asks for a text's neighbours. Box and lasso are in the mode bar.
-        dragmode="pan",
-        hovermode="closest",
-        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-    )
-    return figure
+    return traces
 
 
 def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) -> go.Scattergl:

@@ -214,14 +214,6 @@ def place_vectors(store: Store, projection_id: int, new_vectors: np.ndarray, lab
     return Placed(pd.DataFrame({"text": labels, "x": coords[:, 0], "y": coords[:, 1]}), neighbours)
 
 
-def neighbours_of(store: Store, projection_id: int, text_id: int, k: int = 10) -> pd.DataFrame:
-    """The k nearest stored texts (cosine) to a stored text, with their map coordinates."""
-    row, _, _ = store.projection(projection_id)
-    vector = store.vector(row["encoding_id"], text_id)
-    xy = store.projection_points(projection_id).set_index("id")[["x", "y"]]
-    return store.nearest(row["encoding_id"], vector, k, exclude=text_id).join(xy, on="id")
-
-
 # -- the default, for a first run --------------------------------------------------------------
 
 

@@ -34,6 +34,12 @@ def shown(at) -> str:
     return " ".join(str(e.value) for kind in (at.info, at.warning, at.error, at.success, at.caption) for e in kind)
 
 
+def map_args(at) -> dict:
+    """What the page sent the map's browser side (map_widget.draw)."""
+    (element,) = [e for e in at.get("component_instance") if e.proto.component_name.endswith("latent_map")]
+    return json.loads(element.proto.json_args)
+
+
 def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_path, tiny_bert, monkeypatch):
     def small_default_map(workspace, progress):  # the real default takes minutes; same steps, tiny backbone
         pipeline.ingest(workspace, "bbc-news", limit=40, progress=progress)
@@ -66,7 +72,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
     at = app(db)
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(map_args(at)["base_key"])
     assert at.query_params["map"] == str(at.selectbox(key="map").value)
 
     at.text_input(key="q").input("said").run()
@@ -77,7 +83,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
 
     at.selectbox(key="color").select("k-means cluster").run()
     assert not at.exception and at.query_params["color"] == "k-means cluster"
-    names = {trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    names = {trace["name"] for trace in json.loads(map_args(at)["base"])["data"]}  # a new colouring: sent again
     assert all(re.fullmatch(r"\d+ · \w+(, \w+)*", name) for name in names - {"search matches"}), names
 
     store = Store(db)
@@ -86,6 +92,8 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     at.run()
     assert not at.exception
     assert at.text[0].value.startswith("★ ")
+    overlays = {trace["name"]: trace for trace in json.loads(map_args(at)["overlays"])}
+    assert overlays["chosen text"]["customdata"] == [text_id] and len(overlays["neighbours"]["customdata"]) == 10
     neighbours = next(f.value for f in at.dataframe if "similarity" in f.value)  # plain frames have no key in AppTest
     assert len(neighbours) == 10 and neighbours["similarity"].is_monotonic_decreasing
 
@@ -140,7 +148,7 @@ def test_failed_job_is_reported_on_the_page(app, tmp_path):
 
 def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace):
     at = app(mapped_workspace, read_only=True)
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(map_args(at)["base_key"])
     at.switch_page("views/data.py").run()
     assert not at.exception
     assert "read-only" in shown(at)
@@ -173,7 +181,7 @@ def test_codebook_page_trains_compares_and_colours_the_map(app, mapped_workspace
 
     at.switch_page("views/map.py").run()
     at.selectbox(key="color").select(f"code of VQ model #{models[0]}").run()
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(map_args(at)["base_key"])
 
 
 def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
@@ -281,7 +289,7 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
     assert job["status"] == "done", job["error"]
     at.run()
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(map_args(at)["base_key"])
     assert len(at.dataframe[0].value) == 7
 
     at.switch_page("views/vae_arithmetic.py").run()

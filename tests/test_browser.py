@@ -1,6 +1,7 @@
 """The served app in a real browser: Debian's Chromium, headless, driven by Playwright."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,9 @@ ARGS = [
 ]
 pytestmark = pytest.mark.browser
 
-# Pixel position of a data point, from Plotly's own axis transforms.
+# In the map's frame (map_widget.html): a data point's position, from Plotly's own axis transforms.
 POINT_XY = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.getElementById('map');
   const trace = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
   return [box.left + xa.l2p(trace.x[0]), box.top + ya.l2p(trace.y[0]), trace.x.length];
@@ -84,14 +85,29 @@ def test_a_deep_link_as_first_visit_opens_that_page(browser, served):
     tab.close()
 
 
+def map_frame(tab):
+    """The Latent Map's frame element and frame, once its points are drawn."""
+    owner = tab.wait_for_selector("iframe[title*=latent_map]", timeout=90_000)
+    frame = owner.content_frame()
+    frame.wait_for_function(
+        "() => { const gd = document.getElementById('map'); return gd && gd._fullData && gd._fullData.length }",
+        timeout=60_000,
+    )
+    return owner, frame
+
+
+def point_xy(owner, frame) -> tuple[float, float, int]:
+    """A data point's position on the page, and how many points its trace has."""
+    box, (x, y, count) = owner.bounding_box(), frame.evaluate(POINT_XY)
+    return box["x"] + x, box["y"] + y, count
+
+
 def test_map_is_drawn_with_points(page, tmp_path_factory):
-    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData.length > 0", timeout=30_000)
-    x, y, count = page.evaluate(POINT_XY)
+    owner, frame = map_frame(page)
+    x, y, count = point_xy(owner, frame)
     assert count > 0
     shot = tmp_path_factory.mktemp("screens") / "map.png"
-    plot = page.locator(".js-plotly-plot")
-    plot.screenshot(path=str(shot))
+    owner.screenshot(path=str(shot))
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
@@ -100,13 +116,30 @@ def test_map_is_drawn_with_points(page, tmp_path_factory):
 
 
 def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
-    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
-    x, y, _ = page.evaluate(POINT_XY)
+    owner, frame = map_frame(page)
+    x, y, _ = point_xy(owner, frame)
     page.mouse.move(x, y)
-    page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+    frame.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+    frame.evaluate("() => { window.pointsBefore = document.getElementById('map').data[0].x; }")
     page.mouse.click(x, y)
     page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)  # under the map, in view
     page.wait_for_selector("text=★", timeout=10_000)
+    frame.wait_for_function(
+        "() => document.getElementById('map').data.some(t => t.name === 'neighbours')", timeout=30_000
+    )
+    # The points were not sent again: the frame still draws the very same arrays, only the overlays are new.
+    assert frame.evaluate("() => document.getElementById('map').data[0].x === window.pointsBefore")
+
+
+def test_dragging_a_box_selects_and_counts_texts(page):
+    owner, frame = map_frame(page)
+    box = owner.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.8, steps=10)
+    page.mouse.up()
+    page.get_by_role("tab", name=re.compile(r"Selection \(\d[\d,]*\)")).click(timeout=60_000)
+    page.wait_for_selector("text=texts selected", timeout=30_000)
 
 
 PAGES = [
@@ -212,14 +245,14 @@ def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
         tab.wait_for_selector("h1", timeout=90_000)
         tab.wait_for_timeout(3_000)
         if "color" in path:  # hovered without a search: no overlay over the points
-            tab.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60_000)
+            owner, frame = map_frame(tab)
             for _ in range(5):  # the hover label shows the text: escaped, never run
-                x, y, _ = tab.evaluate(POINT_XY)  # again each time: a late redraw moves the points
+                x, y, _ = point_xy(owner, frame)  # again each time: a late redraw moves the points
                 tab.mouse.move(x + 1, y)
                 tab.mouse.move(x, y)
-                if tab.locator(".hoverlayer .hovertext").count():
+                if frame.locator(".hoverlayer .hovertext").count():
                     break
                 tab.wait_for_timeout(2_000)
-            assert tab.locator(".hoverlayer .hovertext").count(), "no hover label"
-        assert tab.evaluate("() => window.__pwned") is None and not dialogs, path
+            assert frame.locator(".hoverlayer .hovertext").count(), "no hover label"
+        assert all(f.evaluate("() => window.__pwned") is None for f in tab.frames) and not dialogs, path
     tab.close()

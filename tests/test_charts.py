@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from latentviz import charts
 
@@ -27,7 +28,7 @@ def test_one_trace_per_label_plus_overlays():
     names = [trace.name for trace in figure.data]
     assert names == ["(no label)", "a", "b", "c", "search matches", "neighbours", "chosen text", "your text"]
     assert list(figure.data[4].customdata) == [1, 2] and list(figure.data[6].customdata) == [3]
-    assert figure.data[0].marker.opacity == 0.15  # the rest fade while a search is shown
+    assert figure.data[0].marker.opacity == pytest.approx(0.15)  # the rest fade while a search is shown
 
 
 def test_long_text_is_wrapped_and_shortened():

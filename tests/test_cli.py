@@ -97,10 +97,11 @@ def test_place_new_text_among_its_neighbours(mapped_workspace):
 
 def test_neighbours_of_a_stored_text_exclude_itself(mapped_workspace):
     store = Store(mapped_workspace)
-    projection_id = int(store.projections()["id"].iloc[0])
-    text_id = int(store.projection_points(projection_id)["id"].iloc[0])
-    near = pipeline.neighbours_of(store, projection_id, text_id, k=4)
-    assert len(near) == 4 and text_id not in near["id"].tolist()
+    encoding_id = int(store.projections()["encoding_id"].iloc[0])
+    ids, vectors = store.vectors(encoding_id)
+    near = store.nearest_to_text(encoding_id, int(ids[0]), k=4)
+    assert len(near) == 4 and int(ids[0]) not in near["id"].tolist()
+    assert near["id"].tolist() == store.nearest(encoding_id, vectors[0], k=5)["id"].tolist()[1:]  # the same ranking
     assert near["similarity"].is_monotonic_decreasing
 
 

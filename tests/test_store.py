@@ -80,7 +80,7 @@ def test_vectors_nearest_and_resume_bookkeeping(store):
     near = store.nearest(encoding_id, np.array([0.9, 0.1, 0.0]), k=2)
     assert near["id"].tolist() == [ids[0], ids[1]]
     assert near["similarity"].iloc[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-6)
-    assert store.nearest(encoding_id, vectors[0], k=5, exclude=int(ids[0]))["id"].tolist()[0] != ids[0]
+    assert int(ids[0]) not in store.nearest_to_text(encoding_id, int(ids[0]), k=5)["id"].tolist()
     with pytest.raises(StoreError, match="dimension"):
         store.encoding_id("d", "tiny", 2, 4)
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, corpus, dashboards, fit, jobs, pipeline, projection, webapp
+from latentviz import charts, corpus, dashboards, fit, jobs, map_widget, pipeline, projection, webapp
 from latentviz.errors import LatentvizError
 from latentviz.settings import PLACE_MAX_TEXTS
 
@@ -93,6 +93,7 @@ color_by = colour.selectbox(
     index=colour_options.index(webapp.from_url("color", colour_options[0], colour_options)),
 )
 query["color"] = color_by
+k = 0
 if color_by in code_models:  # the first code of each text, the 15 most used codes each in a colour
     points = points.assign(cluster=points["id"].map(dashboards.code_colours(workspace, code_models[color_by])))
 elif color_by.endswith("cluster"):
@@ -103,45 +104,46 @@ search = find.text_input("Search texts", value=query.get("q", ""), placeholder="
 query["q"] = search
 matches = workspace.search_texts(dataset, search) if search.strip() else None
 
-# The chart's selection from the last interaction, read before drawing, so a click shows its
-# neighbours in this same run. A new single-point click chooses that text.
-chart_state = st.session_state.get("map_chart")
-selected = [
-    p["customdata"] for p in (chart_state.selection.points if chart_state else []) if p.get("customdata") is not None
-]
-clicked = webapp.new_pick("last_click", selected)
-if clicked is not None and len(selected) == 1:
-    st.session_state["focus"] = int(clicked)
+# What the visitor did on the map last, read before drawing, so a click shows its neighbours in this
+# same run.
+map_events = map_widget.events("map_chart")
+if map_events.clicked is not None:
+    st.session_state["focus"] = map_events.clicked
+selected = map_events.selected
 focus = st.session_state.get("focus", webapp.from_url("text", None, cast=int))
 focus = focus if focus in set(points["id"]) else None
 if focus is not None:
     query["text"] = str(focus)
-neighbours = pipeline.neighbours_of(workspace, projection_id, focus, k=10) if focus is not None else None
+encoding_id = int(maps.set_index("id").loc[projection_id, "encoding_id"])
+neighbours = (
+    None
+    if focus is None
+    else workspace.nearest_to_text(encoding_id, focus, 10).join(points.set_index("id")[["x", "y"]], on="id")
+)
 placed = st.session_state.get("placed", {}).get(projection_id)
 
 # -- the map, at the page's full width, then what is chosen on it ----------------------------------
 if matches is not None:
     find.caption(f"{len(matches):,} texts contain “{search}”" + (": listed below the map" if len(matches) else ""))
-figure = charts.map_figure(
-    points,
-    {"label": "label", "none": None}.get(color_by, "cluster"),
-    highlight_ids=None if matches is None else matches["id"],
-    focus_id=focus,
-    neighbour_ids=None if neighbours is None else neighbours["id"],
-    placed=None if placed is None else placed.points,
+colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
+map_widget.draw(
+    lambda: charts.map_base(points, colour_column),
+    base_key=f"{projection_id}:{color_by}:{k}",
+    overlays=charts.map_overlays(
+        points,
+        highlight_ids=None if matches is None else matches["id"],
+        focus_id=focus,
+        neighbour_ids=None if neighbours is None else neighbours["id"],
+        placed=None if placed is None else placed.points,
+    ),
+    dim=matches is not None,
     height=720,
-)
-st.plotly_chart(
-    figure,
     key="map_chart",
-    on_select="rerun",
-    selection_mode=("points", "box", "lasso"),
-    config={"scrollZoom": True, "displaylogo": False},
 )
 st.caption(
-    f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag to pan, scroll to zoom; to "
-    "select, pick *Box Select* or *Lasso Select* in the bar above the map, then drag. Full screen: its top-right "
-    "button."
+    f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag a box to select (lasso and pan "
+    "are in the bar above the map); scroll to zoom, double-click to zoom back out. Full screen: the button at the "
+    "map's lower right."
 )
 
 if neighbours is not None:  # right under the map, not in a tab: a click shows its answer where one looks
