@@ -276,6 +276,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def cmd_serve(args) -> None:
+    if args.bundle:
+        from latentviz import bundle
+
+        if args.allow_writes:
+            raise LatentvizError("a bundle is served read-only: drop --allow-writes")
+        args.db = str(bundle.check(Path(args.bundle)))
+        args.read_only = args.no_bootstrap = args.no_worker = True
+        os.environ[settings.CACHE_ENV] = str(settings.user_cache() / "backbones")  # never inside the bundle
     db = settings.db_path(args.db).resolve()
     if args.address not in LOOPBACK and not (args.read_only or args.allow_writes):
         raise LatentvizError(
@@ -318,6 +326,23 @@ def cmd_serve(args) -> None:
     print(f"latentviz: serving {db} on http://{args.address}:{args.port}", file=sys.stderr)
     sys.stderr.flush()
     os.execve(sys.executable, command, env)  # become the server, so a signal to this process reaches it
+
+
+def cmd_export(args) -> None:
+    from latentviz import bundle
+
+    manifest = bundle.export(
+        _store(args, read_only=True), Path(args.out), datasets=args.datasets, model_ids=args.models
+    )
+    models = ", ".join(f"#{model['id']} {model['kind']}" for model in manifest["models"]) or "none"
+    print(
+        f"latentviz: bundle {args.out}: datasets {', '.join(manifest['datasets'])}; {len(manifest['maps'])} map(s); "
+        f"models {models}",
+        file=sys.stderr,
+    )
+    for part, size in bundle.sizes(manifest).items():
+        print(f"  {part:<32} {size / 2**20:>9,.1f} MB")
+    print(f"serve it with: latentviz serve --bundle {args.out}", file=sys.stderr)
 
 
 def cmd_worker(args) -> None:
@@ -492,6 +517,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on (0.0.0.0: every one)")
     p.add_argument("--allow-writes", action="store_true", help="allow a writable app on a non-loopback address")
     p.add_argument("--read-only", action="store_true", help="open the workspace read-only (for shared demos)")
+    p.add_argument("--bundle", metavar="DIR", help="serve a bundle (latentviz export) read-only, after checking it")
     p.add_argument(
         "--no-bootstrap", action="store_true", help="do not build the default BBC News map in an empty workspace"
     )
@@ -499,6 +525,14 @@ def parser() -> argparse.ArgumentParser:
         "--no-worker", action="store_true", help="queue jobs only; run `latentviz worker` yourself to work through them"
     )
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser(
+        "export", parents=[common], help="write a bundle: a folder to serve read-only (latentviz serve --bundle)"
+    )
+    p.add_argument("--out", required=True, help="the bundle folder to create")
+    p.add_argument("--datasets", nargs="+", metavar="NAME", help="datasets to include (default: all)")
+    p.add_argument("--models", nargs="+", type=int, metavar="MODEL_ID", help="models (default: all of those datasets)")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("worker", parents=[common], help="run the app's queued jobs (serve starts one when needed)")
     p.add_argument("--jobs", type=int, default=1, help="jobs run at once (each heavy job uses every core)")

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 DB_ENV = "LATENTVIZ_DB"
+CACHE_ENV = "LATENTVIZ_CACHE"
 WORKER_ENV = "LATENTVIZ_WORKER"  # "1" (set by `serve`): queuing a job starts a worker process if none runs
 DEFAULT_DB = Path("data") / "latentviz.duckdb"
 
@@ -33,8 +34,14 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir(db: Path) -> Path:
-    """Per-workspace folder for converted weights and other rebuildable files."""
-    return db.parent / (db.stem + ".cache")
+    """Per-workspace folder for converted weights and other rebuildable files; $LATENTVIZ_CACHE instead
+    where set (`serve --bundle`: a bundle is never written to)."""
+    return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else db.parent / (db.stem + ".cache")
+
+
+def user_cache() -> Path:
+    """This user's cache folder for latentviz ($XDG_CACHE_HOME/latentviz, else ~/.cache/latentviz)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "latentviz"
 
 
 def models_dir(db: Path) -> Path:

@@ -219,6 +219,41 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN stage_began TIMESTAMP",
     ],
 ]
+# What `copy_into` keeps of each table, given $datasets and $models; the tables left out (the job queue,
+# capture shards: activations on disk that only training reads) start empty. tests/test_bundle.py checks
+# that every table is named here or in NOT_EXPORTED.
+_OF_DATASETS = "list_contains($datasets, dataset)"
+_OF_MODELS = "list_contains($models, model_id)"
+_OF_ENCODINGS = f"encoding_id IN (SELECT id FROM source.encodings WHERE {_OF_DATASETS})"
+_OF_CAPTURES = f"capture_id IN (SELECT id FROM source.captures WHERE {_OF_DATASETS})"
+EXPORTED = {
+    "datasets": "list_contains($datasets, name)",
+    "texts": _OF_DATASETS,
+    "encodings": _OF_DATASETS,
+    "encoding_vectors": _OF_ENCODINGS,
+    "projections": _OF_ENCODINGS,
+    "projection_points": f"projection_id IN (SELECT id FROM source.projections WHERE {_OF_ENCODINGS})",
+    "models": "list_contains($models, id)",
+    "training_metrics": _OF_MODELS,
+    "text_codes": _OF_MODELS,
+    "captures": _OF_DATASETS,
+    "capture_tokens": _OF_CAPTURES,
+    "capture_masked": _OF_CAPTURES,
+    "feature_activations": _OF_MODELS,
+    "feature_summaries": _OF_MODELS,
+    "feature_links": _OF_MODELS,
+    "feature_examples": _OF_MODELS,
+    "feature_example_values": _OF_MODELS,
+}
+NOT_EXPORTED = ("jobs", "capture_shards", "schema_version")
+SEQUENCES = {
+    "text_ids": "texts",
+    "encoding_ids": "encodings",
+    "projection_ids": "projections",
+    "model_ids": "models",
+    "capture_ids": "captures",
+    "job_ids": "jobs",
+}
 DASHBOARD_TABLES = ("feature_summaries", "feature_links", "feature_examples", "feature_example_values")
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -602,10 +637,13 @@ class Store:
         return new_id
 
     def finish_model(self, model_id: int, checkpoint: str, metrics: dict) -> None:
+        """Store the checkpoint relative to the workspace's folder where it lies inside it (the models
+        folder beside the workspace), so the workspace and its models can move together."""
+        folder, home = Path(checkpoint).resolve(), self.path.resolve().parent
+        stored = folder.relative_to(home).as_posix() if folder.is_relative_to(home) else str(folder)
         with self._transaction() as con:
             con.execute(
-                "UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?",
-                [checkpoint, json.dumps(metrics), model_id],
+                "UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?", [stored, json.dumps(metrics), model_id]
             )
 
     def models(self) -> pd.DataFrame:
@@ -622,8 +660,14 @@ class Store:
             return None
         row = frame.iloc[0].to_dict()
         row["config"], row["metrics"] = json.loads(row["config"] or "{}"), json.loads(row["metrics"] or "{}")
-        row["checkpoint"] = None if pd.isna(row["checkpoint"]) else row["checkpoint"]
+        row["checkpoint"] = None if pd.isna(row["checkpoint"]) else self._checkpoint_path(row["checkpoint"])
         return row
+
+    def _checkpoint_path(self, stored: str) -> str:
+        """Relative to the workspace's folder (finish_model, bundles); before that, workspaces kept
+        the path as given, relative to where the command ran."""
+        beside = self.path.parent / stored
+        return str(beside if beside.exists() or not Path(stored).exists() else Path(stored).resolve())
 
     # -- captured activations ------------------------------------------------------------------------
 
@@ -1050,6 +1094,24 @@ class Store:
         return frame.iloc[0].to_dict()
 
     # -- summary -------------------------------------------------------------------------------
+
+    def copy_into(self, target: Path, datasets: list[str], model_ids: list[int], models_folder: str) -> None:
+        """A new workspace at `target` holding only these datasets (texts, encodings, maps, captured
+        tokens) and these models (curves, codes, dashboards). Checkpoints are written relative to the
+        target's folder, as `models_folder/<id>`: the copy works wherever its folder is moved."""
+        Store(target)  # the current schema, empty
+        with duckdb.connect(str(target)) as con:
+            quoted = str(self.path).replace("'", "''")  # ATTACH takes no parameter: a quoted literal
+            con.execute(f"ATTACH '{quoted}' AS source (READ_ONLY)")
+            chosen = {"datasets": list(datasets), "models": list(model_ids)}
+            for table, keep in EXPORTED.items():  # DuckDB wants exactly the parameters a statement names
+                used = {name: value for name, value in chosen.items() if f"${name}" in keep}
+                con.execute(f"INSERT INTO {table} SELECT * FROM source.{table} WHERE {keep}", used)
+            con.execute("UPDATE models SET checkpoint = ? || '/' || id WHERE checkpoint IS NOT NULL", [models_folder])
+            for sequence, table in SEQUENCES.items():  # new ids continue after the copied ones
+                start = con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+                con.execute(f"CREATE OR REPLACE SEQUENCE {sequence} START {int(start)}")
+            con.execute("DETACH source")
 
     def info(self) -> dict:
         """Everything in the workspace, as plain JSON-ready values."""

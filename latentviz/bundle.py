@@ -1,0 +1,141 @@
+"""Bundles: a trained workspace in a folder of its own, to hand to someone or to host read-only.
+
+    DIR/workspace.duckdb        the workspace trimmed to what is shown (store.Store.copy_into)
+    DIR/workspace.models/<id>/  the checkpoints its models load
+    DIR/manifest.json           versions, schema, what it holds, and every file's size and sha256
+
+`latentviz serve --bundle DIR` checks the manifest first (`check`), then serves the folder
+read-only. The manifest is written last, and the folder is built under a temporary name and renamed
+when complete, so a failed export leaves nothing that looks like a bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from latentviz import __version__, settings
+from latentviz.errors import LatentvizError
+from latentviz.store import SCHEMA_VERSION, Store
+
+MANIFEST = "manifest.json"
+WORKSPACE = "workspace.duckdb"
+MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks for checkpoints
+
+
+def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_ids: list[int] | None = None) -> dict:
+    """Write the bundle folder `out` (which must not exist yet); returns its manifest.
+
+    datasets: default every dataset, or those of the chosen models; model_ids: default every finished
+    model of those datasets. An SAE goes in only with its dashboards built (`latentviz features`)."""
+    out = Path(out)
+    if out.exists():
+        raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
+    models = store.models()
+    finished = models[models["checkpoint"].notna()]
+    if model_ids is not None:
+        unknown = sorted(set(model_ids) - set(finished["id"].astype(int)))
+        if unknown:
+            raise LatentvizError(f"no finished model with id {unknown[0]}: `latentviz info` lists the models")
+    known = store.datasets()["name"].tolist()
+    if datasets is None:
+        chosen = finished[finished["id"].isin(model_ids)] if model_ids is not None else finished
+        datasets = known if model_ids is None else sorted(set(chosen["dataset"].dropna()))
+    missing = [name for name in datasets if name not in known]
+    if missing:
+        raise LatentvizError(f"no dataset named {missing[0]!r}: the workspace has {', '.join(known) or 'none'}")
+    if model_ids is None:
+        model_ids = finished[finished["dataset"].isin(datasets) | finished["dataset"].isna()]["id"].astype(int).tolist()
+    chosen = finished[finished["id"].isin(model_ids)]
+    for row in chosen.itertuples():
+        if row.kind == "sae" and not store.has_feature_dashboards(int(row.id)):
+            raise LatentvizError(
+                f"SAE #{row.id} has no stored dashboards: run `latentviz features {row.id}` first, "
+                "or leave it out with --models"
+            )
+    datasets = sorted(set(datasets) | set(chosen["dataset"].dropna()))  # a model's examples are its dataset's texts
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        store.copy_into(staging / WORKSPACE, datasets, [int(i) for i in chosen["id"]], MODELS)
+        for model_id in chosen["id"].astype(int):
+            shutil.copytree(store.model(model_id)["checkpoint"], staging / MODELS / str(model_id))
+        copied = Store(staging / WORKSPACE, read_only=True)
+        manifest = {
+            "latentviz": __version__,
+            "schema": SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "datasets": datasets,
+            "maps": [int(i) for i in copied.projections()["id"]],
+            "models": [
+                {"id": int(r.id), "kind": r.kind, "name": r.name, "dataset": r.dataset, "backbone": r.backbone}
+                for r in chosen.itertuples()
+            ],
+            "files": {
+                path.relative_to(staging).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                for path in sorted(staging.rglob("*"))
+                if path.is_file()
+            },
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def check(folder: Path) -> Path:
+    """The bundle's workspace file, once its manifest, schema and every checksum hold; otherwise
+    one line that says what is wrong."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise LatentvizError(
+            f"{folder} is not a latentviz bundle (no {MANIFEST}): make one with `latentviz export`"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise LatentvizError(f"{folder / MANIFEST} is not valid JSON ({error.msg}): export the bundle again") from None
+    schema = manifest.get("schema")
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise LatentvizError(
+            f"bundle {folder} was made by latentviz {manifest.get('latentviz')} (workspace schema v{schema}); this "
+            f"latentviz {__version__} reads v{SCHEMA_VERSION}: upgrade latentviz to serve it"
+        )
+    if schema < SCHEMA_VERSION:
+        raise LatentvizError(
+            f"bundle {folder} has workspace schema v{schema}, older than this latentviz's v{SCHEMA_VERSION}: "
+            "export it again with this version"
+        )
+    for name, expected in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise LatentvizError(f"bundle {folder} lacks {name}: copy the whole folder again")
+        if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+            raise LatentvizError(f"bundle {folder}: {name} does not match its checksum (changed or damaged)")
+    if WORKSPACE not in manifest.get("files", {}):
+        raise LatentvizError(f"bundle {folder}: its manifest lists no {WORKSPACE}: export it again")
+    return folder / WORKSPACE
+
+
+def sizes(manifest: dict) -> dict[str, int]:
+    """Bytes per part of a bundle: the workspace, each model's checkpoint, the whole."""
+    parts: dict[str, int] = {}
+    for name, entry in manifest["files"].items():
+        part = "/".join(name.split("/")[:2]) if name.startswith(MODELS + "/") else name
+        parts[part] = parts.get(part, 0) + entry["bytes"]
+    return parts | {"total": sum(parts.values())}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,97 @@
+"""Bundles (latentviz export / serve --bundle): trimmed, checksummed, movable, refused when damaged."""
+
+import json
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+
+from latentviz import bundle
+from latentviz.cli import main
+from latentviz.errors import LatentvizError
+from latentviz.models import base
+from latentviz.store import EXPORTED, NOT_EXPORTED, SCHEMA_VERSION, Store
+
+
+@pytest.fixture(scope="module")
+def trained_workspace(mapped_workspace, tmp_path_factory):
+    """The mapped workspace, a VQ model trained on it, and a second dataset that a bundle can leave out."""
+    db = tmp_path_factory.mktemp("bundle") / "workspace.duckdb"
+    shutil.copy(mapped_workspace, db)
+    workspace = Store(db)
+    workspace.add_dataset("other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]}))
+    backbone = workspace.projections()["backbone"].iloc[0]
+    argv = ["train", "vq", "--db", str(db), "--dataset", "bbc-news", "--backbone", backbone, "--steps", "20"]
+    assert main([*argv, "--codebook-size", "8", "--batch-size", "32"]) == 0
+    return db
+
+
+def test_every_table_is_either_exported_or_left_out_on_purpose(store):
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert tables == set(EXPORTED) | set(NOT_EXPORTED)
+
+
+def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_workspace, tmp_path):
+    source = Store(trained_workspace, read_only=True)
+    model_id = int(source.models()["id"].iloc[-1])
+    manifest = bundle.export(source, tmp_path / "demo", datasets=["bbc-news"])
+    assert manifest["datasets"] == ["bbc-news"] and [m["id"] for m in manifest["models"]] == [model_id]
+    assert manifest["schema"] == SCHEMA_VERSION and "workspace.duckdb" in manifest["files"]
+    assert any(name.startswith(f"workspace.models/{model_id}/") for name in manifest["files"])
+    assert not (tmp_path / "demo.partial").exists()
+
+    moved = tmp_path / "elsewhere" / "demo"
+    moved.parent.mkdir()
+    (tmp_path / "demo").rename(moved)  # checkpoints are relative to the bundle: it works anywhere
+    copy = Store(bundle.check(moved), read_only=True)
+    assert copy.datasets()["name"].tolist() == ["bbc-news"]
+    assert len(copy.texts("bbc-news")) == len(source.texts("bbc-news"))
+    assert copy.projections()["id"].tolist() == source.projections()["id"].tolist()
+    checkpoint = copy.model(model_id)["checkpoint"]
+    assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
+    ids, vectors = copy.vectors(int(copy.projections()["encoding_id"].iloc[0]))
+    assert len(ids) == len(source.texts("bbc-news")) and vectors.shape[0] == len(ids)
+
+
+def test_a_damaged_or_newer_bundle_gets_one_clear_line(trained_workspace, tmp_path):
+    folder = tmp_path / "demo"
+    bundle.export(Store(trained_workspace, read_only=True), folder)
+    assert bundle.check(folder) == folder / "workspace.duckdb"
+
+    checkpoint = next(p for p in (folder / "workspace.models").rglob("*") if p.is_file())
+    original = checkpoint.read_bytes()
+    checkpoint.write_bytes(bytes([original[0] ^ 1]) + original[1:])
+    with pytest.raises(LatentvizError, match="does not match its checksum"):
+        bundle.check(folder)
+    checkpoint.write_bytes(original)
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"schema": SCHEMA_VERSION + 1}))
+    with pytest.raises(LatentvizError, match="upgrade latentviz"):
+        bundle.check(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(LatentvizError, match="not a latentviz bundle"):
+        bundle.check(folder)
+
+
+def test_export_refuses_what_it_cannot_do_and_leaves_nothing(trained_workspace, tmp_path):
+    source = Store(trained_workspace, read_only=True)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(LatentvizError, match="already exists"):
+        bundle.export(source, tmp_path / "taken")
+    with pytest.raises(LatentvizError, match="no dataset named 'nope'"):
+        bundle.export(source, tmp_path / "a", datasets=["nope"])
+    with pytest.raises(LatentvizError, match="no finished model with id 999"):
+        bundle.export(source, tmp_path / "b", model_ids=[999])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_cli_export_prints_sizes_and_serve_checks_the_bundle_first(trained_workspace, tmp_path, capsys):
+    assert main(["export", "--db", str(trained_workspace), "--out", str(tmp_path / "demo")]) == 0
+    out, err = capsys.readouterr()
+    assert "workspace.duckdb" in out and "total" in out and "latentviz serve --bundle" in err
+    (tmp_path / "demo" / "workspace.duckdb").write_bytes(b"not a database")
+    assert main(["serve", "--bundle", str(tmp_path / "demo")]) == 2
+    assert "does not match its checksum" in capsys.readouterr().err
