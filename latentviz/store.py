@@ -647,9 +647,10 @@ class Store:
             )
 
     def models(self) -> pd.DataFrame:
-        return self._frame(
+        frame = self._frame(
             "SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id"
         )
+        return frame.assign(checkpoint=[None if pd.isna(c) else self._checkpoint_path(c) for c in frame["checkpoint"]])
 
     def model(self, model_id: int) -> dict | None:
         """One model's row, with config and metrics parsed (metrics {} until it finishes); None if absent."""
