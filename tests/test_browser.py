@@ -256,3 +256,48 @@ def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
             assert frame.locator(".hoverlayer .hovertext").count(), "no hover label"
         assert all(f.evaluate("() => window.__pwned") is None for f in tab.frames) and not dialogs, path
     tab.close()
+
+
+def test_a_bundle_serves_read_only_and_a_permalink_restores_the_view(browser, mapped_workspace, tmp_path_factory):
+    from latentviz import bundle
+    from latentviz.store import Store
+
+    folder = tmp_path_factory.mktemp("bundle") / "demo"
+    bundle.export(Store(mapped_workspace, read_only=True), folder)
+    shown = Store(folder / "workspace.duckdb", read_only=True)
+    projection_id = int(shown.projections()["id"].iloc[0])  # not the newest, which the page opens on by default
+    text_id = int(shown.projection_points(projection_id)["id"].iloc[3])
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "latentviz", "serve", "--bundle", str(folder), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving(server, url, 60)
+    try:
+        for visit in range(2):  # each in a fresh context: nothing but the URL carries the view
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            tab = context.new_page()
+            tab.goto(f"{url}/?map={projection_id}&color=label&q=said&text={text_id}")
+            owner, frame = map_frame(tab)
+            tab.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)
+            tab.wait_for_selector("text=texts contain “said”", timeout=30_000)
+            frame.wait_for_function(
+                "() => ['search matches', 'chosen text'].every(n => document.getElementById('map').data.some("
+                "t => t.name === n))",
+                timeout=30_000,
+            )
+            assert tab.get_by_role("combobox", name="Map").input_value().endswith(f"(#{projection_id})")
+            assert tab.get_by_text("read-only").count()  # the sidebar says so
+            if visit == 1:  # a visitor's text is placed, and never written to the bundle
+                tab.get_by_role("tab", name="Your text").click()
+                tab.get_by_label("Type sentences, one per line").fill("The striker scored twice in the final.")
+                tab.get_by_role("button", name="Place on the map").click()
+                tab.wait_for_selector("text=★1", timeout=120_000)
+            context.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert bundle.check(folder) == folder / "workspace.duckdb"  # every checksum still holds
