@@ -95,3 +95,10 @@ def test_cli_export_prints_sizes_and_serve_checks_the_bundle_first(trained_works
     (tmp_path / "demo" / "workspace.duckdb").write_bytes(b"not a database")
     assert main(["serve", "--bundle", str(tmp_path / "demo")]) == 2
     assert "does not match its checksum" in capsys.readouterr().err
+
+
+def test_a_bundle_is_never_served_writable(trained_workspace, tmp_path, capsys):
+    assert main(["export", "--db", str(trained_workspace), "--out", str(tmp_path / "demo")]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--bundle", str(tmp_path / "demo"), "--address", "0.0.0.0", "--allow-writes"]) == 2
+    assert "served read-only: drop --allow-writes" in capsys.readouterr().err

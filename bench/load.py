@@ -1,0 +1,166 @@
+"""Load check: concurrent read-only sessions against `latentviz serve --bundle`, for a fixed time.
+
+Serves a bundle on loopback and drives N headless Chromium sessions (one browser, a context
+each, Playwright's async API) for S seconds. Each session loops: open the Latent Map (until its
+points are drawn), click a point (until the chosen text is marked and its neighbours listed),
+open the SAE Features page (until a feature's dashboard shows). Reported: errors (a page showing
+a Python exception, or any step over its 120 s limit), p50 / p95 of page loads and of clicks,
+the steps done, and the server's peak memory (its process and children, sampled every 0.5 s).
+
+The browsers share the machine with the server, so on a small machine the latencies measure the
+clients as much as the server; the memory is the server's alone.
+
+    python bench/load.py --bundle demo [--sessions 20] [--seconds 60] [--out bench/results/load.json]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from serving import free_port, wait_until_serving  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+STEP_LIMIT_MS = 120_000
+DRAWN = """() => { const gd = document.getElementById('map');
+  return !!(gd && gd._fullData && gd._fullData.length); }"""
+POINT_XY = """() => { const gd = document.getElementById('map');
+  const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect(), i = Math.floor(Math.random() * t.x.length);
+  return [box.left + xa.l2p(t.x[i]), box.top + ya.l2p(t.y[i])]; }"""
+CHOSEN = """() => { const t = document.getElementById('map')._fullData.find(t => t.name === 'chosen text');
+  return t ? String(t.customdata[0]) : null; }"""
+
+
+async def session(browser, url: str, deadline: float, record: dict) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    try:
+        while time.monotonic() < deadline:
+            try:
+                start = time.perf_counter()
+                await page.goto(f"{url}/?color=label")
+                owner = await page.wait_for_selector("iframe[title*=latent_map]", timeout=STEP_LIMIT_MS)
+                frame = await owner.content_frame()
+                await frame.wait_for_function(DRAWN, timeout=STEP_LIMIT_MS)
+                record["page"].append(time.perf_counter() - start)
+                await check(page, record)
+
+                await page.wait_for_timeout(500)
+                box, (x, y) = await owner.bounding_box(), await frame.evaluate(POINT_XY)
+                before = await frame.evaluate(CHOSEN)
+                start = time.perf_counter()
+                await page.mouse.click(box["x"] + x, box["y"] + y)
+                await frame.wait_for_function(f"() => ({CHOSEN})() !== {json.dumps(before)}", timeout=STEP_LIMIT_MS)
+                await page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=STEP_LIMIT_MS)
+                record["click"].append(time.perf_counter() - start)
+                await check(page, record)
+
+                start = time.perf_counter()
+                await page.goto(f"{url}/sae-features")
+                await page.wait_for_selector("text=Top activations", timeout=STEP_LIMIT_MS)
+                record["page"].append(time.perf_counter() - start)
+                await check(page, record)
+            except Exception as error:  # a step past its limit, or the page gone: counted, then go on
+                record["errors"].append(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    finally:
+        await context.close()
+
+
+async def check(page, record: dict) -> None:
+    if await page.locator("[data-testid=stException]").count():
+        record["errors"].append("exception on " + page.url)
+
+
+async def drive(url: str, sessions: int, seconds: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    record = {"page": [], "click": [], "errors": []}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(session(browser, url, deadline, record) for _ in range(sessions)))
+        await browser.close()
+    return record
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--out", default="bench/results/load.json")
+    args = parser.parse_args()
+
+    port = free_port()
+    command = [sys.executable, "-m", "latentviz", "serve", "--bundle", args.bundle, "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    peak, sampling = [0.0], [True]
+
+    def sample() -> None:
+        while sampling[0]:
+            peak[0] = max(peak[0], tree_rss_mb(server.pid))
+            time.sleep(0.5)
+
+    try:
+        wait_until_serving(server, url, 120)
+        idle = tree_rss_mb(server.pid)
+        threading.Thread(target=sample, daemon=True).start()
+        start = time.monotonic()
+        record = asyncio.run(drive(url, args.sessions, args.seconds))
+        wall = time.monotonic() - start
+    finally:
+        sampling[0] = False
+        server.terminate()
+        server.wait(30)
+
+    def quantiles(values: list[float]) -> dict:
+        return {"n": len(values)} | (
+            {"p50_s": round(float(np.median(values)), 2), "p95_s": round(float(np.percentile(values, 95)), 2)}
+            if values
+            else {}
+        )
+
+    result = {
+        "sessions": args.sessions,
+        "seconds": args.seconds,
+        "wall_s": round(wall, 1),
+        "cpus": os.cpu_count(),
+        "errors": len(record["errors"]),
+        "error_kinds": sorted(set(record["errors"]))[:10],
+        "page_loads": quantiles(record["page"]),
+        "clicks": quantiles(record["click"]),
+        "server_idle_mb": round(idle),
+        "server_peak_mb": round(peak[0]),
+    }
+    print(json.dumps(result, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
