@@ -17,6 +17,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from latentviz import __version__, settings
 from latentviz.errors import LatentvizError
 from latentviz.store import SCHEMA_VERSION, Store
@@ -27,36 +29,12 @@ MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks
 
 
 def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_ids: list[int] | None = None) -> dict:
-    """Write the bundle folder `out` (which must not exist yet); returns its manifest.
-
-    datasets: default every dataset, or those of the chosen models; model_ids: default every finished
-    model of those datasets. An SAE goes in only with its dashboards built (`latentviz features`)."""
+    """Write the bundle folder `out` (which must not exist yet); returns its manifest. What goes in:
+    see `choose`."""
     out = Path(out)
     if out.exists():
         raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
-    models = store.models()
-    finished = models[models["checkpoint"].notna()]
-    if model_ids is not None:
-        unknown = sorted(set(model_ids) - set(finished["id"].astype(int)))
-        if unknown:
-            raise LatentvizError(f"no finished model with id {unknown[0]}: `latentviz info` lists the models")
-    known = store.datasets()["name"].tolist()
-    if datasets is None:
-        chosen = finished[finished["id"].isin(model_ids)] if model_ids is not None else finished
-        datasets = known if model_ids is None else sorted(set(chosen["dataset"].dropna()))
-    missing = [name for name in datasets if name not in known]
-    if missing:
-        raise LatentvizError(f"no dataset named {missing[0]!r}: the workspace has {', '.join(known) or 'none'}")
-    if model_ids is None:
-        model_ids = finished[finished["dataset"].isin(datasets) | finished["dataset"].isna()]["id"].astype(int).tolist()
-    chosen = finished[finished["id"].isin(model_ids)]
-    for row in chosen.itertuples():
-        if row.kind == "sae" and not store.has_feature_dashboards(int(row.id)):
-            raise LatentvizError(
-                f"SAE #{row.id} has no stored dashboards: run `latentviz features {row.id}` first, "
-                "or leave it out with --models"
-            )
-    datasets = sorted(set(datasets) | set(chosen["dataset"].dropna()))  # a model's examples are its dataset's texts
+    datasets, chosen = choose(store, datasets, model_ids)
 
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -88,6 +66,36 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def choose(store: Store, datasets: list[str] | None, model_ids: list[int] | None) -> tuple[list[str], pd.DataFrame]:
+    """The datasets and the finished models (rows of Store.models) a bundle or a static site shows.
+
+    datasets: default every dataset, or those of the chosen models; model_ids: default every finished
+    model of those datasets. An SAE goes in only with its dashboards built (`latentviz features`)."""
+    models = store.models()
+    finished = models[models["checkpoint"].notna()]
+    if model_ids is not None:
+        unknown = sorted(set(model_ids) - set(finished["id"].astype(int)))
+        if unknown:
+            raise LatentvizError(f"no finished model with id {unknown[0]}: `latentviz info` lists the models")
+    known = store.datasets()["name"].tolist()
+    if datasets is None:
+        chosen = finished[finished["id"].isin(model_ids)] if model_ids is not None else finished
+        datasets = known if model_ids is None else sorted(set(chosen["dataset"].dropna()))
+    missing = [name for name in datasets if name not in known]
+    if missing:
+        raise LatentvizError(f"no dataset named {missing[0]!r}: the workspace has {', '.join(known) or 'none'}")
+    if model_ids is None:
+        model_ids = finished[finished["dataset"].isin(datasets) | finished["dataset"].isna()]["id"].astype(int).tolist()
+    chosen = finished[finished["id"].isin(model_ids)]
+    for row in chosen.itertuples():
+        if row.kind == "sae" and not store.has_feature_dashboards(int(row.id)):
+            raise LatentvizError(
+                f"SAE #{row.id} has no stored dashboards: run `latentviz features {row.id}` first, "
+                "or leave it out with --models"
+            )
+    return sorted(set(datasets) | set(chosen["dataset"].dropna())), chosen  # a model's examples: its dataset's texts
 
 
 def check(folder: Path) -> Path:

@@ -279,6 +279,9 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
         .properties(width=170, height=150)
         .facet(facet=alt.Facet("metric:N", title=None), columns=columns)
         .resolve_scale(y="independent")
+        # each panel its own step axis: a shared one is drawn under every column, under an empty
+        # last cell too (7 metrics in 4 columns), where it looked like an eighth, empty panel
+        .resolve_axis(x="independent")
     )
 
 

@@ -329,20 +329,30 @@ def cmd_serve(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from latentviz import bundle
+    from latentviz import bundle, static_site
 
-    manifest = bundle.export(
-        _store(args, read_only=True), Path(args.out), datasets=args.datasets, model_ids=args.models
-    )
+    store = _store(args, read_only=True)
+    if args.static:
+        sizes = static_site.export(
+            store, Path(args.static), datasets=args.datasets, model_ids=args.models, max_mb=args.max_mb
+        )
+        _print_sizes(sizes)
+        print(f"latentviz: static site {args.static}: serve the folder with any web server", file=sys.stderr)
+        return
+    manifest = bundle.export(store, Path(args.out), datasets=args.datasets, model_ids=args.models)
     models = ", ".join(f"#{model['id']} {model['kind']}" for model in manifest["models"]) or "none"
     print(
         f"latentviz: bundle {args.out}: datasets {', '.join(manifest['datasets'])}; {len(manifest['maps'])} map(s); "
         f"models {models}",
         file=sys.stderr,
     )
-    for part, size in bundle.sizes(manifest).items():
-        print(f"  {part:<32} {size / 2**20:>9,.1f} MB")
+    _print_sizes(bundle.sizes(manifest))
     print(f"serve it with: latentviz serve --bundle {args.out}", file=sys.stderr)
+
+
+def _print_sizes(sizes: dict[str, int]) -> None:
+    for part, size in sizes.items():
+        print(f"  {part:<32} {size / 2**20:>9,.1f} MB")
 
 
 def cmd_worker(args) -> None:
@@ -529,7 +539,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", parents=[common], help="write a bundle: a folder to serve read-only (latentviz serve --bundle)"
     )
-    p.add_argument("--out", required=True, help="the bundle folder to create")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="the bundle folder to create (served by latentviz serve --bundle)")
+    where.add_argument("--static", metavar="DIR", help="a static site instead: plain files any static host serves")
+    p.add_argument(
+        "--max-mb", type=float, default=settings.STATIC_MAX_MB, help="with --static: refuse a site larger than this"
+    )
     p.add_argument("--datasets", nargs="+", metavar="NAME", help="datasets to include (default: all)")
     p.add_argument("--models", nargs="+", type=int, metavar="MODEL_ID", help="models (default: all of those datasets)")
     p.set_defaults(run=cmd_export)

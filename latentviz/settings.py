@@ -23,6 +23,8 @@ SITES = {
 MAX_UPLOAD_BYTES = int(float(os.environ.get("LATENTVIZ_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
 MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are documents, not sentences
 
+STATIC_MAX_MB = 500  # `export --static` refuses a larger site: GitHub Pages publishes up to 1 GB
+
 PLACE_MAX_TEXTS = 200  # texts placed on a map at once from "Your text": enough to see where a file lands
 
 SEED = 42

@@ -1103,7 +1103,14 @@ class Store:
         Store(target)  # the current schema, empty
         with duckdb.connect(str(target)) as con:
             quoted = str(self.path).replace("'", "''")  # ATTACH takes no parameter: a quoted literal
-            con.execute(f"ATTACH '{quoted}' AS source (READ_ONLY)")
+            try:
+                con.execute(f"ATTACH '{quoted}' AS source (READ_ONLY)")
+            except duckdb.IOException as error:
+                if not _is_lock_error(error):
+                    raise
+                raise StoreError(
+                    f"workspace {self.path} is in use by a writer: stop its worker or app, then export"
+                ) from None
             chosen = {"datasets": list(datasets), "models": list(model_ids)}
             for table, keep in EXPORTED.items():  # DuckDB wants exactly the parameters a statement names
                 used = {name: value for name, value in chosen.items() if f"${name}" in keep}

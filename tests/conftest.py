@@ -81,3 +81,32 @@ def mapped_workspace(tmp_path_factory, tiny_bert):
     pipeline.project(workspace, encoding_id, method="pca")
     pipeline.project(workspace, encoding_id, method="umap")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
+    """The mapped workspace with a VQ model and an SAE (dashboards built) trained on it, and a second
+    dataset that a bundle or a static site can leave out."""
+    import pandas as pd
+    import specs
+
+    from latentviz import features, fit
+    from latentviz.cli import main
+
+    db = tmp_path_factory.mktemp("trained") / "workspace.duckdb"
+    shutil.copy(mapped_workspace, db)
+    workspace = Store(db)
+    workspace.add_dataset("other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]}))
+    backbone = workspace.projections()["backbone"].iloc[0]
+    argv = ["train", "vq", "--db", str(db), "--dataset", "bbc-news", "--backbone", backbone, "--steps", "20"]
+    assert main([*argv, "--codebook-size", "8", "--batch-size", "32"]) == 0
+    sae = specs.sae(
+        "bbc-news",
+        backbone=tiny_llama,
+        layer=2,
+        max_tokens=1500,  # from about 60 of its texts: an SAE wants ten or more
+        model={"d_sae": 32, "k": 4},
+        training={"steps": 20, "batch_size": 128, "lr": 1e-3},
+    )
+    features.build(workspace, fit.sae.train(workspace, sae))
+    return db

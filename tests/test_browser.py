@@ -1,5 +1,6 @@
 """The served app in a real browser: Debian's Chromium, headless, driven by Playwright."""
 
+import json
 import os
 import re
 import shutil
@@ -223,6 +224,33 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         tab.close()
 
 
+def test_a_map_build_shows_its_umap_stage_while_it_fits(browser, served, tiny_bert):
+    """What a first run shows while UMAP fits: the stage by name, not a full bar with nothing happening."""
+    import pandas as pd
+
+    from latentviz import jobs, settings
+    from latentviz.store import Store
+
+    store = Store(os.environ["LATENTVIZ_SERVED_DB"])
+    texts = [f"sentence number {i} about {topic}" for i in range(20) for topic in ("markets", "football")]
+    store.add_dataset("staged", "test", pd.DataFrame({"text": texts}))
+    os.environ[settings.WORKER_ENV] = "1"
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        job = jobs.submit(store, "encode and map", {"dataset": "staged", "backbone": tiny_bert, "method": "umap"})
+        tab.goto(f"{served}/data")  # as a first visit does: the page finds its job running
+        tab.wait_for_selector("h1:has-text('Data')", timeout=90_000)
+        tab.wait_for_selector("text=fitting UMAP", timeout=120_000)  # the stage by name, while it runs
+        tab.screenshot(path=str(ARTIFACTS / "data-while-umap-fits.png"))
+        assert jobs.wait(store, job, timeout=300)["status"] == "done"
+    finally:
+        os.environ.pop(settings.WORKER_ENV)
+        worker = Path(f"{store.path}.worker")
+        if worker.exists():
+            os.kill(int(worker.read_text()), 9)
+        tab.close()
+
+
 def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
     import pandas as pd
 
@@ -301,3 +329,66 @@ def test_a_bundle_serves_read_only_and_a_permalink_restores_the_view(browser, ma
         server.terminate()
         server.wait(10)
     assert bundle.check(folder) == folder / "workspace.duckdb"  # every checksum still holds
+
+
+def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
+    browser, trained_workspace, tmp_path, tiny_bert
+):
+    import functools
+    import http.server
+    import threading
+
+    import pandas as pd
+
+    from latentviz import pipeline, static_site
+    from latentviz.store import Store
+
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(trained_workspace.parent / "workspace.models", tmp_path / "workspace.models")  # moved together
+    store = Store(db)
+    attacks = ["<img src=x onerror=\"window.__pwned='img'\"> plain words", "<script>window.__pwned='s'</script> plain"]
+    store.add_dataset("hostile", "test", pd.DataFrame({"text": attacks * 6, "label": ["<b onclick=x>l</b>"] * 12}))
+    pipeline.project(store, pipeline.encode(store, "hostile", backbone_name=tiny_bert), method="pca")
+    static_site.export(store, tmp_path / "site")
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    hosts, failures, dialogs = set(), [], []
+    tab.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+    tab.on("pageerror", lambda error: failures.append(str(error)))
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    drawn = "() => { const gd = document.getElementById('map-plot'); return gd._fullData && gd._fullData.length }"
+    try:
+        tab.goto(f"{url}/#tab=map&q=said")
+        tab.wait_for_function(drawn, timeout=60_000)
+        assert re.fullmatch(r"\d+ texts contain “said”", tab.locator("#map-count").inner_text())
+        tab.screenshot(path=str(ARTIFACTS / "static-map.png"))
+
+        hostile = Store(db).projections()["id"].iloc[-1]
+        tab.goto(f"{url}/#tab=map&map={hostile}&q=plain")  # a permalink: the hostile map, searched
+        tab.reload()
+        tab.wait_for_function(drawn, timeout=60_000)
+        tab.wait_for_selector("#map-matches td:has-text('plain words')", timeout=30_000)  # shown as text
+        assert "<img src=x" in tab.locator("#map-matches").inner_text()
+
+        tab.click("button[data-tab=features]")
+        tab.wait_for_selector("#feature h2", timeout=30_000)
+        assert tab.locator("#feature-list tr.pick").count() > 0 and tab.locator("#feature .tok").count() > 0
+        first = tab.locator("#feature h2").inner_text()
+        tab.locator("#feature a.feature").first.click()  # a neighbour opens its own dashboard
+        tab.wait_for_function(f"() => document.querySelector('#feature h2').innerText !== {json.dumps(first)}")
+        tab.screenshot(path=str(ARTIFACTS / "static-features.png"))
+
+        tab.click("button[data-tab=codebooks]")
+        tab.wait_for_function("() => document.getElementById('vq-usage')._fullData", timeout=30_000)
+        assert "codes" in tab.locator("#vq-gini").inner_text()
+        tab.screenshot(path=str(ARTIFACTS / "static-codebooks.png"))
+    finally:
+        tab.close()
+        server.shutdown()
+    assert hosts == {f"127.0.0.1:{server.server_address[1]}"}  # nothing beyond the site's own files
+    assert not failures and not dialogs

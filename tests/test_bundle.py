@@ -1,10 +1,8 @@
 """Bundles (latentviz export / serve --bundle): trimmed, checksummed, movable, refused when damaged."""
 
 import json
-import shutil
 
 import duckdb
-import pandas as pd
 import pytest
 
 from latentviz import bundle
@@ -12,19 +10,6 @@ from latentviz.cli import main
 from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.store import EXPORTED, NOT_EXPORTED, SCHEMA_VERSION, Store
-
-
-@pytest.fixture(scope="module")
-def trained_workspace(mapped_workspace, tmp_path_factory):
-    """The mapped workspace, a VQ model trained on it, and a second dataset that a bundle can leave out."""
-    db = tmp_path_factory.mktemp("bundle") / "workspace.duckdb"
-    shutil.copy(mapped_workspace, db)
-    workspace = Store(db)
-    workspace.add_dataset("other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]}))
-    backbone = workspace.projections()["backbone"].iloc[0]
-    argv = ["train", "vq", "--db", str(db), "--dataset", "bbc-news", "--backbone", backbone, "--steps", "20"]
-    assert main([*argv, "--codebook-size", "8", "--batch-size", "32"]) == 0
-    return db
 
 
 def test_every_table_is_either_exported_or_left_out_on_purpose(store):
@@ -35,11 +20,11 @@ def test_every_table_is_either_exported_or_left_out_on_purpose(store):
 
 def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_workspace, tmp_path):
     source = Store(trained_workspace, read_only=True)
-    model_id = int(source.models()["id"].iloc[-1])
+    model_ids = source.models()["id"].astype(int).tolist()  # a VQ model and an SAE
     manifest = bundle.export(source, tmp_path / "demo", datasets=["bbc-news"])
-    assert manifest["datasets"] == ["bbc-news"] and [m["id"] for m in manifest["models"]] == [model_id]
+    assert manifest["datasets"] == ["bbc-news"] and [m["id"] for m in manifest["models"]] == model_ids
     assert manifest["schema"] == SCHEMA_VERSION and "workspace.duckdb" in manifest["files"]
-    assert any(name.startswith(f"workspace.models/{model_id}/") for name in manifest["files"])
+    assert all(any(name.startswith(f"workspace.models/{i}/") for name in manifest["files"]) for i in model_ids)
     assert not (tmp_path / "demo.partial").exists()
 
     moved = tmp_path / "elsewhere" / "demo"
@@ -49,8 +34,11 @@ def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_works
     assert copy.datasets()["name"].tolist() == ["bbc-news"]
     assert len(copy.texts("bbc-news")) == len(source.texts("bbc-news"))
     assert copy.projections()["id"].tolist() == source.projections()["id"].tolist()
-    checkpoint = copy.model(model_id)["checkpoint"]
-    assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
+    for model_id in model_ids:
+        checkpoint = copy.model(model_id)["checkpoint"]
+        assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
+    sae_id = model_ids[-1]  # its dashboards came along: the Features page opens on them
+    assert copy.feature_summaries(sae_id).equals(source.feature_summaries(sae_id))
     ids, vectors = copy.vectors(int(copy.projections()["encoding_id"].iloc[0]))
     assert len(ids) == len(source.texts("bbc-news")) and vectors.shape[0] == len(ids)
 

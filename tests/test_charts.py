@@ -50,3 +50,13 @@ def test_placed_texts_are_numbered_as_in_their_list():
     figure = charts.map_figure(points(["a", "b"], ["x", "y"]), "label", placed=placed)
     yours = figure.data[-1]
     assert list(yours.text) == ["1", "2"] and yours.hovertext[0] == "1. first &lt;b&gt;"
+
+
+def test_curve_panels_each_carry_their_own_step_axis():
+    curves = pd.DataFrame(
+        {"step": [1, 2] * 7, "metric": [f"m{i}" for i in range(7) for _ in range(2)], "value": range(14), "model": "#1"}
+    )
+    spec = charts.curves_chart(curves, columns=4).to_dict()
+    assert spec["facet"]["field"] == "metric" and spec["columns"] == 4
+    # a shared axis is drawn under each column, under the empty eighth cell too
+    assert spec["resolve"]["axis"]["x"] == "independent"

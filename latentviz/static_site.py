@@ -1,0 +1,138 @@
+"""`latentviz export --static DIR`: the workspace as plain files any static host serves (GitHub
+Pages, a static Space, a bucket), with no Python behind them.
+
+    DIR/index.html, site.js   the viewer (static_site.html and static_site.js in this package)
+    DIR/plotly.min.js         from plotly's Python package: nothing is fetched at view time
+    DIR/data/index.json       what the site holds
+    DIR/data/map-<id>.json    a map's points: x, y, escaped hover text, label
+    DIR/data/sae-<id>.json    an SAE's feature list; data/sae-<id>/<feature>.json each dashboard
+    DIR/data/vq-<id>.json     a VQ model's code usage, sorted, with its Lorenz curve and Gini
+
+The viewer puts every text on the page as DOM text (never as HTML); the map's hover labels are
+escaped here, since Plotly renders a subset of HTML in them. Its Content-Security-Policy allows
+the site's own files only. Written under DIR.partial and renamed when complete; over the size
+limit, nothing is left and the error says the size.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import plotly
+
+from latentviz import bundle, charts, dashboards, features, runs, settings
+from latentviz.errors import LatentvizError
+from latentviz.store import Store
+
+
+def export(
+    store: Store,
+    out: Path,
+    *,
+    datasets: list[str] | None = None,
+    model_ids: list[int] | None = None,
+    max_mb: float = settings.STATIC_MAX_MB,
+) -> dict[str, int]:
+    """Write the static site `out` (which must not exist yet); returns bytes per part and in total."""
+    out = Path(out)
+    if out.exists():
+        raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
+    datasets, chosen = bundle.choose(store, datasets, model_ids)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "data").mkdir(parents=True)
+    try:
+        index = {"maps": [], "saes": [], "codebooks": []}
+        for row in store.projections().itertuples():
+            if row.dataset in datasets:
+                _write(staging / "data" / f"map-{row.id}.json", _map(store, int(row.id)))
+                title = f"{row.dataset} · {row.backbone} layer {row.layer} · {row.method.upper()} (#{row.id})"
+                index["maps"].append({"id": int(row.id), "title": title})
+        for row in chosen.itertuples():
+            if row.kind == "sae":
+                _sae(store, int(row.id), staging / "data")
+                index["saes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+            elif row.kind == "vq":
+                _write(staging / "data" / f"vq-{row.id}.json", _codebook(store, int(row.id)))
+                index["codebooks"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+        _write(staging / "data" / "index.json", index)
+        package = resources.files("latentviz")
+        (staging / "index.html").write_bytes(package.joinpath("static_site.html").read_bytes())
+        (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
+        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", staging / "plotly.min.js")
+        sizes = _sizes(staging)
+        if sizes["total"] > max_mb * 2**20:
+            raise LatentvizError(
+                f"the static site would be {sizes['total'] / 2**20:,.0f} MB, over the limit of {max_mb:,.0f} MB "
+                "(--max-mb): export fewer datasets or models"
+            )
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sizes
+
+
+def _map(store: Store, projection_id: int) -> dict:
+    points = charts.with_hover(store.projection_points(projection_id))
+    return {
+        "x": np.round(points["x"].to_numpy(float), 4).tolist(),
+        "y": np.round(points["y"].to_numpy(float), 4).tolist(),
+        "hover": points["hover"].tolist(),  # escaped and wrapped, as in the app
+        "text": points["text"].tolist(),  # searched in the browser, shown as DOM text only
+        "label": [None if label is None or label != label else str(label) for label in points["label"]],
+    }
+
+
+def _sae(store: Store, model_id: int, data: Path) -> None:
+    stats = features.statistics(store, model_id)
+    capture = runs.facts(store.model(model_id))["capture"]
+    columns = ["feature", "label", "density", "max", "fires"]
+    rows = stats[columns].to_dict("split")["data"]
+    _write(
+        data / f"sae-{model_id}.json", {"columns": columns, "rows": rows, "opening": features.opening_feature(stats)}
+    )
+    folder = data / f"sae-{model_id}"
+    folder.mkdir()
+    by_feature = stats.set_index("feature")
+    for feature in stats.loc[stats["fires"] > 0, "feature"].astype(int):
+        shown = features.dashboard(store, model_id, capture, feature)
+        histogram = features.histogram(by_feature.loc[feature])
+        links = {kind: frame.to_dict("split")["data"] for kind, frame in shown.links.items()}  # native numbers
+        for kind in ("neighbours", "cooccurs"):  # with the other feature's label
+            links[kind] = [[*item, str(by_feature.at[int(item[0]), "label"])] for item in links[kind]]
+        examples = [
+            {"bucket": int(e.bucket), "value": float(e.value), "tokens": [[t, round(v, 3)] for t, v in e.context]}
+            for e in shown.examples.itertuples()
+        ]
+        histogram = {"start": histogram["start"].tolist(), "count": histogram["count"].tolist()}
+        _write(folder / f"{feature}.json", {"examples": examples, "histogram": histogram, "links": links})
+
+
+def _codebook(store: Store, model_id: int) -> dict:
+    book = dashboards.codebook(store, model_id)
+    return {
+        "size": int(book.size),
+        "counts": book.usage["count"].astype(int).tolist(),
+        "codes": book.usage["code"].astype(int).tolist(),
+        "gini": float(book.gini),
+        "lorenz": {"codes": book.lorenz["codes"].tolist(), "uses": book.lorenz["uses"].tolist()},
+    }
+
+
+def _write(path: Path, value) -> None:
+    path.write_text(json.dumps(value, separators=(",", ":"), allow_nan=False))
+
+
+def _sizes(folder: Path) -> dict[str, int]:
+    parts: dict[str, int] = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            name = path.relative_to(folder).parts
+            part = "/".join(name[:2]) if name[0] == "data" and len(name) > 2 else "/".join(name)
+            parts[part] = parts.get(part, 0) + path.stat().st_size
+    return dict(sorted(parts.items())) | {"total": sum(parts.values())}
