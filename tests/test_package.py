@@ -51,10 +51,14 @@ def test_the_wheel_installs_and_serves_outside_the_source_tree(tmp_path):
     (work / "notes.txt").write_text("The first note.\nThe second note.\n")
     ingest = latentviz("ingest", "notes.txt", "--db", "ws.duckdb")
     assert ingest.returncode == 0 and "dataset 'notes'" in ingest.stdout, ingest.stderr
+    for kind in ("--out", "--static"):  # a bundle, and a static site with the installed viewer
+        exported = latentviz("export", "--db", "ws.duckdb", kind, kind.strip("-"))
+        assert exported.returncode == 0, exported.stderr
+    assert {"index.html", "site.js", "plotly.min.js"} <= {path.name for path in (work / "static").iterdir()}
 
     port = free_port()
-    server = subprocess.Popen(
-        [venv / "bin" / "latentviz", "serve", "--db", "ws.duckdb", "--port", str(port), "--no-bootstrap"],
+    server = subprocess.Popen(  # the bundle, served read-only by the installed app
+        [venv / "bin" / "latentviz", "serve", "--bundle", "out", "--port", str(port)],
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -71,6 +75,7 @@ def test_the_wheel_installs_and_serves_outside_the_source_tree(tmp_path):
             page.goto(f"http://127.0.0.1:{port}/data")
             page.wait_for_selector("h1:has-text('Data')", timeout=90_000)
             page.wait_for_selector("text=notes", state="attached", timeout=30_000)  # the dataset ingested above
+            assert page.get_by_text("read-only").count()
             assert page.locator("[data-testid=stException]").count() == 0
             browser.close()
     finally:
