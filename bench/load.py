@@ -1,16 +1,21 @@
 """Load check: concurrent read-only sessions against `latentviz serve --bundle`, for a fixed time.
 
-Serves a bundle on loopback and drives N headless Chromium sessions (one browser, a context
-each, Playwright's async API) for S seconds. Each session loops: open the Latent Map (until its
-points are drawn), click a point (until the chosen text is marked and its neighbours listed),
-open the SAE Features page (until a feature's dashboard shows). Reported: errors (a page showing
-a Python exception, or any step over its 120 s limit), p50 / p95 of page loads and of clicks,
-the steps done, and the server's peak memory (its process and children, sampled every 0.5 s).
+Serves a bundle on loopback; N sessions loop for S seconds over: open the Latent Map, click a
+point (its neighbours), open the SAE Features page. Two kinds of client:
 
-The browsers share the machine with the server, so on a small machine the latencies measure the
-clients as much as the server; the memory is the server's alone.
+  protocol  (default) Streamlit's own websocket protocol, as its frontend speaks it: a rerun
+            request (page, query string, widget states) and every message back until the run's
+            `script_finished`. A click is the map component's value with a new clicked text. No
+            drawing: the figures measure the server, and 20 of these fit on a small machine.
+  browser   headless Chromium (one browser, a context each): until the map's points are drawn,
+            the chosen text is marked, a dashboard shows. On a small machine the 20 browsers'
+            software WebGL starves the server of CPU: these figures measure the clients too.
 
-    python bench/load.py --bundle demo [--sessions 20] [--seconds 60] [--out bench/results/load.json]
+Reported: errors (a Python exception on a page, a failed run, or any step over its 120 s limit),
+p50 / p95 of page loads and of clicks, the steps done, and the server's peak memory (its process
+and children, sampled every 0.5 s).
+
+    python bench/load.py --bundle demo [--client protocol|browser] [--sessions 20] [--seconds 60]
 """
 
 import argparse
@@ -28,6 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from serving import free_port, wait_until_serving  # noqa: E402
 
+from latentviz.store import Store  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 STEP_LIMIT_MS = 120_000
 DRAWN = """() => { const gd = document.getElementById('map');
@@ -38,6 +45,81 @@ POINT_XY = """() => { const gd = document.getElementById('map');
   return [box.left + xa.l2p(t.x[i]), box.top + ya.l2p(t.y[i])]; }"""
 CHOSEN = """() => { const t = document.getElementById('map')._fullData.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
+
+
+async def protocol_session(url: str, text_ids: list[int], deadline: float, record: dict, number: int) -> None:
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    async with websockets.connect(
+        url.replace("http", "ws") + "/_stcore/stream", subprotocols=["streamlit"], max_size=None
+    ) as socket:
+
+        async def run(query: str = "", page: str = "", widgets: list | None = None) -> dict:
+            """One rerun, timed until its script_finished: the pages and map component seen."""
+            message = BackMsg()
+            message.rerun_script.query_string = query
+            message.rerun_script.page_script_hash = page
+            for widget in widgets or []:
+                message.rerun_script.widget_states.widgets.append(widget)
+            start = time.perf_counter()
+            await socket.send(message.SerializeToString())
+            seen = {"pages": {}, "map": None}
+            while True:
+                reply = ForwardMsg.FromString(await asyncio.wait_for(socket.recv(), STEP_LIMIT_MS / 1000))
+                kind = reply.WhichOneof("type")
+                if kind == "navigation":
+                    seen["pages"] = {p.url_pathname: p.page_script_hash for p in reply.navigation.app_pages}
+                    seen["pages"]["/"] = next(p.page_script_hash for p in reply.navigation.app_pages if p.is_default)
+                elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
+                    element = reply.delta.new_element
+                    shown = element.WhichOneof("type")
+                    if shown == "exception":
+                        record["errors"].append("exception: " + element.exception.message[:200])
+                    elif shown == "component_instance" and element.component_instance.component_name.endswith("map"):
+                        seen["map"] = element.component_instance
+                    elif shown == "heading":  # what the run showed: a click's neighbours, a feature's dashboard
+                        seen[element.heading.body.split(" ")[0]] = True
+                elif kind == "script_finished":
+                    if reply.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
+                        record["errors"].append(f"run ended {reply.script_finished}")
+                    seen["seconds"] = time.perf_counter() - start
+                    return seen
+
+        clicks, pages = 0, {}
+        while time.monotonic() < deadline:
+            try:
+                shown = await run("color=label", page=pages.get("/", ""))  # the map, named once known
+                pages = shown["pages"] or pages
+                record["page"].append(shown["seconds"])
+                component = shown["map"]
+                clicks += 1
+                state = {
+                    "frame": f"load-{number}",
+                    "have": json.loads(component.json_args)["base_key"],  # as the browser, which keeps the points
+                    "click": text_ids[(number * 7919 + clicks) % len(text_ids)],
+                    "click_seq": clicks,
+                    "selected": [],
+                    "selected_seq": 0,
+                }
+                widget = WidgetState(id=component.id, json_value=json.dumps(state))
+                clicked = await run("color=label", page=pages["/"], widgets=[widget])
+                if not clicked.get("Nearest"):
+                    record["errors"].append("a click listed no neighbours")
+                record["click"].append(clicked["seconds"])
+                features = pages.get("sae-features")
+                if features:
+                    opened = await run(page=features)
+                    if not opened.get("Feature"):
+                        record["errors"].append("the Features page showed no feature")
+                    record["page"].append(opened["seconds"])
+            except Exception as error:  # a step past its limit, or the connection gone: counted, then go on
+                record["errors"].append(
+                    f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+                )
+                return
 
 
 async def session(browser, url: str, deadline: float, record: dict) -> None:
@@ -80,10 +162,14 @@ async def check(page, record: dict) -> None:
         record["errors"].append("exception on " + page.url)
 
 
-async def drive(url: str, sessions: int, seconds: float) -> dict:
+async def drive(url: str, client: str, sessions: int, seconds: float, text_ids: list[int]) -> dict:
     from playwright.async_api import async_playwright
 
     record = {"page": [], "click": [], "errors": []}
+    if client == "protocol":
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(protocol_session(url, text_ids, deadline, record, n) for n in range(sessions)))
+        return record
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
         deadline = time.monotonic() + seconds
@@ -110,6 +196,7 @@ def tree_rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
+    parser.add_argument("--client", choices=["protocol", "browser"], default="protocol")
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--out", default="bench/results/load.json")
@@ -131,7 +218,9 @@ def main() -> None:
         idle = tree_rss_mb(server.pid)
         threading.Thread(target=sample, daemon=True).start()
         start = time.monotonic()
-        record = asyncio.run(drive(url, args.sessions, args.seconds))
+        shown = Store(Path(args.bundle) / "workspace.duckdb", read_only=True)
+        text_ids = shown.projection_points(int(shown.projections()["id"].max()))["id"].tolist()  # the default map
+        record = asyncio.run(drive(url, args.client, args.sessions, args.seconds, text_ids))
         wall = time.monotonic() - start
     finally:
         sampling[0] = False
@@ -146,6 +235,7 @@ def main() -> None:
         )
 
     result = {
+        "client": args.client,
         "sessions": args.sessions,
         "seconds": args.seconds,
         "wall_s": round(wall, 1),

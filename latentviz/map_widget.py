@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
 
-from latentviz import charts
+from latentviz import charts, settings
 
 
 def _folder() -> Path:
@@ -32,10 +32,7 @@ def _folder() -> Path:
     page = resources.files("latentviz").joinpath("map_widget.html").read_bytes()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     name = "map-widget-" + hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
-    for parent in (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "latentviz",
-        Path(tempfile.gettempdir()),
-    ):
+    for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
         folder = parent / name
         if (folder / "index.html").exists():
             return folder

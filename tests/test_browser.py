@@ -286,15 +286,18 @@ def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
     tab.close()
 
 
-def test_a_bundle_serves_read_only_and_a_permalink_restores_the_view(browser, mapped_workspace, tmp_path_factory):
+def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trained_workspace, tmp_path_factory):
     from latentviz import bundle
     from latentviz.store import Store
 
     folder = tmp_path_factory.mktemp("bundle") / "demo"
-    bundle.export(Store(mapped_workspace, read_only=True), folder)
+    bundle.export(Store(trained_workspace, read_only=True), folder)
     shown = Store(folder / "workspace.duckdb", read_only=True)
     projection_id = int(shown.projections()["id"].iloc[0])  # not the newest, which the page opens on by default
     text_id = int(shown.projection_points(projection_id)["id"].iloc[3])
+    models = shown.models().set_index("kind")["id"].astype(int)
+    summaries = shown.feature_summaries(int(models["sae"]))
+    feature = int(summaries[summaries["fires"] > 0]["feature"].iloc[-1])
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "latentviz", "serve", "--bundle", str(folder), "--port", str(port)],
@@ -324,6 +327,13 @@ def test_a_bundle_serves_read_only_and_a_permalink_restores_the_view(browser, ma
                 tab.get_by_label("Type sentences, one per line").fill("The striker scored twice in the final.")
                 tab.get_by_role("button", name="Place on the map").click()
                 tab.wait_for_selector("text=★1", timeout=120_000)
+            # the other pages' links, each opened cold: the same feature, the same codebook
+            tab.goto(f"{url}/sae-features?model={models['sae']}&feature={feature}")
+            tab.wait_for_selector(f"h3:has-text('Feature {feature}:')", timeout=90_000)
+            tab.goto(f"{url}/codebook?models={models['vq']}&detail={models['vq']}&log=1")
+            tab.wait_for_selector("text=vq", timeout=90_000)
+            assert tab.get_by_label("Log scale for usage").is_checked()
+            assert tab.locator("[data-testid=stException]").count() == 0
             context.close()
     finally:
         server.terminate()
