@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,15 +32,8 @@ MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks
 def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_ids: list[int] | None = None) -> dict:
     """Write the bundle folder `out` (which must not exist yet); returns its manifest. What goes in:
     see `choose`."""
-    out = Path(out)
-    if out.exists():
-        raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
     datasets, chosen = choose(store, datasets, model_ids)
-
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with building(Path(out)) as staging:
         store.copy_into(staging / WORKSPACE, datasets, [int(i) for i in chosen["id"]], MODELS)
         for model_id in chosen["id"].astype(int):
             shutil.copytree(store.model(model_id)["checkpoint"], staging / MODELS / str(model_id))
@@ -61,11 +55,24 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
             },
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+@contextmanager
+def building(out: Path):
+    """A new folder, written under `out.partial` and renamed to `out` once complete: a failed export
+    leaves nothing that looks like a finished one."""
+    if out.exists():
+        raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return manifest
 
 
 def choose(store: Store, datasets: list[str] | None, model_ids: list[int] | None) -> tuple[list[str], pd.DataFrame]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import html
 import textwrap
+from pathlib import Path
 
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
 
 PALETTE = [
@@ -32,6 +34,8 @@ PALETTE = [
     "#8C564B",
     "#17BECF",
 ]
+# plotly.js as plotly's Python package ships it: the map component and the static site serve this copy
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 NO_LABEL = "(no label)"
 NOISE = "noise"  # HDBSCAN's unclustered points: quiet grey, drawn under the clusters
 NOISE_COLOUR = "#C9C9C9"

@@ -30,7 +30,6 @@ from latentviz import charts, settings
 def _folder() -> Path:
     """index.html and plotly.min.js side by side, as Streamlit serves a component's folder."""
     page = resources.files("latentviz").joinpath("map_widget.html").read_bytes()
-    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     name = "map-widget-" + hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
     for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
         folder = parent / name
@@ -39,7 +38,7 @@ def _folder() -> Path:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=parent, prefix=name + "."))
-            shutil.copyfile(plotly_js, staging / "plotly.min.js")
+            shutil.copyfile(charts.PLOTLY_JS, staging / "plotly.min.js")
             (staging / "index.html").write_bytes(page)
             try:
                 os.replace(staging, folder)  # all at once: another process never sees half a folder

@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import plotly
 
 from latentviz import bundle, charts, dashboards, features, runs, settings
 from latentviz.errors import LatentvizError
@@ -38,14 +37,9 @@ def export(
     max_mb: float = settings.STATIC_MAX_MB,
 ) -> dict[str, int]:
     """Write the static site `out` (which must not exist yet); returns bytes per part and in total."""
-    out = Path(out)
-    if out.exists():
-        raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
     datasets, chosen = bundle.choose(store, datasets, model_ids)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "data").mkdir(parents=True)
-    try:
+    with bundle.building(Path(out)) as staging:
+        (staging / "data").mkdir()
         index = {"maps": [], "saes": [], "codebooks": []}
         for row in store.projections().itertuples():
             if row.dataset in datasets:
@@ -63,17 +57,13 @@ def export(
         package = resources.files("latentviz")
         (staging / "index.html").write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
-        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", staging / "plotly.min.js")
+        shutil.copyfile(charts.PLOTLY_JS, staging / "plotly.min.js")
         sizes = _sizes(staging)
         if sizes["total"] > max_mb * 2**20:
             raise LatentvizError(
                 f"the static site would be {sizes['total'] / 2**20:,.0f} MB, over the limit of {max_mb:,.0f} MB "
                 "(--max-mb): export fewer datasets or models"
             )
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sizes
 
 
