@@ -536,9 +536,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser(
-        "export", parents=[common], help="write a bundle: a folder to serve read-only (latentviz serve --bundle)"
-    )
+    p = sub.add_parser("export", parents=[common], help="write a bundle (a folder to serve read-only) or a static site")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="DIR", help="the bundle folder to create (served by latentviz serve --bundle)")
     where.add_argument("--static", metavar="DIR", help="a static site instead: plain files any static host serves")
