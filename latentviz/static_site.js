@@ -8,6 +8,7 @@ const PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2
 const CONFIG = {scrollZoom: true, displaylogo: false, responsive: true};
 const state = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
 const cache = {};
+const TABS = ["map", "features", "codebooks", "vaes"];
 
 const $ = id => document.getElementById(id);
 function save() { location.hash = new URLSearchParams(state).toString(); }
@@ -35,9 +36,9 @@ function empty(target, message) { target.replaceChildren(element("div", message,
 function show(tab) {
   state.tab = tab;
   for (const button of document.querySelectorAll("header button")) button.classList.toggle("on", button.dataset.tab === tab);
-  for (const name of ["map", "features", "codebooks"]) $(`tab-${name}`).hidden = name !== tab;
+  for (const name of TABS) $(`tab-${name}`).hidden = name !== tab;
   save();
-  ({map: drawMap, features: drawFeatures, codebooks: drawCodebook})[tab]();
+  ({map: drawMap, features: drawFeatures, codebooks: drawCodebook, vaes: drawVae})[tab]();
 }
 
 // -- the map ------------------------------------------------------------------------------------------
@@ -193,6 +194,25 @@ async function drawCodebook() {
       legend: {x: 0, y: 1}}, CONFIG);
 }
 
+// -- text VAEs: what was decoded at export time ----------------------------------------------------
+async function drawVae() {
+  if (!index.vaes.length) return empty($("tab-vaes"), "This site holds no text VAE.");
+  const vae = await load(`data/vae-${$("vae-pick").value}.json`);
+  state.vae = $("vae-pick").value; save();
+  $("vae-samples").replaceChildren(...vae.samples.map(text => element("li", text)));
+  const ends = vae.interpolation;
+  $("vae-path-ends").textContent = `from “${ends.from}” to “${ends.to}”; words changed per step: ${ends.smoothness.toFixed(1)}`;
+  $("vae-path").replaceChildren(...ends.rows.map(([t, text]) => {
+    const row = element("tr"); row.append(element("td", `t = ${t.toFixed(2)}`), element("td", text)); return row;
+  }));
+  $("vae-traversal-text").textContent = `“${vae.traversal.text}”, moved from −3σ to +3σ along each direction`;
+  $("vae-traversal").replaceChildren(...vae.traversal.rows.map(([direction, offset, text]) => {
+    const row = element("tr");
+    row.append(element("td", direction), element("td", `${offset > 0 ? "+" : ""}${offset.toFixed(1)}σ`), element("td", text));
+    return row;
+  }));
+}
+
 // -- start --------------------------------------------------------------------------------------------
 let index;
 (async () => {
@@ -200,14 +220,15 @@ let index;
   options($("map-pick"), index.maps, state.map);
   options($("sae-pick"), index.saes, state.sae);
   options($("vq-pick"), index.codebooks, state.vq);
+  options($("vae-pick"), index.vaes, state.vae);
   if (state.colour) $("map-colour").value = state.colour;
   $("map-search").value = state.q || "";
   $("sae-search").value = state.fq || "";
   for (const button of document.querySelectorAll("header button")) button.addEventListener("click", () => show(button.dataset.tab));
-  for (const [id, draw] of [["map-pick", drawMap], ["map-colour", drawMap], ["sae-pick", drawFeatures], ["vq-pick", drawCodebook]])
+  for (const [id, draw] of [["map-pick", drawMap], ["map-colour", drawMap], ["sae-pick", drawFeatures], ["vq-pick", drawCodebook], ["vae-pick", drawVae]])
     $(id).addEventListener("change", () => { if (id === "sae-pick") delete state.feature; draw(); });
   let typing;
   $("map-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(drawMap, 250); });
   $("sae-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(drawFeatures, 250); });
-  show(["map", "features", "codebooks"].includes(state.tab) ? state.tab : "map");
+  show(TABS.includes(state.tab) ? state.tab : "map");
 })();

@@ -7,6 +7,7 @@ Pages, a static Space, a bucket), with no Python behind them.
     DIR/data/map-<id>.json    a map's points: x, y, escaped hover text, label
     DIR/data/sae-<id>.json    an SAE's feature list; data/sae-<id>/<feature>.json each dashboard
     DIR/data/vq-<id>.json     a VQ model's code usage, sorted, with its Lorenz curve and Gini
+    DIR/data/vae-<id>.json    a text VAE's prior samples, a traversal and an interpolation, decoded
 
 The viewer puts every text on the page as DOM text (never as HTML); the map's hover labels are
 escaped here, since Plotly renders a subset of HTML in them. Its Content-Security-Policy allows
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentviz import bundle, charts, dashboards, features, runs, settings
+from latentviz import bundle, charts, dashboards, features, latent_space, runs, settings
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -40,7 +41,7 @@ def export(
     datasets, chosen = bundle.choose(store, datasets, model_ids)
     with bundle.building(Path(out)) as staging:
         (staging / "data").mkdir()
-        index = {"maps": [], "saes": [], "codebooks": []}
+        index = {"maps": [], "saes": [], "codebooks": [], "vaes": []}
         for row in store.projections().itertuples():
             if row.dataset in datasets:
                 _write(staging / "data" / f"map-{row.id}.json", _map(store, int(row.id)))
@@ -53,6 +54,9 @@ def export(
             elif row.kind == "vq":
                 _write(staging / "data" / f"vq-{row.id}.json", _codebook(store, int(row.id)))
                 index["codebooks"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+            elif row.kind == "vae":
+                _write(staging / "data" / f"vae-{row.id}.json", _vae(store, int(row.id)))
+                index["vaes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
         _write(staging / "data" / "index.json", index)
         package = resources.files("latentviz")
         (staging / "index.html").write_bytes(package.joinpath("static_site.html").read_bytes())
@@ -111,6 +115,20 @@ def _codebook(store: Store, model_id: int) -> dict:
         "codes": book.usage["code"].astype(int).tolist(),
         "gini": float(book.gini),
         "lorenz": {"codes": book.lorenz["codes"].tolist(), "uses": book.lorenz["uses"].tolist()},
+    }
+
+
+def _vae(store: Store, model_id: int) -> dict:
+    """What the VAE pages would show on their first visit, decoded now: prior samples, the first
+    example sentence moved along the most informative dimensions, the path between two examples."""
+    space = latent_space.open_space(store, model_id)
+    start, end = (space.examples(2) * 2)[:2]
+    traversal = space.traverse(start, "dimension", space.informative_dimensions(3))
+    path, smoothness, _ = space.interpolate(start, end)
+    return {
+        "samples": space.sample(8),
+        "traversal": {"text": start, "rows": traversal.to_dict("split")["data"]},
+        "interpolation": {"from": start, "to": end, "rows": path.to_dict("split")["data"], "smoothness": smoothness},
     }
 
 

@@ -85,8 +85,8 @@ def mapped_workspace(tmp_path_factory, tiny_bert):
 
 @pytest.fixture(scope="session")
 def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
-    """The mapped workspace with a VQ model and an SAE (dashboards built) trained on it, and a second
-    dataset that a bundle or a static site can leave out."""
+    """The mapped workspace with a VQ model, an SAE (dashboards built) and a small text VAE trained on
+    it, and a second dataset that a bundle or a static site can leave out."""
     import pandas as pd
     import specs
 
@@ -109,4 +109,8 @@ def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
         training={"steps": 20, "batch_size": 128, "lr": 1e-3},
     )
     features.build(workspace, fit.sae.train(workspace, sae))
+    vae = specs.vae(
+        "bbc-news", model={"variant": "rnn", "latent_dim": 4, "hidden": 32}, training={"batch_size": 16}, epochs=2
+    )
+    fit.vae.train(workspace, vae)
     return db

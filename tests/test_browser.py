@@ -330,6 +330,10 @@ def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trai
             # the other pages' links, each opened cold: the same feature, the same codebook
             tab.goto(f"{url}/sae-features?model={models['sae']}&feature={feature}")
             tab.wait_for_selector(f"h3:has-text('Feature {feature}:')", timeout=90_000)
+            tab.goto(f"{url}/vae-interpolate?model={models['vae']}&from=the+market+rose&to=the+team+won&steps=5")
+            tab.wait_for_selector("text=t = 1.00", timeout=90_000)  # the five steps of that path
+            assert tab.get_by_text(re.compile(r"^t = \d\.\d\d$")).count() == 5
+            assert tab.get_by_label("From").input_value() == "the market rose"
             tab.goto(f"{url}/codebook?models={models['vq']}&detail={models['vq']}&log=1")
             tab.wait_for_selector("text=vq", timeout=90_000)
             assert tab.get_by_label("Log scale for usage").is_checked()
@@ -397,6 +401,11 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
         tab.wait_for_function("() => document.getElementById('vq-usage')._fullData", timeout=30_000)
         assert "codes" in tab.locator("#vq-gini").inner_text()
         tab.screenshot(path=str(ARTIFACTS / "static-codebooks.png"))
+
+        tab.click("button[data-tab=vaes]")
+        tab.wait_for_selector("#vae-samples li", timeout=30_000)
+        assert tab.locator("#vae-samples li").count() == 8 and tab.locator("#vae-path tr").count() == 7
+        tab.screenshot(path=str(ARTIFACTS / "static-vae.png"))
     finally:
         tab.close()
         server.shutdown()

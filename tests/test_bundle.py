@@ -20,7 +20,7 @@ def test_every_table_is_either_exported_or_left_out_on_purpose(store):
 
 def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_workspace, tmp_path):
     source = Store(trained_workspace, read_only=True)
-    model_ids = source.models()["id"].astype(int).tolist()  # a VQ model and an SAE
+    model_ids = source.models()["id"].astype(int).tolist()  # a VQ model, an SAE and a VAE
     manifest = bundle.export(source, tmp_path / "demo", datasets=["bbc-news"])
     assert manifest["datasets"] == ["bbc-news"] and [m["id"] for m in manifest["models"]] == model_ids
     assert manifest["schema"] == SCHEMA_VERSION and "workspace.duckdb" in manifest["files"]
@@ -37,7 +37,7 @@ def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_works
     for model_id in model_ids:
         checkpoint = copy.model(model_id)["checkpoint"]
         assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
-    sae_id = model_ids[-1]  # its dashboards came along: the Features page opens on them
+    sae_id = int(source.models().set_index("kind").loc["sae", "id"])  # its dashboards came along too
     assert copy.feature_summaries(sae_id).equals(source.feature_summaries(sae_id))
     ids, vectors = copy.vectors(int(copy.projections()["encoding_id"].iloc[0]))
     assert len(ids) == len(source.texts("bbc-news")) and vectors.shape[0] == len(ids)

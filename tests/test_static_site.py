@@ -20,6 +20,7 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     assert [m["id"] for m in index["maps"]] == source.projections()["id"].tolist()
     (sae,) = index["saes"]
     (book,) = index["codebooks"]
+    (vae,) = index["vaes"]
 
     points = json.loads((site / "data" / f"map-{index['maps'][0]['id']}.json").read_text())
     assert len(points["x"]) == len(source.texts("bbc-news")) and len(points["hover"]) == len(points["x"])
@@ -31,6 +32,10 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     assert one["examples"] and {"promotes", "suppresses", "neighbours", "cooccurs"} == set(one["links"])
     usage = json.loads((site / "data" / f"vq-{book['id']}.json").read_text())
     assert sum(usage["counts"]) > 0 and usage["counts"] == sorted(usage["counts"], reverse=True)
+
+    decoded = json.loads((site / "data" / f"vae-{vae['id']}.json").read_text())
+    assert len(decoded["samples"]) == 8 and all(isinstance(text, str) for text in decoded["samples"])
+    assert len(decoded["traversal"]["rows"]) == 3 * 7 and len(decoded["interpolation"]["rows"]) == 7
 
     page = (site / "index.html").read_text() + (site / "site.js").read_text()
     assert (
