@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from serving import free_port, wait_until_serving  # noqa: E402
+from serving import free_port, tree_rss_mb, wait_until_serving  # noqa: E402
 
 from latentviz.store import Store  # noqa: E402
 
@@ -176,21 +176,6 @@ async def drive(url: str, client: str, sessions: int, seconds: float, text_ids: 
         await asyncio.gather(*(session(browser, url, deadline, record) for _ in range(sessions)))
         await browser.close()
     return record
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError, StopIteration):
-            continue
-    return total / 1024
 
 
 def main() -> None:

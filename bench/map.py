@@ -19,19 +19,20 @@ Target (issue 13): neighbours ≤ 1 s at 50,000 points; a 200,000-point map draw
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from latentviz import pipeline
-from latentviz.store import Store
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from serving import free_port, tree_rss_mb, wait_until_serving  # noqa: E402
+
+from latentviz import pipeline  # noqa: E402
+from latentviz.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 # In the map's frame (map_widget.html): a data point's position in the frame, from Plotly's own axis
@@ -68,20 +69,12 @@ def workspace(path: Path, n: int) -> None:
 
 
 def serve(db: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-worker"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit("latentviz serve did not come up")
+    wait_until_serving(server, url, 60)
+    return server, url
 
 
 def measure(url: str, n: int) -> dict:
@@ -141,20 +134,13 @@ def main() -> None:
             workspace(db, n)
             server, url = serve(db)
             try:
-                rows.append(measure(url, n) | {"server_rss_mb": _rss_mb(server.pid)})
+                rows.append(measure(url, n) | {"server_rss_mb": round(tree_rss_mb(server.pid))})
             finally:
                 server.terminate()
                 server.wait(30)
         print(json.dumps(rows[-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2))
-
-
-def _rss_mb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return -1
 
 
 if __name__ == "__main__":

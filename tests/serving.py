@@ -1,8 +1,10 @@
-"""Starting `latentviz serve` from a test: a free port, and waiting for the server's health check."""
+"""Starting `latentviz serve` from a test or a benchmark: a free port, waiting for the server's
+health check, and its resident memory."""
 
 import socket
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +26,18 @@ def wait_until_serving(server, url: str, seconds: float) -> None:
             time.sleep(0.5)
     server.kill()
     pytest.fail("latentviz serve did not come up: " + server.stdout.read().decode()[-2000:])
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total / 1024
