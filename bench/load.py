@@ -187,6 +187,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/load.json")
     args = parser.parse_args()
 
+    shown = Store(Path(args.bundle) / "workspace.duckdb", read_only=True)
+    if "sae" not in set(shown.models()["kind"]):  # else every Features visit would count as an error
+        raise SystemExit(f"{args.bundle} holds no SAE, and the sessions open its Features page: export one with an SAE")
+    text_ids = shown.projection_points(int(shown.projections()["id"].max()))["id"].tolist()  # the default map
     port = free_port()
     command = [sys.executable, "-m", "latentviz", "serve", "--bundle", args.bundle, "--port", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -203,8 +207,6 @@ def main() -> None:
         idle = tree_rss_mb(server.pid)
         threading.Thread(target=sample, daemon=True).start()
         start = time.monotonic()
-        shown = Store(Path(args.bundle) / "workspace.duckdb", read_only=True)
-        text_ids = shown.projection_points(int(shown.projections()["id"].max()))["id"].tolist()  # the default map
         record = asyncio.run(drive(url, args.client, args.sessions, args.seconds, text_ids))
         wall = time.monotonic() - start
     finally:
