@@ -139,12 +139,16 @@ def check(folder: Path) -> Path:
     return folder / WORKSPACE
 
 
-def sizes(manifest: dict) -> dict[str, int]:
-    """Bytes per part of a bundle: the workspace, each model's checkpoint, the whole."""
+def sizes(folder: Path, grouped: str = MODELS) -> dict[str, int]:
+    """Bytes per part of an export folder (a bundle, or a static site with grouped="data"): each file,
+    except that everything under `grouped/<name>/` is one part (a model's checkpoint, an SAE's
+    dashboards); and the total."""
     parts: dict[str, int] = {}
-    for name, entry in manifest["files"].items():
-        part = "/".join(name.split("/")[:2]) if name.startswith(MODELS + "/") else name
-        parts[part] = parts.get(part, 0) + entry["bytes"]
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            name = path.relative_to(folder).parts
+            part = "/".join(name[:2]) if name[0] == grouped and len(name) > 2 else "/".join(name)
+            parts[part] = parts.get(part, 0) + path.stat().st_size
     return parts | {"total": sum(parts.values())}
 
 

@@ -346,7 +346,7 @@ def cmd_export(args) -> None:
         f"models {models}",
         file=sys.stderr,
     )
-    _print_sizes(bundle.sizes(manifest))
+    _print_sizes(bundle.sizes(Path(args.out)))
     print(f"serve it with: latentviz serve --bundle {args.out}", file=sys.stderr)
 
 

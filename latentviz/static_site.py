@@ -62,7 +62,7 @@ def export(
         (staging / "index.html").write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
         shutil.copyfile(charts.PLOTLY_JS, staging / "plotly.min.js")
-        sizes = _sizes(staging)
+        sizes = bundle.sizes(staging, grouped="data")
         if sizes["total"] > max_mb * 2**20:
             raise LatentvizError(
                 f"the static site would be {sizes['total'] / 2**20:,.0f} MB, over the limit of {max_mb:,.0f} MB "
@@ -134,13 +134,3 @@ def _vae(store: Store, model_id: int) -> dict:
 
 def _write(path: Path, value) -> None:
     path.write_text(json.dumps(value, separators=(",", ":"), allow_nan=False))
-
-
-def _sizes(folder: Path) -> dict[str, int]:
-    parts: dict[str, int] = {}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            name = path.relative_to(folder).parts
-            part = "/".join(name[:2]) if name[0] == "data" and len(name) > 2 else "/".join(name)
-            parts[part] = parts.get(part, 0) + path.stat().st_size
-    return dict(sorted(parts.items())) | {"total": sum(parts.values())}
