@@ -126,7 +126,7 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
     }
     architecture = config.architecture
     if architecture in ("jumprelu", "batchtopk"):
-        tensors["threshold"] = sae.threshold.detach()
+        tensors["threshold"] = sae.jump_threshold().detach()
         architecture = "jumprelu"
     cfg = {
         "architecture": architecture,

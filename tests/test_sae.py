@@ -61,9 +61,10 @@ def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, m
         k=3,
         l1_coefficient=0.3,
         l0_coefficient=0.1,
+        jumprelu_sparsity="step",
         jumprelu_init_threshold=0.1,
         jumprelu_bandwidth=0.05,
-    )
+    )  # jumprelu's defaults are set for LM activations (bench/sae.py); this data is 16 numbers
     torch.manual_seed(0)
     sae = SparseAutoencoder(config)
     train.fit(sae, x[:3584], config=train.TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50))
@@ -78,6 +79,65 @@ def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, m
     # the dictionary itself is found: nearly every planted atom has a decoder row pointing its way
     best_cosine = (atoms @ sae.W_dec.detach().t()).max(1).values
     assert int((best_cosine > 0.9).sum()) >= 30, best_cosine.sort().values[:5]
+
+
+def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
+    x, _ = planted(n=2048)
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", k=4))
+    sae.train()
+    first = sae(x)  # the first batch sets the threshold: 4 of every 64 tokens pass each latent's
+    assert first.metrics["l0"] == pytest.approx(4, abs=0.1)
+    z = sae.pre_activations(x).detach()
+    assert float(sae.bandwidth) == pytest.approx(0.1 * float(z.std()), rel=1e-5)
+    # the loss is the MSE plus 1 · 2/k · (L0 − k)² per token (zero for tokens at L0 = k), weighed
+    # by the data's variance per dimension
+    centred = x - sae.b_dec.detach()
+    variance = float((centred - centred.mean(0)).pow(2).sum(1).mean()) / 16
+    active = (z > sae.jump_threshold()).float().sum(-1)
+    penalty = variance * (2 / 4 * (active - 4).pow(2)).mean()
+    assert float(first.loss.detach()) == pytest.approx(first.metrics["mse"] + float(penalty), rel=1e-5)
+    # a checkpoint written before the quadratic penalty keeps training with the linear one
+    assert SparseAutoencoder.config_from({"architecture": "jumprelu"}).jumprelu_sparsity == "step"
+
+
+def test_a_jumprelu_checkpoint_keeps_its_first_batch_settings_and_resumes(tmp_path):
+    x, _ = planted(n=1024)
+    config = SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", k=4)
+    torch.manual_seed(0)
+    whole = SparseAutoencoder(config)
+    train.fit(whole, x, config=train.TrainConfig(steps=20, batch_size=256))
+    torch.manual_seed(0)
+    halves = SparseAutoencoder(config)
+    train.fit(halves, x, config=train.TrainConfig(steps=20, batch_size=256, checkpoint_every=10), folder=tmp_path)
+    resumed = SparseAutoencoder(config)  # a fresh model: its threshold scale and window come from the checkpoint
+    train.fit(resumed, x, config=train.TrainConfig(steps=20, batch_size=256, checkpoint_every=10), folder=tmp_path)
+    loaded = base.load(tmp_path).eval()
+    assert float(loaded.bandwidth) == float(whole.bandwidth) > 0
+    with torch.no_grad():
+        assert torch.allclose(loaded.encode(x[:64]), whole.eval().encode(x[:64]), atol=1e-5)
+
+
+def test_a_jumprelu_checkpoint_from_before_the_data_scales_loads_as_it_was(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    old = SparseAutoencoder(
+        SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", jumprelu_init_threshold=0.001, jumprelu_bandwidth=0.001)
+    )
+    base.save(old, tmp_path)
+    config = json.loads((tmp_path / base.CONFIG_FILE).read_text())
+    del config["jumprelu_sparsity"]  # as written before these existed
+    (tmp_path / base.CONFIG_FILE).write_text(json.dumps(config))
+    tensors = load_file(tmp_path / base.WEIGHTS_FILE)
+    for name in ("threshold_scale", "penalty_scale", "bandwidth"):
+        del tensors[name]
+    save_file(tensors, tmp_path / base.WEIGHTS_FILE)
+    loaded = base.load(tmp_path)
+    assert loaded.config.jumprelu_sparsity == "step" and float(loaded.bandwidth) == pytest.approx(0.001)
+    x, _ = planted(n=32)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval().encode(x), old.eval().encode(x))
 
 
 def test_decoder_gradient_loses_its_component_along_each_row():

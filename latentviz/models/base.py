@@ -50,6 +50,9 @@ class LatentModel(torch.nn.Module):
     # older checkpoints have that no longer exist (they only steered training).
     absent_in_old_checkpoints: dict = {}
     retired_fields: tuple[str, ...] = ()
+    # Buffers added after checkpoints were written without them: such a checkpoint keeps the
+    # buffer's initial value, which must reproduce the older model.
+    tensors_absent_in_old_checkpoints: tuple[str, ...] = ()
 
     @classmethod
     def config_from(cls, saved: dict):
@@ -121,6 +124,8 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
     if not (folder / WEIGHTS_FILE).exists():
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
     state = load_file(folder / WEIGHTS_FILE)
+    initial = model.state_dict()
+    state = {name: initial[name] for name in cls.tensors_absent_in_old_checkpoints} | state
     missing = set(model.state_dict()) - set(state)
     if missing:
         raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing tensors {', '.join(sorted(missing))}")

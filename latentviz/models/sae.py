@@ -7,7 +7,8 @@ Architectures (`architecture` uses SAELens's names where it has them):
   shared by every latent, the mean of each batch's smallest kept activation, makes it per-token
   (stored in `threshold`, each entry the same value, so it exports as a JumpReLU);
 - `jumprelu`: f = z·H(z − θ) with a learned threshold θ per latent, trained with a straight-through
-  estimator on θ and an L0 penalty (Rajamanoharan et al., 2024).
+  estimator on θ and an L0 penalty (Rajamanoharan et al., 2024), by default quadratic around k
+  (Gemma Scope 2), with θ started and scaled from the first batch (SparseAutoencoder._init_from).
 Decoder rows are kept at unit norm and their gradient's component along the row is removed before
 each step; b_dec starts at the data's geometric median; TopK variants add the AuxK loss, which
 reconstructs the residual from the top dead latents (Gao et al., 2024).
@@ -25,6 +26,9 @@ from latentviz.errors import ConfigError
 from latentviz.models.base import LatentModel, StepOutput, option, register
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
+JUMPRELU_RELATIVE_BANDWIDTH = 0.1
+# θ's parameter is θ / (this × E‖x − b_dec‖₁): see SparseAutoencoder.threshold_scale
+JUMPRELU_THRESHOLD_REACH = 0.03
 
 
 @dataclass
@@ -34,11 +38,26 @@ class SAEConfig:
     architecture: str = option(
         "topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES
     )
-    k: int = option(32, "topk / batchtopk: active latents per token")
+    k: int = option(32, "topk / batchtopk: active latents per token; jumprelu: the L0 the quadratic penalty aims at")
     l1_coefficient: float = option(5.0, "standard: weight of the L1 penalty", flag="l1")
+    # quadratic: 2/k·(L0 − k)² per token (Gemma Scope 2, SAELens's "quadratic" mode) lands near L0 = k
+    # with no coefficient to tune per dataset; the linear L0 penalty's L0 depends on the data's scale
+    jumprelu_sparsity: str = option(
+        "quadratic", "jumprelu: L0 penalty, quadratic around k or linear (step)", choices=("quadratic", "step")
+    )
     l0_coefficient: float = option(1.0, "jumprelu: weight of the L0 penalty", flag="l0")
-    jumprelu_bandwidth: float = option(0.001, "jumprelu: width of the straight-through window")
-    jumprelu_init_threshold: float = option(0.001, "jumprelu: initial threshold")
+    # Set from the first batch when not given: each latent's threshold where k of d_sae tokens pass
+    # it, so L0 starts at k (a fixed 0.001 on SmolLM2's raw activations, whose pre-activations are
+    # ~3.5 wide, left L0 at 1,151 after 100 steps), and the window at a fraction of the
+    # pre-activations' spread (a fixed 0.001 holds almost no token, so θ hardly learns).
+    jumprelu_bandwidth: float | None = option(
+        None, "jumprelu: width of the straight-through window (default: 0.1 × the first batch's pre-activation std)"
+    )
+    jumprelu_init_threshold: float | None = option(
+        None,
+        "jumprelu: initial threshold, raw units (default: per latent, passed by k of every d_sae first-batch "
+        "tokens, with θ's step and the penalty scaled to the data)",
+    )
     aux_k: int = option(256, "topk / batchtopk: dead latents used by the AuxK loss")
     aux_coefficient: float = option(1 / 32, "topk / batchtopk: weight of the AuxK loss")
     # Gao et al. use 10M tokens; CPU runs are far shorter
@@ -56,6 +75,8 @@ class SAEConfig:
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+        if self.jumprelu_sparsity not in ("quadratic", "step"):
+            raise ConfigError(f"unknown jumprelu_sparsity {self.jumprelu_sparsity!r}; use quadratic or step")
         for name in ("d_in", "d_sae", "k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -111,6 +132,9 @@ def geometric_median(x: torch.Tensor, iterations: int = 100, tolerance: float = 
 @register("sae")
 class SparseAutoencoder(LatentModel):
     config_class = SAEConfig
+    absent_in_old_checkpoints = {"jumprelu_sparsity": "step"}  # written when the L0 penalty was linear
+    # as they trained: θ and penalty unscaled, the window from their config
+    tensors_absent_in_old_checkpoints = ("threshold_scale", "penalty_scale", "bandwidth")
 
     def __init__(self, config: SAEConfig):
         super().__init__()
@@ -122,23 +146,49 @@ class SparseAutoencoder(LatentModel):
         self.b_enc = nn.Parameter(torch.zeros(config.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(config.d_in))
         self.threshold = nn.Parameter(
-            torch.full((config.d_sae,), config.jumprelu_init_threshold), requires_grad=config.architecture == "jumprelu"
+            torch.full((config.d_sae,), config.jumprelu_init_threshold or 0.0),
+            requires_grad=config.architecture == "jumprelu",
         )
         # batchtopk's inference threshold, and how many tokens ago each latent last fired (AuxK)
         self.register_buffer("since_fired", torch.zeros(config.d_sae))
         self.register_buffer("threshold_batches", torch.zeros((), dtype=torch.long))
         self.averaging = False  # batchtopk: the threshold is the plain mean of the final tenth's batches
         self.register_buffer("input_scale", torch.ones(()))
+        # jumprelu: θ = threshold · threshold_scale. Adam moves each parameter by about lr a step
+        # whatever its size, so a pre-activation can move by lr · ‖x − b_dec‖₁ a step (every W_enc
+        # entry at once) while a bare θ moves by lr: the encoder outruns the thresholds, L0 falls
+        # far below k and latents die. The scale gives θ a set fraction of the encoder's reach
+        # (JUMPRELU_THRESHOLD_REACH; SmolLM2 layer 8, 100 steps, k 32: 0.005 let L0 fall to 16;
+        # 0.01, 0.03 and 0.1 held it near 36; 1 overshot, 4,272 of 4,608 latents dead).
+        self.register_buffer("threshold_scale", torch.ones(()))
+        # jumprelu: the L0 penalty in the MSE's units, the data's variance per dimension: the same
+        # coefficient then lands at the same L0 whatever the activations' size (as on data
+        # normalised to E‖x − x̄‖² = d_in)
+        self.register_buffer("penalty_scale", torch.ones(()))
+        self.register_buffer("bandwidth", torch.tensor(float(config.jumprelu_bandwidth or 0.0)))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
     # -- the forward pass -------------------------------------------------------------------------
 
     def _init_from(self, x: torch.Tensor) -> None:
-        """First batch: input scale, and b_dec at the geometric median of the (scaled) data."""
+        """First batch: input scale, b_dec at the geometric median of the (scaled) data, and
+        jumprelu's threshold and window where not given."""
         with torch.no_grad():
             if self.config.normalize_input:
                 self.input_scale.fill_(float(self.config.d_in**0.5 / x.norm(dim=1).mean()))
             self.b_dec.copy_(geometric_median(x * self.input_scale))
+            if self.config.architecture == "jumprelu":
+                z = self.pre_activations(x)
+                if self.config.jumprelu_bandwidth is None:
+                    self.bandwidth.fill_(JUMPRELU_RELATIVE_BANDWIDTH * float(z.std()))
+                if self.config.jumprelu_init_threshold is None:  # θ, its step and the penalty from the data
+                    centred = x * self.input_scale - self.b_dec
+                    self.threshold_scale.fill_(JUMPRELU_THRESHOLD_REACH * float(centred.abs().sum(1).mean()))
+                    variance = float((centred - centred.mean(0)).pow(2).sum(1).mean())
+                    self.penalty_scale.fill_(variance / self.config.d_in)
+                    passed = max(1, round(len(x) * self.config.k / self.config.d_sae))
+                    theta = z.kthvalue(max(1, len(x) - passed), dim=0).values.clamp(min=1e-6)
+                    self.threshold.copy_(theta / self.threshold_scale)
             self.initialised.fill_(True)
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +200,7 @@ class SparseAutoencoder(LatentModel):
         if arch == "standard":
             return torch.relu(z)
         if arch == "jumprelu":
-            return _JumpReLU.apply(z, self.threshold, self.config.jumprelu_bandwidth)
+            return _JumpReLU.apply(z, self.jump_threshold(), float(self.bandwidth))
         z = torch.relu(z)
         if arch == "batchtopk" and self.training:
             keep = z.flatten().topk(self.config.k * len(z)).indices
@@ -166,6 +216,10 @@ class SparseAutoencoder(LatentModel):
             return z * (z > self.threshold)
         values, indices = z.topk(self.config.k, dim=-1)
         return torch.zeros_like(z).scatter(-1, indices, values)
+
+    def jump_threshold(self) -> torch.Tensor:
+        """θ per latent, in the pre-activations' units (what a JumpReLU export stores)."""
+        return self.threshold * self.threshold_scale
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.activate(self.pre_activations(x))
@@ -207,8 +261,12 @@ class SparseAutoencoder(LatentModel):
         if arch == "standard":
             loss = loss + self.config.l1_coefficient * (f * self.W_dec.norm(dim=1)).sum(-1).mean()
         elif arch == "jumprelu":
-            l0 = _Step.apply(z, self.threshold, self.config.jumprelu_bandwidth).sum(-1).mean()
-            loss = loss + self.config.l0_coefficient * l0
+            active = _Step.apply(z, self.jump_threshold(), float(self.bandwidth)).sum(-1)
+            if self.config.jumprelu_sparsity == "quadratic":
+                penalty = 2 / self.config.k * (active - self.config.k).pow(2)
+            else:
+                penalty = active
+            loss = loss + self.config.l0_coefficient * self.penalty_scale * penalty.mean()
         elif self.training:
             loss = loss + self.config.aux_coefficient * self._aux_loss(z, target - x_hat.detach())
         if self.training:
