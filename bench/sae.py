@@ -8,7 +8,8 @@ the same by-text 90/10 split (fit.common.held_out_split), the very same batches 
              user gets from `latentviz train sae --steps N`.
   SAELens    its `SAETrainer` with `TopKTrainingSAE` / `BatchTopKTrainingSAE` / `JumpReLUTrainingSAE`
              at their own defaults (decoder rows at norm 0.1 with rescale_acts_by_decoder_norm, AuxK
-             over its dead-latent mask, gradient clipping, constant learning rate), at its default
+             over its dead-latent mask, gradient clipping, constant learning rate; JumpReLU with its
+             quadratic L0 penalty around k, as latentviz's default), at its default
              learning rate (3e-4) and at each rate of a sweep; the best by held-out FVU is its row.
   same init  SAELens's trainer started from latentviz's initial weights (unit decoder rows, b_dec at
              the geometric median), at SAELens's best rate: the method apart from the initialisation.
@@ -76,9 +77,11 @@ def peer_sae(architecture: str, d_in: int, d_sae: int, k: int):
 
     metadata = SAEMetadata(hook_name=HOOK, model_name=MODEL)
     if architecture == "jumprelu":
-        return sae_lens.JumpReLUTrainingSAE(
-            sae_lens.JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, metadata=metadata)
+        # its quadratic L0 penalty around the same target as ours (k): both aim at the same L0
+        config = sae_lens.JumpReLUTrainingSAEConfig(
+            d_in=d_in, d_sae=d_sae, jumprelu_sparsity_loss_mode="quadratic", target_l0=k, metadata=metadata
         )
+        return sae_lens.JumpReLUTrainingSAE(config)
     name = {"topk": "TopK", "batchtopk": "BatchTopK"}[architecture]
     config = getattr(sae_lens, f"{name}TrainingSAEConfig")(d_in=d_in, d_sae=d_sae, k=k, metadata=metadata)
     return getattr(sae_lens, f"{name}TrainingSAE")(config)
