@@ -106,15 +106,20 @@ def test_a_jumprelu_checkpoint_keeps_its_first_batch_settings_and_resumes(tmp_pa
     torch.manual_seed(0)
     whole = SparseAutoencoder(config)
     train.fit(whole, x, config=train.TrainConfig(steps=20, batch_size=256))
+    schedule = train.TrainConfig(steps=20, batch_size=256)
+
+    def stop_at_10(done, steps, metrics):
+        if done == 10:
+            raise KeyboardInterrupt
+
     torch.manual_seed(0)
-    halves = SparseAutoencoder(config)
-    train.fit(halves, x, config=train.TrainConfig(steps=20, batch_size=256, checkpoint_every=10), folder=tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # stopped half-way: a checkpoint at step 10
+        train.fit(SparseAutoencoder(config), x, config=schedule, folder=tmp_path, progress=stop_at_10)
     resumed = SparseAutoencoder(config)  # a fresh model: its threshold scale and window come from the checkpoint
-    train.fit(resumed, x, config=train.TrainConfig(steps=20, batch_size=256, checkpoint_every=10), folder=tmp_path)
-    loaded = base.load(tmp_path).eval()
-    assert float(loaded.bandwidth) == float(whole.bandwidth) > 0
+    train.fit(resumed, x, config=schedule, folder=tmp_path)
+    assert float(resumed.bandwidth) == float(whole.bandwidth) > 0
     with torch.no_grad():
-        assert torch.allclose(loaded.encode(x[:64]), whole.eval().encode(x[:64]), atol=1e-5)
+        assert torch.allclose(resumed.eval().encode(x[:64]), whole.eval().encode(x[:64]), atol=1e-5)
 
 
 def test_a_jumprelu_checkpoint_from_before_the_data_scales_loads_as_it_was(tmp_path):

@@ -26,6 +26,7 @@ from latentviz.errors import ConfigError
 from latentviz.models.base import LatentModel, StepOutput, option, register
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
+JUMPRELU_SPARSITIES = ("quadratic", "step")
 JUMPRELU_RELATIVE_BANDWIDTH = 0.1
 # θ's parameter is θ / (this × E‖x − b_dec‖₁): see SparseAutoencoder.threshold_scale
 JUMPRELU_THRESHOLD_REACH = 0.03
@@ -43,7 +44,7 @@ class SAEConfig:
     # quadratic: 2/k·(L0 − k)² per token (Gemma Scope 2, SAELens's "quadratic" mode) lands near L0 = k
     # with no coefficient to tune per dataset; the linear L0 penalty's L0 depends on the data's scale
     jumprelu_sparsity: str = option(
-        "quadratic", "jumprelu: L0 penalty, quadratic around k or linear (step)", choices=("quadratic", "step")
+        "quadratic", "jumprelu: L0 penalty, quadratic around k or linear (step)", choices=JUMPRELU_SPARSITIES
     )
     l0_coefficient: float = option(1.0, "jumprelu: weight of the L0 penalty", flag="l0")
     # Set from the first batch when not given: each latent's threshold where k of d_sae tokens pass
@@ -75,8 +76,10 @@ class SAEConfig:
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
-        if self.jumprelu_sparsity not in ("quadratic", "step"):
-            raise ConfigError(f"unknown jumprelu_sparsity {self.jumprelu_sparsity!r}; use quadratic or step")
+        if self.jumprelu_sparsity not in JUMPRELU_SPARSITIES:
+            raise ConfigError(
+                f"unknown jumprelu_sparsity {self.jumprelu_sparsity!r}; use one of {', '.join(JUMPRELU_SPARSITIES)}"
+            )
         for name in ("d_in", "d_sae", "k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -165,6 +168,7 @@ class SparseAutoencoder(LatentModel):
         # coefficient then lands at the same L0 whatever the activations' size (as on data
         # normalised to E‖x − x̄‖² = d_in)
         self.register_buffer("penalty_scale", torch.ones(()))
+        # jumprelu's straight-through window, a tensor so that reading it never syncs a GPU
         self.register_buffer("bandwidth", torch.tensor(float(config.jumprelu_bandwidth or 0.0)))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
@@ -200,7 +204,7 @@ class SparseAutoencoder(LatentModel):
         if arch == "standard":
             return torch.relu(z)
         if arch == "jumprelu":
-            return _JumpReLU.apply(z, self.jump_threshold(), float(self.bandwidth))
+            return _JumpReLU.apply(z, self.jump_threshold(), self.bandwidth)
         z = torch.relu(z)
         if arch == "batchtopk" and self.training:
             keep = z.flatten().topk(self.config.k * len(z)).indices
@@ -261,7 +265,7 @@ class SparseAutoencoder(LatentModel):
         if arch == "standard":
             loss = loss + self.config.l1_coefficient * (f * self.W_dec.norm(dim=1)).sum(-1).mean()
         elif arch == "jumprelu":
-            active = _Step.apply(z, self.jump_threshold(), float(self.bandwidth)).sum(-1)
+            active = _Step.apply(z, self.jump_threshold(), self.bandwidth).sum(-1)
             if self.config.jumprelu_sparsity == "quadratic":
                 penalty = 2 / self.config.k * (active - self.config.k).pow(2)
             else:
