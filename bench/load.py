@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from serving import free_port, tree_rss_mb, wait_until_serving  # noqa: E402
+from serving import free_port, launch, tree_rss_mb  # noqa: E402
 
 from latentviz.store import Store  # noqa: E402
 
@@ -193,8 +192,8 @@ def main() -> None:
     text_ids = shown.projection_points(int(shown.projections()["id"].max()))["id"].tolist()  # the default map
     port = free_port()
     command = [sys.executable, "-m", "latentviz", "serve", "--bundle", args.bundle, "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    server = launch(command, url, 120)
     peak, sampling = [0.0], [True]
 
     def sample() -> None:
@@ -203,7 +202,6 @@ def main() -> None:
             time.sleep(0.5)
 
     try:
-        wait_until_serving(server, url, 120)
         idle = tree_rss_mb(server.pid)
         threading.Thread(target=sample, daemon=True).start()
         start = time.monotonic()

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from serving import free_port, tree_rss_mb, wait_until_serving  # noqa: E402
+from serving import free_port, launch, tree_rss_mb  # noqa: E402
 
 from latentviz import pipeline  # noqa: E402
 from latentviz.store import Store  # noqa: E402
@@ -71,10 +71,8 @@ def workspace(path: Path, n: int) -> None:
 def serve(db: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-worker"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    wait_until_serving(server, url, 60)
-    return server, url
+    return launch(command, url, 60), url
 
 
 def measure(url: str, n: int) -> dict:

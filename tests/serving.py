@@ -2,6 +2,8 @@
 health check, and its resident memory."""
 
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -15,17 +17,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_serving(server, url: str, seconds: float) -> None:
-    """Until `url` answers its health check; else kill `server` and fail with the end of its output."""
+def launch(command: list, url: str, seconds: float, **popen) -> subprocess.Popen:
+    """Start `command` and wait until `url` answers its health check; else kill it and fail with the
+    end of its output. The output goes to a file: a pipe read only on failure fills up and stalls a
+    server that talks a lot over a long run."""
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return
+                return server
         except OSError:
             time.sleep(0.5)
     server.kill()
-    pytest.fail("latentviz serve did not come up: " + server.stdout.read().decode()[-2000:])
+    server.wait()
+    log.seek(0)
+    pytest.fail("latentviz serve did not come up: " + log.read().decode()[-2000:])
 
 
 def tree_rss_mb(pid: int) -> float:

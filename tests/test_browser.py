@@ -4,13 +4,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from serving import free_port, wait_until_serving
+from serving import free_port, launch
 
 CHROMIUM = "/usr/bin/chromium"
 # Screenshots of every page go here (look at them: AppTest cannot see a squashed chart)
@@ -41,14 +40,13 @@ def served(mapped_workspace, tmp_path_factory):
     shutil.copy(mapped_workspace, db)
     os.environ["LATENTVIZ_SERVED_DB"] = str(db)  # tests that queue work on the served workspace
     port = free_port()
-    server = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    server = launch(
         [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port), "--no-bootstrap"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        url,
+        60,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(server, url, 60)
     yield url
     server.terminate()
     server.wait(10)
@@ -299,14 +297,13 @@ def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trai
     summaries = shown.feature_summaries(int(models["sae"]))
     feature = int(summaries[summaries["fires"] > 0]["feature"].iloc[-1])
     port = free_port()
-    server = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    server = launch(
         [sys.executable, "-m", "latentviz", "serve", "--bundle", str(folder), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        url,
+        60,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))},
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(server, url, 60)
     try:
         for visit in range(2):  # each in a fresh context: nothing but the URL carries the view
             context = browser.new_context(viewport={"width": 1400, "height": 1000})

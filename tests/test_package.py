@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from serving import free_port, wait_until_serving
+from serving import free_port, launch
 
 pytestmark = pytest.mark.browser
 
@@ -57,14 +57,13 @@ def test_the_wheel_installs_and_serves_outside_the_source_tree(tmp_path):
     assert {"index.html", "site.js", "plotly.min.js"} <= {path.name for path in (work / "static").iterdir()}
 
     port = free_port()
-    server = subprocess.Popen(  # the bundle, served read-only by the installed app
+    server = launch(  # the bundle, served read-only by the installed app
         [venv / "bin" / "latentviz", "serve", "--bundle", "out", "--port", str(port)],
+        f"http://127.0.0.1:{port}",
+        90,
         cwd=work,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
     )
     try:
-        wait_until_serving(server, f"http://127.0.0.1:{port}", 90)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:  # the installed app.py runs its installed pages
