@@ -11,6 +11,9 @@ the same by-text 90/10 split (fit.common.held_out_split), the very same batches 
              over its dead-latent mask, gradient clipping, constant learning rate; JumpReLU with its
              quadratic L0 penalty around k, as latentviz's default), at its default
              learning rate (3e-4) and at each rate of a sweep; the best by held-out FVU is its row.
+             JumpReLU learns its L0, so its sweep also crosses SAELens's initial θ (--peer-thresholds),
+             optionally with its normalize_activations="expected_average_only_in" (--peer-normalize),
+             and its best is the lowest FVU among runs within a quarter of k (best_of).
   same init  SAELens's trainer started from latentviz's initial weights (unit decoder rows, b_dec at
              the geometric median), at SAELens's best rate: the method apart from the initialisation.
 
@@ -23,6 +26,10 @@ exported with `saelens.export` is loaded by SAELens: each FVU is reported beside
 SAELens lives in its own environment (it pins other versions; see bench/dashboards.py for the setup):
     /tmp/peers/bin/python bench/sae.py --db data/latentviz.duckdb --capture 1 --steps 100 --out bench/results/sae.json
     /tmp/peers/bin/python bench/sae.py ... --steps 2000 --peer-lrs 3e-4 3e-3 --no-same-init  # the long run
+    /tmp/peers/bin/python bench/sae.py ... --steps 100 --architectures jumprelu --peer-lrs 1e-3 3e-3 1e-2
+    /tmp/peers/bin/python bench/sae.py ... --steps 100 --architectures jumprelu --k 120 --peer-lrs  # ours at L0 ≈ 120
+    /tmp/peers/bin/python bench/sae.py ... --steps 100 --architectures jumprelu --peer-lrs 3e-3 1e-2 3e-2 \
+        --peer-thresholds 0.01 0.25 --peer-normalize --no-ours --no-same-init  # θ in normalised units
 """
 
 import argparse
@@ -41,6 +48,12 @@ from latentviz.store import Store
 
 PEER_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 PEER_DEFAULT_LR = 3e-4  # sae_lens.config.SAETrainerConfig.lr
+# jumprelu: SAELens's default θ (0.01) and one near where k of d_sae first-batch pre-activations pass
+# under its initialisation (1.27 on SmolLM2 layer 8, whose ‖x‖ is about 115): from 0.01, with θ
+# moving about lr a step, 100 steps cannot reach an L0 near k. With --peer-normalize θ is in the
+# normalised units (x scaled by √576 / 115 ≈ 0.21): the same point is 0.25 there.
+PEER_THRESHOLDS = (0.01, 1.0)
+NORM_BATCHES = 10  # SAELens's estimate of E‖x‖ for normalize_activations (its default, 1,000, is for streams)
 HOOK, MODEL = "blocks.7.hook_resid_post", "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -56,9 +69,9 @@ def figures(x: torch.Tensor, encode, decode) -> dict:
     }
 
 
-def ours(architecture: str, steps: int, x_train, x_held, batch_size: int) -> tuple[dict, SparseAutoencoder]:
+def ours(architecture: str, steps: int, x_train, x_held, batch_size: int, k: int) -> tuple[dict, SparseAutoencoder]:
     run = runs.SAERun()
-    model = replace(run.model, d_in=x_train.shape[1], architecture=architecture)
+    model = replace(run.model, d_in=x_train.shape[1], architecture=architecture, k=k)
     config = replace(run.training, steps=steps, batch_size=batch_size, eval_every=10**9, checkpoint_every=10**9)
     torch.manual_seed(config.seed)
     sae = SparseAutoencoder(model)
@@ -71,42 +84,70 @@ def ours(architecture: str, steps: int, x_train, x_held, batch_size: int) -> tup
     return row | figures(x_held, sae.encode, sae.decode), sae
 
 
-def peer_sae(architecture: str, d_in: int, d_sae: int, k: int):
+def peer_sae(architecture: str, d_in: int, d_sae: int, k: int, threshold: float | None = None, normalize=False):
     import sae_lens
     from sae_lens.saes.sae import SAEMetadata
 
-    metadata = SAEMetadata(hook_name=HOOK, model_name=MODEL)
+    given = {"metadata": SAEMetadata(hook_name=HOOK, model_name=MODEL)}
+    if normalize:
+        given["normalize_activations"] = "expected_average_only_in"
     if architecture == "jumprelu":
         # its quadratic L0 penalty around the same target as ours (k): both aim at the same L0
+        if threshold is not None:
+            given["jumprelu_init_threshold"] = threshold
         config = sae_lens.JumpReLUTrainingSAEConfig(
-            d_in=d_in, d_sae=d_sae, jumprelu_sparsity_loss_mode="quadratic", target_l0=k, metadata=metadata
+            d_in=d_in, d_sae=d_sae, jumprelu_sparsity_loss_mode="quadratic", target_l0=k, **given
         )
         return sae_lens.JumpReLUTrainingSAE(config)
     name = {"topk": "TopK", "batchtopk": "BatchTopK"}[architecture]
-    config = getattr(sae_lens, f"{name}TrainingSAEConfig")(d_in=d_in, d_sae=d_sae, k=k, metadata=metadata)
+    config = getattr(sae_lens, f"{name}TrainingSAEConfig")(d_in=d_in, d_sae=d_sae, k=k, **given)
     return getattr(sae_lens, f"{name}TrainingSAE")(config)
 
 
-def peer(architecture, steps, lr, x_train, x_held, batch_size, k, d_sae, init=None, label="SAELens") -> dict:
+def peer(
+    architecture,
+    steps,
+    lr,
+    x_train,
+    x_held,
+    batch_size,
+    k,
+    d_sae,
+    init=None,
+    label="SAELens",
+    threshold=None,
+    normalize=False,
+) -> dict:
     from sae_lens import SAE, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
     torch.manual_seed(0)
-    sae = peer_sae(architecture, x_train.shape[1], d_sae, k)
+    sae = peer_sae(architecture, x_train.shape[1], d_sae, k, threshold, normalize)
     if init is not None:
         with torch.no_grad():
             for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
                 getattr(sae, name).copy_(getattr(init, name))
+            if architecture == "jumprelu":  # ours per latent, in the pre-activations' units as SAELens's
+                sae.threshold.copy_(init.jump_threshold())
     schedule = train.TrainConfig(steps=steps, batch_size=batch_size, seed=runs.SAERun().training.seed)
-    batches = (x_train[train.batch_at(step, len(x_train), schedule)] for step in range(steps))
+    # with normalize_activations, its trainer first reads NORM_BATCHES batches for E‖x‖ (the first of
+    # the same schedule), scales every batch to E‖x‖ = √d_in, and folds the factor into the weights after
+    estimating = range(NORM_BATCHES if normalize else 0)
+    batches = (x_train[train.batch_at(step, len(x_train), schedule)] for step in (*estimating, *range(steps)))
     config = SAETrainerConfig(
-        total_training_samples=steps * batch_size, train_batch_size_samples=batch_size, lr=lr, lr_end=lr / 10
-    )  # lr_end as its runner config sets it; unused by the constant schedule
+        total_training_samples=steps * batch_size,
+        train_batch_size_samples=batch_size,
+        lr=lr,
+        lr_end=lr / 10,  # as its runner config sets it; unused by the constant schedule
+        n_batches_for_norm_estimate=NORM_BATCHES,
+    )
     trainer = SAETrainer(config, sae, batches)
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
-    row = {"sae": label, "lr": lr, "steps": steps, "seconds": round(seconds, 1)}
+    row = {"sae": label, "lr": lr, "steps": steps, "seconds": round(seconds, 1), "normalize_activations": normalize}
+    if architecture == "jumprelu" and init is None:
+        row["init_threshold"] = sae.cfg.jumprelu_init_threshold
     row["tokens_per_s"] = round(steps * batch_size / seconds)
     if architecture == "batchtopk":  # its threshold (an EMA from 0) again, the way latentviz sets its own
         row |= peer_threshold_from_final_batches(sae, x_train, schedule, x_held)
@@ -148,6 +189,18 @@ def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
     return {"threshold_refit_fvu": refit["fvu"], "threshold_refit_l0": refit["l0"]}
 
 
+def best_of(sweep: list[dict], architecture: str, k: int) -> dict:
+    """The lowest held-out FVU; for jumprelu, whose L0 is learnt, among the runs within a quarter of
+    the target k (a denser SAE reconstructs better: FVU compares only at equal L0), else the run
+    nearest k."""
+    if architecture == "jumprelu":
+        near = [row for row in sweep if abs(row["l0"] - k) <= k / 4]
+        if not near:
+            return min(sweep, key=lambda row: abs(row["l0"] - k))
+        sweep = near
+    return min(sweep, key=lambda row: row["fvu"])
+
+
 def exported_in_saelens(sae: SparseAutoencoder, x_held) -> float:
     from sae_lens import SAE
 
@@ -162,7 +215,16 @@ def main() -> None:
     parser.add_argument("--capture", type=int, help="capture id (default: the newest)")
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--architectures", nargs="+", default=["topk"], choices=("topk", "batchtopk", "jumprelu"))
+    parser.add_argument("--k", type=int, help="active latents, or jumprelu's target L0 (default: the run spec's)")
     parser.add_argument("--peer-lrs", type=float, nargs="*", default=list(PEER_LRS))
+    parser.add_argument(
+        "--peer-thresholds", type=float, nargs="+", default=list(PEER_THRESHOLDS), help="jumprelu: SAELens's initial θ"
+    )
+    parser.add_argument(
+        "--peer-normalize",
+        action="store_true",
+        help="SAELens with normalize_activations='expected_average_only_in' (E‖x‖ scaled to √d_in in training)",
+    )
     parser.add_argument("--same-init", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True, help="train latentviz's side")
     parser.add_argument("--out", default="bench/results/sae.json")
@@ -176,31 +238,44 @@ def main() -> None:
     x = torch.from_numpy(states)
     x_train, x_held = x[train_rows], x[held_rows]
     spec = runs.SAERun()
-    batch, k, d_sae = spec.training.batch_size, spec.model.k, spec.model.d_sae
+    batch, k, d_sae = spec.training.batch_size, args.k or spec.model.k, spec.model.d_sae
     rows = []
     for architecture in args.architectures:
         for steps in args.steps:
             if args.ours:
-                mine, sae = ours(architecture, steps, x_train, x_held, batch)
+                mine, sae = ours(architecture, steps, x_train, x_held, batch, k)
                 mine["architecture"] = architecture
                 mine["exported_then_loaded_in_saelens_fvu"] = exported_in_saelens(sae, x_held)
                 rows.append(mine)
                 print(json.dumps(mine), flush=True)
             sweep = []
+            thresholds = args.peer_thresholds if architecture == "jumprelu" else [None]
             for lr in args.peer_lrs:
-                row = peer(architecture, steps, lr, x_train, x_held, batch, k, d_sae) | {"architecture": architecture}
-                sweep.append(row)
-                print(json.dumps(row), flush=True)
+                for threshold in thresholds:
+                    row = peer(
+                        architecture,
+                        steps,
+                        lr,
+                        x_train,
+                        x_held,
+                        batch,
+                        k,
+                        d_sae,
+                        threshold=threshold,
+                        normalize=args.peer_normalize,
+                    )
+                    sweep.append(row | {"architecture": architecture})
+                    print(json.dumps(sweep[-1]), flush=True)
             if not sweep:
                 continue
-            best = min(sweep, key=lambda r: r["fvu"])
+            best = best_of(sweep, architecture, k)
             for row in sweep:
                 role = "best of the sweep" if row is best else "swept"
                 row["role"] = role + (", its default lr" if row["lr"] == PEER_DEFAULT_LR else "")
             rows += sweep
             if args.same_init:
                 torch.manual_seed(spec.training.seed)
-                init = SparseAutoencoder(replace(spec.model, d_in=x.shape[1], architecture=architecture))
+                init = SparseAutoencoder(replace(spec.model, d_in=x.shape[1], architecture=architecture, k=k))
                 init._init_from(x_train[train.batch_at(0, len(x_train), replace(spec.training, steps=steps))])
                 same = peer(
                     architecture, steps, best["lr"], x_train, x_held, batch, k, d_sae, init, "SAELens, our init"
