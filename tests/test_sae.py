@@ -5,7 +5,7 @@ import torch
 from latentviz import metrics, train
 from latentviz.errors import LatentvizError
 from latentviz.models import base
-from latentviz.models.sae import SAEConfig, SparseAutoencoder, geometric_median
+from latentviz.models.sae import JUMPRELU_RELATIVE_BANDWIDTH, SAEConfig, SparseAutoencoder, geometric_median
 
 
 def test_sae_metrics_on_known_answers():
@@ -88,7 +88,7 @@ def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
     first = sae(x)  # the first batch sets the threshold: 4 of every 64 tokens pass each latent's
     assert first.metrics["l0"] == pytest.approx(4, abs=0.1)
     z = sae.pre_activations(x).detach()
-    assert float(sae.bandwidth) == pytest.approx(0.1 * float(z.std()), rel=1e-5)
+    assert float(sae.bandwidth) == pytest.approx(JUMPRELU_RELATIVE_BANDWIDTH * float(z.std()), rel=1e-5)
     # the loss is the MSE plus 1 · 2/k · (L0 − k)² per token (zero for tokens at L0 = k), weighed
     # by the data's variance per dimension
     centred = x - sae.b_dec.detach()

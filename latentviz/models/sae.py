@@ -27,9 +27,9 @@ from latentviz.models.base import LatentModel, StepOutput, option, register
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
 JUMPRELU_SPARSITIES = ("quadratic", "step")
-JUMPRELU_RELATIVE_BANDWIDTH = 0.1
+JUMPRELU_RELATIVE_BANDWIDTH = 0.3  # × the first batch's pre-activation std (README, Defaults)
 # θ's parameter is θ / (this × E‖x − b_dec‖₁): see SparseAutoencoder.threshold_scale
-JUMPRELU_THRESHOLD_REACH = 0.03
+JUMPRELU_THRESHOLD_REACH = 0.01
 
 
 @dataclass
@@ -52,7 +52,7 @@ class SAEConfig:
     # ~3.5 wide, left L0 at 1,151 after 100 steps), and the window at a fraction of the
     # pre-activations' spread (a fixed 0.001 holds almost no token, so θ hardly learns).
     jumprelu_bandwidth: float | None = option(
-        None, "jumprelu: width of the straight-through window (default: 0.1 × the first batch's pre-activation std)"
+        None, "jumprelu: width of the straight-through window (default: 0.3 × the first batch's pre-activation std)"
     )
     jumprelu_init_threshold: float | None = option(
         None,
@@ -162,7 +162,8 @@ class SparseAutoencoder(LatentModel):
         # entry at once) while a bare θ moves by lr: the encoder outruns the thresholds, L0 falls
         # far below k and latents die. The scale gives θ a set fraction of the encoder's reach
         # (JUMPRELU_THRESHOLD_REACH; SmolLM2 layer 8, 100 steps, k 32: 0.005 let L0 fall to 16;
-        # 0.01, 0.03 and 0.1 held it near 36; 1 overshot, 4,272 of 4,608 latents dead).
+        # 0.01, 0.03 and 0.1 held it near 36, 0.01 at the lowest FVU; 1 overshot, 4,272 of 4,608
+        # latents dead).
         self.register_buffer("threshold_scale", torch.ones(()))
         # jumprelu: the L0 penalty in the MSE's units, the data's variance per dimension: the same
         # coefficient then lands at the same L0 whatever the activations' size (as on data
