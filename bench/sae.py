@@ -229,6 +229,9 @@ def main() -> None:
     parser.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True, help="train latentviz's side")
     parser.add_argument("--out", default="bench/results/sae.json")
     args = parser.parse_args()
+    if args.peer_normalize and args.same_init and args.peer_lrs:
+        # the same-init row copies our weights, which are in the activations' own units
+        parser.error("--peer-normalize cannot start SAELens from our raw-unit weights: add --no-same-init")
 
     store = Store(args.db, read_only=True)
     capture_id = args.capture or int(store.captures()["id"].max())
