@@ -9,7 +9,6 @@ interrupted encode resumes where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from latentviz import backbones, corpus, latent_space, projection, settings
+from latentviz.neighbours import CosineIndex
+from latentviz.progress import Progress, quiet
+from latentviz.steps import CLUSTER, ENCODE, PROJECT
 from latentviz.store import Store, StoreError
 
-Progress = Callable[[int, int | None, str], None]
 ENCODE_CHUNK = 512  # texts encoded and committed at a time: an interruption loses at most this many
-
-
-def quiet(done: int, total: int | None, message: str) -> None:
-    pass
 
 
 # -- ingest ------------------------------------------------------------------------------------
@@ -109,9 +106,9 @@ def encode(
     store: Store,
     dataset: str,
     *,
-    backbone_name: str = settings.DEFAULT_BACKBONE,
+    backbone_name: str = ENCODE.backbone,
     layer: int | None = None,
-    batch_size: int = backbones.BATCH_SIZE,
+    batch_size: int = ENCODE.batch_size,
     progress: Progress = quiet,
 ) -> int:
     """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
@@ -133,7 +130,7 @@ def encode(
             chunk["text"].tolist(),
             layer=layer,
             batch_size=batch_size,
-            progress=lambda d, _t, done=done: progress(done + d, total, f"encoding with {backbone_name}"),
+            progress=lambda d, _t, _m, done=done: progress(done + d, total, f"encoding with {backbone_name}"),
         )
         store.add_vectors(encoding_id, chunk["id"].to_numpy(), vectors)
         done += len(chunk)
@@ -142,9 +139,7 @@ def encode(
     return encoding_id
 
 
-def find_encoding(
-    store: Store, dataset: str, backbone_name: str = settings.DEFAULT_BACKBONE, layer: int | None = None
-) -> int:
+def find_encoding(store: Store, dataset: str, backbone_name: str = PROJECT.backbone, layer: int | None = None) -> int:
     encodings = store.encodings(dataset)
     matches = encodings[(encodings["backbone"] == backbone_name) & encodings["complete"]]
     if layer is not None:
@@ -160,7 +155,12 @@ def find_encoding(
 
 
 def project(
-    store: Store, encoding_id: int, *, method: str = "umap", params: dict | None = None, progress: Progress = quiet
+    store: Store,
+    encoding_id: int,
+    *,
+    method: str = PROJECT.method,
+    params: dict | None = None,
+    progress: Progress = quiet,
 ) -> int:
     """A 2-D map of an encoding; an identical earlier map is reused. Returns the projection id."""
     params = {**projection.default_params(method), **(params or {})}
@@ -186,32 +186,65 @@ class Placed:
     neighbours: list[pd.DataFrame]  # per new text: id, text, label, similarity, x, y
 
 
-def place(store: Store, projection_id: int, texts: list[str], k: int = 10) -> Placed:
-    """Encode new texts with the map's backbone and layer, place them on the map, find their neighbours."""
+def place(store: Store, projection_id: int, texts: list[str], k: int = 10, index: CosineIndex | None = None) -> Placed:
+    """Encode new texts with the map's backbone and layer, place them on the map, find their neighbours.
+    `index` is the map's encoding in memory (the page holds one for its clicks); read from the store when
+    not given."""
     if not texts:
         raise corpus.CorpusError("no text to place; type a sentence or upload a file")
-    row, _, _ = store.projection(projection_id)
-    encoding = store.encoding(row["encoding_id"])
+    fitted = store.projection(projection_id)
+    encoding = store.encoding(fitted[0]["encoding_id"])
     if encoding["backbone"].startswith("vae#"):  # a VAE's map: its posterior means
         new_vectors = latent_space.open_space(store, int(encoding["backbone"][4:])).latents(texts)[0]
     else:
         new_vectors = backbones.encode(backbone(store, encoding["backbone"]), texts, layer=int(encoding["layer"]))
-    return place_vectors(store, projection_id, new_vectors, texts, k)
+    return _placed(store, projection_id, fitted, new_vectors, texts, k, index)
 
 
-def place_vectors(store: Store, projection_id: int, new_vectors: np.ndarray, labels: list[str], k: int = 10) -> Placed:
+def place_vectors(
+    store: Store,
+    projection_id: int,
+    new_vectors: np.ndarray,
+    labels: list[str],
+    k: int = 10,
+    index: CosineIndex | None = None,
+) -> Placed:
     """Place vectors of the map's encoding on the map (without refitting) and find their neighbours."""
-    row, params, state = store.projection(projection_id)
+    return _placed(store, projection_id, store.projection(projection_id), new_vectors, labels, k, index)
+
+
+def _placed(store: Store, projection_id: int, fitted, new_vectors, labels, k, index) -> Placed:
+    row, params, state = fitted
     points = store.projection_points(projection_id)
+    index = index or CosineIndex(*store.vectors(row["encoding_id"]))
     train_vectors = train_coords = None
-    if row["method"] == "umap":
-        text_ids, vectors = store.vectors(row["encoding_id"])
-        keep = np.isin(text_ids, points["id"].to_numpy())  # points and vectors are both in text-id order
-        train_vectors, train_coords = vectors[keep], points[["x", "y"]].to_numpy(np.float32)
+    if row["method"] == "umap":  # placement reads cosine distances: the index's unit vectors serve
+        train_vectors, train_coords = index.rows_of(points["id"]), points[["x", "y"]].to_numpy(np.float32)
     coords = projection.transform(row["method"], params, state, new_vectors, train_vectors, train_coords)
-    xy = points.set_index("id")[["x", "y"]]
-    neighbours = [store.nearest(row["encoding_id"], vector, k).join(xy, on="id") for vector in new_vectors]
+    neighbours = [index.table(points, *index.nearest(vector, k)) for vector in new_vectors]
     return Placed(pd.DataFrame({"text": labels, "x": coords[:, 0], "y": coords[:, 1]}), neighbours)
+
+
+# -- clusters of a map ---------------------------------------------------------------------------
+
+
+def clusters(store: Store, projection_id: int, method: str = CLUSTER.method, k: int = CLUSTER.k) -> pd.Series:
+    """Each text's cluster on a map, indexed by text id and named by its cluster's most distinctive
+    words (c-TF-IDF): "3 · film, films, horror". k-means clusters the encoding's vectors; HDBSCAN the
+    map's 2-D points, where the points it leaves out are named projection.NOISE."""
+    row, _, _ = store.projection(projection_id)
+    points = store.projection_points(projection_id)
+    if method == "k-means":
+        ids, vectors = store.vectors(row["encoding_id"])
+        labels = projection.kmeans_clusters(vectors, k)
+    elif method == "HDBSCAN":
+        ids, labels = points["id"].to_numpy(), projection.hdbscan_clusters(points[["x", "y"]].to_numpy())
+    else:
+        raise projection.ProjectionError(f"unknown clustering {method!r}; use k-means or HDBSCAN")
+    texts = points.set_index("id").loc[ids, "text"].tolist()
+    words = projection.cluster_words(texts, labels.tolist())
+    names = {c: projection.NOISE if c < 0 else f"{c} · {', '.join(words.get(c, []))}".rstrip(" ·") for c in set(labels)}
+    return pd.Series([names[c] for c in labels], index=ids)
 
 
 # -- the default, for a first run --------------------------------------------------------------

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from latentviz import pipeline
 from latentviz.cli import main
 from latentviz.store import Store
 
@@ -73,36 +72,6 @@ def test_python_dash_m_and_env_var(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["workspace"] == str(db)
-
-
-def test_place_new_text_among_its_neighbours(mapped_workspace):
-    store = Store(mapped_workspace)
-    projections = store.projections()
-    for projection_id in projections["id"]:
-        points = store.projection_points(int(projection_id))
-        known = points["text"].iloc[7]
-        placed = pipeline.place(store, int(projection_id), [known, "An entirely new sentence about football."], k=5)
-        assert placed.points.shape == (2, 3)
-        # A stored sentence placed again finds itself first, with cosine 1.
-        first = placed.neighbours[0].iloc[0]
-        assert first["text"] == known and first["similarity"] == pytest.approx(1.0, abs=1e-5)
-        xy = points[["x", "y"]].to_numpy()
-        if projections.set_index("id").loc[projection_id, "method"] == "pca":  # exact: lands on its own point
-            assert np.allclose(placed.points[["x", "y"]].to_numpy()[0], xy[7], atol=1e-4)
-        else:  # the random tiny model has no structure to keep (see test_projection for that): on the map, at least
-            low, high = xy.min(0) - np.ptp(xy, 0), xy.max(0) + np.ptp(xy, 0)
-            assert ((placed.points[["x", "y"]].to_numpy() > low) & (placed.points[["x", "y"]].to_numpy() < high)).all()
-        assert list(placed.neighbours[1].columns) == ["id", "text", "label", "similarity", "x", "y"]
-
-
-def test_neighbours_of_a_stored_text_exclude_itself(mapped_workspace):
-    store = Store(mapped_workspace)
-    encoding_id = int(store.projections()["encoding_id"].iloc[0])
-    ids, vectors = store.vectors(encoding_id)
-    near = store.nearest_to_text(encoding_id, int(ids[0]), k=4)
-    assert len(near) == 4 and int(ids[0]) not in near["id"].tolist()
-    assert near["id"].tolist() == store.nearest(encoding_id, vectors[0], k=5)["id"].tolist()[1:]  # the same ranking
-    assert near["similarity"].is_monotonic_decreasing
 
 
 def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):

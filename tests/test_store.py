@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentviz.errors import LatentvizError
 from latentviz.store import SCHEMA_VERSION, Store, StoreError
 
 
@@ -67,7 +66,7 @@ def test_a_rejected_dataset_leaves_the_store_unchanged(store):
     assert not store.has_dataset("e")
 
 
-def test_vectors_nearest_and_resume_bookkeeping(store):
+def test_vectors_and_resume_bookkeeping(store):
     store.add_dataset("d", "test", texts("a a a a", "b b b b", "c c c c"))
     ids = store.texts("d")["id"].to_numpy()
     encoding_id = store.encoding_id("d", "tiny", 2, 3)
@@ -78,10 +77,6 @@ def test_vectors_nearest_and_resume_bookkeeping(store):
     store.add_vectors(encoding_id, ids[2:], vectors[2:])
     got_ids, got = store.vectors(encoding_id)
     assert got_ids.tolist() == ids.tolist() and np.array_equal(got, vectors)
-    near = store.nearest(encoding_id, np.array([0.9, 0.1, 0.0]), k=2)
-    assert near["id"].tolist() == [ids[0], ids[1]]
-    assert near["similarity"].iloc[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-6)
-    assert int(ids[0]) not in store.nearest_to_text(encoding_id, int(ids[0]), k=5)["id"].tolist()
     with pytest.raises(StoreError, match="dimension"):
         store.encoding_id("d", "tiny", 2, 4)
 
@@ -278,26 +273,3 @@ def test_threads_of_one_process_share_the_workspace(store):
         thread.join()
     assert errors == []
     assert len(store.training_metrics(1)) == 300
-
-
-def test_the_in_memory_index_ranks_neighbours_as_the_store_does(mapped_workspace):
-    from latentviz.neighbours import CosineIndex
-
-    store = Store(mapped_workspace, read_only=True)
-    encoding_id = int(store.projections()["encoding_id"].iloc[0])
-    index = CosineIndex(*store.vectors(encoding_id))
-    for text_id in index.ids[[0, 7, 42]]:
-        ids, similarity = index.nearest_to_text(int(text_id), 5)
-        expected = store.nearest_to_text(encoding_id, int(text_id), 5)
-        assert ids.tolist() == expected["id"].tolist()
-        assert similarity == pytest.approx(expected["similarity"].to_numpy(), abs=1e-5)
-
-
-def test_the_in_memory_index_on_a_known_answer():
-    from latentviz.neighbours import CosineIndex
-
-    vectors = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], np.float32)
-    ids, similarity = CosineIndex(np.array([30, 10, 20, 40]), vectors).nearest_to_text(30, 3)
-    assert ids.tolist() == [20, 10, 40] and similarity == pytest.approx([np.sqrt(0.5), 0.0, -1.0])
-    with pytest.raises(LatentvizError, match="not in this encoding"):
-        CosineIndex(np.array([1]), vectors[:1]).nearest_to_text(2, 3)

@@ -1,0 +1,56 @@
+"""The workspace: one DuckDB file, and `Store`, the one way in. The package owns the schema, its
+migrations and every SQL statement; nothing else opens DuckDB. Each module holds one domain
+(texts and encodings, models and curves, captures and features, the job queue); `Store` joins them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from latentviz.store.connection import StoreError
+from latentviz.store.features import Features
+from latentviz.store.jobs import Jobs
+from latentviz.store.models import Models
+from latentviz.store.schema import EXPORTED, MIGRATIONS, NOT_EXPORTED, SCHEMA_VERSION, Schema
+from latentviz.store.texts import Texts
+
+__all__ = ["EXPORTED", "MIGRATIONS", "NOT_EXPORTED", "SCHEMA_VERSION", "Store", "StoreError"]
+
+
+class Store(Schema, Texts, Models, Features, Jobs):
+    """A latentviz workspace in one DuckDB file."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0):
+        self.path = Path(path)
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        if read_only:
+            if not self.path.exists():
+                raise StoreError(
+                    f"workspace {self.path} does not exist; create it first, e.g. `latentviz ingest bbc-news`"
+                )
+            self._check_version()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+
+    def info(self) -> dict:
+        """Everything in the workspace, as plain JSON-ready values."""
+
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+        return {
+            "workspace": str(self.path),
+            "schema_version": self.schema_version(),
+            "datasets": records(self.datasets()),
+            "encodings": records(self.encodings()),
+            "projections": [dict(row, params=json.loads(row["params"])) for row in records(self.projections())],
+            "models": [
+                dict(row, config=json.loads(row["config"] or "{}"), metrics=json.loads(row["metrics"] or "{}"))
+                for row in records(self.models())
+            ],
+        }

@@ -1,0 +1,110 @@
+"""The workspace's connection. Connections are short-lived: each call opens the file, does its work
+in one transaction and closes it again, so a CLI writer, the app and a read-only demo can take turns
+on one file (DuckDB lets one process write or many read, never both at once). A caller that finds
+the file locked waits and retries for up to `lock_timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from latentviz.errors import LatentvizError
+
+# DuckDB's Python client shares one database instance between a process's connections to a file;
+# opening or closing one while another thread does the same can leave a new connection without
+# its Python scan functions ("python_arrow_scan does not exist"). Opening and closing take turns.
+_OPEN_CLOSE = threading.Lock()
+
+
+class StoreError(LatentvizError):
+    """A request the workspace refuses; the message says what to do instead."""
+
+
+def is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+def insert(con, rows: pa.Table, sql: str, params: list | dict | None = None) -> None:
+    """Run `sql`, which reads `rows` as the table `incoming`, and let go of `rows` after, whatever happens."""
+    con.complete()  # DuckDB 2 refuses register() while an earlier statement's result is open
+    con.register("incoming", rows)
+    try:
+        con.execute(sql, params or [])
+    finally:
+        con.complete()
+        con.unregister("incoming")
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)  # object arrays would need pickle to load: refuse them
+    return buffer.getvalue()
+
+
+def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+class Connection:
+    """One DuckDB file, opened for each call: the connection, transactions and small reads every
+    domain of the store shares. `path`, `read_only` and `lock_timeout` are set by `Store`."""
+
+    path: Path
+    read_only: bool
+    lock_timeout: float
+
+    @contextmanager
+    def _connect(self):
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                with _OPEN_CLOSE:
+                    con = duckdb.connect(
+                        str(self.path),
+                        read_only=self.read_only,
+                        # Nothing we run reads or writes other files: turn that off, then lock it.
+                        config={"enable_external_access": False, "lock_configuration": True},
+                    )
+                break
+            except duckdb.IOException as error:
+                if not is_lock_error(error) or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"workspace {self.path} is busy (locked by another process); try again shortly"
+                    ) from error
+                time.sleep(0.05)
+        try:
+            yield con
+        finally:
+            with _OPEN_CLOSE:
+                con.close()
+
+    @contextmanager
+    def _transaction(self):
+        if self.read_only:
+            raise StoreError(f"workspace {self.path} is open read-only; it can be browsed, not changed")
+        with self._connect() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def _frame(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        with self._connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def _has_rows(self, table: str, model_id: int) -> bool:
+        with self._connect() as con:
+            return bool(con.execute(f"SELECT count(*) > 0 FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])

@@ -1,0 +1,136 @@
+"""Trained models: their rows and checkpoints, training curves, and the discrete codes a VQ model gives each text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from latentviz.store.connection import Connection, StoreError, insert
+
+
+class Models(Connection):
+    # -- models ----------------------------------------------------------------------------------
+
+    def add_model(self, kind: str, name: str, dataset: str, backbone: str, config: dict) -> int:
+        with self._transaction() as con:
+            new_id = con.execute("SELECT nextval('model_ids')").fetchone()[0]
+            con.execute(
+                "INSERT INTO models (id, kind, name, dataset, backbone, config) VALUES (?, ?, ?, ?, ?, ?)",
+                [new_id, kind, name, dataset, backbone, json.dumps(config)],
+            )
+        return new_id
+
+    def finish_model(self, model_id: int, checkpoint: str, metrics: dict) -> None:
+        """Store the checkpoint relative to the workspace's folder where it lies inside it (the models
+        folder beside the workspace), so the workspace and its models can move together."""
+        folder, home = Path(checkpoint).resolve(), self.path.resolve().parent
+        stored = folder.relative_to(home).as_posix() if folder.is_relative_to(home) else str(folder)
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE models SET checkpoint = ?, metrics = ? WHERE id = ?", [stored, json.dumps(metrics), model_id]
+            )
+
+    def models(self) -> pd.DataFrame:
+        frame = self._frame(
+            "SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint, created FROM models ORDER BY id"
+        )
+        return frame.assign(checkpoint=[None if pd.isna(c) else self._checkpoint_path(c) for c in frame["checkpoint"]])
+
+    def model(self, model_id: int) -> dict | None:
+        """One model's row, with config and metrics parsed (metrics {} until it finishes); None if absent."""
+        frame = self._frame(
+            "SELECT id, kind, name, dataset, backbone, config, metrics, checkpoint FROM models WHERE id = ?", [model_id]
+        )
+        if frame.empty:
+            return None
+        row = frame.iloc[0].to_dict()
+        row["config"], row["metrics"] = json.loads(row["config"] or "{}"), json.loads(row["metrics"] or "{}")
+        row["checkpoint"] = None if pd.isna(row["checkpoint"]) else self._checkpoint_path(row["checkpoint"])
+        return row
+
+    def _checkpoint_path(self, stored: str) -> str:
+        """Relative to the workspace's folder (finish_model, bundles); before that, workspaces kept
+        the path as given, relative to where the command ran."""
+        beside = self.path.parent / stored
+        return str(beside if beside.exists() or not Path(stored).exists() else Path(stored).resolve())
+
+    def trained_model(self, model_id: int, kind: str, name: str) -> dict:
+        """The finished model of this kind with this id (see `model`); a one-line error otherwise."""
+        row = self.model(model_id)
+        if row is None or row["kind"] != kind or row["checkpoint"] is None:
+            raise StoreError(f"no trained {name} with id {model_id}")
+        return row
+
+    def add_training_metrics(self, model_id: int, step: int, split: str, metrics: dict[str, float]) -> None:
+        rows = pa.table({"name": list(metrics), "value": pa.array([float(v) for v in metrics.values()], pa.float64())})
+        with self._transaction() as con:
+            insert(
+                con,
+                rows,
+                "INSERT INTO training_metrics SELECT ?, ?, ?, name, value FROM incoming",
+                [model_id, step, split],
+            )
+
+    def drop_training_metrics_after(self, model_id: int, step: int) -> None:
+        """Forget curve points past a checkpoint, before a resumed run writes them again."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM training_metrics WHERE model_id = ? AND step > ?", [model_id, step])
+
+    def training_metrics(self, model_id: int) -> pd.DataFrame:
+        return self._frame(
+            "SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id]
+        )
+
+    def add_codes(
+        self,
+        model_id: int,
+        text_ids: np.ndarray,
+        codes: np.ndarray,
+        positions: np.ndarray | None = None,
+        tokens: list[str] | None = None,
+    ) -> None:
+        """codes: (N, slots, stages) integer array, one row per text; for a token-level model one row
+        per token, with its text id, its position (stored as the slot) and the token string."""
+        n, slots, stages = codes.shape
+        slot = (
+            np.tile(np.repeat(np.arange(slots), stages), n)
+            if positions is None
+            else np.repeat(np.asarray(positions), stages)
+        )
+        table = pa.table(
+            {
+                "text_id": pa.array(np.repeat(np.asarray(text_ids), slots * stages), pa.int64()),
+                "slot": pa.array(slot, pa.int32()),
+                "stage": pa.array(np.tile(np.arange(stages), n * slots), pa.int32()),
+                "code": pa.array(codes.reshape(-1), pa.int64()),
+                "token": pa.array(
+                    [None] * len(slot) if tokens is None else np.repeat(np.asarray(tokens, dtype=object), stages),
+                    pa.string(),
+                ),
+            }
+        )
+        with self._transaction() as con:
+            insert(
+                con,
+                table,
+                "INSERT INTO text_codes SELECT ?, text_id, slot, stage, code, token FROM incoming",
+                [model_id],
+            )
+
+    def codes(
+        self, model_id: int, *, stage: int | None = None, code: int | None = None, slot: int | None = None
+    ) -> pd.DataFrame:
+        """A model's codes with their texts (id, slot, stage, code, token, text, label), only those
+        at `stage`, equal to `code` or at code position `slot` where given."""
+        return self._frame(
+            """SELECT c.text_id AS id, c.slot, c.stage, c.code, c.token, t.text, t.label
+               FROM text_codes c JOIN texts t ON t.id = c.text_id
+               WHERE c.model_id = $model AND ($stage IS NULL OR c.stage = $stage)
+                 AND ($code IS NULL OR c.code = $code) AND ($slot IS NULL OR c.slot = $slot)
+               ORDER BY c.text_id, c.slot, c.stage""",
+            {"model": model_id, "stage": stage, "code": code, "slot": slot},
+        )

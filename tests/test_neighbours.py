@@ -1,0 +1,35 @@
+"""The map's one neighbour search: exact cosine neighbours from memory."""
+
+import numpy as np
+import pytest
+
+from latentviz.errors import LatentvizError
+from latentviz.neighbours import CosineIndex
+from latentviz.store import Store
+
+
+def test_the_index_ranks_stored_neighbours_by_cosine(mapped_workspace):
+    store = Store(mapped_workspace, read_only=True)
+    text_ids, vectors = store.vectors(int(store.projections()["encoding_id"].iloc[0]))
+    index = CosineIndex(text_ids, vectors)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for row in (0, 7, 42):
+        cosine = unit @ unit[row]
+        cosine[row] = -np.inf  # itself left out
+        expected = np.argsort(-cosine, kind="stable")[:5]
+        ids, similarity = index.nearest_to_text(int(text_ids[row]), 5)
+        assert ids.tolist() == text_ids[expected].tolist()
+        assert similarity == pytest.approx(cosine[expected], abs=1e-5)
+        ids, similarity = index.nearest(vectors[row] * 3.0, 6)  # any vector, at any scale: itself first
+        assert ids[0] == text_ids[row] and similarity[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_in_memory_index_on_a_known_answer():
+    vectors = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], np.float32)
+    index = CosineIndex(np.array([30, 10, 20, 40]), vectors)
+    ids, similarity = index.nearest_to_text(30, 3)
+    assert ids.tolist() == [20, 10, 40] and similarity == pytest.approx([np.sqrt(0.5), 0.0, -1.0])
+    ids, similarity = index.nearest(np.array([0.9, 0.1]), 2)
+    assert ids.tolist() == [30, 20] and similarity[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-6)
+    with pytest.raises(LatentvizError, match="not in this encoding"):
+        CosineIndex(np.array([1]), vectors[:1]).nearest_to_text(2, 3)
