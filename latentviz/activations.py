@@ -7,14 +7,14 @@ positions whose norm is more than `sink_factor` times the median (SmolLM2's firs
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
 from latentviz import backbones, settings
+from latentviz.constants import SHARD_FILE
+from latentviz.progress import Progress
 from latentviz.store import Store, StoreError
 
 TEXTS_PER_SHARD = 256
@@ -39,7 +39,7 @@ def capture(
     max_tokens: int = 100_000,
     mask_sinks: bool = True,
     sink_factor: float = SINK_FACTOR,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Capture block `layer`'s output (or its MLP or attention output: `site`) of `backbone_name` for
     the dataset's texts (up to `max_tokens` kept tokens). Returns the capture id; an identical
@@ -69,7 +69,7 @@ def capture(
         sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
         keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
         masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # kept for display in their texts
-        path = folder / f"shard_{shard:05d}.safetensors"
+        path = folder / SHARD_FILE.format(shard=shard)
         save_file(
             {"states": torch.from_numpy(states[keep]).contiguous()}, path
         )  # file first: a crash leaves it unregistered

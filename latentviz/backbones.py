@@ -21,6 +21,7 @@ import torch
 
 from latentviz import settings
 from latentviz.errors import LatentvizError
+from latentviz.progress import Progress
 
 MINILM = "minilm"
 SMOLLM2 = "smollm2"
@@ -28,8 +29,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_IDS = {MINILM: "sentence-transformers/all-MiniLM-L6-v2", SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct"}
 BATCH_SIZE = 32  # on CPU, small length-sorted batches beat large ones (measured: 32 > 64 > 128 sentences/s)
 MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sentence-transformers does
-
-Progress = Callable[[int, int], None]
 
 
 class BackboneError(LatentvizError):
@@ -292,7 +291,7 @@ def encode(
         out[batch] = pooled.float().cpu().numpy()
         done += len(batch)
         if progress:
-            progress(done, len(texts))
+            progress(done, len(texts), "encoding")
     return out
 
 
@@ -331,7 +330,7 @@ def token_states(
                 states.append(hidden[row, position].float().cpu().numpy())
         kept = len(states)
         if progress:
-            progress(kept, max_tokens or kept)
+            progress(kept, max_tokens or kept, "reading token states")
         if max_tokens is not None and kept >= max_tokens:
             break
     if not states:

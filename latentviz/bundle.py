@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from latentviz import __version__, settings
+from latentviz.constants import BUNDLE_WORKSPACE as WORKSPACE
+from latentviz.constants import MANIFEST_FILE as MANIFEST
 from latentviz.errors import LatentvizError
 from latentviz.store import SCHEMA_VERSION, Store
 
-MANIFEST = "manifest.json"
-WORKSPACE = "workspace.duckdb"
 MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks for checkpoints
 
 

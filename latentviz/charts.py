@@ -16,6 +16,8 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
+from latentviz.projection import NOISE
+
 PALETTE = [
     "#4C78A8",
     "#F58518",
@@ -37,7 +39,6 @@ PALETTE = [
 # plotly.js as plotly's Python package ships it: the map component and the static site serve this copy
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 NO_LABEL = "(no label)"
-NOISE = "noise"  # HDBSCAN's unclustered points: quiet grey, drawn under the clusters
 NOISE_COLOUR = "#C9C9C9"
 
 

@@ -1,4 +1,5 @@
-"""Per-code statistics of a discrete-latent model, shaped for the codebook page's charts."""
+"""The codebook's analysis: per-code statistics of a discrete-latent model (VQ, FSQ, residual VQ),
+shaped for the Codebook page's charts and the static site."""
 
 from __future__ import annotations
 
@@ -35,8 +36,7 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
         raise StoreError(f"no finished VQ model with id {model_id}")
     config = runs.from_record(row).model
     size = config.size
-    codes = store.codes(model_id)
-    codes = codes[codes["stage"] == stage]
+    codes = store.codes(model_id, stage=stage)
     counts = np.bincount(codes["code"].to_numpy(), minlength=size)
     order = np.argsort(-counts, kind="stable")
     usage = pd.DataFrame(
@@ -85,8 +85,7 @@ def _vectors_2d(model, counts: np.ndarray, stage: int) -> pd.DataFrame:
 def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10) -> pd.DataFrame:
     """Texts that received `code` (at any code position), shortest first: they read fastest.
     For a token-level model, the tokens that received it, each with its text."""
-    codes = store.codes(model_id)
-    hits = codes[(codes["code"] == code) & (codes["stage"] == stage)]
+    hits = store.codes(model_id, stage=stage, code=code)
     columns = ["id", "text", "label"]
     if hits["token"].notna().any():
         columns = ["token", "id", "text", "label"]
@@ -101,7 +100,6 @@ def is_token_model(store: Store, model_id: int) -> bool:
 
 def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:
     """Per text id: 'code N' of its first code position for the `top` most used codes, else 'other codes'."""
-    codes = store.codes(model_id)
-    first = codes[(codes["slot"] == 0) & (codes["stage"] == 0)].set_index("id")["code"]
+    first = store.codes(model_id, stage=0, slot=0).set_index("id")["code"]
     common = set(first.value_counts().index[:top])
     return first.map(lambda c: f"code {c}" if c in common else "other codes")

@@ -25,6 +25,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from latentviz import charts, settings
+from latentviz.constants import PLOTLY_FILE, SITE_INDEX
 
 
 def _folder() -> Path:
@@ -33,13 +34,13 @@ def _folder() -> Path:
     name = "map-widget-" + hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
     for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
         folder = parent / name
-        if (folder / "index.html").exists():
+        if (folder / SITE_INDEX).exists():
             return folder
         try:
             parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=parent, prefix=name + "."))
-            shutil.copyfile(charts.PLOTLY_JS, staging / "plotly.min.js")
-            (staging / "index.html").write_bytes(page)
+            shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
+            (staging / SITE_INDEX).write_bytes(page)
             try:
                 os.replace(staging, folder)  # all at once: another process never sees half a folder
             except OSError:  # another process got there first

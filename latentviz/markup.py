@@ -101,3 +101,34 @@ def feature_tokens(tokens: list[str], shade: list[float], top: list[list[tuple[i
     )
     text = f"<div style='font-size:1.05rem;line-height:1.8'>{''.join(spans)}</div>"
     return f"{text}<div><small>features here (open one): {links}</small></div>"
+
+
+def top_examples(examples, top: float) -> str:
+    """A feature's top examples (columns value, context), one per line: its activation, then the text
+    shaded token by token relative to `top` (the feature's max)."""
+    return "".join(
+        f"<div style='margin:2px 0'><b>{value:.2f}</b> {token_highlights(context, top)}</div>"
+        for value, context in zip(examples["value"], examples["context"], strict=True)
+    )
+
+
+def interval_examples(examples, top: float, buckets: int) -> str:
+    """A feature's interval examples (columns bucket, context), the highest interval first, each
+    with its range as a share of the max."""
+    share = 1 / buckets
+    ordered = examples.sort_values("bucket", ascending=False)
+    return "".join(
+        f"<div style='margin:2px 0'><small>{bucket * share:.1f}–{(bucket + 1) * share:.1f}·max</small> "
+        f"{token_highlights(context, top)}</div>"
+        for bucket, context in zip(ordered["bucket"], ordered["context"], strict=True)
+    )
+
+
+def plain(text: str) -> str:
+    """Text as an HTML block, escaped."""
+    return f"<div>{html.escape(text)}</div>"
+
+
+def steered(prompt: str, plain_continuation: str, steered_continuation: str) -> str:
+    """A steered continuation after its prompt, where it departs from the unsteered one marked."""
+    return f"<div>{html.escape(prompt)}{divergence(plain_continuation, steered_continuation)}</div>"

@@ -15,6 +15,7 @@ from latentviz.errors import LatentvizError
 
 METHODS = ("umap", "pca")
 MIN_POINTS = 5
+NOISE = "noise"  # the name of HDBSCAN's unclustered points (drawn in quiet grey under the clusters)
 
 
 class ProjectionError(LatentvizError):

@@ -3,10 +3,12 @@
 import os
 from pathlib import Path
 
+from latentviz.constants import CACHE_SUFFIX, DEFAULT_DB_NAME, MODELS_SUFFIX
+
 DB_ENV = "LATENTVIZ_DB"
 CACHE_ENV = "LATENTVIZ_CACHE"
 WORKER_ENV = "LATENTVIZ_WORKER"  # "1" (set by `serve`): queuing a job starts a worker process if none runs
-DEFAULT_DB = Path("data") / "latentviz.duckdb"
+DEFAULT_DB = Path("data") / DEFAULT_DB_NAME
 
 BUILTIN_DATASET = "bbc-news"
 DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in a few minutes on 2 cores
@@ -38,7 +40,7 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
 def cache_dir(db: Path) -> Path:
     """Per-workspace folder for converted weights and other rebuildable files; $LATENTVIZ_CACHE instead
     where set (`serve --bundle`: a bundle is never written to)."""
-    return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else db.parent / (db.stem + ".cache")
+    return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else db.parent / (db.stem + CACHE_SUFFIX)
 
 
 def user_cache() -> Path:
@@ -48,4 +50,4 @@ def user_cache() -> Path:
 
 def models_dir(db: Path) -> Path:
     """Per-workspace folder for trained models' checkpoints, one sub-folder per model id."""
-    return db.parent / (db.stem + ".models")
+    return db.parent / (db.stem + MODELS_SUFFIX)

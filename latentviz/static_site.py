@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentviz import bundle, charts, dashboards, features, latent_space, runs, settings
+from latentviz import bundle, charts, codebook, features, latent_space, runs, settings
+from latentviz.constants import PLOTLY_FILE, SITE_INDEX
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -59,9 +60,9 @@ def export(
                 index["vaes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
         _write(staging / "data" / "index.json", index)
         package = resources.files("latentviz")
-        (staging / "index.html").write_bytes(package.joinpath("static_site.html").read_bytes())
+        (staging / SITE_INDEX).write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
-        shutil.copyfile(charts.PLOTLY_JS, staging / "plotly.min.js")
+        shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
         sizes = bundle.sizes(staging, grouped="data")
         if sizes["total"] > max_mb * 2**20:
             raise LatentvizError(
@@ -108,7 +109,7 @@ def _sae(store: Store, model_id: int, data: Path) -> None:
 
 
 def _codebook(store: Store, model_id: int) -> dict:
-    book = dashboards.codebook(store, model_id)
+    book = codebook.codebook(store, model_id)
     return {
         "size": int(book.size),
         "counts": book.usage["count"].astype(int).tolist(),

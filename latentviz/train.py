@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentviz.constants import OPTIMIZER_FILE, TRAINER_FILE
 from latentviz.errors import ConfigError
 from latentviz.models import base
 from latentviz.models.base import option
-
-TRAINER_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.pt"
 
 
 @dataclass

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import specs
 
-from latentviz import dashboards, fit
+from latentviz import codebook, fit
 from latentviz.store import Store, StoreError
 
 
@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
 
 def test_codebook_summary_adds_up(trained):
     store, model_id = trained
-    book = dashboards.codebook(store, model_id)
+    book = codebook.codebook(store, model_id)
     assert book.size == 8 and book.stages == 2
     assert book.usage["count"].sum() == 150 * 2  # two code positions per text, stage 1
     assert book.usage["rank"].tolist() == list(range(1, 9)) and book.usage["count"].is_monotonic_decreasing
@@ -42,20 +42,20 @@ def test_codebook_summary_adds_up(trained):
     assert book.curves["step"].max() == 60
     assert book.by_label["count"].sum() == 300
     assert len(book.vectors) == 8 and set(book.vectors.columns) == {"code", "x", "y", "count"}
-    second = dashboards.codebook(store, model_id, stage=1)
+    second = codebook.codebook(store, model_id, stage=1)
     assert second.usage["count"].sum() == 300
 
 
 def test_examples_and_map_colours(trained):
     store, model_id = trained
-    book = dashboards.codebook(store, model_id)
+    book = codebook.codebook(store, model_id)
     top = int(book.usage["code"].iloc[0])
-    examples = dashboards.examples(store, model_id, top, k=5)
+    examples = codebook.examples(store, model_id, top, k=5)
     assert 0 < len(examples) <= 5 and examples["text"].str.len().is_monotonic_increasing
-    colours = dashboards.code_colours(store, model_id, top=2)
+    colours = codebook.code_colours(store, model_id, top=2)
     assert len(colours) == 150 and colours.nunique() <= 3
     with pytest.raises(StoreError, match="no finished VQ model"):
-        dashboards.codebook(store, 999)
+        codebook.codebook(store, 999)
 
 
 def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
@@ -103,10 +103,10 @@ def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, 
     )
     codes = store.codes(model_id)
     assert len(codes) == 2000 and codes["token"].notna().all() and (codes["slot"] >= 1).all()  # CLS left out
-    assert dashboards.is_token_model(store, model_id)
-    book = dashboards.codebook(store, model_id)
+    assert codebook.is_token_model(store, model_id)
+    book = codebook.codebook(store, model_id)
     assert book.usage["count"].sum() == 2000
-    examples = dashboards.examples(store, model_id, int(book.usage["code"].iloc[0]), k=3)
+    examples = codebook.examples(store, model_id, int(book.usage["code"].iloc[0]), k=3)
     assert list(examples.columns) == ["token", "id", "text", "label"]
     row = examples.iloc[0]
     assert row["token"].strip().lower() in row["text"].lower()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentviz import metrics, train
+from latentviz import constants, metrics, train
 from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.models.sae import JUMPRELU_RELATIVE_BANDWIDTH, SAEConfig, SparseAutoencoder, geometric_median
@@ -131,13 +131,13 @@ def test_a_jumprelu_checkpoint_from_before_the_data_scales_loads_as_it_was(tmp_p
         SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", jumprelu_init_threshold=0.001, jumprelu_bandwidth=0.001)
     )
     base.save(old, tmp_path)
-    config = json.loads((tmp_path / base.CONFIG_FILE).read_text())
+    config = json.loads((tmp_path / constants.CONFIG_FILE).read_text())
     del config["jumprelu_sparsity"]  # as written before these existed
-    (tmp_path / base.CONFIG_FILE).write_text(json.dumps(config))
-    tensors = load_file(tmp_path / base.WEIGHTS_FILE)
+    (tmp_path / constants.CONFIG_FILE).write_text(json.dumps(config))
+    tensors = load_file(tmp_path / constants.WEIGHTS_FILE)
     for name in ("threshold_scale", "penalty_scale", "bandwidth"):
         del tensors[name]
-    save_file(tensors, tmp_path / base.WEIGHTS_FILE)
+    save_file(tensors, tmp_path / constants.WEIGHTS_FILE)
     loaded = base.load(tmp_path)
     assert loaded.config.jumprelu_sparsity == "step" and float(loaded.bandwidth) == pytest.approx(0.001)
     x, _ = planted(n=32)

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from latentviz import runs, settings
-from latentviz.pipeline import Progress, quiet  # noqa: F401 (the families' progress callbacks)
 from latentviz.store import Store, StoreError
 
 HELD_OUT = 0.1  # share of texts kept out of training for the held-out figures

@@ -11,13 +11,14 @@ import pandas as pd
 
 from latentviz import backbones, latent_space, metrics, pipeline, settings
 from latentviz import train as loop
-from latentviz.fit.common import Progress, add_run, models, quiet, run_of, split_ids
+from latentviz.constants import BEST_FILE
+from latentviz.fit.common import add_run, models, run_of, split_ids
 from latentviz.fit.common import curves as named_curves
+from latentviz.progress import Progress, quiet
 from latentviz.runs import VAERun
 from latentviz.store import Store, StoreError
 
 KIND = "vae"
-JOBS = ("train vae", "resume vae")
 # Held-out figures are computed at β = 1; the β training used is the schedule's (see curves).
 CURVES = {
     "loss": "held-out loss (β = 1)",
@@ -194,7 +195,7 @@ class _Best:
 
     def __init__(self, folder):
         self.folder = folder
-        saved = json.loads((folder / "best.json").read_text()) if (folder / "best.json").exists() else {}
+        saved = json.loads((folder / BEST_FILE).read_text()) if (folder / BEST_FILE).exists() else {}
         self.step, self.iw_nll = saved.get("step"), saved.get("iw_nll", float("inf"))
 
     def offer(self, model, step: int, iw_nll: float) -> None:
@@ -203,7 +204,7 @@ class _Best:
         if iw_nll < self.iw_nll:
             base.save(model, self.folder)
             self.step, self.iw_nll = step, iw_nll
-            (self.folder / "best.json").write_text(json.dumps({"step": step, "iw_nll": iw_nll}))
+            (self.folder / BEST_FILE).write_text(json.dumps({"step": step, "iw_nll": iw_nll}))
 
 
 OVERFIT_MARGIN = 0.01  # the held-out IW-NLL ending 1% above its best means the run overfit

@@ -10,13 +10,13 @@ import pandas as pd
 
 from latentviz import backbones, metrics, pipeline, settings
 from latentviz import train as loop
-from latentviz.fit.common import Progress, add_run, held_out_split, quiet, run_of
+from latentviz.fit.common import add_run, held_out_split, run_of
 from latentviz.fit.common import curves as named_curves
+from latentviz.progress import Progress, quiet
 from latentviz.runs import VQRun
 from latentviz.store import Store, StoreError
 
 KIND = "vq"
-JOBS = ("train vq", "resume vq")
 CURVES = {
     "perplexity": "perplexity",
     "used": "utilisation",
@@ -66,7 +66,7 @@ def _data(store: Store, run: VQRun, progress: Progress):
         texts["text"].tolist(),
         layer=run.layer,
         max_tokens=run.max_tokens,
-        progress=lambda done, total: progress(done, total, "capturing token activations"),
+        progress=lambda done, total, _: progress(done, total, "capturing token activations"),
     )
     # Unit length: a few tokens with huge norms (SmolLM2's attention sinks) would otherwise own the codebook.
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

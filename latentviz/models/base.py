@@ -13,21 +13,36 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from latentviz.constants import CONFIG_FILE, WEIGHTS_FILE
 from latentviz.errors import LatentvizError
-
-CONFIG_FILE = "cfg.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class CheckpointError(LatentvizError):
     """A checkpoint folder that cannot be loaded; the message says what is wrong with it."""
 
 
-def option(default, help: str, *, flag: str | None = None, choices=None, derived: bool = False):
-    """A config field with its help text: the run specs (runs.py) turn such fields into CLI flags
-    whose help states this default, and the pages read the same default. `flag` renames the flag;
-    `derived` marks a field set from the data or the backbone (no flag). A list default is copied."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "derived": derived}
+def option(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices=None,
+    derived: bool = False,
+    required: bool = False,
+    positional: bool = False,
+):
+    """A config field with its help text: flags.py turns such fields of the run and step specs into
+    CLI flags whose help states this default, and the pages read the same default. `flag` renames the
+    flag; `derived` marks a field set from the data or the backbone (no flag); `required` and
+    `positional` say how the command line must give it. A list default is copied."""
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "derived": derived,
+        "required": required,
+        "positional": positional,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)

@@ -1,0 +1,99 @@
+"""Live LM runs with an SAE: which features fire on a new text, and steering a continuation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from latentviz import activations, backbones, settings
+from latentviz.errors import LatentvizError
+from latentviz.features.reads import load_sae
+from latentviz.steps import STEER
+from latentviz.store import Store
+
+
+def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str], np.ndarray]:
+    """A new text's tokens and the SAE's activations on each (tokens × latents); attention sinks
+    carry none, as in training."""
+    row, sae = load_sae(store, model_id)
+    if not text.strip():
+        raise LatentvizError("type some text to see which features fire on it")
+    model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
+    tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site)
+    tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
+    with torch.no_grad():
+        f = sae.encode(torch.from_numpy(hidden))
+    f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0
+    return tokens, f.numpy()
+
+
+@dataclass
+class FiredOnText:
+    """Which features fire on a typed text, shaped for the Text & steering page."""
+
+    tokens: list[str]
+    activations: np.ndarray  # (tokens, latents)
+    strongest: np.ndarray  # (latents,) each feature's largest activation on the text
+    features: list[int]  # those that fired, strongest first
+    top_per_token: list[list[tuple[int, float, str]]]  # per token: its 3 strongest (feature, value, label)
+
+
+def fired_on_text(store: Store, model_id: int, text: str, labels: pd.Series) -> FiredOnText:
+    """text_activations, with each token's three strongest features (labelled from `labels`, by feature)
+    and the features that fired, strongest first."""
+    tokens, values = text_activations(store, model_id, text)
+    strongest = values.max(0) if len(values) else np.zeros(values.shape[1])
+    fired = [int(f) for f in strongest.argsort()[::-1] if strongest[f] > 0]
+    per_token = [
+        [(int(f), float(v[f]), str(labels.get(int(f), ""))) for f in v.argsort()[::-1][:3] if v[f] > 0] for v in values
+    ]
+    return FiredOnText(tokens, values, strongest, fired, per_token)
+
+
+def steer(
+    store: Store,
+    model_id: int,
+    feature: int,
+    prompt: str,
+    strength: float = STEER.strength,
+    max_new_tokens: int = STEER.max_new_tokens,
+) -> tuple[str, str]:
+    """Greedy continuations of `prompt` without and with strength·max_activation·(decoder direction)
+    added at the SAE's layer and site, at every position: (unsteered, steered)."""
+    row, sae = load_sae(store, model_id)
+    if not prompt.strip():
+        raise LatentvizError("type a prompt to continue")
+    lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
+    values = store.feature_values(model_id, feature)
+    top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
+    direction = (sae.W_dec[feature].detach() / sae.input_scale).to(lm.device) * float(strength) * float(top)
+    where = backbones.site_module(backbones.blocks_of(lm), sae.config.layer, sae.config.site)
+
+    def add(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0] + direction, *output[1:])
+        return output + direction
+
+    encoded = tokenizer(prompt, return_tensors="pt").to(lm.device)
+    encoded = {
+        "input_ids": encoded["input_ids"],
+        "attention_mask": encoded["attention_mask"],
+    }  # BERT-style tokenizers add more
+
+    def continue_text() -> str:
+        with torch.no_grad():
+            out = lm.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        return tokenizer.decode(out[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    plain = continue_text()
+    handle = where.register_forward_hook(add)
+    try:
+        steered = continue_text()
+    finally:
+        handle.remove()
+    return plain, steered
