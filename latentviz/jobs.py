@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentviz import features, fit, pipeline, runs, settings
+from latentviz import features, pipeline, runs, settings
+from latentviz.progress import Progress
+from latentviz.steps import WORKER
 from latentviz.store import Store
 
-Progress = Callable[[int, int | None, str], None]
 IDLE_EXIT = 300.0  # seconds a worker started for the app waits on an empty queue before it exits
 
 
@@ -38,21 +39,19 @@ def _encode_and_map(store: Store, params: dict, progress: Progress) -> int:
 
 
 def _after_training(store: Store, kind: str, model_id: int, progress: Progress) -> None:
-    if kind == fit.sae.KIND:  # so the Features page opens the new SAE's dashboards as soon as training ends
+    if kind == "sae":  # so the Features page opens the new SAE's dashboards as soon as training ends
         features.build(store, model_id, progress=progress)
 
 
-def _training(kind: str) -> dict[str, Callable]:
-    family = fit.FAMILIES[kind]
-
+def _training(family: runs.Family) -> dict[str, Callable]:
     def train(store: Store, params: dict, progress: Progress) -> None:
-        model_id = family.train(store, runs.from_record({"kind": kind, "config": params["run"]}), progress)
-        _after_training(store, kind, model_id, progress)
+        model_id = family.fit.train(store, runs.from_dict(params["run"]), progress)
+        _after_training(store, family.kind, model_id, progress)
 
     def resume(store: Store, params: dict, progress: Progress) -> None:
-        _after_training(store, kind, family.resume(store, params["model"], progress), progress)
+        _after_training(store, family.kind, family.fit.resume(store, params["model"], progress), progress)
 
-    return {family.JOBS[0]: train, family.JOBS[1]: resume}
+    return {family.train_job: train, family.resume_job: resume}
 
 
 KINDS: dict[str, Callable[[Store, dict, Progress], object]] = {
@@ -62,13 +61,13 @@ KINDS: dict[str, Callable[[Store, dict, Progress], object]] = {
         store, params["encoding"], method=params["method"], progress=progress
     ),
     "features": lambda store, params, progress: features.build(store, params["model"], progress=progress),
-    **{name: run for kind in fit.FAMILIES for name, run in _training(kind).items()},
+    **{name: run for family in runs.FAMILIES.values() for name, run in _training(family).items()},
 }
 
 
 def training_params(run) -> dict:
-    """A training job's params: the whole run spec (runs.to_record)."""
-    return {"run": runs.to_record(run)}
+    """A training job's params: the whole run spec (runs.to_dict)."""
+    return {"run": runs.to_dict(run)}
 
 
 # -- the queue ----------------------------------------------------------------------------------------------
@@ -255,7 +254,7 @@ def ensure_worker(store: Store) -> None:
         time.sleep(0.05)
 
 
-def serve_worker(store: Store, *, at_once: int = 1, idle_exit: float | None = None) -> bool:
+def serve_worker(store: Store, *, at_once: int = WORKER.jobs, idle_exit: float | None = WORKER.idle_exit) -> bool:
     """`latentviz worker`: run this workspace's queue in this process. Returns False at once when
     another worker already runs on it."""
     if _worker_pid(store) is not None:

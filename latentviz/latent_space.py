@@ -14,10 +14,8 @@ import pandas as pd
 
 from latentviz import backbones, corpus, ops, settings
 from latentviz.errors import LatentvizError
+from latentviz.steps import ARITHMETIC, DECODING, DIRECTIONS, INTERPOLATE, SAMPLE, TRAVERSE
 from latentviz.store import Store, StoreError
-
-DIRECTIONS = ("dimension", "pca", "label")
-STEPS = 7
 
 
 def mean_encoding(model_id: int) -> str:
@@ -80,20 +78,20 @@ class LatentSpace:
             mu, logvar = self.model.encode(tokens, embeddings)
         return mu.numpy(), logvar.numpy()
 
-    def decode(self, z: np.ndarray, method: str = "greedy", **options) -> list[str]:
+    def decode(self, z: np.ndarray, method: str = DECODING.method, **options) -> list[str]:
         import torch
 
         return self.model.decode(torch.from_numpy(np.asarray(z, np.float32).reshape(-1, self.dim)), method, **options)
 
     def reconstruct(
-        self, text: str, method: str = "greedy", *, from_mean: bool = True, seed: int = 0, **options
+        self, text: str, method: str = DECODING.method, *, from_mean: bool = True, seed: int = 0, **options
     ) -> str:
         """The sentence decoded from `text`'s posterior mean, or from one sample of its posterior."""
         mu, logvar = self.latents([text])
         z = mu if from_mean else mu + np.random.default_rng(seed).standard_normal(mu.shape) * np.exp(0.5 * logvar)
         return self.decode(z, method, seed=seed, **options)[0]
 
-    def sample(self, n: int = 8, method: str = "greedy", seed: int = 0, **options) -> list[str]:
+    def sample(self, n: int = SAMPLE.n, method: str = DECODING.method, seed: int = SAMPLE.seed, **options) -> list[str]:
         """Sentences decoded from n draws of the prior N(0, I)."""
         return self.decode(np.random.default_rng(seed).standard_normal((n, self.dim)), method, seed=seed, **options)
 
@@ -144,8 +142,9 @@ class LatentSpace:
         kind: str = "dimension",
         indices: list[int] = (0,),
         labels: tuple[str, str] | None = None,
-        steps: int = STEPS,
-        method: str = "greedy",
+        steps: int = TRAVERSE.steps,
+        method: str = DECODING.method,
+        **options,
     ) -> pd.DataFrame:
         """`text`'s posterior mean moved along each direction from −3σ to +3σ in `steps` steps, all
         decoded in one batch: direction (a name), offset (in σ), text. A label direction is one
@@ -161,12 +160,18 @@ class LatentSpace:
             {
                 "direction": np.repeat(list(directions), steps),
                 "offset": np.tile(np.linspace(-3, 3, steps), len(directions)),
-                "text": self.decode(path, method),
+                "text": self.decode(path, method, **options),
             }
         )
 
     def interpolate(
-        self, start: str, end: str, steps: int = STEPS, method: str = "slerp", decoding: str = "greedy"
+        self,
+        start: str,
+        end: str,
+        steps: int = INTERPOLATE.steps,
+        method: str = INTERPOLATE.method,
+        decoding: str = DECODING.method,
+        **options,
     ) -> tuple[pd.DataFrame, float, np.ndarray]:
         """Decodes along the path between two sentences' posterior means, the path's smoothness
         (mean word edit distance between consecutive decodes), and the path itself (steps, D)."""
@@ -174,7 +179,7 @@ class LatentSpace:
             raise LatentvizError(f"unknown interpolation {method!r}; use lerp or slerp")
         mu, _ = self.latents([start, end])
         path = (ops.slerp if method == "slerp" else ops.lerp)(mu[0], mu[1], steps)
-        decodes = self.decode(path, decoding)
+        decodes = self.decode(path, decoding, **options)
         return pd.DataFrame({"t": np.linspace(0, 1, steps), "text": decodes}), ops.smoothness(decodes), path
 
     def smoothness_reference(self) -> float:
@@ -182,13 +187,19 @@ class LatentSpace:
         return ops.smoothness_reference(self.texts["text"].str.lower().tolist())
 
     def arithmetic(
-        self, text: str, label_a: str, label_b: str, alphas=(0.0, 0.5, 1.0, 1.5, 2.0), method: str = "greedy"
+        self,
+        text: str,
+        label_a: str,
+        label_b: str,
+        alphas=tuple(ARITHMETIC.alpha),
+        method: str = DECODING.method,
+        **options,
     ) -> pd.DataFrame:
         """z(text) + α·(mean z|A − mean z|B) for each α, decoded: alpha, text."""
         mu, _ = self.latents([text])
         shift = self.label_mean(label_a) - self.label_mean(label_b)
         points = np.stack([ops.attribute_shift(mu[0], shift, np.zeros_like(shift), a) for a in alphas])
-        return pd.DataFrame({"alpha": list(alphas), "text": self.decode(points, method)})
+        return pd.DataFrame({"alpha": list(alphas), "text": self.decode(points, method, **options)})
 
     def encoding_id(self) -> int:
         """The stored encoding of this VAE's posterior means (what its Latent Map projects)."""

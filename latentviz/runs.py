@@ -7,12 +7,11 @@ preset below, and the store keeps `asdict(run)` with each model and reads it bac
 
 from __future__ import annotations
 
-import argparse
-import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+import importlib
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import ClassVar
 
 from latentviz import settings
-from latentviz.errors import ConfigError
 from latentviz.models.base import REGISTRY, option
 from latentviz.models.sae import SAEConfig
 from latentviz.models.vae import VAEConfig
@@ -24,6 +23,7 @@ from latentviz.train import TrainConfig
 class VQRun:
     """A discrete-latent model on a dataset's sentence vectors, or on a causal LM's token states."""
 
+    kind: ClassVar[str] = "vq"
     dataset: str = option("", "the dataset to train on")
     backbone: str = option(
         settings.DEFAULT_BACKBONE,
@@ -42,6 +42,7 @@ class VQRun:
 class VAERun:
     """A text VAE on a dataset (the pretrained-encoder variants read its stored MiniLM vectors)."""
 
+    kind: ClassVar[str] = "vae"
     dataset: str = option("", "the dataset to train on")
     # 4,000 words: the output softmax over them is most of a CPU training step
     vocab_size: int = option(4000, "words kept in the vocabulary (the rest are <unk>)")
@@ -62,6 +63,7 @@ class VAERun:
 class SAERun:
     """A sparse autoencoder on a causal LM's activations at one layer and site."""
 
+    kind: ClassVar[str] = "sae"
     dataset: str = option("", "the dataset whose texts are run through the LM")
     backbone: str = option(settings.DEFAULT_DECODER_LM, "the causal LM: smollm2, a folder or a hub id")
     # Layer 8 of SmolLM2's 30: where the README's runs and benchmarks read
@@ -82,7 +84,48 @@ class SAERun:
     derived = ()
 
 
-RUNS = {"vq": VQRun, "vae": VAERun, "sae": SAERun}
+@dataclass(frozen=True)
+class Family:
+    """A model family, registered once: its run spec, its model class (models/, registered by kind so
+    a checkpoint reloads from its cfg.json), its training orchestration (fit/) and its two jobs."""
+
+    run: type
+    help: str  # one line, for `latentviz train --help`
+
+    @property
+    def kind(self) -> str:
+        return self.run.kind
+
+    @property
+    def model(self) -> type:
+        return REGISTRY[self.kind]
+
+    @property
+    def fit(self):
+        """fit.<kind>: train, resume, curves, held-out figures (imported on use: fit/ imports this module)."""
+        return importlib.import_module(f"latentviz.fit.{self.kind}")
+
+    @property
+    def train_job(self) -> str:
+        return f"train {self.kind}"
+
+    @property
+    def resume_job(self) -> str:
+        return f"resume {self.kind}"
+
+    @property
+    def jobs(self) -> tuple[str, str]:
+        return self.train_job, self.resume_job
+
+
+FAMILIES = {
+    family.kind: family
+    for family in (
+        Family(VQRun, "VQ model: sentence embedding (or token state) → discrete codes → embedding"),
+        Family(VAERun, "text VAE: sentence → Gaussian latent → words"),
+        Family(SAERun, "sparse autoencoder on a causal LM's layer activations"),
+    )
+}
 
 # -- presets: named variations, each with its reason --------------------------------------------------
 
@@ -103,86 +146,6 @@ VAE_LM_DECODER = replace(VAERun(), epochs=1, model=replace(VAERun().model, varia
 SAE_QUICK = replace(SAERun(), max_tokens=30_000, training=replace(SAERun().training, steps=300))
 
 
-# -- the command line, generated ----------------------------------------------------------------------
-
-
-def _options(spec, prefix: str = ""):
-    """(path, field, value, owner) of every option of a spec instance, nested configs included;
-    `owner` is the dataclass instance that holds the field."""
-    for f in fields(spec):
-        value = getattr(spec, f.name)
-        if is_dataclass(value):
-            yield from _options(value, f"{prefix}{f.name}.")
-        else:
-            yield prefix + f.name, f, value, spec
-
-
-def _is_flag(run, path: str, f) -> bool:
-    return "help" in f.metadata and not f.metadata["derived"] and path not in type(run).derived
-
-
-def _flag(f) -> str:
-    return (f.metadata["flag"] or f.name).replace("_", "-")
-
-
-def _dest(path: str) -> str:
-    return path.replace(".", "__")
-
-
-def add_flags(
-    parser: argparse.ArgumentParser, run, only: tuple[str, ...] | None = None, required: tuple[str, ...] = ()
-) -> None:
-    """A flag for every option of `run` (a spec instance: its values are the defaults), or for the
-    paths in `only`; those in `required` must be given. Booleans get --name / --no-name; lists are
-    comma-separated."""
-    for path, f, value, owner in _options(run):
-        if not _is_flag(run, path, f) or (only is not None and path not in only):
-            continue
-        kind = typing.get_type_hints(type(owner))[f.name]
-        kwargs = {
-            "dest": _dest(path),
-            "metavar": _flag(f).upper().replace("-", "_"),
-            "help": f.metadata["help"].replace("%", "%%"),  # argparse %-formats help texts
-        }
-        if kind is bool:
-            kwargs.update(action=argparse.BooleanOptionalAction, default=value, metavar=None)
-        elif isinstance(value, list):
-            kwargs.update(default=",".join(map(str, value)), metavar="N,N,...")
-        else:
-            scalar = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))  # int | None: int
-            kwargs.update(type=scalar, default=value)
-        if f.metadata["choices"]:
-            kwargs.update(choices=list(f.metadata["choices"]), metavar=None)
-        if path in required:
-            kwargs.update(required=True, default=None)
-        parser.add_argument("--" + _flag(f), **kwargs)
-
-
-def from_flags(run, args: argparse.Namespace):
-    """`run` with the values of the parsed flags (those that add_flags made)."""
-    changes: dict[str, dict] = {}
-    for path, f, value, _ in _options(run):
-        if not hasattr(args, _dest(path)):
-            continue
-        given = getattr(args, _dest(path))
-        if isinstance(value, list):
-            try:
-                given = [int(part) for part in str(given).split(",")]
-            except ValueError:
-                raise ConfigError(
-                    f"--{_flag(f)} takes integers separated by commas, e.g. 8,5,5,5; got {given!r}"
-                ) from None
-        *parents, name = path.split(".")
-        changes.setdefault(".".join(parents), {})[name] = given
-    nested = {part: replace(getattr(run, part), **values) for part, values in changes.items() if part}
-    return replace(run, **changes.get("", {}), **nested)
-
-
-def defaults(run) -> dict[str, object]:
-    """path → default of every flag of a spec instance (for the agreement tests and the docs)."""
-    return {path: value for path, f, value, _ in _options(run) if _is_flag(run, path, f)}
-
-
 # -- stored with each model ---------------------------------------------------------------------------
 
 
@@ -197,16 +160,32 @@ def facts(row: dict) -> dict:
     return row["config"].get("data", {})
 
 
+def to_dict(run) -> dict:
+    """A run spec as plain JSON-ready values, its family's kind included: how a spec travels to the worker."""
+    return {"kind": run.kind, **asdict(run)}
+
+
+def from_dict(values: dict):
+    """The run spec `to_dict` (or a stored record, with "kind" added) describes; keys that are not the
+    spec's own (a record's `data`) are ignored."""
+    family = FAMILIES[values["kind"]]
+    known = {f.name for f in fields(family.run)} - {"model", "training"}
+    return family.run(
+        **{k: v for k, v in values.items() if k in known},
+        model=family.model.config_from(values["model"]),
+        training=TrainConfig(**values["training"]),
+    )
+
+
 def from_record(row: dict):
     """The run spec of a stored model row (see Store.model). Records written before run specs
     (model, training and a `data` dict of the run's other settings) load too."""
     kind, record = row["kind"], row["config"]
-    run_class, model_class = RUNS[kind], REGISTRY[kind]
-    model = model_class.config_from(record["model"])
-    training = TrainConfig(**record["training"]) if "training" in record else run_class().training
     if "dataset" in record:
-        known = {f.name for f in fields(run_class)} - {"model", "training"}
-        return run_class(**{k: v for k, v in record.items() if k in known}, model=model, training=training)
+        return from_dict({**record, "kind": kind})
+    family = FAMILIES[kind]
+    model = family.model.config_from(record["model"])
+    training = TrainConfig(**record["training"]) if "training" in record else family.run().training
     old = facts(row)
     if kind == "vq":
         return VQRun(

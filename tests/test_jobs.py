@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import specs
 
-from latentviz import fit, jobs, settings, train
+from latentviz import jobs, runs, settings, train
 from latentviz.store import Store
 
 
@@ -176,7 +176,7 @@ def test_kill_9_of_the_worker_leaves_the_store_consistent_and_the_run_resumable(
         model={"codebook_size": 8},
         training={"steps": 3000, "batch_size": 32, "eval_every": 50, "checkpoint_every": 50},
     )
-    job_id = jobs.submit(store, fit.vq.JOBS[0], jobs.training_params(run))
+    job_id = jobs.submit(store, runs.FAMILIES["vq"].train_job, jobs.training_params(run))
     process = subprocess.Popen([sys.executable, "-m", "latentviz", "worker", "--db", str(db)])
     try:
         folder = None
@@ -198,7 +198,8 @@ def test_kill_9_of_the_worker_leaves_the_store_consistent_and_the_run_resumable(
     step = train.checkpoint_step(folder)
     assert step < 3000, "the run finished before the kill: make it longer"
     assert store.training_metrics(model_id)["step"].max() >= step  # its curve up to the kill survived
-    resumed = jobs.wait(store, jobs.submit(store, fit.vq.JOBS[1], {"model": model_id}))  # Resume, as the page does
+    resume = jobs.submit(store, runs.FAMILIES["vq"].resume_job, {"model": model_id})  # as the page's Resume does
+    resumed = jobs.wait(store, resume)
     assert resumed["status"] == "done" and store.model(model_id)["checkpoint"] is not None
     curve = store.training_metrics(model_id)
     assert curve["step"].max() == 3000 and not curve.duplicated(["step", "split", "name"]).any()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from latentviz import cli, runs
+from latentviz import cli, flags, runs
 from latentviz.errors import ConfigError, LatentvizError
 from latentviz.store import Store
 
@@ -22,8 +22,8 @@ def parsed(*argv):
 
 @pytest.mark.parametrize("family", ["vq", "vae", "sae"])
 def test_the_cli_defaults_are_the_spec(family):
-    spec = runs.RUNS[family]()
-    assert runs.from_flags(spec, parsed("train", family)) == spec
+    spec = runs.FAMILIES[family].run()
+    assert flags.from_flags(spec, parsed("train", family)) == spec
 
 
 @pytest.mark.parametrize("family", ["vq", "vae", "sae"])
@@ -31,7 +31,7 @@ def test_every_flag_help_states_the_specs_default(family, monkeypatch):
     monkeypatch.setenv("COLUMNS", "2000")  # one line per flag: no wrapping inside a value
     train = next(a for a in cli.parser()._subparsers._group_actions[0].choices["train"]._subparsers._group_actions)
     text = train.choices[family].format_help()
-    for path, value in runs.defaults(runs.RUNS[family]()).items():
+    for path, value in flags.defaults(runs.FAMILIES[family].run()).items():
         if value in (None, ""):
             continue
         shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -39,7 +39,7 @@ def test_every_flag_help_states_the_specs_default(family, monkeypatch):
 
 
 def test_flags_reach_the_nested_configs():
-    run = runs.from_flags(
+    run = flags.from_flags(
         runs.VQRun(),
         parsed(
             "train",
@@ -61,22 +61,22 @@ def test_flags_reach_the_nested_configs():
     )
     assert run.dataset == "d" and run.model.quantizer == "fsq" and run.model.levels == [7, 5, 3]
     assert not run.model.kmeans_init and run.model.groups == 2 and run.training.steps == 50 and run.training.lr == 0.01
-    run = runs.from_flags(runs.SAERun(), parsed("train", "sae", "--arch", "standard", "--width", "64", "--l1", "2"))
+    run = flags.from_flags(runs.SAERun(), parsed("train", "sae", "--arch", "standard", "--width", "64", "--l1", "2"))
     assert (run.model.architecture, run.model.d_sae, run.model.l1_coefficient) == ("standard", 64, 2.0)
     with pytest.raises(ConfigError, match="--levels takes integers"):
-        runs.from_flags(runs.VQRun(), parsed("train", "vq", "--levels", "8,x"))
+        flags.from_flags(runs.VQRun(), parsed("train", "vq", "--levels", "8,x"))
 
 
 def test_capture_reads_the_sae_specs_defaults():
     args = parsed("capture", "--dataset", "d")
-    run = runs.from_flags(runs.SAERun(), args)
+    run = flags.from_flags(runs.SAERun(), args)
     assert replace(run, dataset="") == runs.SAERun()
 
 
 def test_derived_fields_and_vae_steps_get_no_flag():
-    flags = runs.defaults(runs.VAERun())
-    assert "training.steps" not in flags and "model.vocab" not in flags and "model.d_in" not in flags
-    assert "layer" in runs.defaults(runs.SAERun()) and "model.layer" not in runs.defaults(runs.SAERun())
+    options = flags.defaults(runs.VAERun())
+    assert "training.steps" not in options and "model.vocab" not in options and "model.d_in" not in options
+    assert "layer" in flags.defaults(runs.SAERun()) and "model.layer" not in flags.defaults(runs.SAERun())
 
 
 def test_presets_differ_from_their_spec_only_where_they_say():
@@ -235,7 +235,7 @@ def test_the_vae_form_defaults_are_the_spec(page):
 
 
 def test_the_sae_form_defaults_are_the_quick_preset(page):
-    at = page("views/sae_features.py")
+    at = page("views/sae_train.py")
     spec = runs.SAE_QUICK
     assert at.number_input(key="sae_layer").value == spec.layer
     assert at.selectbox(key="sae_site").value == spec.site

@@ -172,7 +172,7 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store, monke
         training={"batch_size": 8, "eval_every": 10},
         epochs=60 // 5,
     )  # 36 texts train: 5 batches an epoch
-    job_id = jobs.submit(store, fit.vae.JOBS[0], jobs.training_params(run))
+    job_id = jobs.submit(store, runs.FAMILIES["vae"].train_job, jobs.training_params(run))
 
     def cancel_at_30(store, params, progress):
         def watch(done, total, message):
@@ -181,13 +181,16 @@ def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store, monke
                 time.sleep(0.6)  # the job looks for a stop at most every half second
             progress(done, total, message)
 
-        fit.vae.train(store, runs.from_record({"kind": "vae", "config": params["run"]}), progress=watch)
+        fit.vae.train(store, runs.from_dict(params["run"]), progress=watch)
 
-    monkeypatch.setitem(jobs.KINDS, fit.vae.JOBS[0], cancel_at_30)
+    monkeypatch.setitem(jobs.KINDS, runs.FAMILIES["vae"].train_job, cancel_at_30)
     assert jobs.wait(store, job_id)["status"] == "interrupted"
     (model,) = store.models().itertuples()
     assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 30
-    assert jobs.wait(store, jobs.submit(store, fit.vae.JOBS[1], {"model": int(model.id)}))["status"] == "done"
+    assert (
+        jobs.wait(store, jobs.submit(store, runs.FAMILIES["vae"].resume_job, {"model": int(model.id)}))["status"]
+        == "done"
+    )
     finished = store.model(int(model.id))
     assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
     assert store.training_metrics(int(model.id))["step"].max() == 60

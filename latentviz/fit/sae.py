@@ -4,6 +4,7 @@ reconstruction figures and the LM's next-token loss with the reconstruction spli
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,14 @@ import pandas as pd
 from latentviz import activations, backbones, metrics, runs, settings
 from latentviz import train as loop
 from latentviz.errors import ConfigError
-from latentviz.fit.common import Progress, add_run, held_out_split, quiet, run_of
+from latentviz.fit.common import add_run, held_out_split, run_of
 from latentviz.fit.common import curves as named_curves
+from latentviz.progress import Progress, quiet
 from latentviz.runs import SAERun
+from latentviz.steps import ImportSAE
 from latentviz.store import Store, StoreError
 
 KIND = "sae"
-JOBS = ("train sae", "resume sae")
 CURVES = {"fvu": "FVU", "l0": "L0", "mse": "MSE"}
 CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the reconstruction spliced in
 
@@ -67,6 +69,26 @@ def resume(store: Store, model_id: int, progress: Progress = quiet) -> int:
 
 def curves(store: Store, model_id: int) -> pd.DataFrame:
     return named_curves(store, model_id, CURVES)
+
+
+def import_folder(store: Store, spec: ImportSAE) -> tuple[int, object, str]:
+    """Add an SAE saved in the SAELens layout to the workspace, as a finished model with its own
+    checkpoint: (model id, the SAE, the hook it reads, in words)."""
+    from latentviz import saelens
+    from latentviz.models import base
+
+    sae, where = saelens.read(spec.path, layer=spec.layer, site=spec.site, backbone=spec.backbone)
+    if spec.dataset and not store.has_dataset(spec.dataset):
+        raise StoreError(f"no dataset named {spec.dataset!r}; see `latentviz info`")
+    config = sae.config
+    run = SAERun(
+        dataset=spec.dataset or "", backbone=config.model_name, layer=config.layer, site=config.site, model=config
+    )
+    name = spec.name or f"imported {Path(spec.path).name}"
+    model_id = add_run(store, KIND, name, config.model_name, run, imported_from=str(spec.path))
+    folder = base.save(sae, settings.models_dir(store.path) / str(model_id))
+    store.finish_model(model_id, str(folder), {"imported": True})
+    return model_id, sae, where
 
 
 def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states: np.ndarray, progress: Progress) -> int:

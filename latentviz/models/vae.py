@@ -27,6 +27,7 @@ from latentviz.vocab import BOS, EOS, PAD, UNK, Vocab
 VARIANTS = ("rnn", "pretrained-encoder", "pretrained-decoder")
 ANNEALING = ("none", "linear", "cyclical")
 DECODING = ("greedy", "beam", "sample")
+BEAM_WIDTH, TEMPERATURE = 5, 1.0  # decoding's defaults (steps.Decoding reads them)
 
 
 @dataclass
@@ -426,7 +427,13 @@ class TextVAE(LatentModel):
 
     @torch.no_grad()
     def decode(
-        self, z: torch.Tensor, method: str = "greedy", *, beam: int = 5, temperature: float = 1.0, seed: int = 0
+        self,
+        z: torch.Tensor,
+        method: str = "greedy",
+        *,
+        beam: int = BEAM_WIDTH,
+        temperature: float = TEMPERATURE,
+        seed: int = 0,
     ) -> list[str]:
         """Sentences for latents z (B, D): greedy, beam search of width `beam`, or sampling at `temperature`."""
         if method not in DECODING:

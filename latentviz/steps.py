@@ -1,0 +1,226 @@
+"""One spec per pipeline and analysis step, in the style of the run specs (runs.py): every default is
+written here once, with its help text. The CLI's flags for these commands are generated from the specs
+(flags.py), the pages read their defaults from them, and the package's functions take them as their
+own defaults, so the three cannot disagree (tests/test_steps.py checks each knob that appears twice).
+
+Where the places disagreed before, the kept default is noted beside the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from latentviz import settings
+from latentviz.backbones import BATCH_SIZE
+from latentviz.models.base import option
+from latentviz.models.vae import BEAM_WIDTH, TEMPERATURE
+from latentviz.models.vae import DECODING as DECODING_METHODS
+from latentviz.projection import METHODS
+
+# -- the map pipeline ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Ingest:
+    """Add a dataset: the built-in corpus or a file."""
+
+    source: str = option("", "bbc-news, or a .txt/.csv/.tsv/.jsonl/.parquet file", positional=True)
+    name: str | None = option(None, "dataset name (none: bbc-news, or the file name without extension)")
+    text_column: str | None = option(None, "column holding the text (CSV/TSV/JSONL/Parquet)")
+    label_column: str | None = option(None, "column holding a label to colour by")
+    limit: int | None = option(
+        None, f"keep at most N texts (none: all; bbc-news: a balanced subset of {settings.DEFAULT_LIMIT:,})"
+    )
+
+
+@dataclass
+class Encode:
+    """One vector per text from a backbone's hidden layer (resumes if interrupted)."""
+
+    dataset: str = option("", "the dataset to encode", required=True)
+    backbone: str = option(settings.DEFAULT_BACKBONE, "minilm, smollm2, a Hugging Face id or a local model folder")
+    layer: int | None = option(None, "hidden layer to pool (none: the last for encoders, the middle for causal LMs)")
+    batch_size: int = option(BATCH_SIZE, "texts per forward pass (try 128+ on a GPU)")  # the backbone's own
+
+
+@dataclass
+class Project:
+    """A 2-D map of an encoding."""
+
+    dataset: str = option("", "the dataset whose encoding is mapped", required=True)
+    backbone: str = option(settings.DEFAULT_BACKBONE, "the backbone that encoded it")
+    layer: int | None = option(None, "its layer (none: the backbone's default)")
+    method: str = option("umap", "UMAP (neighbourhoods) or PCA (linear, fast)", choices=METHODS)
+
+
+CLUSTERINGS = ("k-means", "HDBSCAN")
+
+
+@dataclass
+class Cluster:
+    """Clusters of a map's texts, each named by its most distinctive words."""
+
+    method: str = option("k-means", "k-means on the encoding's vectors, or HDBSCAN on the 2-D map", choices=CLUSTERINGS)
+    k: int = option(8, "k-means: the number of clusters")
+
+
+# -- a trained VAE's latent space ---------------------------------------------------------------------
+
+
+@dataclass
+class Decoding:
+    """How latents become sentences."""
+
+    # beam, as the CLI and the pages had it (the package said greedy): it finds likelier sentences
+    method: str = option(
+        "beam", "beam search (width --beam), greedy, or sampling", flag="decoding", choices=DECODING_METHODS
+    )
+    beam: int = option(BEAM_WIDTH, "beam width (--decoding beam)")
+    temperature: float = option(TEMPERATURE, "softmax temperature (--decoding sample)")
+
+    def options(self) -> dict:
+        """The keyword arguments of LatentSpace.decode and its callers."""
+        return {"method": self.method, "beam": self.beam, "temperature": self.temperature}
+
+
+@dataclass
+class Decode:
+    """Reconstruct a sentence with a trained VAE."""
+
+    model: int = option(0, "the VAE's model id", positional=True)
+    text: str = option("", "the sentence", required=True)
+    sample: bool = option(False, "decode a sample of the posterior instead of its mean")
+    seed: int = option(0, "seed of the posterior sample and of sampled decoding")
+    neighbours: int = option(0, "also list the K dataset texts nearest in latent space")
+    decoding: Decoding = field(default_factory=Decoding)
+
+
+@dataclass
+class Sample:
+    """Sentences from the prior of a trained VAE."""
+
+    model: int = option(0, "the VAE's model id", positional=True)
+    n: int = option(8, "sentences to decode")
+    seed: int = option(0, "seed of the prior draws")
+    decoding: Decoding = field(default_factory=Decoding)
+
+
+@dataclass
+class Interpolate:
+    """The path between two sentences in a VAE's latent space, decoded."""
+
+    model: int = option(0, "the VAE's model id", positional=True)
+    start: str = option("", "the first sentence", flag="from", required=True)
+    end: str = option("", "the last sentence", flag="to", required=True)
+    steps: int = option(7, "points on the path, both ends included")
+    # slerp keeps the norm typical of Gaussian samples, where lerp passes near the origin
+    method: str = option("slerp", "the path: slerp (great circle) or lerp (straight line)", choices=("slerp", "lerp"))
+    decoding: Decoding = field(default_factory=Decoding)
+
+
+DIRECTIONS = ("dimension", "pca", "label")
+
+
+@dataclass
+class Traverse:
+    """A sentence's latent swept along one direction from −3σ to +3σ, decoded."""
+
+    model: int = option(0, "the VAE's model id", positional=True)
+    text: str = option("", "the sentence", required=True)
+    dim: int | None = option(None, "a latent dimension")
+    pca: int | None = option(None, "the K-th principal direction of the dataset's posterior means")
+    labels: tuple[str, str] | None = option(None, "the direction mean z|A − mean z|B")
+    steps: int = option(7, "points from −3σ to +3σ")
+    decoding: Decoding = field(default_factory=Decoding)
+
+
+@dataclass
+class Arithmetic:
+    """z(text) + α·(mean z|A − mean z|B), decoded for each α."""
+
+    model: int = option(0, "the VAE's model id", positional=True)
+    text: str = option("", "the sentence", required=True)
+    plus: str = option("", "label whose mean is added, e.g. sport", required=True)
+    minus: str = option("", "label whose mean is subtracted, e.g. business", required=True)
+    alpha: list[float] = option([0.0, 0.5, 1.0, 1.5, 2.0], "the α values")
+    decoding: Decoding = field(default_factory=Decoding)
+
+
+# -- SAEs -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Features:
+    """Build every feature dashboard of an SAE."""
+
+    model: int = option(0, "the SAE's model id", positional=True)
+    show: int = option(10, "best-labelled features to print")
+
+
+@dataclass
+class Steer:
+    """A continuation of a prompt with one feature's decoder direction added at every position."""
+
+    prompt: str = option("The news today is", "the text to continue")
+    strength: float = option(2.0, "how much is added, in units of the feature's largest activation")
+    max_new_tokens: int = option(30, "tokens generated, without steering and with it")
+
+
+@dataclass
+class ImportSAE:
+    """An SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors), added to the workspace."""
+
+    path: str = option("", "the SAE's folder", positional=True)
+    layer: int | None = option(None, "the layer it reads, when cfg.json names no hook (1-based)")
+    site: str | None = option(None, "the site it reads, when cfg.json names no hook", choices=tuple(settings.SITES))
+    backbone: str | None = option(None, "the LM it reads (smollm2, a folder or a hub id), when cfg.json names none")
+    dataset: str | None = option(None, "the dataset it belongs with (optional)")
+    name: str | None = option(None, "its name in the workspace (none: imported <folder name>)")
+
+
+@dataclass
+class ExportSAE:
+    """A trained SAE written in the SAELens layout."""
+
+    model: int = option(0, "the SAE's model id", positional=True)
+    out: str = option("", "the folder to write", required=True)
+
+
+# -- sharing and serving --------------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    """A bundle (a folder `serve --bundle` serves read-only) or a static site."""
+
+    out: str | None = option(None, "the bundle folder to create (served by latentviz serve --bundle)")
+    static: str | None = option(None, "a static site instead: plain files any static host serves")
+    max_mb: float = option(settings.STATIC_MAX_MB, "with --static: refuse a site larger than this")
+    datasets: list[str] | None = option(None, "datasets to include (none: all)")
+    models: list[int] | None = option(None, "models to include (none: all of those datasets)")
+
+
+@dataclass
+class Serve:
+    """The app on a workspace."""
+
+    port: int = option(8501, "port to listen on")  # Streamlit's own default
+    address: str = option("127.0.0.1", "interface to listen on (0.0.0.0: every one)")
+    allow_writes: bool = option(False, "allow a writable app on a non-loopback address")
+    read_only: bool = option(False, "open the workspace read-only (for shared demos)")
+    bundle: str | None = option(None, "serve a bundle (latentviz export) read-only, after checking it")
+    bootstrap: bool = option(True, "build the default BBC News map in an empty workspace")
+    worker: bool = option(True, "start a worker for queued jobs (without: run `latentviz worker` yourself)")
+
+
+@dataclass
+class Worker:
+    """The app's queued jobs, run in this process."""
+
+    jobs: int = option(1, "jobs run at once (each heavy job uses every core)")
+    idle_exit: float | None = option(None, "exit after this many seconds with an empty queue")
+
+
+# Each spec's defaults, for the package's functions and the pages
+ENCODE, PROJECT, CLUSTER, WORKER, STEER = Encode(), Project(), Cluster(), Worker(), Steer()
+DECODING, SAMPLE, INTERPOLATE, TRAVERSE, ARITHMETIC = Decoding(), Sample(), Interpolate(), Traverse(), Arithmetic()
