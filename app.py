@@ -35,7 +35,9 @@ page = st.navigation(
             ),
         ],
         "Sparse autoencoders": [
+            st.Page("views/sae_train.py", title="Train", icon=":material/model_training:", url_path="sae-train"),
             st.Page("views/sae_features.py", title="Features", icon=":material/hub:", url_path="sae-features"),
+            st.Page("views/sae_text.py", title="Text & steering", icon=":material/edit_note:", url_path="sae-text"),
         ],
     }
 )

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, fit, jobs, latent_space, settings, train
+from latentviz import charts, features, fit, jobs, latent_space, runs, settings, steps, train
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -121,9 +121,8 @@ def training_panel(workspace: Store, kind: str) -> bool:
     """While a run of this family trains: its live held-out curves and Stop (the page redraws when
     it ends). Otherwise each run that stopped before it finished, with Resume. Returns whether a
     run is queued or training now, so the page shows no second form."""
-    family = fit.FAMILIES[kind]
     mine = jobs.active(workspace)
-    mine = mine[mine["kind"].isin(family.JOBS)]
+    mine = mine[mine["kind"].isin(runs.FAMILIES[kind].jobs)]
     if (mine["status"] == "running").any():
         _live_training(workspace, kind)
         return True
@@ -139,9 +138,9 @@ def training_panel(workspace: Store, kind: str) -> bool:
 
 @st.fragment(run_every=2.0)
 def _live_training(workspace: Store, kind: str) -> None:
-    family = fit.FAMILIES[kind]
+    family = runs.FAMILIES[kind]
     running = jobs.running(workspace)
-    running = running[running["kind"].isin(family.JOBS)]
+    running = running[running["kind"].isin(family.jobs)]
     if running.empty:
         st.rerun()  # the run ended: redraw the whole page with its results
     unfinished = fit.common.models(workspace, kind, finished=False)
@@ -152,7 +151,7 @@ def _live_training(workspace: Store, kind: str) -> None:
         "Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"
     ):
         jobs.cancel(workspace, int(running["id"].iloc[0]))
-    curves = family.curves(workspace, model_id) if model_id else pd.DataFrame()
+    curves = family.fit.curves(workspace, model_id) if model_id else pd.DataFrame()
     if curves.empty:
         every = (
             f" (every {fit.common.run_of(workspace, model_id, kind)[1].training.eval_every} steps)" if model_id else ""
@@ -168,7 +167,7 @@ def _live_training(workspace: Store, kind: str) -> None:
 
 
 def _resume_offers(workspace: Store, kind: str) -> None:
-    family = fit.FAMILIES[kind]
+    family = runs.FAMILIES[kind]
     for run in fit.common.models(workspace, kind, finished=False).itertuples():
         step = train.checkpoint_step(settings.models_dir(workspace.path) / str(run.id))  # where a resume starts
         left, right = st.columns([4, 1])
@@ -178,13 +177,13 @@ def _resume_offers(workspace: Store, kind: str) -> None:
             icon=":material/pause_circle:",
         )
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):
-            jobs.submit(workspace, family.JOBS[1], {"model": int(run.id)})
+            jobs.submit(workspace, family.resume_job, {"model": int(run.id)})
             st.rerun()
 
 
-def start_training(workspace: Store, kind: str, run) -> None:
-    """Queue a run of this family (the worker trains it; an SAE's dashboards are built after), then redraw."""
-    jobs.submit(workspace, fit.FAMILIES[kind].JOBS[0], jobs.training_params(run))
+def start_training(workspace: Store, run) -> None:
+    """Queue a run (the worker trains it; an SAE's dashboards are built after), then redraw."""
+    jobs.submit(workspace, runs.FAMILIES[run.kind].train_job, jobs.training_params(run))
     st.rerun()
 
 
@@ -212,6 +211,8 @@ def new_pick(key: str, picked: list):
 # -- text VAE pages ---------------------------------------------------------------------------------
 
 TRAIN_VAE_PAGE = "views/vae_train.py"
+# The deterministic decodings a VAE page offers, the default first (so a select box opens on it)
+DECODINGS = sorted(("beam", "greedy"), key=lambda method: method != steps.DECODING.method)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the VAE…")
@@ -234,7 +235,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     pointer to the Train page when there is none."""
     trained = fit.common.models(workspace, "vae")
     if trained.empty:
-        if jobs.running(workspace)["kind"].isin(fit.vae.JOBS).any():
+        if jobs.running(workspace)["kind"].isin(runs.FAMILIES["vae"].jobs).any():
             st.info("**A VAE is training.** This page opens it when it is done.", icon=":material/hourglass_top:")
             training_panel(workspace, fit.vae.KIND)  # its live curves, here too
             st.stop()
@@ -251,6 +252,71 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     except LatentvizError as error:
         st.error(f"Cannot open VAE #{model_id}: {str(error).splitlines()[0]}", icon=":material/error:")
         st.stop()
+
+
+# -- SAE pages --------------------------------------------------------------------------------------
+
+SAE_TRAIN_PAGE, SAE_TEXT_PAGE = "views/sae_train.py", "views/sae_text.py"
+SAE_FEATURES_URL = "sae-features"  # the Features page's url_path (app.py): where a feature id links to
+
+
+def pick_sae(workspace: Store) -> tuple[int, dict]:
+    """A select box of trained SAEs (the choice kept in the URL as ?model=): (model id, its row); stops
+    the page with a pointer to the Train page when there is none."""
+    trained = fit.common.models(workspace, fit.sae.KIND)
+    if trained.empty:
+        training = jobs.running(workspace)["kind"].isin(runs.FAMILIES["sae"].jobs).any()
+        st.info(
+            "**An SAE is training.** Its features appear here when it is done."
+            if training
+            else "**No SAE yet.** Train one on the Train page: a few minutes on 2 CPU cores with the defaults.",
+            icon=":material/hourglass_top:" if training else ":material/hub:",
+        )
+        st.page_link(SAE_TRAIN_PAGE, label="Train an SAE", icon=":material/model_training:")
+        st.stop()
+    model_id = pick_model(trained, "SAE", "sae_model")
+    return model_id, workspace.model(model_id)
+
+
+def sae_figures(figures: dict) -> None:
+    """An SAE's held-out figures in a row of metrics (nothing for an imported SAE, which has none)."""
+    if "l0" not in figures:
+        return
+    a, b, c, d, e = st.columns(5)
+    a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
+    b.metric("Explained variance", f"{figures['explained_variance']:.1%}", help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²")
+    c.metric("Cosine", f"{figures['cosine']:.3f}", help="mean cos(x, x̂) over held-out tokens")
+    d.metric(
+        "Dead latents",
+        f"{figures['dead_latents']:,}",
+        help=f"never fired over {figures['dead_window_tokens']:,} held-out tokens",
+    )
+    e.metric(
+        "CE loss recovered",
+        f"{figures['ce_loss_recovered']:.1%}",
+        help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token",
+    )
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the feature dashboards…")
+def _statistics(_workspace: Store, db: str, model_id: int) -> pd.DataFrame:
+    return features.statistics(_workspace, model_id)  # fixed once built: the same SAE on the same tokens
+
+
+def sae_statistics(workspace: Store, model_id: int) -> pd.DataFrame:
+    """Every feature's statistics and label; where the dashboards are not built yet, says so, offers
+    to build them and stops the page."""
+    if workspace.has_feature_dashboards(model_id):
+        return _statistics(workspace, str(workspace.path), model_id)
+    st.info(
+        "**No feature dashboards for this SAE yet.** Building them encodes its captured tokens and works out every "
+        "feature's examples, histogram, logit effects, neighbours and co-occurring features at once.",
+        icon=":material/bar_chart:",
+    )
+    if not workspace.read_only and st.button("Build the feature dashboards", type="primary", key="sae_build"):
+        jobs.submit(workspace, "features", {"model": model_id})
+        st.rerun()
+    st.stop()
 
 
 def text_param(name: str, default: str, label: str, **kwargs) -> str:

@@ -11,7 +11,7 @@ import pytest
 import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import features, fit, jobs, pipeline
+from latentviz import features, fit, jobs, pipeline, steps
 from latentviz.store import Store
 
 TIMEOUT = 120
@@ -40,6 +40,12 @@ def map_args(at) -> dict:
     return json.loads(element.proto.json_args)
 
 
+def drawn(at) -> dict[str, int]:
+    """The map as sent to the browser: points per trace (colour), by trace name."""
+    base = json.loads(map_args(at)["base"])
+    return {trace["name"]: len(trace["hovertext"]) for trace in base["data"]}
+
+
 def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_path, tiny_bert, monkeypatch):
     def small_default_map(workspace, progress):  # the real default takes minutes; same steps, tiny backbone
         pipeline.ingest(workspace, "bbc-news", limit=40, progress=progress)
@@ -56,8 +62,8 @@ def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_pa
     assert jobs.wait(store, job_id)["status"] == "done"
     at.run()
     assert not at.exception
-    assert len(map_args(at)["base_key"])
     assert at.selectbox(key="map").value == int(store.projections()["id"].iloc[0])
+    assert sum(drawn(at).values()) == 40  # every ingested text is on the map
 
 
 def test_bootstrap_starts_the_default_job_once(app, tmp_path, monkeypatch):
@@ -72,7 +78,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     db = tmp_path / "copy.duckdb"
     shutil.copy(mapped_workspace, db)
     at = app(db)
-    assert not at.exception and len(map_args(at)["base_key"])
+    assert not at.exception and sum(drawn(at).values()) == 150
     assert at.query_params["map"] == str(at.selectbox(key="map").value)
 
     at.text_input(key="q").input("said").run()
@@ -121,6 +127,8 @@ def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
     at.button(key="add_bbc").click().run()
     store = Store(tmp_path / "data.duckdb")
     assert store.datasets()["texts"].tolist() == [100]
+    assert at.selectbox(key="method").value == steps.PROJECT.method  # the spec's defaults
+    assert at.selectbox(key="backbone").value == steps.ENCODE.backbone
     at.selectbox(key="backbone").select("other (Hugging Face id or folder)").run()
     at.text_input(key="custom_backbone").input(tiny_bert).run()
     at.selectbox(key="method").select("pca")
@@ -148,7 +156,7 @@ def test_failed_job_is_reported_on_the_page(app, tmp_path):
 
 def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace):
     at = app(mapped_workspace, read_only=True)
-    assert not at.exception and len(map_args(at)["base_key"])
+    assert not at.exception and sum(drawn(at).values()) == 150
     at.switch_page("views/data.py").run()
     assert not at.exception
     assert "read-only" in shown(at)
@@ -181,7 +189,9 @@ def test_codebook_page_trains_compares_and_colours_the_map(app, mapped_workspace
 
     at.switch_page("views/map.py").run()
     at.selectbox(key="color").select(f"code of VQ model #{models[0]}").run()
-    assert not at.exception and len(map_args(at)["base_key"])
+    colours = drawn(at)
+    assert not at.exception and sum(colours.values()) == 150
+    assert all(name.startswith("code ") or name == "other codes" for name in colours)  # coloured by code
 
 
 def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
@@ -278,6 +288,8 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
 
     at.switch_page("views/vae_traverse.py").run()
     assert not at.exception
+    assert at.select_slider(key="vae_traverse_steps").value == steps.TRAVERSE.steps
+    assert at.selectbox(key="vae_traverse_decoding").value == steps.DECODING.method
     table = at.get("html")[0].proto.body
     assert table.count("<tr>") == 7 and "σ</th>" in table  # a header and six directions
     at.radio(key="vae_traverse_kind").set_value("label").run()
@@ -285,16 +297,21 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
 
     at.switch_page("views/vae_interpolate.py").run()
     assert not at.exception and "no map yet" in shown(at)
+    assert (at.slider(key="vae_interp_steps").value, at.radio(key="vae_interp_method").value) == (
+        steps.INTERPOLATE.steps,
+        steps.INTERPOLATE.method,
+    )
+    assert at.selectbox(key="vae_interp_decoding").value == steps.DECODING.method
     at.button(key="vae_map").click().run()
     job = jobs.wait(store, int(store.jobs()["id"].iloc[0]))
     assert job["status"] == "done", job["error"]
     at.run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
-    assert len(at.dataframe[0].value) == 7
+    assert len(at.dataframe[0].value) == steps.INTERPOLATE.steps
 
     at.switch_page("views/vae_arithmetic.py").run()
-    assert not at.exception
-    assert at.get("html")[0].proto.body.count("<tr>") == 5
+    assert not at.exception and at.slider(key="vae_alpha").value == max(steps.ARITHMETIC.alpha)
+    assert at.get("html")[0].proto.body.count("<tr>") == len(steps.ARITHMETIC.alpha)
     assert len(at.dataframe[0].value) == 8
 
 
@@ -341,24 +358,29 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
     stats = features.statistics(store, 1)
     assert feature == features.opening_feature(stats)  # not simply the densest
-    at.text_input(key="text_text").set_value("the <b>price</b> rose").run()
-    text_view = at.get("html")[-1].proto.body
-    assert not at.exception and "&lt;" in text_view and "<b>" not in text_view  # the typed tag is escaped
-    linked = re.findall(r'href="\?([^"]+)"', text_view)
-    assert linked and all("feature=" in link and "text=" in link for link in linked)  # ids open their dashboard
     at.toggle(key="sae_map_toggle").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1  # the map of all features
     at.text_input(key="sae_search").set_value(stats.loc[feature, "label"].split(" · ")[0]).run()
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [trace["name"] for trace in figure["data"]][:2] == ["filtered out", "features"]  # the filter shows
-    at.slider(key="sae_strength").set_value(10.0).run()
+
+    at.switch_page("views/sae_text.py").run()
+    assert not at.exception and at.selectbox(key="sae_steer_feature").value == feature
+    at.text_input(key="text_text").set_value("the <b>price</b> rose").run()
+    text_view = at.get("html")[-1].proto.body
+    assert not at.exception and "&lt;" in text_view and "<b>" not in text_view  # the typed tag is escaped
+    linked = re.findall(r'href="sae-features\?([^"]+)"', text_view)
+    assert linked and all("model=1" in link and "feature=" in link for link in linked)  # ids open their dashboard
+    strength = at.slider(key="sae_strength")
+    assert (strength.value, at.text_input(key="sae_prompt").value) == (steps.STEER.strength, steps.STEER.prompt)
+    strength.set_value(10.0).run()
     at.button(key="sae_steer").click().run()
     plain, steered = (h.proto.body for h in at.get("html")[-2:])  # unsteered and steered, side by side
     assert not at.exception and plain.startswith("<div>The news today is") and plain != steered
     assert "background:#FFE08A" in steered  # where the steered text departs is marked
 
 
-def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, monkeypatch):
+def test_sae_can_be_trained_from_the_train_page(app, tmp_path, tiny_llama, monkeypatch):
     import pandas as pd
 
     db = tmp_path / "sae.duckdb"
@@ -382,7 +404,7 @@ def test_sae_can_be_trained_from_the_features_page(app, tmp_path, tiny_llama, mo
 
     monkeypatch.setattr(fit.sae, "train", held_then_small)
     at = app(db)
-    at.switch_page("views/sae_features.py").run()
+    at.switch_page("views/sae_train.py").run()
     at.button(key="sae_train").click().run()
     job_id = int(store.jobs()["id"].iloc[0])
     assert "A run of this kind is queued" in shown(at) and not [b for b in at.button if b.key == "sae_train"]

@@ -150,37 +150,32 @@ PAGES = [
     "vae-traverse",
     "vae-interpolate",
     "vae-arithmetic",
+    "sae-train",
     "sae-features",
+    "sae-text",
 ]
 
 
-def test_no_page_requests_a_host_beyond_the_apps_own(browser, served):
+def test_every_page_draws_requests_only_its_own_host_and_is_photographed(browser, served):
+    """One visit per page checks all three: it draws without a Python or a script error, nothing it
+    loads comes from another host (icons, fonts and charts included), and its screenshot is kept."""
     from urllib.parse import urlparse
 
     own = urlparse(served).netloc
-    for path in PAGES:
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        hosts = set()
-        tab.on("request", lambda request, hosts=hosts: hosts.add(urlparse(request.url).netloc))
-        tab.goto(f"{served}/{path}")
-        tab.wait_for_selector("h1", timeout=90_000)
-        tab.wait_for_timeout(2_000)  # icons, fonts and charts load after the first draw
-        tab.close()
-        assert hosts <= {own, ""}, f"/{path} requested {sorted(hosts - {own, ''})}"
-
-
-def test_every_page_draws_and_is_photographed(browser, served):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for path in PAGES:
         tab = browser.new_page(viewport={"width": 1400, "height": 1400})
-        errors = []
+        errors, hosts = [], set()
         tab.on("pageerror", lambda error, errors=errors: errors.append(error))
+        tab.on("request", lambda request, hosts=hosts: hosts.add(urlparse(request.url).netloc))
         tab.goto(f"{served}/{path}")
         tab.wait_for_selector("h1", timeout=90_000)
-        tab.wait_for_timeout(3_000)  # charts draw after the first paint
+        tab.wait_for_load_state("networkidle")  # icons, fonts and charts load after the first paint
+        tab.wait_for_timeout(1_000)  # and then draw
         tab.screenshot(path=str(ARTIFACTS / f"{path or 'map'}.png"))
         assert tab.locator("[data-testid=stException]").count() == 0, f"/{path} shows a Python exception"
         assert not errors, f"/{path}: {errors[0]}"
+        assert hosts <= {own, ""}, f"/{path} requested {sorted(hosts - {own, ''})}"
         tab.close()
 
 
@@ -188,7 +183,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
     """The Codebook shows the first run's results when it ends, while a second run still waits or trains."""
     import specs
 
-    from latentviz import fit, jobs, settings
+    from latentviz import jobs, runs, settings
     from latentviz.store import Store
 
     store = Store(os.environ["LATENTVIZ_SERVED_DB"])
@@ -201,8 +196,8 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
     os.environ[settings.WORKER_ENV] = "1"  # as under `serve`: queuing starts a worker process
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        first = jobs.submit(store, fit.vq.JOBS[0], run(600))
-        second = jobs.submit(store, fit.vq.JOBS[0], run(200_000))
+        first = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(600))
+        second = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(200_000))
         tab.goto(f"{served}/codebook")
         tab.wait_for_selector("text=Training run #", timeout=90_000)  # the first run, live
         figures = "[data-testid=stMetricLabel]:has-text('Perplexity')"  # the finished run's figures

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, dashboards, fit, runs, settings, webapp
+from latentviz import charts, codebook, fit, runs, settings, webapp
 from latentviz.errors import LatentvizError
 from latentviz.models.vq import QUANTIZERS
 
@@ -114,7 +114,7 @@ if not workspace.read_only and not training_now:
             except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")
                 st.stop()
-            webapp.start_training(workspace, fit.vq.KIND, run)
+            webapp.start_training(workspace, run)
 
 if models.empty:
     if encodings.empty or workspace.read_only:
@@ -147,7 +147,7 @@ if not chosen:
 log_scale = st.toggle("Log scale for usage", value=query.get("log") == "1", key="vq_log")
 query["log"] = "1" if log_scale else "0"
 
-books = {labels[m]: dashboards.codebook(workspace, m) for m in chosen}
+books = {labels[m]: codebook.codebook(workspace, m) for m in chosen}
 columns = st.columns(len(books))
 for column, (name, book) in zip(columns, books.items(), strict=True):
     with column:
@@ -213,4 +213,4 @@ code = st.selectbox(
     format_func=lambda c: f"code {c} ({int(used.set_index('code').loc[c, 'count'])} uses)",
 )
 query["code"] = str(code)
-st.dataframe(dashboards.examples(workspace, book.model_id, int(code)), hide_index=True, key="vq_examples")
+st.dataframe(codebook.examples(workspace, book.model_id, int(code)), hide_index=True, key="vq_examples")

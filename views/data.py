@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from latentviz import corpus, jobs, pipeline, settings, webapp
+from latentviz import backbones, corpus, jobs, pipeline, projection, settings, steps, webapp
 from latentviz.errors import LatentvizError
 
 workspace = webapp.store()
@@ -37,9 +37,10 @@ if not datasets.empty:
     st.header("Encode and map")
     left, middle, right, last = st.columns(4)
     dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
+    choices = [steps.ENCODE.backbone, backbones.SMOLLM2, "other (Hugging Face id or folder)"]
     backbone = middle.selectbox(
         "Backbone",
-        ["minilm", "smollm2", "other (Hugging Face id or folder)"],
+        choices,
         key="backbone",
         help="minilm: sentence encoder (384-d). smollm2: causal LM (576-d, first use converts it: ~30 s).",
     )
@@ -53,7 +54,9 @@ if not datasets.empty:
         key="layer",
         help="Which block's output to mean-pool. Default: the last for encoders, the middle for causal LMs.",
     )
-    method = last.selectbox("Map", ["umap", "pca"], key="method")
+    method = last.selectbox(
+        "Map", projection.METHODS, index=projection.METHODS.index(steps.PROJECT.method), key="method"
+    )
     if st.button("Encode and map", type="primary", key="encode", disabled=not backbone):
         jobs.submit(
             workspace,

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, corpus, dashboards, fit, jobs, map_widget, pipeline, projection, webapp
+from latentviz import charts, codebook, corpus, fit, jobs, map_widget, pipeline, steps, webapp
 from latentviz.errors import LatentvizError
 from latentviz.neighbours import CosineIndex
 from latentviz.settings import PLACE_MAX_TEXTS
@@ -23,18 +23,7 @@ def load_points(db: str, projection_id: int) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
 def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series:
-    """Each text's cluster, named by its cluster's most distinctive words (c-TF-IDF)."""
-    row, _, _ = workspace.projection(projection_id)
-    points = workspace.projection_points(projection_id)
-    if method == "k-means":
-        ids, vectors = workspace.vectors(row["encoding_id"])
-        labels = projection.kmeans_clusters(vectors, k)
-    else:
-        ids, labels = points["id"].to_numpy(), projection.hdbscan_clusters(points[["x", "y"]].to_numpy())
-    texts = points.set_index("id").loc[ids, "text"].tolist()
-    words = projection.cluster_words(texts, labels.tolist())
-    names = {c: charts.NOISE if c < 0 else f"{c} · {', '.join(words.get(c, []))}".rstrip(" ·") for c in set(labels)}
-    return pd.Series([names[c] for c in labels], index=ids)
+    return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
@@ -84,11 +73,10 @@ points = load_points(str(workspace.path), projection_id)
 code_models = {
     f"code of VQ model #{r.id}": int(r.id)
     for r in fit.common.models(workspace, "vq", dataset=dataset).itertuples()
-    if not dashboards.is_token_model(workspace, int(r.id))
+    if not codebook.is_token_model(workspace, int(r.id))
 }  # sentence-level codes only: one per point
 colour_options = (["label"] if points["label"].notna().any() else []) + [
-    "k-means cluster",
-    "HDBSCAN cluster",
+    *(f"{method} cluster" for method in steps.CLUSTERINGS),
     *code_models,
     "none",
 ]
@@ -101,10 +89,10 @@ color_by = colour.selectbox(
 query["color"] = color_by
 k = 0
 if color_by in code_models:  # the first code of each text, the 15 most used codes each in a colour
-    points = points.assign(cluster=points["id"].map(dashboards.code_colours(workspace, code_models[color_by])))
+    points = points.assign(cluster=points["id"].map(codebook.code_colours(workspace, code_models[color_by])))
 elif color_by.endswith("cluster"):
     method = color_by.split()[0]
-    k = st.sidebar.slider("k-means clusters", 2, 30, 8, key="k") if method == "k-means" else 0
+    k = st.sidebar.slider("k-means clusters", 2, 30, steps.CLUSTER.k, key="k") if method == "k-means" else 0
     points = points.assign(cluster=points["id"].map(load_clusters(str(workspace.path), projection_id, method, k)))
 search = find.text_input("Search texts", value=query.get("q", ""), placeholder="e.g. election", key="q")
 query["q"] = search
@@ -113,6 +101,89 @@ matches = workspace.search_texts(dataset, search) if search.strip() else None
 if matches is not None:
     find.caption(f"{len(matches):,} texts contain “{search}”" + (": listed below the map" if len(matches) else ""))
 encoding_id = int(maps.set_index("id").loc[projection_id, "encoding_id"])
+
+
+def pick_from(rows: pd.DataFrame, key: str) -> None:
+    """A table of texts; picking a row shows its neighbours."""
+    table = st.dataframe(
+        rows[["id", "text", "label"]],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config=TEXT,
+    )
+    picked = webapp.new_pick(f"last_{key}", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
+    if picked is not None:
+        st.session_state["focus"] = picked
+        st.rerun()
+
+
+def show_neighbours(focus: int, neighbours: pd.DataFrame) -> None:
+    st.subheader("Nearest neighbours (cosine)")
+    st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
+    st.dataframe(
+        neighbours[["similarity", "label", "text"]], hide_index=True, key="neighbours", column_config=SIMILARITY | TEXT
+    )
+    if st.button("Clear", key="clear_focus"):
+        st.session_state.pop("focus", None)
+        query.pop("text", None)
+        st.rerun()
+
+
+def show_selection(chosen_rows: pd.DataFrame | None) -> None:
+    if chosen_rows is None:
+        st.info("Drag a box (or a lasso) on the map: the texts inside are counted and listed here.")
+        return
+    st.markdown(f"**{len(chosen_rows):,} texts selected**")
+    if chosen_rows["label"].notna().any():
+        st.bar_chart(chosen_rows["label"].fillna(charts.NO_LABEL).value_counts(), horizontal=True, height=180)
+    pick_from(chosen_rows, "selected_table")
+    download, save = st.columns(2)
+    download.download_button(
+        "Download as CSV",
+        chosen_rows[["id", "text", "label"]].to_csv(index=False).encode(),
+        file_name=f"{dataset}-selection.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+    if workspace.read_only:
+        return
+    name = save.text_input("Save as a dataset named", f"{dataset}-selection", key="selection_name")
+    if save.button("Save as a dataset", key="save_selection", icon=":material/save:"):
+        try:
+            count = pipeline.save_selection(workspace, dataset, chosen_rows["id"], name)
+            st.success(f"Saved {count:,} texts as dataset “{name.strip()}”: encode it on the Data page.")
+        except LatentvizError as error:
+            st.error(str(error), icon=":material/error:")
+
+
+def place_your_text(placed: pipeline.Placed | None) -> None:
+    typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
+    upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
+    if st.button("Place on the map", type="primary", key="place"):
+        try:
+            texts = [line for line in typed.splitlines() if line.strip()]
+            if upload is not None:
+                texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
+            if len(texts) > PLACE_MAX_TEXTS:
+                st.session_state["place_note"] = (
+                    f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
+                    "on the Data page."
+                )
+            with st.spinner("Encoding and placing…"):
+                index = neighbour_index(str(workspace.path), encoding_id)  # the vectors the page holds
+                new = pipeline.place(workspace, projection_id, texts[:PLACE_MAX_TEXTS], index=index)
+                st.session_state.setdefault("placed", {})[projection_id] = new
+            st.rerun()
+        except LatentvizError as error:
+            st.error(str(error), icon=":material/error:")
+    if placed is not None:
+        if "place_note" in st.session_state:
+            st.caption(st.session_state.pop("place_note"))
+        for number, (text, near) in enumerate(zip(placed.points["text"], placed.neighbours, strict=True), start=1):
+            st.text(f"★{number}  {text}")  # numbered as its star on the map
+            st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY | TEXT)
 
 
 @st.fragment
@@ -153,44 +224,17 @@ def explore() -> None:
         "are in the bar above the map); scroll to zoom, double-click to zoom back out. Full screen: the button at the "
         "map's lower right."
     )
-
     if neighbours is not None:  # right under the map, not in a tab: a click shows its answer where one looks
-        st.subheader("Nearest neighbours (cosine)")
-        st.text(f"★ {points.set_index('id').loc[focus, 'text']}")  # st.text: dataset text is untrusted, never markdown
-        st.dataframe(
-            neighbours[["similarity", "label", "text"]],
-            hide_index=True,
-            key="neighbours",
-            column_config=SIMILARITY | TEXT,
-        )
-        if st.button("Clear", key="clear_focus"):
-            st.session_state.pop("focus", None)
-            query.pop("text", None)
-            st.rerun()
+        show_neighbours(focus, neighbours)
 
     chosen_rows = points[points["id"].isin(selected)] if len(selected) > 1 else None
-    tab_names = [
-        f"Search matches ({len(matches):,})" if matches is not None else "Search matches",
-        f"Selection ({len(chosen_rows):,})" if chosen_rows is not None else "Selection",
-        "Your text",
-    ]
-    tab_matches, tab_selection, tab_yours = st.tabs(tab_names)
-
-    def pick_from(rows: pd.DataFrame, key: str) -> None:
-        """A table of texts; picking a row shows its neighbours."""
-        table = st.dataframe(
-            rows[["id", "text", "label"]],
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            key=key,
-            column_config=TEXT,
-        )
-        picked = webapp.new_pick(f"last_{key}", [int(rows.iloc[i]["id"]) for i in table.selection.rows])
-        if picked is not None:
-            st.session_state["focus"] = picked
-            st.rerun()
-
+    tab_matches, tab_selection, tab_yours = st.tabs(
+        [
+            f"Search matches ({len(matches):,})" if matches is not None else "Search matches",
+            f"Selection ({len(chosen_rows):,})" if chosen_rows is not None else "Selection",
+            "Your text",
+        ]
+    )
     with tab_matches:
         if matches is None or matches.empty:
             st.info(
@@ -199,55 +243,9 @@ def explore() -> None:
         else:
             pick_from(matches, "matches_table")
     with tab_selection:
-        if chosen_rows is None:
-            st.info("Drag a box (or a lasso) on the map: the texts inside are counted and listed here.")
-        else:
-            st.markdown(f"**{len(chosen_rows):,} texts selected**")
-            if chosen_rows["label"].notna().any():
-                st.bar_chart(chosen_rows["label"].fillna(charts.NO_LABEL).value_counts(), horizontal=True, height=180)
-            pick_from(chosen_rows, "selected_table")
-            download, save = st.columns(2)
-            download.download_button(
-                "Download as CSV",
-                chosen_rows[["id", "text", "label"]].to_csv(index=False).encode(),
-                file_name=f"{dataset}-selection.csv",
-                mime="text/csv",
-                icon=":material/download:",
-            )
-            if not workspace.read_only:
-                name = save.text_input("Save as a dataset named", f"{dataset}-selection", key="selection_name")
-                if save.button("Save as a dataset", key="save_selection", icon=":material/save:"):
-                    try:
-                        count = pipeline.save_selection(workspace, dataset, chosen_rows["id"], name)
-                        st.success(f"Saved {count:,} texts as dataset “{name.strip()}”: encode it on the Data page.")
-                    except LatentvizError as error:
-                        st.error(str(error), icon=":material/error:")
+        show_selection(chosen_rows)
     with tab_yours:
-        typed = st.text_area("Type sentences, one per line", key="typed", placeholder="The striker scored twice.")
-        upload = st.file_uploader("…or upload a file", type=[f.lstrip(".") for f in corpus.FORMATS], key="place_upload")
-        if st.button("Place on the map", type="primary", key="place"):
-            try:
-                texts = [line for line in typed.splitlines() if line.strip()]
-                if upload is not None:
-                    texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
-                if len(texts) > PLACE_MAX_TEXTS:
-                    st.session_state["place_note"] = (
-                        f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
-                        "on the Data page."
-                    )
-                with st.spinner("Encoding and placing…"):
-                    st.session_state.setdefault("placed", {})[projection_id] = pipeline.place(
-                        workspace, projection_id, texts[:PLACE_MAX_TEXTS]
-                    )
-                st.rerun()
-            except LatentvizError as error:
-                st.error(str(error), icon=":material/error:")
-        if placed is not None:
-            if "place_note" in st.session_state:
-                st.caption(st.session_state.pop("place_note"))
-            for number, (text, near) in enumerate(zip(placed.points["text"], placed.neighbours, strict=True), start=1):
-                st.text(f"★{number}  {text}")  # numbered as its star on the map
-                st.dataframe(near[["similarity", "label", "text"]], hide_index=True, column_config=SIMILARITY | TEXT)
+        place_your_text(placed)
 
 
 explore()

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from latentviz import markup, webapp
+from latentviz import markup, steps, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -27,7 +27,7 @@ plus = left.selectbox("Add (A)", names, index=names.index(webapp.from_url("plus"
 minus = middle.selectbox(
     "Subtract (B)", names, index=names.index(webapp.from_url("minus", default_minus, names)), key="vae_minus"
 )
-top = right.slider("Largest α", 0.5, 4.0, 2.0, 0.5, key="vae_alpha")
+top = right.slider("Largest α", 0.5, 4.0, max(steps.ARITHMETIC.alpha), 0.5, key="vae_alpha")
 query["plus"], query["minus"] = plus, minus
 if plus == minus:
     st.info("Pick two different labels.")
@@ -36,9 +36,9 @@ if not text:
     st.info("Type a sentence.")
     st.stop()
 
-alphas = np.round(np.linspace(0, top, 5), 2).tolist()
+alphas = np.round(np.linspace(0, top, len(steps.ARITHMETIC.alpha)), 2).tolist()
 with st.spinner("Decoding…"):
-    result = space.arithmetic(text, plus, minus, alphas, method="beam")
+    result = space.arithmetic(text, plus, minus, alphas)
 st.markdown(f"z(sentence) + α · (mean z | **{plus}** − mean z | **{minus}**)")
 texts = result["text"].tolist()
 st.html(markup.changes_table([f"α = {alpha:g}" for alpha in result["alpha"]], texts, [texts[0]] * len(texts)))

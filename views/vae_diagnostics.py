@@ -3,7 +3,7 @@ training, the collapse verdict, and what the model writes from its prior and fro
 
 import streamlit as st
 
-from latentviz import charts, fit, markup, webapp
+from latentviz import charts, fit, markup, steps, webapp
 
 workspace = webapp.store()
 st.title("VAE diagnostics")
@@ -80,12 +80,12 @@ st.subheader("What it writes")
 method = (
     st.segmented_control(
         "Decoding",
-        ["beam", "greedy", "sample"],
-        default=st.query_params.get("decoding", "beam"),
+        [*webapp.DECODINGS, "sample"],
+        default=st.query_params.get("decoding", steps.DECODING.method),
         key="vae_diag_decoding",
-        help="beam search (width 5) finds likelier sentences than greedy decoding",
+        help=f"beam search (width {steps.DECODING.beam}) finds likelier sentences than greedy decoding",
     )
-    or "beam"
+    or steps.DECODING.method
 )
 st.query_params["decoding"] = method
 

@@ -4,7 +4,7 @@ slerp), read each step, and see the path on the VAE's own Latent Map."""
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, jobs, markup, pipeline, webapp
+from latentviz import charts, jobs, markup, pipeline, steps, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -21,21 +21,23 @@ a, b, c = st.columns(3)
 method = a.radio(
     "Path",
     ["slerp", "lerp"],
-    index=["slerp", "lerp"].index(webapp.from_url("method", "slerp", ["slerp", "lerp"])),
+    index=["slerp", "lerp"].index(webapp.from_url("method", steps.INTERPOLATE.method, ["slerp", "lerp"])),
     horizontal=True,
     key="vae_interp_method",
     help="slerp follows the great circle, which keeps the norm typical of Gaussian samples; lerp is the straight line",
 )
 query["method"] = method
-steps = b.slider("Steps", 3, 15, webapp.from_url("steps", 7, range(3, 16), int), key="vae_interp_steps")
-query["steps"] = str(steps)
-decoding = c.selectbox("Decoding", ["beam", "greedy"], key="vae_interp_decoding")
+count = b.slider(
+    "Steps", 3, 15, webapp.from_url("steps", steps.INTERPOLATE.steps, range(3, 16), int), key="vae_interp_steps"
+)
+query["steps"] = str(count)
+decoding = c.selectbox("Decoding", webapp.DECODINGS, key="vae_interp_decoding")
 if not (start and end):
     st.info("Type two sentences.")
     st.stop()
 
 with st.spinner("Decoding the path…"):
-    path, smoothness, latents = space.interpolate(start, end, steps, method, decoding)
+    path, smoothness, latents = space.interpolate(start, end, count, method, decoding)
 reference = space.smoothness_reference()
 st.metric(
     "Smoothness: words changed per step",

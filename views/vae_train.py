@@ -113,7 +113,7 @@ if not workspace.read_only and not training_now:
                 ),
                 training=replace(training, batch_size=int(batch_size), lr=float(lr)),
             )
-            webapp.start_training(workspace, fit.vae.KIND, run)
+            webapp.start_training(workspace, run)
 
 # -- what is trained --------------------------------------------------------------------------------
 if trained.empty:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from latentviz import markup, webapp
+from latentviz import markup, steps, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -22,11 +22,12 @@ kind = left.radio(
     help="σ is the spread of the dataset's posterior means along the direction",
 )
 query["dir"] = kind
-steps = middle.select_slider(
-    "Steps", [3, 5, 7, 9, 11], webapp.from_url("steps", 7, [3, 5, 7, 9, 11], int), key="vae_traverse_steps"
+counts = [3, 5, 7, 9, 11]
+count = middle.select_slider(
+    "Steps", counts, webapp.from_url("steps", steps.TRAVERSE.steps, counts, int), key="vae_traverse_steps"
 )
-query["steps"] = str(steps)
-method = right.selectbox("Decoding", ["beam", "greedy"], key="vae_traverse_decoding")
+query["steps"] = str(count)
+method = right.selectbox("Decoding", webapp.DECODINGS, key="vae_traverse_decoding")
 
 labels = None
 indices = space.informative_dimensions(6) if kind == "dimension" else list(range(6))
@@ -51,7 +52,7 @@ if not text:
 
 with st.spinner("Decoding…"):
     reference = space.reconstruct(text, method)
-    grid = space.traverse(text, kind, indices, labels, steps, method)
+    grid = space.traverse(text, kind, indices, labels, count, method)
 st.markdown("**Reconstruction** (offset 0); changed words are highlighted in the grid")
 st.text(reference)
 st.html(markup.traversal_table(grid, reference))
