@@ -4,6 +4,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One thread: the tests' models are tiny, and on 2 cores a second thread costs more in sync than it
+# gains (a 200-step tiny fit took 25.5 s with 2 threads, 1.3-3.8 s with one). Set before torch loads,
+# so the servers and workers the tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import random
 import shutil
@@ -14,6 +19,8 @@ import torch
 
 from latentviz import backbones, pipeline
 from latentviz.store import Store
+
+torch.set_num_threads(1)  # where the caller had set OMP_NUM_THREADS otherwise
 
 
 @pytest.fixture(autouse=True)
