@@ -58,31 +58,6 @@ def test_examples_and_map_colours(trained):
         codebook.codebook(store, 999)
 
 
-def test_an_interrupted_training_run_resumes_from_its_checkpoint(trained):
-    store, _ = trained
-    training = {"steps": 60, "batch_size": 32, "eval_every": 10, "checkpoint_every": 20}
-
-    def stop_at_30(done, total, message):
-        if done == 30:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit.vq.train(
-            store,
-            specs.vq("d", backbone="fake", training=training, model={"codebook_size": 8, "groups": 1}),
-            progress=stop_at_30,
-        )
-    model_id = int(store.models()["id"].max())
-    assert store.training_metrics(model_id)["step"].max() == 30
-    assert model_id not in fit.common.models(store, "vq")["id"].tolist()  # unfinished: not offered for browsing
-    assert fit.vq.resume(store, model_id) == model_id
-    steps = store.training_metrics(model_id).query("name == 'loss'")["step"].tolist()
-    assert steps == [10, 20, 30, 40, 50, 60]  # no step written twice
-    assert model_id in fit.common.models(store, "vq")["id"].tolist()
-    with pytest.raises(StoreError, match="nothing to resume"):
-        fit.vq.resume(store, model_id)
-
-
 def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, tiny_llama, tmp_path):
     import shutil
 

@@ -458,41 +458,6 @@ def test_capture_leaves_sinks_out_of_training_but_keeps_them_in_their_texts(stor
     )  # the MLP output, sinks left out
 
 
-def test_a_stopped_sae_run_resumes_from_its_checkpoint_and_finishes(store, tiny_llama):
-    import pandas as pd
-    import specs
-
-    from latentviz import fit, settings
-
-    texts = [f"the {w} number {i} rose sharply today while markets fell" for i, w in enumerate(["price", "stock"] * 15)]
-    store.add_dataset("news", "test", pd.DataFrame({"text": texts}))
-    run = specs.sae(
-        "news",
-        backbone=tiny_llama,
-        layer=2,
-        max_tokens=300,
-        model={"d_sae": 32, "k": 4},
-        training={"steps": 40, "batch_size": 64, "lr": 1e-3, "eval_every": 10, "checkpoint_every": 10},
-    )
-
-    def stop_at_25(done, total, message):
-        if message.startswith("training") and done == 25:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit.sae.train(store, run, progress=stop_at_25)
-    (model,) = store.models().itertuples()
-    assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 25
-    with pytest.raises(LatentvizError, match="no SAE model with id"):
-        fit.sae.resume(store, int(model.id) + 1)
-    assert fit.sae.resume(store, int(model.id)) == model.id
-    finished = store.model(int(model.id))
-    assert finished["checkpoint"] is not None and finished["metrics"]["l0"] <= 4
-    assert store.training_metrics(int(model.id)).query("name == 'fvu'")["step"].tolist() == [10, 20, 30, 40]
-    with pytest.raises(LatentvizError, match="nothing to resume"):
-        fit.sae.resume(store, int(model.id))
-
-
 class _Splice:
     """Stands in for an SAE in the splice: x̂ = fill(x)."""
 

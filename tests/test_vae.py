@@ -157,45 +157,6 @@ def test_sampling_follows_the_model_probabilities_and_repeats_with_its_seed():
     assert cold[:, :2].tolist() == [[4, 3]] * 3  # near zero temperature, sampling is greedy
 
 
-def test_a_stopped_vae_run_resumes_from_its_checkpoint_and_finishes(store, monkeypatch):
-    import time
-
-    import pandas as pd
-    import specs
-
-    from latentviz import fit, jobs, runs, settings
-
-    store.add_dataset("four", "test", pd.DataFrame({"text": [f"{s} {i}" for i, s in enumerate(SENTENCES * 10)]}))
-    run = specs.vae(
-        "four",
-        model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
-        training={"batch_size": 8, "eval_every": 10},
-        epochs=60 // 5,
-    )  # 36 texts train: 5 batches an epoch
-    job_id = jobs.submit(store, runs.FAMILIES["vae"].train_job, jobs.training_params(run))
-
-    def cancel_at_30(store, params, progress):
-        def watch(done, total, message):
-            if done == 30:
-                jobs.cancel(store, job_id)  # as the page's Stop does
-                time.sleep(0.6)  # the job looks for a stop at most every half second
-            progress(done, total, message)
-
-        fit.vae.train(store, runs.from_dict(params["run"]), progress=watch)
-
-    monkeypatch.setitem(jobs.KINDS, runs.FAMILIES["vae"].train_job, cancel_at_30)
-    assert jobs.wait(store, job_id)["status"] == "interrupted"
-    (model,) = store.models().itertuples()
-    assert model.checkpoint is None and train.checkpoint_step(settings.models_dir(store.path) / str(model.id)) == 30
-    assert (
-        jobs.wait(store, jobs.submit(store, runs.FAMILIES["vae"].resume_job, {"model": int(model.id)}))["status"]
-        == "done"
-    )
-    finished = store.model(int(model.id))
-    assert finished["checkpoint"] is not None and finished["metrics"]["held_out"] == 4
-    assert store.training_metrics(int(model.id))["step"].max() == 60
-
-
 def test_a_pretrained_decoder_vae_trains_only_its_injection_and_decodes_as_it_scores(tiny_llama, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
