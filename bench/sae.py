@@ -41,7 +41,8 @@ from pathlib import Path
 
 import torch
 
-from latentviz import activations, metrics, runs, saelens, train
+from latentviz import activations, runs, saelens, train
+from latentviz.fit import sae as fit_sae
 from latentviz.fit.common import held_out_split
 from latentviz.models.sae import SparseAutoencoder
 from latentviz.store import Store
@@ -58,15 +59,9 @@ HOOK, MODEL = "blocks.7.hook_resid_post", "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def figures(x: torch.Tensor, encode, decode) -> dict:
-    with torch.no_grad():
-        f = torch.cat([encode(x[i : i + 4096]) for i in range(0, len(x), 4096)])
-        x_hat = torch.cat([decode(f[i : i + 4096]) for i in range(0, len(f), 4096)])
-    counts = metrics.firing_counts(f.numpy())
-    return {
-        "fvu": metrics.fraction_of_variance_unexplained(x.numpy(), x_hat.numpy()),
-        "l0": metrics.l0(f.numpy()),
-        "dead_latents": metrics.dead_latents(counts),
-    }
+    """The library's held-out figures (fit.sae.reconstruction_figures) that the tables report."""
+    found = fit_sae.reconstruction_figures(x, encode, decode, batch=4096)
+    return {name: found[name] for name in ("fvu", "l0", "dead_latents")}
 
 
 def ours(architecture: str, steps: int, x_train, x_held, batch_size: int, k: int) -> tuple[dict, SparseAutoencoder]:

@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from latentviz import metrics, train
+from latentviz import train
+from latentviz.fit import vae as fit_vae
 from latentviz.models.vae import TextVAE, VAEConfig
 from latentviz.vocab import BOS, EOS, SPECIALS, UNK, Vocab
 
@@ -51,31 +51,14 @@ def to_ids(vocab: Vocab, data: list[list[str]]) -> torch.Tensor:
     return out
 
 
-@torch.no_grad()
 def test_figures(model: TextVAE, tokens: torch.Tensor, samples: int, batch: int) -> dict:
+    """The library's held-out figures (fit.vae), over the PTB test set in length-sorted batches."""
     model.eval()
-    order = torch.argsort((tokens != 0).sum(1))  # similar lengths together: little padding per batch
-    nll, mu_all, logvar_all = [], [], []
-    for start in range(0, len(tokens), batch):
-        chunk = tokens[order[start : start + batch]]
-        empty = torch.zeros(len(chunk), 1, device=chunk.device)
-        mu, logvar = model.encode(chunk, empty)
-        joint, q = model.log_weights(chunk, empty, samples=samples)
-        nll.append(metrics.importance_weighted_nll(joint.double().cpu().numpy(), q.double().cpu().numpy()))
-        mu_all.append(mu.cpu().numpy())
-        logvar_all.append(logvar.cpu().numpy())
-    nll, mu, logvar = np.concatenate(nll), np.concatenate(mu_all), np.concatenate(logvar_all)
+    held = (tokens, torch.zeros(len(tokens), 1, device=tokens.device))  # the RNN VAE reads no sentence vector
+    mu, logvar, nll = fit_vae.posterior_and_nll(model, held, samples, batch)
     words_and_eos = int((tokens[:, 1:] != 0).sum())
-    return {
-        "iw_nll": float(nll.mean()),
-        "iw_samples": samples,
-        "perplexity": metrics.perplexity_from_nll(float(nll.sum()), words_and_eos),
-        "kl": float(metrics.gaussian_kl_per_dim(mu, logvar).sum()),
-        "mutual_information": metrics.mutual_information(mu, logvar),
-        "active_units": metrics.active_units(mu),
-        "test_sentences": len(tokens),
-        "test_tokens": words_and_eos,
-    }
+    figures = fit_vae.likelihood_figures(mu, logvar, nll, words_and_eos, samples)
+    return {**figures, "test_sentences": len(tokens), "test_tokens": words_and_eos}
 
 
 def run(name: str, args, vocab: Vocab, train_tokens: torch.Tensor, test_tokens: torch.Tensor) -> dict:

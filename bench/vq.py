@@ -29,7 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from torch import nn
 
-from latentviz import metrics, pipeline, settings, train
+from latentviz import pipeline, settings, train
+from latentviz.fit import vq as fit_vq
 from latentviz.fit.common import split_ids
 from latentviz.models.vq import Quantized, SentenceVQ, VQConfig, _usage_stats
 from latentviz.store import Store
@@ -79,19 +80,24 @@ def run(name: str, quantizer: nn.Module | None, config: VQConfig, x: torch.Tenso
     with torch.no_grad():
         held = model.quantize(x[held_rows]).indices.numpy()
         reconstruction = torch.nn.functional.mse_loss(model.reconstruct(x[held_rows]), x[held_rows]).item()
-    stages = [held] if held.ndim == 1 else [held[:, stage] for stage in range(held.shape[1])]
-    usage = [metrics.codebook_usage(codes, K) for codes in stages]
+    # the library's figures (fit.vq.usage_figures), each code a row as its own held-out figures count them
+    usage = fit_vq.usage_figures(held.reshape(len(held), 1, -1), K)
     row = {
         "quantizer": name,
-        "utilisation": round(usage[0]["utilisation"], 4),
-        "perplexity": round(usage[0]["perplexity"], 1),
-        "perplexity_over_K": round(usage[0]["perplexity"] / K, 3),
+        "utilisation": round(usage["utilisation"], 4),
+        "perplexity": round(usage["perplexity"], 1),
+        "perplexity_over_K": round(usage["perplexity"] / K, 3),
         "reconstruction_mse": round(reconstruction, 6),
         "steps_per_s": round(training.steps / seconds, 1),
     }
-    if len(stages) > 1:  # residual VQ: each stage's own codebook
+    stages = held.shape[1] if held.ndim > 1 else 1
+    if stages > 1:  # residual VQ: each stage's own codebook
         row["per_stage"] = [
-            {"utilisation": round(u["utilisation"], 4), "perplexity": round(u["perplexity"], 1)} for u in usage
+            {
+                key: round(usage[f"stage{s}_{key}"], 4 if key == "utilisation" else 1)
+                for key in ("utilisation", "perplexity")
+            }
+            for s in range(1, stages + 1)
         ]
     return row
 

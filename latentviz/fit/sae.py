@@ -122,20 +122,19 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     return model_id
 
 
-def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> dict:
-    """Held-out figures by their reference definitions (metrics.py), and the LM's next-token loss
-    with the SAE's reconstruction spliced in at its layer and site, against clean and zero-ablated runs."""
+def reconstruction_figures(x, encode, decode, batch: int | None = None) -> dict:
+    """An SAE's reconstruction figures on held-out activations x (tokens, d_in) by their reference
+    definitions (metrics.py), for any encode and decode (ours, or another library's loaded SAE), `batch`
+    tokens at a time or all at once."""
     import torch
 
-    sae.eval()
+    step = batch or len(x)
     with torch.no_grad():
-        f = sae.encode(held)
-        x_hat = sae.decode(f)
-    f, x_hat, x = f.numpy(), x_hat.numpy(), held.numpy()
+        f = torch.cat([encode(x[i : i + step]) for i in range(0, len(x), step)])
+        x_hat = torch.cat([decode(f[i : i + step]) for i in range(0, len(f), step)])
+    f, x_hat, x = f.numpy(), x_hat.numpy(), x.numpy()
     counts = metrics.firing_counts(f)
     hist, edges = metrics.log_density_histogram(counts, len(x))
-    lm, tokenizer = backbones.causal_lm(run.backbone, settings.cache_dir(store.path))
-    ce = spliced_losses(lm, tokenizer, texts, sae, keep_sinks=run.keep_sinks)
     return {
         "l0": metrics.l0(f),
         "fvu": metrics.fraction_of_variance_unexplained(x, x_hat),
@@ -144,11 +143,22 @@ def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> 
         "dead_latents": metrics.dead_latents(counts),
         "dead_window_tokens": len(x),
         "density_histogram": {"counts": hist.tolist(), "log10_edges": edges.round(3).tolist()},
+    }
+
+
+def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> dict:
+    """Held-out reconstruction figures, and the LM's next-token loss with the SAE's reconstruction
+    spliced in at its layer and site, against clean and zero-ablated runs."""
+    sae.eval()
+    lm, tokenizer = backbones.causal_lm(run.backbone, settings.cache_dir(store.path))
+    ce = spliced_losses(lm, tokenizer, texts, sae, keep_sinks=run.keep_sinks)
+    return {
+        **reconstruction_figures(held, sae.encode, sae.decode),
         **ce,
         "ce_loss_recovered": metrics.ce_loss_recovered(ce["ce_clean"], ce["ce_sae"], ce["ce_zero_ablation"]),
         "delta_lm_loss": metrics.delta_lm_loss(ce["ce_clean"], ce["ce_sae"]),
         "ce_texts": len(texts),
-        "held_out_tokens": len(x),
+        "held_out_tokens": len(held),
     }
 
 

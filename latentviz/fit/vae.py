@@ -250,6 +250,42 @@ def health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
     }
 
 
+def posterior_and_nll(model, held: tuple, samples: int, batch: int | None = None):
+    """(posterior means, log-variances, importance-weighted NLL per sentence) of held-out sentences
+    (tokens, embeddings), in their order: all at once, or `batch` at a time with similar lengths
+    together (little padding; a test set of thousands of sentences)."""
+    import torch
+
+    tokens, embeddings = held
+    order = torch.argsort((tokens != 0).sum(1)) if batch else torch.arange(len(tokens))
+    step = batch or len(tokens)
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(tokens), step):
+            rows = order[start : start + step]
+            mu, logvar = model.encode(tokens[rows], embeddings[rows])
+            joint, q = model.log_weights(tokens[rows], embeddings[rows], samples=samples)
+            nll = metrics.importance_weighted_nll(joint.double().cpu().numpy(), q.double().cpu().numpy())
+            parts.append((mu.cpu().numpy(), logvar.cpu().numpy(), nll))
+    back = np.argsort(order.cpu().numpy())  # the sentences' own order again
+    return tuple(np.concatenate(part)[back] for part in zip(*parts, strict=True))
+
+
+def likelihood_figures(mu: np.ndarray, logvar: np.ndarray, nll: np.ndarray, tokens: int, samples: int) -> dict:
+    """The held-out likelihood and latent figures by their reference definitions (metrics.py):
+    IW-NLL, perplexity over `tokens` (words and <eos>, or LM tokens), KL, active units, MI."""
+    kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)
+    return {
+        "iw_nll": float(nll.mean()),
+        "iw_samples": samples,
+        "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
+        "kl": float(kl_dims.sum()),
+        "kl_per_dim": kl_dims.round(4).tolist(),
+        "active_units": metrics.active_units(mu),
+        "mutual_information": metrics.mutual_information(mu, logvar),
+    }
+
+
 def diagnostics(
     model, held: tuple, texts: list[str], samples: int = 100, prior_decodes: int = 50, reconstructions: int = 100
 ) -> dict:
@@ -262,19 +298,17 @@ def diagnostics(
     from latentviz.vocab import words
 
     model.eval()
+    mu, logvar, nll = posterior_and_nll(model, held, samples)
     with torch.no_grad():
-        mu, logvar = model.encode(*held)
-        joint, q = model.log_weights(*held, samples=samples)
         prior = model.decode(
             torch.randn(prior_decodes, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
         )
-        decoded = model.decode(mu[:reconstructions])
-    mu, logvar = mu.numpy(), logvar.numpy()
-    kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)
-    nll = metrics.importance_weighted_nll(joint.numpy(), q.numpy())
+        decoded = model.decode(torch.from_numpy(mu[:reconstructions]))
     lm_decoder = model.config.variant == "pretrained-decoder"
     tokens = int((held[0][:, 1:] != 0).sum())  # the decoder's targets: words and <eos>, or LM tokens and EOS
-    au, mi, kl = metrics.active_units(mu), metrics.mutual_information(mu, logvar), float(kl_dims.sum())
+    figures = likelihood_figures(mu, logvar, nll, tokens, samples)
+    kl_dims = metrics.gaussian_kl_per_dim(mu, logvar)  # unrounded, for the floor check
+    au, mi, kl = figures["active_units"], figures["mutual_information"], figures["kl"]
     mi_bound = metrics.mutual_information_bound(len(mu))
     distinct = len(set(prior))
     # Collapsed: no unit carries information, or every prior sample decodes to (nearly) the same sentence.
@@ -286,14 +320,8 @@ def diagnostics(
         for text, out in zip(texts, decoded, strict=False)
     ]
     return {
-        "iw_nll": float(nll.mean()),
-        "iw_samples": samples,
-        "perplexity": metrics.perplexity_from_nll(float(nll.sum()), tokens),
+        **figures,
         "perplexity_unit": "LM token" if lm_decoder else "word",
-        "kl": kl,
-        "kl_per_dim": kl_dims.round(4).tolist(),
-        "active_units": au,
-        "mutual_information": mi,
         "mi_batch": metrics.MI_BATCH,
         "mi_bound": mi_bound,
         "mi_saturated": bool(mi > 0.9 * mi_bound),

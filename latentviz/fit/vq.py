@@ -55,6 +55,21 @@ def curves(store: Store, model_id: int) -> pd.DataFrame:
     return rows.assign(value=rows["value"].where(~used, rows["value"] / size))
 
 
+def usage_figures(codes: np.ndarray, size: int) -> dict:
+    """Codebook use of held-out codes (N, code positions, stages) out of `size` (metrics.codebook_usage).
+    The headline is the first stage's codebook: code k of stage 1 and code k of stage 2 are different
+    vectors, so pooling the stages would overstate use. Residual VQ adds each stage's figures, and the
+    pooled ones under names that say so."""
+    figures = metrics.codebook_usage(codes[:, :, 0], size)
+    if codes.shape[2] > 1:
+        for stage in range(codes.shape[2]):
+            usage = metrics.codebook_usage(codes[:, :, stage], size)
+            figures.update({f"stage{stage + 1}_{k}": v for k, v in usage.items() if k != "codebook_size"})
+        pooled = metrics.codebook_usage(codes, size)
+        figures.update({f"pooled_{k}": v for k, v in pooled.items() if k != "codebook_size"})
+    return figures
+
+
 def _data(store: Store, run: VQRun, progress: Progress):
     """(text id per row, token positions or None, token strings or None, vectors) to train on."""
     if not run.tokens:
@@ -105,21 +120,12 @@ def _fit(store: Store, model_id: int, run: VQRun, progress: Progress) -> int:
     codes = codes.reshape(len(codes), config.groups, -1)  # (N, groups, stages)
     store.add_codes(model_id, text_ids, codes, positions, tokens)
     held = codes[held_rows]
-    # The headline is the first stage's codebook: code k of stage 1 and code k of stage 2 are
-    # different vectors, so pooling the stages would overstate use. Residual VQ adds each stage,
-    # and the pooled figures under names that say so.
     figures = {
-        **metrics.codebook_usage(held[:, :, 0], config.size),
+        **usage_figures(held, config.size),
         "reconstruction": loop.evaluate(model, x[held_rows])["reconstruction"],
         "held_out": len(held_rows),
         "held_out_texts": len(np.unique(text_ids[held_rows])),
     }
-    if config.stage_count > 1:
-        for stage in range(config.stage_count):
-            usage = metrics.codebook_usage(held[:, :, stage], config.size)
-            figures.update({f"stage{stage + 1}_{k}": v for k, v in usage.items() if k != "codebook_size"})
-        pooled = metrics.codebook_usage(held, config.size)
-        figures.update({f"pooled_{k}": v for k, v in pooled.items() if k != "codebook_size"})
     labels = store.texts(run.dataset).set_index("id").loc[text_ids[held_rows], "label"]
     if labels.notna().all():
         first_codes = held[:, 0, 0]  # the first slot's code, against the label
