@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: setup setup-dev app test browser-deps
+.PHONY: setup setup-dev app test test-fast browser-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,16 @@ browser-deps:
 app: setup
 	HF_HUB_OFFLINE=1 $(BIN)/latentviz serve --port $(PORT)
 
-# ruff first (settings in pyproject.toml): a lint or format fault fails fast, before the long suite.
+# ruff first (settings in pyproject.toml): a lint or format fault fails fast, before the long suite,
+# which runs on both cores: one file per worker at a time keeps a file's servers and fixtures together.
+PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup-dev browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(PYTEST)
+
+# The inner loop: everything but the browser, the wheel and the real packaged models.
+test-fast: setup-dev
+	$(BIN)/ruff check .
+	$(PYTEST) -m "not browser and not integration"

@@ -45,7 +45,7 @@ def _after_training(store: Store, kind: str, model_id: int, progress: Progress) 
 
 def _training(family: runs.Family) -> dict[str, Callable]:
     def train(store: Store, params: dict, progress: Progress) -> None:
-        model_id = family.fit.train(store, runs.from_dict(params["run"]), progress)
+        model_id = family.fit.train(store, runs.from_dict({"kind": family.kind, **params["run"]}), progress)
         _after_training(store, family.kind, model_id, progress)
 
     def resume(store: Store, params: dict, progress: Progress) -> None:
@@ -123,7 +123,7 @@ def wait(store: Store, job_id: int, timeout: float = 600.0) -> dict:
         if job["status"] not in ("queued", "running"):
             return job
         if job["status"] == "queued" and _worker_pid(store) is None:
-            claimed = store.claim_job(os.getpid())
+            claimed = _claim(store)
             if claimed is not None:
                 _run(store, claimed)
                 continue
@@ -144,7 +144,7 @@ def work(store: Store, *, at_once: int = 1, idle_exit: float | None = None, poll
     idle_since = time.monotonic()
     while True:
         threads = [thread for thread in threads if thread.is_alive()]
-        while len(threads) < at_once and (job := store.claim_job(os.getpid())) is not None:
+        while len(threads) < at_once and (job := _claim(store)) is not None:
             thread = threading.Thread(target=_run, args=(store, job), daemon=True, name=f"latentviz-job-{job['id']}")
             thread.start()
             threads.append(thread)
@@ -155,14 +155,23 @@ def work(store: Store, *, at_once: int = 1, idle_exit: float | None = None, poll
         time.sleep(poll)
 
 
+def _claim(store: Store) -> dict | None:
+    """The oldest queued job, claimed by this process and known here as running before anyone can ask
+    (`_alive` waits for the lock): else a page in this process could see it running, not find it here,
+    and mark it interrupted."""
+    with _local_lock:
+        job = store.claim_job(os.getpid())
+        if job is not None:
+            _local.add(int(job["id"]))
+    return job
+
+
 class Stopped(Exception):
     """Raised inside a job's progress callback once someone asked the job to stop."""
 
 
 def _run(store: Store, job: dict) -> None:
-    job_id = int(job["id"])
-    with _local_lock:
-        _local.add(job_id)
+    job_id = int(job["id"])  # in _local since it was claimed
     last_write, last_message, last_cancel_check = 0.0, None, time.monotonic()
 
     def progress(done: int, total: int | None, message: str) -> None:

@@ -256,7 +256,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
 
 # -- SAE pages --------------------------------------------------------------------------------------
 
-SAE_TRAIN_PAGE, SAE_TEXT_PAGE = "views/sae_train.py", "views/sae_text.py"
+SAE_TRAIN_PAGE, SAE_FEATURES_PAGE, SAE_TEXT_PAGE = "views/sae_train.py", "views/sae_features.py", "views/sae_text.py"
 SAE_FEATURES_URL = "sae-features"  # the Features page's url_path (app.py): where a feature id links to
 
 

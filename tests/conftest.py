@@ -12,6 +12,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +24,47 @@ from latentviz.store import Store
 torch.set_num_threads(1)  # where the caller had set OMP_NUM_THREADS otherwise
 
 
+# The slowest files, started first: the suite runs on both cores (pytest-xdist, a file per worker at a
+# time), and a slow file taken last would leave one core idle while the other finishes it.
+SLOW_FIRST = (
+    "test_browser.py",
+    "test_app.py",
+    "test_jobs.py",
+    "test_backbones.py",
+    "test_cli.py",
+    "test_package.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """A session fixture's folder, built by the first test process that asks for it: the suite's two
+    workers (pytest-xdist) share it, so a workspace is built once and the paths stored in it (a tiny
+    model's folder) are the same for both."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's folder, above each worker's own
+    folder = root / f"shared-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
 
 
 def _save_tiny(folder, model):
@@ -51,7 +88,7 @@ def tiny_bert(tmp_path_factory):
         intermediate_size=64,
         max_position_embeddings=512,
     )
-    return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), BertModel(config))
+    return str(_built_once(tmp_path_factory, "tiny-bert", lambda folder: _save_tiny(folder, BertModel(config))))
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +107,7 @@ def tiny_llama(tmp_path_factory):
         max_position_embeddings=512,
         pad_token_id=0,
     )
-    return _save_tiny(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM(config))
+    return str(_built_once(tmp_path_factory, "tiny-llama", lambda folder: _save_tiny(folder, LlamaForCausalLM(config))))
 
 
 @pytest.fixture
@@ -81,13 +118,15 @@ def store(tmp_path):
 @pytest.fixture(scope="session")
 def mapped_workspace(tmp_path_factory, tiny_bert):
     """bbc-news (150 sentences) encoded by the tiny BERT, with a PCA and a UMAP map."""
-    path = tmp_path_factory.mktemp("mapped") / "workspace.duckdb"
-    workspace = Store(path)
-    pipeline.ingest(workspace, "bbc-news", limit=150)
-    encoding_id = pipeline.encode(workspace, "bbc-news", backbone_name=tiny_bert)
-    pipeline.project(workspace, encoding_id, method="pca")
-    pipeline.project(workspace, encoding_id, method="umap")
-    return path
+
+    def build(folder):
+        workspace = Store(folder / "workspace.duckdb")
+        pipeline.ingest(workspace, "bbc-news", limit=150)
+        encoding_id = pipeline.encode(workspace, "bbc-news", backbone_name=tiny_bert)
+        pipeline.project(workspace, encoding_id, method="pca")
+        pipeline.project(workspace, encoding_id, method="umap")
+
+    return _built_once(tmp_path_factory, "mapped", build) / "workspace.duckdb"
 
 
 @pytest.fixture(scope="session")
@@ -100,24 +139,28 @@ def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
     from latentviz import features, fit
     from latentviz.cli import main
 
-    db = tmp_path_factory.mktemp("trained") / "workspace.duckdb"
-    shutil.copy(mapped_workspace, db)
-    workspace = Store(db)
-    workspace.add_dataset("other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]}))
-    backbone = workspace.projections()["backbone"].iloc[0]
-    argv = ["train", "vq", "--db", str(db), "--dataset", "bbc-news", "--backbone", backbone, "--steps", "20"]
-    assert main([*argv, "--codebook-size", "8", "--batch-size", "32"]) == 0
-    sae = specs.sae(
-        "bbc-news",
-        backbone=tiny_llama,
-        layer=2,
-        max_tokens=1500,  # from about 60 of its texts: an SAE wants ten or more
-        model={"d_sae": 32, "k": 4},
-        training={"steps": 20, "batch_size": 128, "lr": 1e-3},
-    )
-    features.build(workspace, fit.sae.train(workspace, sae))
-    vae = specs.vae(
-        "bbc-news", model={"variant": "rnn", "latent_dim": 4, "hidden": 32}, training={"batch_size": 16}, epochs=2
-    )
-    fit.vae.train(workspace, vae)
-    return db
+    def build(folder):
+        db = folder / "workspace.duckdb"
+        shutil.copy(mapped_workspace, db)
+        workspace = Store(db)
+        workspace.add_dataset(
+            "other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]})
+        )
+        backbone = workspace.projections()["backbone"].iloc[0]
+        argv = ["train", "vq", "--db", str(db), "--dataset", "bbc-news", "--backbone", backbone, "--steps", "20"]
+        assert main([*argv, "--codebook-size", "8", "--batch-size", "32"]) == 0
+        sae = specs.sae(
+            "bbc-news",
+            backbone=tiny_llama,
+            layer=2,
+            max_tokens=1500,  # from about 60 of its texts: an SAE wants ten or more
+            model={"d_sae": 32, "k": 4},
+            training={"steps": 20, "batch_size": 128, "lr": 1e-3},
+        )
+        features.build(workspace, fit.sae.train(workspace, sae))
+        vae = specs.vae(
+            "bbc-news", model={"variant": "rnn", "latent_dim": 4, "hidden": 32}, training={"batch_size": 16}, epochs=2
+        )
+        fit.vae.train(workspace, vae)
+
+    return _built_once(tmp_path_factory, "trained", build) / "workspace.duckdb"

