@@ -1,8 +1,9 @@
 """One run spec per model family: what to train on (dataset, backbone, layer, site), the model's
 config and the training loop's config. Every default lives here or in the config dataclasses it
 nests, each field with its help text; the CLI's `train vq|vae|sae` flags are generated from these
-specs (their help states the default), the pages' forms read their defaults from a spec or a named
-preset below, and the store keeps `asdict(run)` with each model and reads it back as the spec.
+specs (flags.py; their help states the default), the pages' forms read their defaults from a spec or
+a named preset below, and the store keeps `asdict(run)` with each model and reads it back as the spec.
+FAMILIES registers each family once: its spec, model class, training module and jobs.
 """
 
 from __future__ import annotations
