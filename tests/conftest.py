@@ -4,9 +4,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# One thread: the tests' models are tiny, and on 2 cores a second thread costs more in sync than it
-# gains (a 200-step tiny fit took 25.5 s with 2 threads, 1.3-3.8 s with one). Set before torch loads,
-# so the servers and workers the tests start inherit it.
+# One thread: the tests' models are tiny, so a second thread gains little, and with two test workers
+# on two cores it would only compete (one process, the whole suite: 392 s on one thread, 411 s on two).
+# Set before torch loads, so the servers and workers the tests start inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
