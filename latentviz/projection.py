@@ -45,9 +45,7 @@ def fit(vectors: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, dic
         explained = singular[:2] ** 2 / max((singular**2).sum(), 1e-12)
         return (vectors - mean) @ components.T, {"mean": mean, "components": components, "explained": explained}
     if method == "umap":
-        import umap
-
-        reducer = umap.UMAP(
+        reducer = _umap().UMAP(
             n_components=2,
             n_neighbors=min(params["n_neighbors"], len(vectors) - 1),
             min_dist=params["min_dist"],
@@ -77,6 +75,28 @@ def transform(
     raise ProjectionError(f"unknown projection method {method!r}")
 
 
+def _umap():
+    """umap, with its numba kernels compiled to disk: they are compiled in every new process
+    otherwise, about 10 s before a first map or a first placed text (umap does not ask numba to
+    cache them, and numba keeps a cache only where asked)."""
+    import sys
+    import warnings
+
+    import umap
+    from numba.core.caching import NullCache
+    from numba.core.errors import NumbaWarning
+    from numba.core.registry import CPUDispatcher
+
+    # pynndescent's search (over 4,096 points) holds pointers numba cannot write out: it compiles as before.
+    warnings.filterwarnings("ignore", "Cannot cache compiled function", NumbaWarning)
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("umap.", "pynndescent.")):
+            for kernel in vars(module).values():
+                if isinstance(kernel, CPUDispatcher) and isinstance(kernel._cache, NullCache):
+                    kernel.enable_caching()
+    return umap
+
+
 def _cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
@@ -92,6 +112,8 @@ def _umap_place(
     n_epochs: int = 100,
 ) -> np.ndarray:
     import scipy.sparse
+
+    _umap()
     from umap.layouts import optimize_layout_euclidean
     from umap.umap_ import compute_membership_strengths, init_graph_transform, make_epochs_per_sample, smooth_knn_dist
 

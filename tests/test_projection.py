@@ -89,3 +89,13 @@ def test_cluster_words_follow_c_tf_idf():
         "sport": ["goal", "april"],
         "money": ["shares", "april"],
     }
+
+
+def test_umap_kernels_are_compiled_once_per_machine_not_once_per_process(blobs):
+    from pathlib import Path
+
+    import umap.umap_
+
+    projection.fit(blobs[0][:60], "umap", projection.default_params("umap"))
+    kernel = umap.umap_.smooth_knn_dist  # one of the numba kernels a fit compiles
+    assert Path(kernel._cache._cache_file._index_path).exists()  # where a later process loads it from
