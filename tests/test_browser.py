@@ -171,7 +171,7 @@ def test_every_page_draws_requests_only_its_own_host_and_is_photographed(browser
         tab.goto(f"{served}/{path}")
         tab.wait_for_selector("h1", timeout=90_000)
         tab.wait_for_load_state("networkidle")  # icons, fonts and charts load after the first paint
-        tab.wait_for_timeout(1_000)  # and then draw
+        tab.wait_for_timeout(500)  # and then draw
         tab.screenshot(path=str(ARTIFACTS / f"{path or 'map'}.png"))
         assert tab.locator("[data-testid=stException]").count() == 0, f"/{path} shows a Python exception"
         assert not errors, f"/{path}: {errors[0]}"
@@ -264,7 +264,7 @@ def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
     for path in (f"?map={projection_id}&color=label", f"?map={projection_id}&q=plain", "data"):
         tab.goto(f"{served}/{path}")
         tab.wait_for_selector("h1", timeout=90_000)
-        tab.wait_for_timeout(3_000)
+        tab.wait_for_load_state("networkidle")  # the page's texts and frames are in
         if "color" in path:  # hovered without a search: no overlay over the points
             owner, frame = map_frame(tab)
             for _ in range(5):  # the hover label shows the text: escaped, never run
@@ -319,16 +319,16 @@ def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trai
                 tab.get_by_label("Type sentences, one per line").fill("The striker scored twice in the final.")
                 tab.get_by_role("button", name="Place on the map").click()
                 tab.wait_for_selector("text=★1", timeout=120_000)
-            # the other pages' links, each opened cold: the same feature, the same codebook
-            tab.goto(f"{url}/sae-features?model={models['sae']}&feature={feature}")
-            tab.wait_for_selector(f"h3:has-text('Feature {feature}:')", timeout=90_000)
-            tab.goto(f"{url}/vae-interpolate?model={models['vae']}&from=the+market+rose&to=the+team+won&steps=5")
-            tab.wait_for_selector("text=t = 1.00", timeout=90_000)  # the five steps of that path
-            assert tab.get_by_text(re.compile(r"^t = \d\.\d\d$")).count() == 5
-            assert tab.get_by_label("From").input_value() == "the market rose"
-            tab.goto(f"{url}/codebook?models={models['vq']}&detail={models['vq']}&log=1")
-            tab.wait_for_selector("text=vq", timeout=90_000)
-            assert tab.get_by_label("Log scale for usage").is_checked()
+            else:  # the other pages' links, each opened cold: the same feature, the same codebook
+                tab.goto(f"{url}/sae-features?model={models['sae']}&feature={feature}")
+                tab.wait_for_selector(f"h3:has-text('Feature {feature}:')", timeout=90_000)
+                tab.goto(f"{url}/vae-interpolate?model={models['vae']}&from=the+market+rose&to=the+team+won&steps=5")
+                tab.wait_for_selector("text=t = 1.00", timeout=90_000)  # the five steps of that path
+                assert tab.get_by_text(re.compile(r"^t = \d\.\d\d$")).count() == 5
+                assert tab.get_by_label("From").input_value() == "the market rose"
+                tab.goto(f"{url}/codebook?models={models['vq']}&detail={models['vq']}&log=1")
+                tab.wait_for_selector("text=vq", timeout=90_000)
+                assert tab.get_by_label("Log scale for usage").is_checked()
             assert tab.locator("[data-testid=stException]").count() == 0
             context.close()
     finally:
