@@ -1,0 +1,112 @@
+"""Connections: read-only workspaces, processes and threads that share one workspace."""
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from latentviz.store import Store, StoreError
+
+from . import texts
+
+
+def _read_only_worker(path, result):
+    try:
+        ro = Store(path, read_only=True)
+        count = len(ro.texts("d"))
+        try:
+            ro.add_dataset("x", "test", texts("y"))
+            result.put(("wrote", count))
+        except StoreError as error:
+            result.put(("refused", count, str(error)))
+    except Exception as error:  # reported to the parent, which fails the test
+        result.put(("error", repr(error)))
+
+
+def test_read_only_workspace(tmp_path):
+    path = tmp_path / "ws.duckdb"
+    Store(path).add_dataset("d", "test", texts("a a a a", "b b b b"))
+    result = mp.get_context("spawn").Queue()
+    process = mp.get_context("spawn").Process(target=_read_only_worker, args=(str(path), result))
+    process.start()
+    process.join(60)
+    outcome = result.get(timeout=5)
+    assert outcome[0] == "refused" and outcome[1] == 2 and "read-only" in outcome[2]
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+
+
+def _writer(path, seconds, result):
+    try:
+        store = Store(path)
+        encoding_id = store.encoding_id("d", "tiny", 1, 4)
+        ids = store.texts("d")["id"].to_numpy()
+        writes, deadline = 0, time.monotonic() + seconds
+        for text_id in ids:
+            if time.monotonic() > deadline:
+                break
+            store.add_vectors(encoding_id, [text_id], np.ones((1, 4), np.float32))
+            writes += 1
+        result.put(("writer", writes))
+    except Exception as error:
+        result.put(("error", repr(error)))
+
+
+def _reader(path, seconds, result):
+    try:
+        store = Store(path, read_only=True)
+        reads, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            store.datasets()
+            store.encodings()
+            reads += 1
+        result.put(("reader", reads))
+    except Exception as error:
+        result.put(("error", repr(error)))
+
+
+def test_two_readers_and_a_writer_take_turns(tmp_path):
+    path = tmp_path / "ws.duckdb"
+    store = Store(path)
+    store.add_dataset("d", "test", texts(*[f"sentence number {i}" for i in range(2000)]))
+    ctx = mp.get_context("spawn")
+    result = ctx.Queue()
+    workers = [ctx.Process(target=_writer, args=(str(path), 4, result))]
+    workers += [ctx.Process(target=_reader, args=(str(path), 4, result)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [result.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    assert all(kind != "error" for kind, _ in outcomes), outcomes
+    assert all(count > 0 for _, count in outcomes), outcomes
+    assert len(store.encoded_text_ids(store.encoding_id("d", "tiny", 1, 4))) == dict(outcomes)["writer"]
+
+
+def test_threads_of_one_process_share_the_workspace(store):
+    import threading
+
+    errors = []
+
+    def writer():
+        for step in range(150):
+            try:
+                store.add_training_metrics(1, step, "held_out", {"loss": 1.0})
+            except Exception as error:  # collected: the assertion below shows them all
+                errors.append(repr(error))
+
+    def reader():
+        for _ in range(150):
+            try:
+                store.jobs()
+            except Exception as error:
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.training_metrics(1)) == 300
