@@ -44,7 +44,9 @@ ARCHITECTURES = {
 }
 HOOK = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_post|mlp_out|attn_out)")
 # SAELens folders carry these; the others are applied at run time per token, which latentviz does not do
-NORMALIZATIONS = ("none", "expected_average_only_in")  # the second is folded in by SAELens before saving
+NORMALIZATIONS = ("none", "expected_average_only_in")  # the second: one factor, our input scale
+ACTIVATION_SCALER_FILE = "activation_scaler.json"  # a SAELens trainer checkpoint's normalisation factor
+GEMMA_SCOPE_FILE = "params.npz"
 
 
 def hook_name(layer: int, site: str) -> str:
@@ -164,33 +166,21 @@ def read(
     layer: int | None = None,
     site: str | None = None,
     backbone: str | None = None,
+    norm_scaling_factor: float | None = None,
 ) -> tuple[SparseAutoencoder, Reading]:
-    """An SAE from a SAELens folder (inference folder or trainer checkpoint), and where it reads;
-    `d_in`, when given, must match (the layer's width)."""
+    """An SAE from a SAELens folder (inference folder or trainer checkpoint, SAELens 6 or older) or a
+    Gemma Scope `params.npz`, and where it reads; `d_in`, when given, must match (the layer's width)."""
     folder = Path(folder)
+    if folder.name == GEMMA_SCOPE_FILE or (folder / GEMMA_SCOPE_FILE).exists():
+        return _read_gemma_scope(folder, d_in, layer, site, backbone)
     cfg = read_config(folder, "a SAELens SAE")
     where = folder / CONFIG_FILE
     for name in ("d_in", "d_sae"):
         if not isinstance(cfg.get(name), int):
             raise CheckpointError(f"{where}: needs an integer {name}")
-    if d_in is not None and cfg["d_in"] != d_in:
-        raise CheckpointError(
-            f"{folder}: this SAE reads {cfg['d_in']}-wide activations, but the chosen layer is {d_in} wide"
-        )
-    architecture = ARCHITECTURES.get(str(cfg.get("architecture", "standard")).lower())
-    if architecture is None:
-        raise CheckpointError(
-            f"{where}: architecture {cfg.get('architecture')!r} is not supported; "
-            f"use one of {', '.join(sorted(set(ARCHITECTURES)))}"
-        )
-    normalization = cfg.get("normalize_activations") or "none"
-    if normalization is False or normalization is True:  # pre-6 booleans
-        normalization = "expected_average_only_in" if normalization else "none"
-    if normalization not in NORMALIZATIONS:
-        raise CheckpointError(
-            f"{where}: normalize_activations {normalization!r} rescales each token at run time, which latentviz "
-            f"does not do; it reads {' and '.join(NORMALIZATIONS)}"
-        )
+    _check_width(folder, cfg["d_in"], d_in)
+    architecture, k = _architecture(cfg, where)
+    scale = _scaling_factor(cfg, folder, norm_scaling_factor)
     where_it_reads = reading(cfg, where, layer, site, backbone)
     try:
         tensors = load_file(folder / WEIGHTS_FILE)
@@ -198,46 +188,135 @@ def read(
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}") from None
     except SafetensorError as error:
         raise CheckpointError(f"{folder / WEIGHTS_FILE}: not a readable safetensors file ({error})") from None
-    d_in_, d_sae = cfg["d_in"], cfg["d_sae"]
-    shapes = {"W_enc": (d_in_, d_sae), "W_dec": (d_sae, d_in_), "b_enc": (d_sae,), "b_dec": (d_in_,)}
-    if architecture == "jumprelu":
-        shapes["log_threshold" if "log_threshold" in tensors and "threshold" not in tensors else "threshold"] = (d_sae,)
-    if architecture == "batchtopk":  # a trainer checkpoint: one scalar threshold
-        shapes["topk_threshold"] = ()
-    for name, shape in shapes.items():
-        if name not in tensors:
-            raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing tensor {name}")
-        if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(
-                f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensors[name].shape)}, cfg.json implies {shape}"
-            )
-    k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 1
+    if architecture == "jumprelu" and "log_threshold" in tensors and "threshold" not in tensors:
+        tensors["threshold"] = tensors.pop("log_threshold").exp()  # older SAELens JumpReLU checkpoints
+    if architecture == "batchtopk" and "topk_threshold" in tensors:  # a trainer checkpoint: one scalar threshold
+        tensors["threshold"] = tensors.pop("topk_threshold").expand(cfg["d_sae"]).clone()
+    if cfg.get("rescale_acts_by_decoder_norm"):
+        # SAELens scales pre-activations by ‖W_dec row‖ and divides them out again before decoding;
+        # folding the norms into W_enc and b_enc gives unit rows and the same latents and output.
+        norms = tensors["W_dec"].float().norm(dim=1).clamp(min=1e-8)
+        tensors["W_dec"] = tensors["W_dec"] / norms[:, None]
+        tensors["W_enc"] = tensors["W_enc"] * norms[None, :]
+        tensors["b_enc"] = tensors["b_enc"] * norms
     config = SAEConfig(
-        d_in=d_in_,
-        d_sae=d_sae,
+        d_in=cfg["d_in"],
+        d_sae=cfg["d_sae"],
         architecture=architecture,
-        k=int(k),
+        k=k,
         layer=where_it_reads.layer,
         site=where_it_reads.site,
         model_name=where_it_reads.backbone,
     )
-    sae = SparseAutoencoder(config)
-    state = {name: tensors[name].float() for name in shapes}
-    if "log_threshold" in state:  # older SAELens JumpReLU checkpoints
-        state["threshold"] = state.pop("log_threshold").exp()
-    if "topk_threshold" in state:
-        state["threshold"] = state.pop("topk_threshold").expand(d_sae).clone()
-    if cfg.get("rescale_acts_by_decoder_norm"):
-        # SAELens scales pre-activations by ‖W_dec row‖ and divides them out again before decoding;
-        # folding the norms into W_enc and b_enc gives unit rows and the same latents and output.
-        norms = state["W_dec"].norm(dim=1).clamp(min=1e-8)
-        state["W_dec"] = state["W_dec"] / norms[:, None]
-        state["W_enc"] = state["W_enc"] * norms[None, :]
-        state["b_enc"] = state["b_enc"] * norms
-    if not cfg.get("apply_b_dec_to_input", True):  # their pre-activation is x W_enc + b_enc: fold b_dec in
+    sae = _built(config, tensors, folder / WEIGHTS_FILE, cfg.get("apply_b_dec_to_input", True), scale)
+    return sae, where_it_reads
+
+
+def _check_width(folder: Path, found: int, wanted: int | None) -> None:
+    if wanted is not None and found != wanted:
+        raise CheckpointError(
+            f"{folder}: this SAE reads {found}-wide activations, but the chosen layer is {wanted} wide"
+        )
+
+
+def _architecture(cfg: dict, where: Path) -> tuple[str, int]:
+    """(our architecture, k) from a cfg of any SAELens version. Before 6, a TopK SAE was a
+    "standard" one with `activation_fn_str: "topk"` and its k in `activation_fn_kwargs`."""
+    activation = cfg.get("activation_fn") or cfg.get("activation_fn_str") or "relu"
+    kwargs = cfg.get("activation_fn_kwargs") if isinstance(cfg.get("activation_fn_kwargs"), dict) else {}
+    name = str(cfg.get("architecture", "standard")).lower()
+    if name == "standard" and activation == "topk":
+        name = "topk"
+    architecture = ARCHITECTURES.get(name)
+    if architecture is None:
+        raise CheckpointError(
+            f"{where}: architecture {cfg.get('architecture')!r} is not supported; "
+            f"use one of {', '.join(sorted(set(ARCHITECTURES)))}"
+        )
+    if architecture == "standard" and activation != "relu":
+        raise CheckpointError(f"{where}: activation {activation!r} is not supported; latentviz reads relu and topk")
+    return architecture, int(cfg.get("k") or kwargs.get("k") or 1)
+
+
+def _scaling_factor(cfg: dict, folder: Path, given: float | None) -> float:
+    """The factor SAELens multiplies activations by before this SAE (`normalize_activations:
+    expected_average_only_in`): given, or from a trainer checkpoint's activation_scaler.json. SAELens
+    keeps the factors of its registry's releases in its own pretrained_saes.yaml, not in the folder."""
+    normalization = cfg.get("normalize_activations") or "none"
+    if normalization is False or normalization is True:  # pre-6 booleans
+        normalization = "expected_average_only_in" if normalization else "none"
+    if normalization not in NORMALIZATIONS:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: normalize_activations {normalization!r} rescales each token at run time, "
+            f"which latentviz does not do; it reads {' and '.join(NORMALIZATIONS)}"
+        )
+    if normalization == "none":
+        if given is not None:
+            raise CheckpointError(f"{folder}: its activations are not normalised; leave out --norm-scaling-factor")
+        return 1.0
+    scaler = folder / ACTIVATION_SCALER_FILE
+    if given is None and scaler.exists():
+        try:
+            given = json.loads(scaler.read_text())["scaling_factor"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CheckpointError(f"{scaler}: needs a scaling_factor") from None
+    if not isinstance(given, (int, float)) or not given > 0:
+        raise CheckpointError(
+            f"{folder}: reads activations scaled by a factor it does not hold (normalize_activations "
+            "expected_average_only_in); pass --norm-scaling-factor F (SAELens's pretrained_saes.yaml lists it)"
+        )
+    return float(given)
+
+
+def _built(config: SAEConfig, tensors: dict, where: Path, b_dec_on_input: bool, scale: float) -> SparseAutoencoder:
+    """The SAE from SAELens-named tensors, checked against the config's shapes."""
+    d_in, d_sae = config.d_in, config.d_sae
+    shapes = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    if config.architecture in ("jumprelu", "batchtopk"):
+        shapes["threshold"] = (d_sae,)
+    for name, shape in shapes.items():
+        if name not in tensors:
+            raise CheckpointError(f"{where}: missing tensor {name}")
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{where}: {name} is {tuple(tensors[name].shape)}, the config implies {shape}")
+    state = {name: torch.as_tensor(tensors[name]).float() for name in shapes}
+    if not b_dec_on_input:  # their pre-activation is x W_enc + b_enc: fold b_dec in
         state["b_enc"] = state["b_enc"] + state["b_dec"] @ state["W_enc"]
+    sae = SparseAutoencoder(config)
     with torch.no_grad():
         for name, tensor in state.items():
             getattr(sae, name).copy_(tensor)
+        # SAELens multiplies the input by the factor and divides the output by it: our input scale
+        sae.input_scale.fill_(scale)
         sae.initialised.fill_(True)
-    return sae.eval(), where_it_reads
+    return sae.eval()
+
+
+def _read_gemma_scope(
+    path: Path, d_in: int | None, layer: int | None, site: str | None, backbone: str | None
+) -> tuple[SparseAutoencoder, Reading]:
+    """Gemma Scope's own `params.npz` (a JumpReLU SAE whose pre-activation is x W_enc + b_enc). It
+    says nothing of where it reads: its folder's layer_N is TransformerLens's blocks.N, our layer N + 1."""
+    import numpy as np
+
+    path = path if path.name == GEMMA_SCOPE_FILE else path / GEMMA_SCOPE_FILE
+    if layer is None or backbone is None:
+        raise CheckpointError(
+            f"{path}: Gemma Scope files name no hook or model; add --layer L (layer_N is our N + 1), "
+            "--site S and --backbone B (for example google/gemma-2-2b)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as found:
+            tensors = {name: torch.from_numpy(np.asarray(found[name], np.float32)) for name in found.files}
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable .npz file ({error})") from None
+    if "W_enc" not in tensors or tensors["W_enc"].ndim != 2:
+        raise CheckpointError(f"{path}: missing tensor W_enc")
+    width, d_sae = tensors["W_enc"].shape
+    _check_width(path, width, d_in)
+    site = site or "resid_post"
+    config = SAEConfig(
+        d_in=width, d_sae=d_sae, architecture="jumprelu", k=1, layer=layer, site=site, model_name=backbone
+    )
+    sae = _built(config, tensors, path, b_dec_on_input=False, scale=1.0)
+    return sae, Reading(layer, site, backbone, "--layer" + (" and --site" if site else ""), "--backbone")

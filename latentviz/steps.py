@@ -168,12 +168,16 @@ class Steer:
 
 @dataclass
 class ImportSAE:
-    """An SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors), added to the workspace."""
+    """An SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors, any version) or as Gemma
+    Scope's params.npz, added to the workspace."""
 
-    path: str = option("", "the SAE's folder", positional=True)
+    path: str = option("", "the SAE's folder (or its params.npz)", positional=True)
     layer: int | None = option(None, "the layer it reads, when cfg.json names no hook (1-based)")
     site: str | None = option(None, "the site it reads, when cfg.json names no hook", choices=tuple(settings.SITES))
     backbone: str | None = option(None, "the LM it reads (smollm2, a folder or a hub id), when cfg.json names none")
+    norm_scaling_factor: float | None = option(
+        None, "what SAELens multiplies its activations by (normalize_activations expected_average_only_in)"
+    )
     dataset: str | None = option(None, "the dataset it belongs with (optional)")
     name: str | None = option(None, "its name in the workspace (none: imported <folder name>)")
 

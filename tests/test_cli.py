@@ -351,6 +351,7 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert linked["cooccurs"]["tokens"].iloc[0] == expected.max()
     tokens, on_text = features.text_activations(store, figures["model"], "the price rose")
     assert len(tokens) == len(on_text) and (on_text > 0).any() and (on_text >= 0).all()
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and not on_text[[0, -1]].any()  # special: never read
     code, out, err = run(capsys, "export-sae", str(figures["model"]), "--out", str(tmp_path / "exported"), "--db", db)
     assert code == 0, err
     code, out, err = run(capsys, "import-sae", str(tmp_path / "exported"), "--dataset", "news", "--db", db)

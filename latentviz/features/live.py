@@ -16,17 +16,19 @@ from latentviz.store import Store
 
 
 def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str], np.ndarray]:
-    """A new text's tokens and the SAE's activations on each (tokens × latents); attention sinks
-    carry none, as in training."""
+    """A new text's tokens and the SAE's activations on each (tokens × latents); special tokens (BOS
+    and the like) and attention sinks carry none, as in training."""
     row, sae = load_sae(store, model_id)
     if not text.strip():
         raise LatentvizError("type some text to see which features fire on it")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site)
+    read = ~np.isin(tokens, model.tokenizer.all_special_tokens)
+    read[read] = ~activations.sink_mask(hidden[read])  # sinks found among the text's own tokens, as in capture
     tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
     with torch.no_grad():
         f = sae.encode(torch.from_numpy(hidden))
-    f[torch.from_numpy(activations.sink_mask(hidden))] = 0.0
+    f[torch.from_numpy(~read)] = 0.0
     return tokens, f.numpy()
 
 
@@ -70,7 +72,7 @@ def steer(
     values = store.feature_values(model_id, feature)
     top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
     direction = (sae.W_dec[feature].detach() / sae.input_scale).to(lm.device) * float(strength) * float(top)
-    where = backbones.site_module(backbones.blocks_of(lm), sae.config.layer, sae.config.site)
+    where = backbones.site_module(lm, sae.config.layer, sae.config.site)
 
     def add(module, args, output):
         if isinstance(output, tuple):

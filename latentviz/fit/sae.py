@@ -72,12 +72,18 @@ def curves(store: Store, model_id: int) -> pd.DataFrame:
 
 
 def import_folder(store: Store, spec: ImportSAE) -> tuple[int, object, str]:
-    """Add an SAE saved in the SAELens layout to the workspace, as a finished model with its own
+    """Add an SAE saved in the SAELens or Gemma Scope layout to the workspace, as a finished model with its own
     checkpoint: (model id, the SAE, the hook it reads, in words)."""
     from latentviz import saelens
     from latentviz.models import base
 
-    sae, where = saelens.read(spec.path, layer=spec.layer, site=spec.site, backbone=spec.backbone)
+    sae, where = saelens.read(
+        spec.path,
+        layer=spec.layer,
+        site=spec.site,
+        backbone=spec.backbone,
+        norm_scaling_factor=spec.norm_scaling_factor,
+    )
     if spec.dataset and not store.has_dataset(spec.dataset):
         raise StoreError(f"no dataset named {spec.dataset!r}; see `latentviz info`")
     config = sae.config
@@ -162,14 +168,16 @@ def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> 
     }
 
 
-def replaced_positions(flat, keep_sinks: bool):
-    """The positions (rows of a (tokens, d) block output) the SAE stands in for: every one, or every
-    one but the attention sinks when it was trained without them (it never learnt to rebuild them)."""
+def replaced_positions(flat, text, keep_sinks: bool):
+    """The positions (rows of a (tokens, d) block output) the SAE stands in for: the texts' own tokens
+    (`text`: no padding, BOS or other special token), less the attention sinks when it was trained
+    without them, found among those tokens as the capture found them (it never learnt to rebuild either)."""
     import torch
 
-    if keep_sinks:
-        return torch.ones(len(flat), dtype=torch.bool, device=flat.device)
-    return ~torch.from_numpy(activations.sink_mask(flat.float().cpu().numpy())).to(flat.device)
+    replace = text.clone()
+    if not keep_sinks:
+        replace[text] = ~torch.from_numpy(activations.sink_mask(flat[text].float().cpu().numpy())).to(flat.device)
+    return replace
 
 
 def spliced_losses(lm, tokenizer, texts: list[str], sae, keep_sinks: bool) -> dict[str, float]:
@@ -179,9 +187,9 @@ def spliced_losses(lm, tokenizer, texts: list[str], sae, keep_sinks: bool) -> di
     import torch
 
     def splice(fill):
-        def replace_hidden(hidden):
+        def replace_hidden(hidden, text):
             flat = hidden.reshape(-1, hidden.shape[-1])
-            replace = replaced_positions(flat, keep_sinks)
+            replace = replaced_positions(flat, text.flatten(), keep_sinks)
             return torch.where(replace[:, None], fill(flat).to(flat.dtype), flat).view_as(hidden)
 
         return replace_hidden

@@ -6,7 +6,7 @@ Architectures (`architecture` uses SAELens's names where it has them):
 - `batchtopk`: keep the batch's k·B largest (Bussmann et al., 2024); at inference one threshold
   shared by every latent, the mean of each batch's smallest kept activation, makes it per-token
   (stored in `threshold`, each entry the same value, so it exports as a JumpReLU);
-- `jumprelu`: f = z·H(z − θ) with a learned threshold θ per latent, trained with a straight-through
+- `jumprelu`: f = ReLU(z)·H(z − θ) with a learned threshold θ ≥ 0 per latent, trained with a straight-through
   estimator on θ and an L0 penalty (Rajamanoharan et al., 2024), by default quadratic around k
   (Gemma Scope 2), with θ started and scaled from the first batch (SparseAutoencoder._init_from).
 Decoder rows are kept at unit norm and their gradient's component along the row is removed before
@@ -88,20 +88,21 @@ class SAEConfig:
 
 
 class _JumpReLU(torch.autograd.Function):
-    """z·H(z − θ), with a rectangle-kernel pseudo-derivative for θ (Rajamanoharan et al., 2024)."""
+    """ReLU(z)·H(z − θ), with a rectangle-kernel pseudo-derivative for θ (Rajamanoharan et al., 2024).
+    The ReLU matters only where θ < 0 (an imported SAE; ours keep θ ≥ 0): as SAELens computes it."""
 
     @staticmethod
     def forward(ctx, z, threshold, bandwidth):
         ctx.save_for_backward(z, threshold)
         ctx.bandwidth = bandwidth
-        return z * (z > threshold)
+        return z * ((z > threshold) & (z > 0))
 
     @staticmethod
     def backward(ctx, grad):
         z, threshold = ctx.saved_tensors
         window = ((z - threshold).abs() < ctx.bandwidth / 2).to(z.dtype)
         grad_threshold = -(threshold / ctx.bandwidth) * window * grad
-        return grad * (z > threshold), grad_threshold.sum(0), None
+        return grad * ((z > threshold) & (z > 0)), grad_threshold.sum(0), None
 
 
 class _Step(torch.autograd.Function):
@@ -305,3 +306,5 @@ class SparseAutoencoder(LatentModel):
     def after_optimizer_step(self) -> None:
         with torch.no_grad():
             self.W_dec /= self.W_dec.norm(dim=1, keepdim=True)
+            if self.config.architecture == "jumprelu":
+                self.threshold.clamp_(min=0)  # θ < 0 would pass negative pre-activations (SAELens keeps log θ)
