@@ -122,7 +122,7 @@ def saedashboard(lm, sae, texts, tokens, folder: Path, store) -> dict:
     _, cache = hooked.run_with_cache(tokens[:1], names_filter=hook)
     agreement = float((cache[hook][0] - torch.from_numpy(reference)).abs().max())
     assert agreement < 1e-3, f"TransformerLens {hook} differs from latentviz layer {layer} by {agreement}"
-    theirs_sae = SAE.load_from_disk(saelens.export(sae, folder / "saelens"), device="cpu")
+    theirs_sae = SAE.load_from_disk(saelens.export(sae, folder / "saelens", prepend_bos=False), device="cpu")
     if hasattr(theirs_sae.cfg, "rescale_acts_by_decoder_norm"):
         # SAEDashboard folds decoder norms, which SAELens allows a TopK SAE only with rescaling on;
         # our rows are unit norm, so folding is exact

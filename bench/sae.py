@@ -200,7 +200,7 @@ def exported_in_saelens(sae: SparseAutoencoder, x_held) -> float:
     from sae_lens import SAE
 
     with tempfile.TemporaryDirectory() as folder:
-        loaded = SAE.load_from_disk(saelens.export(sae, folder))
+        loaded = SAE.load_from_disk(saelens.export(sae, folder, prepend_bos=False))
         return figures(x_held, loaded.encode, loaded.decode)["fvu"]
 
 

@@ -39,6 +39,7 @@ def capture(
     max_tokens: int = 100_000,
     mask_sinks: bool = True,
     sink_factor: float = SINK_FACTOR,
+    prepend_bos: bool | None = None,
     progress: Progress | None = None,
 ) -> int:
     """Capture block `layer`'s output (or its MLP or attention output: `site`) of `backbone_name` for
@@ -50,6 +51,8 @@ def capture(
     layer = backbones.check_layer(model, layer)
     backbones.site_module(model.model, layer, site)  # a bad site fails here, before any work
     params = {"max_tokens": max_tokens, "mask_sinks": mask_sinks, "sink_factor": sink_factor, "hook": site}
+    if prepend_bos is not None:  # only then: captures made before this setting are still found
+        params["prepend_bos"] = prepend_bos
     capture_id = store.capture_id(dataset, backbone_name, layer, params)
     if store.capture(capture_id)["complete"]:
         return capture_id
@@ -64,7 +67,9 @@ def capture(
         if shard in set(done["shard"]):
             continue
         chunk = texts.iloc[start : start + TEXTS_PER_SHARD]
-        rows, positions, tokens, states = backbones.token_states(model, chunk["text"].tolist(), layer=layer, site=site)
+        rows, positions, tokens, states = backbones.token_states(
+            model, chunk["text"].tolist(), layer=layer, site=site, prepend_bos=prepend_bos
+        )
         found = pd.DataFrame({"text_id": chunk["id"].to_numpy()[rows], "position": positions, "token": tokens})
         sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
         keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens

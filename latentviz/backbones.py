@@ -151,6 +151,13 @@ _shared: dict[tuple[str, str], Backbone] = {}
 _shared_lock = threading.Lock()
 
 
+def load_tokenizer(name: str, cache: Path):
+    """The backbone's tokenizer alone."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve(name, cache))
+
+
 def shared(name: str, cache: Path) -> Backbone:
     """The named backbone, loaded on first use and then kept for the life of the process."""
     with _shared_lock:
@@ -229,6 +236,25 @@ def check_layer(backbone: Backbone, layer: int | None) -> int:
     return layer
 
 
+def token_ids(tokenizer, texts: Sequence[str], prepend_bos: bool | None = None) -> list[list[int]]:
+    """Each text's token ids, at most MAX_TOKENS; with `prepend_bos`, a BOS first (True) or none first
+    (False) whatever the tokenizer adds by itself, as SAELens's prepend_bos means (a tokenizer without a
+    BOS token is left as it is)."""
+    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if prepend_bos is None or bos is None:
+        return ids
+    if prepend_bos:
+        return [x if x[:1] == [bos] else [bos, *x][:MAX_TOKENS] for x in ids]
+    return [x[1:] if x[:1] == [bos] else x for x in ids]
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts a BOS token first by itself (Llama 3, Gemma; not GPT-2, Qwen, SmolLM2)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+
+
 def token_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Indices grouped into batches of similar token length (longest first), so padding is small."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
@@ -280,6 +306,7 @@ def token_states(
     site: str = "resid_post",
     batch_size: int = BATCH_SIZE,
     max_tokens: int | None = None,
+    prepend_bos: bool | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Per-token hidden states of block `layer` at `site`, special tokens (CLS, SEP, BOS, padding) left out.
@@ -288,7 +315,7 @@ def token_states(
     after `max_tokens` tokens."""
     layer = check_layer(backbone, layer)
     tokenizer = backbone.tokenizer
-    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    ids = token_ids(tokenizer, texts, prepend_bos)
     special = set(tokenizer.all_special_ids)
     rows, positions, tokens, states, kept = [], [], [], [], 0
     for batch in token_batches([len(x) for x in ids], batch_size):
@@ -316,15 +343,15 @@ def token_states(
 
 
 @torch.inference_mode()
-def hidden_states(backbone: Backbone, text: str, layer: int, site: str = "resid_post") -> tuple[list[str], np.ndarray]:
+def hidden_states(
+    backbone: Backbone, text: str, layer: int, site: str = "resid_post", prepend_bos: bool | None = None
+) -> tuple[list[str], np.ndarray]:
     """(tokens, per-token hidden states (T, C)) of one text at block `layer`'s `site`."""
     layer = check_layer(backbone, layer)
-    encoded = backbone.tokenizer(text, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    hidden = _forward_to_layer(
-        backbone, encoded["input_ids"].to(backbone.device), encoded["attention_mask"].to(backbone.device), layer, site
-    )
-    tokens = backbone.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
-    return tokens, hidden[0].float().cpu().numpy()
+    (ids,) = token_ids(backbone.tokenizer, [text], prepend_bos)
+    input_ids = torch.tensor([ids], device=backbone.device)
+    hidden = _forward_to_layer(backbone, input_ids, torch.ones_like(input_ids), layer, site)
+    return backbone.tokenizer.convert_ids_to_tokens(ids), hidden[0].float().cpu().numpy()
 
 
 @torch.no_grad()
@@ -336,6 +363,7 @@ def next_token_loss(
     replace: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     batch_size: int = 8,
     site: str = "resid_post",
+    prepend_bos: bool | None = None,
 ) -> float:
     """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
     block `layer`'s `site` output (B, T, d) passed through `replace(hidden, text)` first when given:
@@ -355,13 +383,8 @@ def next_token_loss(
     total, count = 0.0, 0
     try:
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                list(texts[start : start + batch_size]),
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=MAX_TOKENS,
-            )
+            ids = token_ids(tokenizer, texts[start : start + batch_size], prepend_bos)
+            batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
             ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
             batch_text["text"] = (mask == 1) & ~torch.isin(ids, special.to(ids.device))
             logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]

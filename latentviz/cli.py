@@ -232,11 +232,11 @@ def cmd_features(args, spec) -> None:
 
 
 def cmd_export_sae(args, spec) -> None:
-    from latentviz import saelens
-    from latentviz.models import base
+    from latentviz import fit
 
-    row = _store(args, read_only=True).trained_model(spec.model, "sae", "SAE")
-    print(f"SAE {spec.model} written in the SAELens layout to {saelens.export(base.load(row['checkpoint']), spec.out)}")
+    print(
+        f"SAE {spec.model} written in the SAELens layout to {fit.sae.export_folder(_store(args, read_only=True), spec)}"
+    )
 
 
 def cmd_import_sae(args, spec) -> None:
@@ -375,7 +375,15 @@ def _commands() -> list[tuple[str, object, object, str]]:
     ]
 
 
-CAPTURE_FLAGS = ("dataset", "backbone", "layer", "site", "max_tokens", "keep_sinks")  # of the SAE run spec
+CAPTURE_FLAGS = (
+    "dataset",
+    "backbone",
+    "layer",
+    "site",
+    "max_tokens",
+    "keep_sinks",
+    "prepend_bos",
+)  # of the SAE run spec
 
 
 def parser() -> argparse.ArgumentParser:

@@ -76,6 +76,11 @@ class SAERun:
     keep_sinks: bool = option(
         False, "keep attention sinks, positions whose norm is over 4× the median (masked otherwise)"
     )
+    # SAELens runs most models with a BOS first (GPT-2's tokenizer adds none): an SAE trained so reads
+    # later positions as they were then. BOS itself, a special token, is never trained on or spliced.
+    prepend_bos: bool | None = option(
+        None, "a BOS token before every text (--prepend-bos) or none (--no-prepend-bos); default: as the tokenizer does"
+    )
     model: SAEConfig = field(default_factory=SAEConfig)
     # lr 8e-3: on SmolLM2 layer 8 with sinks masked, 3e-3 lost to SAELens's best (FVU 0.236 against
     # 0.210 at 100 steps); 8e-3 reaches 0.198 with 185 dead latents of 4,608, where 1.2e-2 gains a

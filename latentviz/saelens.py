@@ -75,6 +75,7 @@ class Reading:
     backbone: str
     layer_from: str
     backbone_from: str
+    prepend_bos: bool = True  # SAELens's default when a cfg does not say
 
     def __str__(self) -> str:
         return f"layer {self.layer} {self.site} of {self.backbone}, from {self.layer_from} and {self.backbone_from}"
@@ -112,11 +113,12 @@ def reading(cfg: dict, where: Path, layer: int | None = None, site: str | None =
         backbone, backbone_from = backbones.local_name(str(model[0])), f"{model[1]} {model[0]}"
     else:
         raise CheckpointError(f"{where}: names no model (model_name); add --backbone B to say which LM it reads")
-    return Reading(layer, site, backbone, layer_from, backbone_from)
+    prepend_bos = _found(cfg, "prepend_bos")
+    return Reading(layer, site, backbone, layer_from, backbone_from, prepend_bos is None or bool(prepend_bos[0]))
 
 
-def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
-    """Write `sae` in SAELens 6's inference layout."""
+def export(sae: SparseAutoencoder, folder: str | Path, *, prepend_bos: bool) -> Path:
+    """Write `sae` in SAELens 6's inference layout; `prepend_bos`: whether its LM ran with a BOS first."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config, scale = sae.config, float(sae.input_scale)
@@ -146,7 +148,7 @@ def export(sae: SparseAutoencoder, folder: str | Path) -> Path:
             "model_name": backbones.hub_name(config.model_name),
             "hook_name": hook_name(config.layer, config.site),
             "hook_head_index": None,
-            "prepend_bos": True,
+            "prepend_bos": prepend_bos,
             "context_size": backbones.MAX_TOKENS,
             "trained_with": "latentviz",
         },

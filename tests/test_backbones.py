@@ -144,3 +144,38 @@ def test_packaged_smollm2_is_converted_once_and_keeps_its_hidden_states(tmp_path
         reference = gguf(**ids, output_hidden_states=True).hidden_states[8][0].numpy()
     assert np.array_equal(ours, reference)
     assert backbones.smollm2_weights(tmp_path) == folder  # cached: no second conversion
+
+
+def test_prepend_bos_puts_one_bos_first_or_none_whatever_the_tokenizer_adds():
+    from transformers import AutoTokenizer
+
+    adds = AutoTokenizer.from_pretrained(backbones.minilm_dir())
+    adds.bos_token = "[CLS]"  # a tokenizer that puts its BOS first itself (as Llama 3's and Gemma's do)
+    lacks = AutoTokenizer.from_pretrained(backbones.minilm_dir())
+    lacks.bos_token = "[unused0]"  # one that has a BOS but does not add it (as GPT-2's)
+    assert backbones.adds_bos(adds) and not backbones.adds_bos(lacks)
+    text = ["the striker scored"]
+    own = adds(text)["input_ids"][0]
+    assert backbones.token_ids(adds, text) == backbones.token_ids(adds, text, True) == [own]
+    assert backbones.token_ids(adds, text, False) == [own[1:]]
+    bos = lacks.bos_token_id
+    assert backbones.token_ids(lacks, text, True) == [[bos, *own]] and backbones.token_ids(lacks, text, False) == [own]
+
+
+def test_a_capture_with_a_bos_first_reads_the_texts_tokens_one_position_on(store, tiny_llama):
+    import pandas as pd
+
+    from latentviz import activations, settings
+
+    store.add_dataset("d", "test", pd.DataFrame({"text": SENTENCES[:3]}))
+    model = backbones.shared(tiny_llama, settings.cache_dir(store.path))
+    model.tokenizer.bos_token = "[unused0]"  # a BOS its tokenizer does not add
+    try:
+        plain = activations.capture(store, "d", tiny_llama, 2, mask_sinks=False)
+        with_bos = activations.capture(store, "d", tiny_llama, 2, mask_sinks=False, prepend_bos=True)
+    finally:
+        model.tokenizer.bos_token = None
+    first, second = (store.capture_tokens(c) for c in (plain, with_bos))
+    assert plain != with_bos and first["token"].tolist() == second["token"].tolist()  # BOS is never kept
+    assert (second["position"].to_numpy() == first["position"].to_numpy() + 1).all()
+    assert not np.allclose(activations.load(store, plain)[1], activations.load(store, with_bos)[1])

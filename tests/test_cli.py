@@ -354,8 +354,11 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and not on_text[[0, -1]].any()  # special: never read
     code, out, err = run(capsys, "export-sae", str(figures["model"]), "--out", str(tmp_path / "exported"), "--db", db)
     assert code == 0, err
+    # written truly: its LM ran as the tokenizer does, and this one adds no BOS (MiniLM's adds [CLS])
+    assert json.loads((tmp_path / "exported" / "cfg.json").read_text())["metadata"]["prepend_bos"] is False
     code, out, err = run(capsys, "import-sae", str(tmp_path / "exported"), "--dataset", "news", "--db", db)
     assert code == 0 and out.startswith("SAE 2: topk, d_in 32, d_sae 64"), err
+    assert runs.from_record(store.model(2)).prepend_bos is False  # read back: its LM runs with no BOS first
     code, _, err = run(capsys, "export-sae", "2", "--out", str(tmp_path / "again"), "--db", db)
     first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("exported", "again"))
     assert code == 0 and all(

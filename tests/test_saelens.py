@@ -25,7 +25,7 @@ def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, normalize_input=True))
     train.fit(sae, x, config=train.TrainConfig(steps=30, batch_size=128, lr=3e-3, warmup=5))
     sae.eval()
-    saelens.export(sae, tmp_path / "out")
+    saelens.export(sae, tmp_path / "out", prepend_bos=False)
     cfg = json.loads((tmp_path / "out" / "cfg.json").read_text())
     assert (
         cfg["d_in"] == 16 and cfg["d_sae"] == 64 and cfg["metadata"]["hook_name"] == "blocks.7.hook_resid_post"
@@ -36,7 +36,7 @@ def test_saelens_layout_round_trips_and_computes_the_same(architecture, tmp_path
     with torch.no_grad():
         assert torch.allclose(back.encode(x[:32]), sae.encode(x[:32]), atol=1e-5)
         assert torch.allclose(back.decode(back.encode(x[:32])), sae.decode(sae.encode(x[:32])), atol=1e-5)
-    saelens.export(back, tmp_path / "again")  # written again: identical weights
+    saelens.export(back, tmp_path / "again", prepend_bos=False)  # written again: identical weights
     first, second = (load_file(tmp_path / name / "sae_weights.safetensors") for name in ("out", "again"))
     assert all(torch.equal(first[name], second[name]) for name in first)
 
@@ -226,7 +226,7 @@ def test_our_export_is_in_saelens_6_layout(tmp_path):
     from latentviz import saelens
 
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2, layer=8, model_name="smollm2"))
-    cfg = json.loads((saelens.export(sae, tmp_path / "out") / "cfg.json").read_text())
+    cfg = json.loads((saelens.export(sae, tmp_path / "out", prepend_bos=False) / "cfg.json").read_text())
     assert cfg["metadata"]["hook_name"] == "blocks.7.hook_resid_post" and cfg["metadata"]["model_name"] == SMOLLM2_HUB
     assert cfg["metadata"]["sae_lens_version"].startswith("6.") and "hook_name" not in cfg
     assert cfg["architecture"] == "topk" and cfg["k"] == 2 and cfg["rescale_acts_by_decoder_norm"] is False
@@ -241,7 +241,7 @@ def test_saelens_folders_that_do_not_fit_get_one_clear_error(tmp_path):
 
     from latentviz import saelens
 
-    folder = saelens.export(SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2)), tmp_path / "sae")
+    folder = saelens.export(SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2)), tmp_path / "sae", prepend_bos=False)
     with pytest.raises(CheckpointError, match="reads 16-wide activations, but the chosen layer is 576 wide"):
         saelens.read(folder, d_in=576)
     tensors = load_file(folder / "sae_weights.safetensors")
@@ -290,6 +290,11 @@ def test_a_pre_6_topk_folder_is_read_as_topk_with_its_k(tmp_path):
     }
     sae, where = saelens.read(saelens_folder(tmp_path / "v5", cfg, tensors))
     assert (sae.config.architecture, sae.config.k, sae.config.layer) == ("topk", 4, 2)
+    assert where.prepend_bos  # the top-level prepend_bos of these folders
+    del cfg["prepend_bos"]
+    assert saelens.read(saelens_folder(tmp_path / "unsaid", cfg, tensors))[1].prepend_bos  # SAELens's default
+    cfg["prepend_bos"] = False
+    assert not saelens.read(saelens_folder(tmp_path / "without", cfg, tensors))[1].prepend_bos
     x = torch.randn(64, 16)
     f, x_hat = saelens_topk_forward(tensors, x, 4, rescale=False)
     with torch.no_grad():
@@ -319,13 +324,15 @@ def test_an_sae_on_normalised_activations_reads_them_at_their_scale(tmp_path):
         with torch.no_grad():
             assert torch.allclose(sae.encode(x), f, atol=1e-4)
             assert torch.allclose(sae.decode(sae.encode(x)), x_hat_scaled / 2.5, atol=1e-4)
-    exported = saelens.export(sae, tmp_path / "out")  # the factor folded in: the export reads raw activations
+    exported = saelens.export(
+        sae, tmp_path / "out", prepend_bos=False
+    )  # the factor folded in: the export reads raw activations
     assert json.loads((exported / "cfg.json").read_text())["normalize_activations"] == "none"
     with torch.no_grad():
         assert torch.allclose(saelens.read(exported)[0].encode(x), f, atol=1e-4)
     with pytest.raises(CheckpointError, match="not normalised; leave out --norm-scaling-factor"):
         saelens.read(
-            saelens.export(SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2)), tmp_path / "plain"),
+            saelens.export(SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2)), tmp_path / "plain", prepend_bos=False),
             norm_scaling_factor=2.0,
         )
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentviz import activations, backbones, settings
+from latentviz import activations, backbones, runs, settings
 from latentviz.errors import LatentvizError
 from latentviz.features.reads import load_sae
 from latentviz.steps import STEER
@@ -22,7 +22,8 @@ def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str],
     if not text.strip():
         raise LatentvizError("type some text to see which features fire on it")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
-    tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site)
+    prepend_bos = runs.from_record(row).prepend_bos
+    tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site, prepend_bos)
     read = ~np.isin(tokens, model.tokenizer.all_special_tokens)
     read[read] = ~activations.sink_mask(hidden[read])  # sinks found among the text's own tokens, as in capture
     tokens = [model.tokenizer.convert_tokens_to_string([t]) for t in tokens]
@@ -79,11 +80,9 @@ def steer(
             return (output[0] + direction, *output[1:])
         return output + direction
 
-    encoded = tokenizer(prompt, return_tensors="pt").to(lm.device)
-    encoded = {
-        "input_ids": encoded["input_ids"],
-        "attention_mask": encoded["attention_mask"],
-    }  # BERT-style tokenizers add more
+    (ids,) = backbones.token_ids(tokenizer, [prompt], runs.from_record(row).prepend_bos)
+    input_ids = torch.tensor([ids], device=lm.device)
+    encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
     def continue_text() -> str:
         with torch.no_grad():

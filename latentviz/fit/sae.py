@@ -16,7 +16,7 @@ from latentviz.fit.common import add_run, held_out_split, run_of
 from latentviz.fit.common import curves as named_curves
 from latentviz.progress import Progress, quiet
 from latentviz.runs import SAERun
-from latentviz.steps import ImportSAE
+from latentviz.steps import ExportSAE, ImportSAE
 from latentviz.store import Store, StoreError
 
 KIND = "sae"
@@ -57,6 +57,7 @@ def capture(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         site=run.site,
         max_tokens=run.max_tokens,
         mask_sinks=not run.keep_sinks,
+        prepend_bos=run.prepend_bos,
         progress=progress,
     )
 
@@ -88,13 +89,31 @@ def import_folder(store: Store, spec: ImportSAE) -> tuple[int, object, str]:
         raise StoreError(f"no dataset named {spec.dataset!r}; see `latentviz info`")
     config = sae.config
     run = SAERun(
-        dataset=spec.dataset or "", backbone=config.model_name, layer=config.layer, site=config.site, model=config
+        dataset=spec.dataset or "",
+        backbone=config.model_name,
+        layer=config.layer,
+        site=config.site,
+        prepend_bos=where.prepend_bos,
+        model=config,
     )
     name = spec.name or f"imported {Path(spec.path).name}"
     model_id = add_run(store, KIND, name, config.model_name, run, imported_from=str(spec.path))
     folder = base.save(sae, settings.models_dir(store.path) / str(model_id))
     store.finish_model(model_id, str(folder), {"imported": True})
     return model_id, sae, where
+
+
+def export_folder(store: Store, spec: ExportSAE) -> Path:
+    """Write a trained SAE in the SAELens layout, saying truly whether its LM ran with a BOS first."""
+    from latentviz import saelens
+    from latentviz.models import base
+
+    row = store.trained_model(spec.model, KIND, "SAE")
+    run = runs.from_record(row)
+    prepend_bos = run.prepend_bos
+    if prepend_bos is None:  # as its tokenizer does
+        prepend_bos = backbones.adds_bos(backbones.load_tokenizer(run.backbone, settings.cache_dir(store.path)))
+    return saelens.export(base.load(row["checkpoint"]), spec.out, prepend_bos=prepend_bos)
 
 
 def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states: np.ndarray, progress: Progress) -> int:
@@ -157,7 +176,7 @@ def held_out_figures(store: Store, sae, held, texts: list[str], run: SAERun) -> 
     spliced in at its layer and site, against clean and zero-ablated runs."""
     sae.eval()
     lm, tokenizer = backbones.causal_lm(run.backbone, settings.cache_dir(store.path))
-    ce = spliced_losses(lm, tokenizer, texts, sae, keep_sinks=run.keep_sinks)
+    ce = spliced_losses(lm, tokenizer, texts, sae, keep_sinks=run.keep_sinks, prepend_bos=run.prepend_bos)
     return {
         **reconstruction_figures(held, sae.encode, sae.decode),
         **ce,
@@ -180,7 +199,9 @@ def replaced_positions(flat, text, keep_sinks: bool):
     return replace
 
 
-def spliced_losses(lm, tokenizer, texts: list[str], sae, keep_sinks: bool) -> dict[str, float]:
+def spliced_losses(
+    lm, tokenizer, texts: list[str], sae, keep_sinks: bool, prepend_bos: bool | None = None
+) -> dict[str, float]:
     """Next-token loss of the LM clean, with the SAE's reconstruction spliced in at its layer and site,
     and with zeros there instead. The zero run ablates exactly the positions the SAE replaces, so CE
     loss recovered compares the two on the same positions."""
@@ -198,9 +219,11 @@ def spliced_losses(lm, tokenizer, texts: list[str], sae, keep_sinks: bool) -> di
     reconstruct = splice(lambda h: sae.decode(sae.encode(h.float().cpu())).to(h.device))
     with torch.no_grad():
         return {
-            "ce_clean": backbones.next_token_loss(lm, tokenizer, texts, layer),
-            "ce_sae": backbones.next_token_loss(lm, tokenizer, texts, layer, reconstruct, site=site),
+            "ce_clean": backbones.next_token_loss(lm, tokenizer, texts, layer, prepend_bos=prepend_bos),
+            "ce_sae": backbones.next_token_loss(
+                lm, tokenizer, texts, layer, reconstruct, site=site, prepend_bos=prepend_bos
+            ),
             "ce_zero_ablation": backbones.next_token_loss(
-                lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site
+                lm, tokenizer, texts, layer, splice(torch.zeros_like), site=site, prepend_bos=prepend_bos
             ),
         }
