@@ -231,6 +231,35 @@ def cmd_features(args, spec) -> None:
     print(best[["feature", "density", "max", "label", "label_confidence"]].to_string(index=False))
 
 
+def cmd_text_features(args, spec) -> None:
+    from latentviz import features
+
+    found = features.text_record(_store(args, read_only=True), spec.model, spec.text)
+    if spec.json:
+        print(json.dumps(found))
+        return
+    for token in found["tokens"]:
+        strongest = ", ".join(f"{f['feature']} {f['activation']:.2f} {f['label']}".strip() for f in token["features"])
+        print(f"{token['token']!r:>16}  {strongest}")
+
+
+def cmd_feature(args, spec) -> None:
+    from latentviz import features
+
+    found = features.feature_record(_store(args, read_only=True), spec.model, spec.feature)
+    if spec.json:
+        print(json.dumps(found))
+        return
+    print(
+        f"feature {found['feature']}: {found['label'] or '(no label)'} · density {found['density']:.2e} · "
+        f"max {found['max']:.2f}"
+    )
+    for example in [e for e in found["examples"] if e["bucket"] == -1][:5]:  # the top examples
+        print(f"  {example['value']:6.2f}  {''.join(token for token, _ in example['tokens']).strip()}")
+    for kind in ("promotes", "suppresses"):
+        print(f"  {kind}: {', '.join(repr(token) for token, _ in found['links'][kind][:8])}")
+
+
 def cmd_export_sae(args, spec) -> None:
     from latentviz import fit
 
@@ -366,6 +395,8 @@ def _commands() -> list[tuple[str, object, object, str]]:
         ("arithmetic", steps.Arithmetic(), cmd_arithmetic, "z(text) + α·(mean z|A − mean z|B), decoded"),
         ("capture", runs.SAERun(), cmd_capture, "capture a causal LM's layer activations over a dataset (for SAEs)"),
         ("features", steps.Features(), cmd_features, "build every feature dashboard of an SAE"),
+        ("feature", steps.Feature(), cmd_feature, "show one feature's dashboard (--json for scripts)"),
+        ("text-features", steps.TextFeatures(), cmd_text_features, "which SAE features fire on a text (--json)"),
         ("export-sae", steps.ExportSAE(), cmd_export_sae, "write a trained SAE in the SAELens layout"),
         ("import-sae", steps.ImportSAE(), cmd_import_sae, "add an SAE saved in the SAELens layout"),
         ("info", None, cmd_info, "print the workspace contents as one JSON object"),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentviz import bundle, charts, codebook, features, latent_space, runs, settings
+from latentviz import bundle, charts, codebook, features, latent_space, settings
 from latentviz.constants import PLOTLY_FILE, SITE_INDEX
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
@@ -85,7 +85,6 @@ def _map(store: Store, projection_id: int) -> dict:
 
 def _sae(store: Store, model_id: int, data: Path) -> None:
     stats = features.statistics(store, model_id)
-    capture = runs.facts(store.model(model_id))["capture"]
     columns = ["feature", "label", "density", "max", "fires"]
     rows = stats[columns].to_dict("split")["data"]
     _write(
@@ -93,19 +92,8 @@ def _sae(store: Store, model_id: int, data: Path) -> None:
     )
     folder = data / f"sae-{model_id}"
     folder.mkdir()
-    by_feature = stats.set_index("feature")
     for feature in stats.loc[stats["fires"] > 0, "feature"].astype(int):
-        shown = features.dashboard(store, model_id, capture, feature)
-        histogram = features.histogram(by_feature.loc[feature])
-        links = {kind: frame.to_dict("split")["data"] for kind, frame in shown.links.items()}  # native numbers
-        for kind in ("neighbours", "cooccurs"):  # with the other feature's label
-            links[kind] = [[*item, str(by_feature.at[int(item[0]), "label"])] for item in links[kind]]
-        examples = [
-            {"bucket": int(e.bucket), "value": float(e.value), "tokens": [[t, round(v, 3)] for t, v in e.context]}
-            for e in shown.examples.itertuples()
-        ]
-        histogram = {"start": histogram["start"].tolist(), "count": histogram["count"].tolist()}
-        _write(folder / f"{feature}.json", {"examples": examples, "histogram": histogram, "links": links})
+        _write(folder / f"{feature}.json", features.feature_record(store, model_id, int(feature), stats))
 
 
 def _codebook(store: Store, model_id: int) -> dict:

@@ -158,6 +158,24 @@ class Features:
 
 
 @dataclass
+class TextFeatures:
+    """Which features of an SAE fire on a text, token by token."""
+
+    model: int = option(0, "the SAE's model id", positional=True)
+    text: str = option("", "the text", positional=True)
+    json: bool = option(False, "print one JSON object (each token, its strongest features and activations)")
+
+
+@dataclass
+class Feature:
+    """One feature's dashboard: its label, density, examples and links."""
+
+    model: int = option(0, "the SAE's model id", positional=True)
+    feature: int = option(0, "the feature", positional=True)
+    json: bool = option(False, "print one JSON object (statistics, examples with activations, histogram, links)")
+
+
+@dataclass
 class Steer:
     """A continuation of a prompt with one feature's decoder direction added at every position."""
 

@@ -352,6 +352,33 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     tokens, on_text = features.text_activations(store, figures["model"], "the price rose")
     assert len(tokens) == len(on_text) and (on_text > 0).any() and (on_text >= 0).all()
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and not on_text[[0, -1]].any()  # special: never read
+    # the same two views as JSON, for scripts: the dashboard as stored, the text's activations as computed
+    code, out, err = run(capsys, "feature", str(figures["model"]), str(densest), "--json", "--db", db)
+    record = json.loads(out)
+    assert (
+        code == 0
+        and record["feature"] == densest
+        and record["fires"] == stats.set_index("feature").at[densest, "fires"]
+    )
+    assert [e["value"] for e in record["examples"]] == pytest.approx(shown["value"].tolist())
+    assert [token for token, _ in record["links"]["promotes"]] == linked["promotes"]["token"].tolist()
+    code, out, err = run(capsys, "text-features", str(figures["model"]), "the price rose", "--json", "--db", db)
+    record = json.loads(out)
+    assert code == 0 and [t["token"] for t in record["tokens"]] == tokens
+    for token, values in zip(record["tokens"], on_text, strict=True):
+        assert [f["feature"] for f in token["features"]] == [
+            int(f) for f in values.argsort()[::-1][:3] if values[f] > 0
+        ]
+        assert [f["activation"] for f in token["features"]] == pytest.approx(
+            sorted(values[values > 0])[::-1][:3], abs=1e-4
+        )
+    assert {f["feature"] for f in record["fired"]} == set(np.flatnonzero(on_text.max(0) > 0))
+    code, out, err = run(capsys, "feature", str(figures["model"]), str(densest), "--db", db)
+    assert code == 0 and out.startswith(f"feature {densest}: ") and "promotes: " in out
+    code, out, err = run(capsys, "text-features", str(figures["model"]), "the price rose", "--db", db)
+    assert code == 0 and len(out.strip().splitlines()) == len(tokens)
+    code, out, err = run(capsys, "feature", str(figures["model"]), "999", "--db", db)
+    assert code == 2 and "there is no feature 999" in err
     code, out, err = run(capsys, "export-sae", str(figures["model"]), "--out", str(tmp_path / "exported"), "--db", db)
     assert code == 0, err
     # written truly: its LM ran as the tokenizer does, and this one adds no BOS (MiniLM's adds [CLS])

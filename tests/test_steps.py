@@ -26,6 +26,8 @@ GIVEN = {
     "arithmetic": ["3", "--text", "t", "--plus", "a", "--minus", "b"],
     "capture": ["--dataset", "d"],
     "features": ["3"],
+    "feature": ["3", "7"],
+    "text-features": ["3", "some text"],
     "export-sae": ["3", "--out", "o"],
     "import-sae": ["folder"],
     "serve": [],
@@ -40,7 +42,19 @@ def test_every_command_default_is_its_spec(name, spec):
     parsed = flags.from_flags(spec, args)
     given = {path: value for path, value in flags.defaults(parsed).items() if value != flags.defaults(spec)[path]}
     # only what the command line gave differs from the spec: the positional and required values
-    assert set(given) <= {"source", "dataset", "model", "text", "start", "end", "plus", "minus", "out", "path"}
+    assert set(given) <= {
+        "source",
+        "dataset",
+        "model",
+        "text",
+        "start",
+        "end",
+        "plus",
+        "minus",
+        "out",
+        "path",
+        "feature",
+    }
     assert all(str(value) in GIVEN[name] for value in given.values())
 
 

@@ -17,13 +17,14 @@ from latentviz.features.build import (
     nearest_features,
     whole_words,
 )
-from latentviz.features.live import FiredOnText, fired_on_text, steer, text_activations
+from latentviz.features.live import FiredOnText, fired_on_text, steer, text_activations, text_record
 from latentviz.features.reads import (
     OPENING_DENSITY,
     Dashboard,
     best_labelled,
     dashboard,
     feature_map,
+    feature_record,
     filtered,
     histogram,
     load_sae,
@@ -47,6 +48,7 @@ __all__ = [
     "cooccurring_features",
     "dashboard",
     "feature_map",
+    "feature_record",
     "filtered",
     "fired_on_text",
     "histogram",
@@ -58,5 +60,6 @@ __all__ = [
     "statistics",
     "steer",
     "text_activations",
+    "text_record",
     "whole_words",
 ]

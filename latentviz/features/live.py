@@ -56,6 +56,27 @@ def fired_on_text(store: Store, model_id: int, text: str, labels: pd.Series) -> 
     return FiredOnText(tokens, values, strongest, fired, per_token)
 
 
+def text_record(store: Store, model_id: int, text: str) -> dict:
+    """fired_on_text as plain JSON (`latentviz text-features --json`): each token with its strongest
+    features (activation and label), and every feature that fired with its largest activation."""
+    from latentviz.features.reads import statistics
+
+    labels = statistics(store, model_id).set_index("feature")["label"] if store.has_feature_dashboards(model_id) else {}
+    fired = fired_on_text(store, model_id, text, labels)
+
+    def named(feature: int, value: float, label) -> dict:
+        return {"feature": feature, "activation": round(float(value), 4), "label": str(label or "")}
+
+    return {
+        "model": model_id,
+        "tokens": [
+            {"token": token, "features": [named(*found) for found in top]}
+            for token, top in zip(fired.tokens, fired.top_per_token, strict=True)
+        ],
+        "fired": [named(f, fired.strongest[f], labels.get(f, "")) for f in fired.features],
+    }
+
+
 def steer(
     store: Store,
     model_id: int,

@@ -99,6 +99,42 @@ def _by_kind(found: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def feature_record(store: Store, model_id: int, feature: int, stats: pd.DataFrame | None = None) -> dict:
+    """One feature's dashboard as plain JSON (the static site's file, `latentviz feature --json`): its
+    statistics and label, top and interval examples with every token's activation, its histogram, and
+    its links (neighbours and co-occurring features with their labels)."""
+    from latentviz import runs
+
+    stats = statistics(store, model_id) if stats is None else stats
+    by_feature = stats.set_index("feature")
+    if feature not in by_feature.index:
+        raise StoreError(f"SAE {model_id} has features 0..{len(stats) - 1}; there is no feature {feature}")
+    row = by_feature.loc[feature]
+    shown = dashboard(store, model_id, runs.facts(store.model(model_id))["capture"], feature)
+    links = {kind: frame.to_dict("split")["data"] for kind, frame in shown.links.items()}  # native numbers
+    for kind in ("neighbours", "cooccurs"):  # with the other feature's label
+        links[kind] = [[*item, str(by_feature.at[int(item[0]), "label"])] for item in links[kind]]
+    bins = histogram(row)
+    return {
+        "model": model_id,
+        "feature": feature,
+        "label": str(row["label"] or ""),
+        "label_confidence": float(row["label_confidence"]),
+        **{name: float(row[name]) for name in ("density", "fires", "mean", "max")},
+        "examples": [
+            {
+                "bucket": int(e.bucket),
+                "value": float(e.value),
+                "text_id": int(e.text_id),
+                "tokens": [[t, round(v, 3)] for t, v in e.context],
+            }
+            for e in shown.examples.itertuples()
+        ],
+        "histogram": {"start": bins["start"].tolist(), "count": bins["count"].tolist()},
+        "links": links,
+    }
+
+
 def histogram(stats_row) -> pd.DataFrame:
     """A feature's stored activation histogram: bin start, bin end, count."""
     counts = np.asarray(stats_row["histogram"], dtype=int)
