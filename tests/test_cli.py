@@ -174,7 +174,7 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
         "--hidden",
         "64",
         "--epochs",
-        "40",
+        "50",
         "--batch-size",
         "16",
         "--lr",
@@ -189,7 +189,8 @@ def test_train_vae_then_decode_interpolate_traverse(tmp_path, capsys):
     figures = json.loads(out)
     assert {"iw_nll", "perplexity", "kl", "active_units", "mutual_information", "collapsed"} <= set(figures)
     assert figures["active_units"] >= 1 and not figures["collapsed"]
-    # 200 steps, β reaching 1 at step 100: the step-100 evaluation trained below β, so only step 200 competes
+    # 200 steps (50 epochs of the 64 training texts, 16 a batch), β reaching 1 at step 100: the step-100
+    # evaluation trained below β, so only step 200 competes
     assert figures["kept_step"] == 200 and figures["perplexity_unit"] == "word"
     model_id = figures["model"]
     code, out, _ = run(capsys, "decode", str(model_id), "--text", sentences[0], "--db", db)

@@ -17,7 +17,8 @@ LOOP = {"eval_every": EVERY, "checkpoint_every": EVERY, "lr": 1e-3}
 
 
 def small_run(kind: str, backbone: str, tiny_llama: str):
-    """A short run of each family on the mapped workspace's 150 BBC sentences (135 of them train)."""
+    """A short run of each family on the mapped workspace's 150 BBC sentences (135 of them train; 120 for a VAE,
+    which keeps 15 for validation)."""
     if kind == "vq":
         return specs.vq(
             "bbc-news",
@@ -25,7 +26,7 @@ def small_run(kind: str, backbone: str, tiny_llama: str):
             model={"codebook_size": 8, "groups": 1},
             training={**LOOP, "steps": 40, "batch_size": 32},
         )
-    if kind == "vae":  # 135 texts in batches of 16: 9 steps an epoch, 5 epochs
+    if kind == "vae":  # 120 texts in batches of 16: 8 steps an epoch, 5 epochs
         return specs.vae(
             "bbc-news",
             model={"variant": "rnn", "latent_dim": 4, "hidden": 32},
@@ -72,5 +73,16 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_finishes(kind, mapped_wor
     for name, written in steps.items():  # every curve whole, no step written twice
         assert written == expected, name
     assert model_id in fit.common.models(store, kind)["id"].tolist()
+    if kind == "vae":  # its checkpoint is chosen on validation texts; the held-out ones are only reported on
+        assert set(store.training_metrics(model_id)["split"]) == {"validation"}
+        assert finished["metrics"]["held_out"] == 15
     with pytest.raises(LatentvizError, match="nothing to resume"):
         family.fit.resume(store, model_id)
+
+
+def test_validation_texts_are_apart_from_training_and_held_out_ones():
+    train_rows, validation, held = fit.common.validation_split(150, 42)
+    assert len(validation) == len(held) == 15 and len(train_rows) == 120
+    assert set(train_rows) | set(validation) | set(held) == set(range(150))
+    assert not (set(train_rows) & set(validation)) and not (set(validation) & set(held))
+    assert held.tolist() == fit.common.split_ids(150, 42)[1].tolist()  # the held-out texts did not change

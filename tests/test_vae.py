@@ -105,11 +105,13 @@ def test_a_small_vae_learns_live_latents_and_reconstructs(variant, tmp_path):
 
 def test_iwae_training_objective_runs_and_bad_configs_are_refused():
     vocab, tokens, embeddings, _ = corpus()
-    model = TextVAE(VAEConfig(vocab=vocab.tokens, d_in=16, latent_dim=4, embed_dim=8, hidden=16, iw_samples=5))
+    config = VAEConfig(vocab=vocab.tokens, d_in=16, latent_dim=4, embed_dim=8, hidden=16, iw_samples=5, beta=0.5)
+    model = TextVAE(config)
     model.train()
     out = model(tokens[:8], embeddings[:8])
     out.loss.backward()
     assert torch.isfinite(out.loss)
+    assert out.metrics["beta"] == 1.0  # the IWAE bound has no β: at step 0 the ELBO's linear ramp would say 0
     with pytest.raises(LatentvizError, match="unknown VAE variant"):
         VAEConfig(vocab=SPECIALS, variant="transformer")
     with pytest.raises(LatentvizError, match="word dropout"):

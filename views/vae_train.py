@@ -1,4 +1,4 @@
-"""Text VAE · Train: configure and train a sentence VAE, watch its held-out curves live, stop and resume."""
+"""Text VAE · Train: configure and train a sentence VAE, watch its validation curves live, stop and resume."""
 
 from dataclasses import replace
 
@@ -89,7 +89,14 @@ if not workspace.read_only and not training_now:
                 key="vae_word_dropout",
                 help="share of the decoder's input words hidden, so it must use z",
             )
-            iw_samples = st.number_input("IWAE samples K (1 = ELBO)", 1, 20, model.iw_samples, key="vae_iw")
+            iw_samples = st.number_input(
+                "IWAE samples K (1 = ELBO)",
+                1,
+                20,
+                model.iw_samples,
+                key="vae_iw",
+                help="K > 1 trains on the IWAE bound, where β, its annealing and free bits do not apply",
+            )
             hidden = st.select_slider("GRU width", [128, 256, 512, 1024], model.hidden, key="vae_hidden")
             vocab_size = st.number_input("Vocabulary (words)", 500, 30_000, spec.vocab_size, step=500, key="vae_vocab")
             batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256], training.batch_size, key="vae_batch")

@@ -19,6 +19,15 @@ def split_ids(n: int, seed: int = settings.SEED) -> tuple[np.ndarray, np.ndarray
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
+def validation_split(n: int, seed: int = settings.SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train rows, validation rows, held-out rows) of n texts: the held-out rows as split_ids gives
+    them, only ever reported on, and as many validation rows from the rest, for choosing a checkpoint."""
+    rest, held = split_ids(n, seed)
+    order = np.random.default_rng(seed + 1).permutation(rest)
+    cut = max(1, int(round(n * HELD_OUT)))
+    return np.sort(order[cut:]), np.sort(order[:cut]), held
+
+
 def held_out_split(text_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, held-out rows) of rows labelled by text, holding out whole texts so that no
     text's tokens sit on both sides (sentence-level rows are one per text: the plain split)."""

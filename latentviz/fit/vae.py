@@ -12,16 +12,16 @@ import pandas as pd
 from latentviz import backbones, latent_space, metrics, pipeline, settings
 from latentviz import train as loop
 from latentviz.constants import BEST_FILE
-from latentviz.fit.common import add_run, models, run_of, split_ids
+from latentviz.fit.common import add_run, models, run_of, split_ids, validation_split
 from latentviz.fit.common import curves as named_curves
 from latentviz.progress import Progress, quiet
 from latentviz.runs import VAERun
 from latentviz.store import Store, StoreError
 
 KIND = "vae"
-# Held-out figures are computed at β = 1; the β training used is the schedule's (see curves).
+# Validation figures are computed at β = 1; the β training used is the schedule's (see curves).
 CURVES = {
-    "loss": "held-out loss (β = 1)",
+    "loss": "validation loss (β = 1)",
     "reconstruction": "reconstruction NLL",
     "kl": "KL",
     "active_units": "active units",
@@ -45,7 +45,7 @@ def train(store: Store, run: VAERun, progress: Progress = quiet) -> int:
     n = len(store.texts(run.dataset))
     if n < 20:
         raise StoreError(f"dataset {run.dataset!r} has {n} texts; a VAE needs at least 20")
-    batches = -(-len(split_ids(n, run.training.seed)[0]) // run.training.batch_size)  # an epoch: one pass, in batches
+    batches = -(-len(validation_split(n, run.training.seed)[0]) // run.training.batch_size)  # an epoch, in batches
     run = replace(run, model=config, training=replace(run.training, steps=max(1, run.epochs * batches)))
     backbone = settings.DEFAULT_BACKBONE if config.variant != "rnn" else ""
     model_id = add_run(store, KIND, f"{config.variant} VAE d={config.latent_dim}", backbone, run)
@@ -59,7 +59,8 @@ def resume(store: Store, model_id: int, progress: Progress = quiet) -> int:
 
 
 def curves(store: Store, model_id: int) -> pd.DataFrame:
-    """The held-out curves, and the β the training steps used so far (a pure function of the step)."""
+    """The validation curves (held-out ones for runs from before the split), and the β the training
+    steps used so far (a pure function of the step)."""
     from latentviz.models.vae import beta_at
 
     held_out = named_curves(store, model_id, CURVES)
@@ -67,7 +68,8 @@ def curves(store: Store, model_id: int) -> pd.DataFrame:
         return held_out
     run = run_of(store, model_id, KIND)[1]
     steps = np.unique(np.linspace(0, int(held_out["step"].max()), 200).astype(int))
-    used = [beta_at(int(step), run.training.steps, run.model) for step in steps]
+    iwae = run.model.iw_samples > 1  # trained on the IWAE bound: β = 1 throughout, no schedule
+    used = [1.0 if iwae else beta_at(int(step), run.training.steps, run.model) for step in steps]
     return pd.concat([held_out, pd.DataFrame({"step": steps, "metric": BETA_CURVE, "value": used})], ignore_index=True)
 
 
@@ -83,7 +85,7 @@ def failed_checks(figures: dict, run: VAERun) -> list[str]:
     if figures.get("overfit"):
         kept = f"; the weights kept are step {figures['kept_step']}'s" if figures.get("kept_step") else ""
         failed.append(
-            f"Overfitting: held-out IW-NLL (K = 5) was lowest at step {figures['best_step']} "
+            f"Overfitting: validation IW-NLL (K = 5) was lowest at step {figures['best_step']} "
             f"({figures['best_iw_nll_k5']:.1f}) and ended at {figures['last_iw_nll_k5']:.1f}{kept}."
         )
     if figures.get("kl_at_floor"):
@@ -135,10 +137,13 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     if run.model.variant != "rnn":
         text_ids, vectors = store.vectors(pipeline.find_encoding(store, run.dataset, settings.DEFAULT_BACKBONE))
         texts = texts.set_index("id").loc[text_ids].reset_index()
-    train_rows, held_rows = split_ids(len(texts), training.seed)
-    # Rebuilt the same way on a resume: same texts, same split, same vocabulary.
+    # The curves and the kept checkpoint are chosen on the validation texts; the reported figures are
+    # the held-out texts', never seen in choosing. Rebuilt the same way on a resume: same split, same
+    # vocabulary (from every text not held out, as before validation was split off).
+    train_rows, validation_rows, held_rows = validation_split(len(texts), training.seed)
     lm_decoder = run.model.variant == "pretrained-decoder"
-    vocab = SPECIALS if lm_decoder else Vocab.build(texts["text"].iloc[train_rows], size=run.vocab_size).tokens
+    seen = texts["text"].iloc[split_ids(len(texts), training.seed)[0]]
+    vocab = SPECIALS if lm_decoder else Vocab.build(seen, size=run.vocab_size).tokens
     config = replace(run.model, vocab=vocab)
     torch.manual_seed(training.seed)
     model = TextVAE(config)
@@ -147,21 +152,23 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     data = (model.vocab.encode(texts["text"].tolist(), config.max_len), torch.from_numpy(np.array(vectors)))
+    validation = loop.rows(data, torch.from_numpy(validation_rows))
     held = loop.rows(data, torch.from_numpy(held_rows))
     best = _Best(folder / BEST_FOLDER)
+    iwae = config.iw_samples > 1
 
     def on_eval(step: int, figures: dict) -> None:
-        figures = {**figures, **health(model, held)}
-        store.add_training_metrics(model_id, step, "held_out", figures)
+        figures = {**figures, **health(model, validation)}
+        store.add_training_metrics(model_id, step, "validation", figures)
         # Only weights trained at the chosen β compete: an earlier, lower-β model is not the one asked for.
-        if run.keep_best and beta_at(step - 1, training.steps, config) >= config.beta:
+        if run.keep_best and (iwae or beta_at(step - 1, training.steps, config) >= config.beta):
             best.offer(model, step, figures["iw_nll"])
 
     loop.fit(
         model,
         loop.rows(data, torch.from_numpy(train_rows)),
         config=training,
-        held_out=held,
+        held_out=validation,
         folder=folder,
         progress=lambda step, total, _: progress(step, total, f"training {config.variant} VAE"),
         on_eval=on_eval,
@@ -186,7 +193,7 @@ def _fit(store: Store, model_id: int, run: VAERun, progress: Progress) -> int:
     return model_id
 
 
-BEST_FOLDER = "best"  # inside a run's folder: the weights with the lowest held-out IW-NLL so far
+BEST_FOLDER = "best"  # inside a run's folder: the weights with the lowest validation IW-NLL so far
 
 
 class _Best:
@@ -207,13 +214,13 @@ class _Best:
             (self.folder / BEST_FILE).write_text(json.dumps({"step": step, "iw_nll": iw_nll}))
 
 
-OVERFIT_MARGIN = 0.01  # the held-out IW-NLL ending 1% above its best means the run overfit
+OVERFIT_MARGIN = 0.01  # the validation IW-NLL ending 1% above its best means the run overfit
 FLOOR_SHARE = 0.5  # KL within 10% of the free-bits floor in half the dimensions or more: held at the floor
 MIN_WORD_ACCURACY = 0.3  # held-out reconstructions that keep fewer words than this have lost the sentence
 
 
 def overfitting(store: Store, model_id: int, best: _Best | None = None, run: VAERun | None = None) -> dict:
-    """Did the held-out IW-NLL curve (K = 5) end more than 1% above its lowest point? With the best
+    """Did the validation IW-NLL curve (K = 5) end more than 1% above its lowest point? With the best
     checkpoint (`best`, kept when the run's keep_best is on), which weights were kept."""
     curve = store.training_metrics(model_id)
     curve = curve[curve["name"] == "iw_nll"].sort_values("step")
@@ -232,7 +239,7 @@ def overfitting(store: Store, model_id: int, best: _Best | None = None, run: VAE
 
 
 def health(model, held: tuple, texts: int = 200, samples: int = 5) -> dict:
-    """Cheap figures for curves during training: AU and MI over the held-out texts, and an
+    """Cheap figures for curves during training: AU and MI over the validation texts, and an
     importance-weighted NLL with few samples on a fixed subset of them."""
     import torch
 

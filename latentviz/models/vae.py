@@ -57,7 +57,10 @@ class VAEConfig:
     dropout: float = option(0.0, "dropout on the decoder's input embeddings and GRU outputs, while training")
     # On by default: z also adds to the word logits (Dieng et al., 2019); reconstructions keep their key words
     skip: bool = option(True, "GRU decoder: a skip connection from z to the word logits")
-    iw_samples: int = option(1, "train on the IWAE bound with K samples (1: the ELBO)")
+    iw_samples: int = option(
+        1,
+        "train on the IWAE bound with K samples (1: the ELBO); for K > 1, β, its annealing and free bits do not apply",
+    )
     decoder_lm: str = option("smollm2", "pretrained-decoder: the causal LM (a backbone name, folder or hub id)")
     lm_dim: int = option(0, "pretrained-decoder: that LM's hidden size", derived=True)
     prefix_len: int = option(4, "pretrained-decoder: prefix embeddings made from z")
@@ -378,9 +381,12 @@ class TextVAE(LatentModel):
         mu, logvar = self.encode(tokens, embeddings)
         kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (B, D)
         kl = kl_dims.sum(1)
-        beta = beta_at(self.step, self.steps, self.config) if self.training else 1.0
+        iwae = self.config.iw_samples > 1 and self.training
+        beta = (
+            beta_at(self.step, self.steps, self.config) if self.training and not iwae else 1.0
+        )  # IWAE's bound has none
         dropout = self.config.word_dropout if self.training else 0.0
-        if self.config.iw_samples > 1 and self.training:
+        if iwae:
             loss = self._iwae_loss(tokens, mu, logvar, dropout)
             reconstruction = torch.tensor(float("nan"))
         else:
