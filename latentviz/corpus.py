@@ -164,6 +164,7 @@ def load_bbc_news(
 # -- uploads -----------------------------------------------------------------------------------
 
 FORMATS = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
+PARQUET_BATCH_ROWS = 4096  # a Parquet upload is read this many rows at a time, its size checked after each
 
 
 def decode(data: bytes, name: str) -> str:
@@ -218,6 +219,8 @@ def _table_to_texts(table: pd.DataFrame, name: str, text_column: str | None, lab
     label_column = _pick_column(columns, label_column, name, "label")
     if label_column is None and "label" in columns and text_column != "label":
         label_column = "label"
+    if text_column in table.attrs.get("nested", ()):
+        raise CorpusError(f"{name}: column {text_column!r} holds lists or records, not text; choose a text column")
     if not pd.api.types.is_string_dtype(table[text_column]) and not pd.api.types.is_object_dtype(table[text_column]):
         raise CorpusError(
             f"{name}: column {text_column!r} holds {table[text_column].dtype}, not text; choose a text column"
@@ -293,19 +296,65 @@ def _parse_jsonl(text: str, name: str) -> pd.DataFrame:
     return table
 
 
-def _parse_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _parse_parquet(data: bytes, name: str, max_rows: int | None = None) -> pd.DataFrame:
+    """The file's rows (the first `max_rows` of them), read a batch at a time: what a file expands to is
+    checked on its own metadata first and on each batch read, so a few compressed kilobytes that unpack
+    to gigabytes are refused before they are held."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(io.BytesIO(data)).to_pandas()
+        found = pq.ParquetFile(io.BytesIO(data))
+        meta = found.metadata
+        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if max_rows is None and meta.num_rows > settings.MAX_UPLOAD_ROWS:
+            raise CorpusError(
+                f"{name}: {meta.num_rows:,} rows, over the {settings.MAX_UPLOAD_ROWS:,}-row limit; split the file"
+            )
+        _check_expanded(name, declared)
+        batches, rows, expanded = [], 0, 0
+        for batch in found.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            batches.append(batch)
+            rows, expanded = rows + batch.num_rows, expanded + batch.nbytes
+            _check_expanded(name, expanded)
+            if max_rows is not None and rows >= max_rows:
+                break
+        table = pa.Table.from_batches(batches, schema=found.schema_arrow)
+    except CorpusError:
+        raise
     except Exception as error:  # pyarrow raises several types for damaged files
         raise CorpusError(
             f"{name}: not a readable Parquet file ({str(error).splitlines()[0]}); re-export it"
         ) from error
+    if max_rows is not None:
+        table = table.slice(0, max_rows)
+    frame = table.to_pandas()
+    nested = [c for c, kind in zip(table.column_names, table.schema.types, strict=True) if pa.types.is_nested(kind)]
+    for column in nested:  # lists and structs travel as JSON text, as in .jsonl metadata
+        frame[column] = frame[column].map(_json_text)
+    frame.attrs["nested"] = nested
+    return frame
 
 
-def _read_table(data: bytes, name: str, max_bytes: int) -> pd.DataFrame | None:
-    """The file as a table of columns, or None for .txt (one text per line, no columns)."""
+def _json_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v))
+
+
+def _check_expanded(name: str, size: int) -> None:
+    if size > settings.MAX_EXPANDED_BYTES:
+        raise CorpusError(
+            f"{name}: expands to over {settings.MAX_EXPANDED_BYTES / 2**20:.0f} MB of data "
+            f"({size / 2**20:,.0f} MB read or declared so far); split the file or raise LATENTVIZ_MAX_UPLOAD_MB"
+        )
+
+
+def _read_table(data: bytes, name: str, max_bytes: int, max_rows: int | None = None) -> pd.DataFrame | None:
+    """The file as a table of columns (a Parquet file's first `max_rows` rows), or None for .txt (one
+    text per line, no columns)."""
     suffix = Path(name).suffix.lower()
     if suffix not in FORMATS:
         raise CorpusError(f"{name}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
@@ -317,7 +366,7 @@ def _read_table(data: bytes, name: str, max_bytes: int) -> pd.DataFrame | None:
     if not data.strip():
         raise CorpusError(f"{name}: empty file; it needs at least one text")
     if suffix == ".parquet":
-        return _parse_parquet(data, name)
+        return _parse_parquet(data, name, max_rows)
     text = decode(data, name)
     if suffix == ".txt":
         return None
@@ -359,9 +408,11 @@ def parse_upload(
     label_column: str | None = None,
     max_bytes: int = settings.MAX_UPLOAD_BYTES,
     max_chars: int = settings.MAX_TEXT_CHARS,
+    max_rows: int | None = None,
 ) -> tuple[pd.DataFrame, ImportReport]:
-    """Parse an uploaded file (.txt one text per line, .csv, .tsv, .jsonl, .parquet) into texts."""
-    table = _read_table(data, name, max_bytes)
+    """Parse an uploaded file (.txt one text per line, .csv, .tsv, .jsonl, .parquet) into texts; with
+    `max_rows`, a Parquet file is read no further than that many rows."""
+    table = _read_table(data, name, max_bytes, max_rows)
     if table is None:
         if text_column or label_column:
             raise CorpusError(

@@ -23,6 +23,9 @@ SITES = {
 }
 
 MAX_UPLOAD_BYTES = int(float(os.environ.get("LATENTVIZ_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
+# What an upload may expand to: a compressed Parquet file unpacks to many times its size
+MAX_EXPANDED_BYTES = 4 * MAX_UPLOAD_BYTES
+MAX_UPLOAD_ROWS = 1_000_000
 MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are documents, not sentences
 
 STATIC_MAX_MB = 500  # `export --static` refuses a larger site: GitHub Pages publishes up to 1 GB

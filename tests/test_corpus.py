@@ -190,3 +190,85 @@ def test_a_map_selection_saves_as_a_dataset_of_its_texts(store):
         pipeline.save_selection(store, "d", [], "empty")
     with pytest.raises(StoreError, match="already exists"):
         pipeline.save_selection(store, "d", ids, "picked")
+
+
+def hostile_parquet(rows=1_000_000, chars=1_000) -> bytes:
+    """A few hundred kilobytes of zstd that unpack to about a gigabyte: one long string, repeated."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    table = pa.table({"text": pa.array(["x" * chars], pa.string()).take([0] * rows)})
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+PEAK_MEMORY = """
+import resource, sys
+from latentviz import corpus
+data = open(sys.argv[1], "rb").read()
+try:
+    corpus.parse_upload(data, "bomb.parquet", max_rows=int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    print("read", end=" ")
+except corpus.CorpusError as error:
+    print("refused:", error, end=" ")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_parquet_file_that_unpacks_to_gigabytes_is_refused_without_being_held(tmp_path):
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.parquet"
+    bomb.write_bytes(hostile_parquet())
+    assert bomb.stat().st_size < 1_000_000  # small on the wire: the upload limit does not stop it
+    baseline = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource; from latentviz import corpus; import pyarrow.parquet, pandas; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for extra in ([], ["201"]):  # ingest reads it all; placing reads no further than it places
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, str(bomb), *extra], capture_output=True, text=True, check=True
+        ).stdout.split()
+        peak = int(out[-1]) - int(baseline)
+        assert peak < 400, f"{peak} MB above the interpreter's own for a {bomb.stat().st_size // 1024} KB file"
+        if extra:
+            assert out[0] == "read"
+        else:
+            assert out[0] == "refused:" and "expands to over 200 MB of data" in " ".join(out)
+
+
+def test_parquet_rows_and_nested_columns_are_read_as_text_or_refused(monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(corpus.settings, "MAX_UPLOAD_ROWS", 3)
+    buffer = io.BytesIO()
+    pd.DataFrame({"text": ["one text here", "two texts here", "three", "four"]}).to_parquet(buffer)
+    with pytest.raises(CorpusError, match="4 rows, over the 3-row limit; split the file"):
+        parse_upload(buffer.getvalue(), "long.parquet")
+    assert len(parse_upload(buffer.getvalue(), "long.parquet", max_rows=2)[0]) == 2
+    buffer = io.BytesIO()
+    table = pa.table(
+        {
+            "text": ["the first text", "the second text"],
+            "tags": pa.array([["a", "b"], []], pa.list_(pa.string())),
+            "where": pa.array([{"page": 1}, {"page": 2}], pa.struct([("page", pa.int64())])),
+        }
+    )
+    pq.write_table(table, buffer)
+    frame, _ = parse_upload(buffer.getvalue(), "nested.parquet")
+    assert frame["metadata"].tolist() == [
+        {"tags": '["a", "b"]', "where": '{"page": 1}'},
+        {"tags": "[]", "where": '{"page": 2}'},
+    ]
+    with pytest.raises(CorpusError, match="column 'tags' holds lists or records, not text; choose a text column"):
+        parse_upload(buffer.getvalue(), "nested.parquet", text_column="tags")

@@ -165,11 +165,12 @@ def place_your_text(placed: pipeline.Placed | None) -> None:
         try:
             texts = [line for line in typed.splitlines() if line.strip()]
             if upload is not None:
-                texts += corpus.parse_upload(upload.getvalue(), upload.name)[0]["text"].tolist()
+                # read no further than needed: a file is placed up to the limit, never held whole
+                read = corpus.parse_upload(upload.getvalue(), upload.name, max_rows=PLACE_MAX_TEXTS + 1)[0]
+                texts += read["text"].tolist()
             if len(texts) > PLACE_MAX_TEXTS:
                 st.session_state["place_note"] = (
-                    f"Placed the first {PLACE_MAX_TEXTS} of {len(texts):,} texts; add a whole file as a dataset "
-                    "on the Data page."
+                    f"Placed the first {PLACE_MAX_TEXTS} texts; add a whole file as a dataset on the Data page."
                 )
             with st.spinner("Encoding and placing…"):
                 index = neighbour_index(str(workspace.path), encoding_id)  # the vectors the page holds
