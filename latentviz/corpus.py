@@ -381,6 +381,14 @@ def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) 
     return [] if table is None else [str(c) for c in table.columns]
 
 
+def check_length(text: str, what: str) -> str:
+    """A typed text for an LM call (text → features, a steering prompt, a text to place), refused over
+    the per-text limit: the work per visitor stays bounded by what they type."""
+    if len(text) > settings.MAX_TEXT_CHARS:
+        raise CorpusError(f"the {what} is {len(text):,} characters; keep it under {settings.MAX_TEXT_CHARS:,}")
+    return text
+
+
 def clean_texts(frame: pd.DataFrame, max_chars: int = settings.MAX_TEXT_CHARS) -> tuple[pd.DataFrame, ImportReport]:
     """Decode HTML entities (text scraped from the web carries them; every page escapes text again
     on display), normalise whitespace, skip empty and over-long texts, drop exact duplicates; count each."""

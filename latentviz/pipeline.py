@@ -192,6 +192,12 @@ def place(store: Store, projection_id: int, texts: list[str], k: int = 10, index
     not given."""
     if not texts:
         raise corpus.CorpusError("no text to place; type a sentence or upload a file")
+    if len(texts) > settings.PLACE_MAX_TEXTS:
+        raise corpus.CorpusError(
+            f"{len(texts):,} texts to place; place up to {settings.PLACE_MAX_TEXTS} at once (add more as a dataset)"
+        )
+    for text in texts:
+        corpus.check_length(text, "text to place")
     fitted = store.projection(projection_id)
     encoding = store.encoding(fitted[0]["encoding_id"])
     if encoding["backbone"].startswith("vae#"):  # a VAE's map: its posterior means

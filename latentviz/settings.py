@@ -30,6 +30,7 @@ MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are document
 
 STATIC_MAX_MB = 500  # `export --static` refuses a larger site: GitHub Pages publishes up to 1 GB
 
+MAX_NEW_TOKENS = 200  # the most a steering run generates (twice: without and with the feature)
 PLACE_MAX_TEXTS = 200  # texts placed on a map at once from "Your text": enough to see where a file lands
 
 SEED = 42

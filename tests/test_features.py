@@ -76,3 +76,33 @@ def test_bulk_logit_effects_equal_one_feature_read_through_the_norm_and_unembedd
         assert promotes["other"].tolist() == logits.topk(4).indices.tolist()
         assert suppresses["other"].tolist() == (-logits).topk(4).indices.tolist()
         assert np.allclose(promotes["score"], logits.topk(4).values.numpy(), atol=1e-4)
+
+
+def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_workspace, tmp_path):
+    """Text → features, a steering prompt and texts to place are refused in one line past the
+    per-text limit, before any LM runs (a 6,000-word prompt once ran 215 s of CPU on a demo)."""
+    import shutil
+
+    import pytest
+
+    from latentviz import pipeline, settings
+    from latentviz.errors import LatentvizError
+    from latentviz.store import Store
+
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(trained_workspace.parent / "workspace.models", tmp_path / "workspace.models")
+    store = Store(db)
+    sae = int(store.models().set_index("kind").loc["sae", "id"])
+    long = "word " * 6_000
+    with pytest.raises(LatentvizError, match="the text is 30,000 characters; keep it under 5,000"):
+        features.text_activations(store, sae, long)
+    with pytest.raises(LatentvizError, match="the prompt is 30,000 characters"):
+        features.steer(store, sae, 0, long)
+    with pytest.raises(LatentvizError, match=f"generate 1 to {settings.MAX_NEW_TOKENS} new tokens, not 5000"):
+        features.steer(store, sae, 0, "The news today is", max_new_tokens=5000)
+    projection = int(store.projections()["id"].iloc[0])
+    with pytest.raises(LatentvizError, match="the text to place is 30,000 characters"):
+        pipeline.place(store, projection, ["a short one", long])
+    with pytest.raises(LatentvizError, match="201 texts to place; place up to 200 at once"):
+        pipeline.place(store, projection, ["a text"] * 201)

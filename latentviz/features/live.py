@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentviz import activations, backbones, runs, settings
+from latentviz import activations, backbones, corpus, runs, settings
 from latentviz.errors import LatentvizError
 from latentviz.features.reads import load_sae
 from latentviz.steps import STEER
@@ -21,6 +21,7 @@ def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str],
     row, sae = load_sae(store, model_id)
     if not text.strip():
         raise LatentvizError("type some text to see which features fire on it")
+    corpus.check_length(text, "text")
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     prepend_bos = runs.from_record(row).prepend_bos
     tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site, prepend_bos)
@@ -90,6 +91,9 @@ def steer(
     row, sae = load_sae(store, model_id)
     if not prompt.strip():
         raise LatentvizError("type a prompt to continue")
+    corpus.check_length(prompt, "prompt")
+    if not 1 <= max_new_tokens <= settings.MAX_NEW_TOKENS:
+        raise LatentvizError(f"generate 1 to {settings.MAX_NEW_TOKENS} new tokens, not {max_new_tokens}")
     lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
     values = store.feature_values(model_id, feature)
     top = float(values.max()) if len(values) else 1.0  # strength is in units of the feature's largest activation
