@@ -7,6 +7,7 @@ from latentviz import webapp
 st.set_page_config(page_title="latentviz", page_icon=webapp.favicon(), layout="wide")
 
 workspace = webapp.store()
+webapp.guard_host(workspace)
 webapp.bootstrap(workspace)
 
 # The page scripts live in views/, not pages/: Streamlit would treat a pages/ folder as a legacy

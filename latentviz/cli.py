@@ -279,9 +279,6 @@ def cmd_info(args, spec) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def cmd_serve(args, spec) -> None:
     if spec.bundle:
         from latentviz import bundle
@@ -292,7 +289,7 @@ def cmd_serve(args, spec) -> None:
         spec = replace(spec, read_only=True, bootstrap=False, worker=False)
         os.environ[settings.CACHE_ENV] = str(settings.user_cache() / "backbones")  # never inside the bundle
     db = settings.db_path(args.db).resolve()
-    if spec.address not in LOOPBACK and not (spec.read_only or spec.allow_writes):
+    if spec.address not in settings.LOOPBACK and not (spec.read_only or spec.allow_writes):
         raise LatentvizError(
             f"serving on {spec.address} lets anyone who reaches it train, ingest and load models: add --read-only "
             "(a demo) or --allow-writes (you trust that network)"
@@ -305,6 +302,7 @@ def cmd_serve(args, spec) -> None:
         "LATENTVIZ_READ_ONLY": "1" if spec.read_only else "0",
         "LATENTVIZ_BOOTSTRAP": "1" if spec.bootstrap else "0",
         settings.WORKER_ENV: "1" if spec.worker and not spec.read_only else "0",
+        settings.ALLOWED_HOSTS_ENV: ",".join(spec.allow_host or []),
     }
     command = [
         sys.executable,

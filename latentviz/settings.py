@@ -30,6 +30,9 @@ MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are document
 
 STATIC_MAX_MB = 500  # `export --static` refuses a larger site: GitHub Pages publishes up to 1 GB
 
+# Names a writable app answers to besides loopback (`serve --allow-host`), comma-separated
+ALLOWED_HOSTS_ENV = "LATENTVIZ_ALLOWED_HOSTS"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_NEW_TOKENS = 200  # the most a steering run generates (twice: without and with the feature)
 PLACE_MAX_TEXTS = 200  # texts placed on a map at once from "Your text": enough to see where a file lands
 

@@ -229,6 +229,9 @@ class Serve:
     port: int = option(8501, "port to listen on")  # Streamlit's own default
     address: str = option("127.0.0.1", "interface to listen on (0.0.0.0: every one)")
     allow_writes: bool = option(False, "allow a writable app on a non-loopback address")
+    allow_host: list[str] | None = option(
+        None, "names a writable app answers to besides 127.0.0.1 and localhost (the Host its visitors use)"
+    )
     read_only: bool = option(False, "open the workspace read-only (for shared demos)")
     bundle: str | None = option(None, "serve a bundle (latentviz export) read-only, after checking it")
     bootstrap: bool = option(True, "build the default BBC News map in an empty workspace")

@@ -36,6 +36,34 @@ def store() -> Store:
     return _open(str(settings.db_path().resolve()), os.environ.get("LATENTVIZ_READ_ONLY") == "1")
 
 
+def allowed_host(host: str) -> bool:
+    """Whether a writable app answers a page asked for by this Host header: loopback, or a name in
+    `serve --allow-host`. A site that rebinds its own name to 127.0.0.1 (DNS rebinding) reaches a
+    loopback server with that name as its Host, and could otherwise queue jobs or delete datasets.
+    No Host at all is no browser (AppTest, a script)."""
+    if not host:
+        return True
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    allowed = {n.strip().lower() for n in os.environ.get(settings.ALLOWED_HOSTS_ENV, "").split(",") if n.strip()}
+    return name.lower() in {*settings.LOOPBACK, *allowed}
+
+
+def request_host() -> str:
+    return st.context.headers.get("Host", "")
+
+
+def guard_host(workspace: Store) -> None:
+    """Stop the page unless a writable workspace was asked for by a name it answers to."""
+    if workspace.read_only or allowed_host(request_host()):
+        return
+    st.error(
+        f"This workspace is writable and answers only at 127.0.0.1 or localhost, not at {request_host()!r}: "
+        "open it there, or start it with `latentviz serve --allow-host NAME`.",
+        icon=":material/block:",
+    )
+    st.stop()
+
+
 _bootstrapped: set[str] = set()
 
 

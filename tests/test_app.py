@@ -138,6 +138,29 @@ def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
     assert store.projections()["method"].tolist() == ["pca"]
     at.run()
     assert not at.exception and [len(table.value) for table in at.dataframe] == [1, 1]  # datasets, encodings
+    assert at.button(key="delete").disabled  # one click deletes nothing: first say you mean it
+    at.checkbox(key="delete_sure").check().run()
+    at.button(key="delete").click().run()
+    assert not at.exception and store.datasets().empty
+
+
+def test_a_writable_app_answers_only_at_loopback_or_an_allowed_name(app, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from latentviz import webapp
+
+    assert all(map(webapp.allowed_host, ("127.0.0.1:8501", "localhost:8501", "[::1]:8501", "LOCALHOST", "")))
+    assert not any(map(webapp.allowed_host, ("attacker.test:8501", "127.0.0.1.attacker.test", "[::2]:8501")))
+    monkeypatch.setenv("LATENTVIZ_ALLOWED_HOSTS", "demo.example.org, lab-box")
+    assert webapp.allowed_host("demo.example.org") and webapp.allowed_host("lab-box:8501")
+    monkeypatch.delenv("LATENTVIZ_ALLOWED_HOSTS")
+    Store(tmp_path / "ws.duckdb").add_dataset("kept", "test", pd.DataFrame({"text": ["a b c d"]}))
+    monkeypatch.setattr(webapp, "request_host", lambda: "attacker.test:8501")  # a rebound name, as a browser sends it
+    at = app(tmp_path / "ws.duckdb")
+    assert not at.exception and "answers only at 127.0.0.1 or localhost, not at 'attacker.test:8501'" in shown(at)
+    at.switch_page("views/data.py").run()
+    assert not at.button and not at.dataframe  # nothing drawn, nothing to press
+    assert app(tmp_path / "ws.duckdb", read_only=True).error == []  # a read-only demo answers any name
 
 
 def test_failed_job_is_reported_on_the_page(app, tmp_path):

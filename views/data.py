@@ -124,6 +124,7 @@ if datasets.empty:
     st.stop()
 with st.expander("Delete a dataset"):
     doomed = st.selectbox("Dataset to delete", datasets["name"].tolist(), key="delete_dataset")
-    if st.button(f"Delete {doomed!r} with its encodings and maps", key="delete"):
+    sure = st.checkbox(f"Yes, delete {doomed!r}: this cannot be undone", key="delete_sure")
+    if st.button(f"Delete {doomed!r} with its encodings and maps", key="delete", disabled=not sure):
         workspace.delete_dataset(doomed)
         st.rerun()
