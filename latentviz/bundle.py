@@ -1,18 +1,22 @@
 """Bundles: a trained workspace in a folder of its own, to hand to someone or to host read-only.
 
     DIR/workspace.duckdb        the workspace trimmed to what is shown (store.Store.copy_into)
-    DIR/workspace.models/<id>/  the checkpoints its models load
+    DIR/workspace.models/<id>/  the checkpoints its models load (cfg.json and the weights: no
+                                optimizer or trainer state, which only resuming reads)
     DIR/manifest.json           versions, schema, what it holds, and every file's size and sha256
 
-`latentviz serve --bundle DIR` checks the manifest first (`check`), then serves the folder
-read-only. The manifest is written last, and the folder is built under a temporary name and renamed
-when complete, so a failed export leaves nothing that looks like a bundle.
+`latentviz serve --bundle DIR` checks the manifest first (`check`: every file listed, inside the
+folder, no link, each checksum), then serves the folder read-only. Every file is readable by any
+user (a bundle mounted into a container runs as another uid). The manifest is written last, and the
+folder is built under a temporary name and renamed when complete, so a failed export leaves nothing
+that looks like a bundle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -22,11 +26,13 @@ import pandas as pd
 
 from latentviz import __version__, settings
 from latentviz.constants import BUNDLE_WORKSPACE as WORKSPACE
+from latentviz.constants import CONFIG_FILE, WEIGHTS_FILE
 from latentviz.constants import MANIFEST_FILE as MANIFEST
 from latentviz.errors import LatentvizError
 from latentviz.store import SCHEMA_VERSION, Store
 
 MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks for checkpoints
+SERVED = (CONFIG_FILE, WEIGHTS_FILE)  # what loading a checkpoint reads (models/base.load)
 
 
 def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_ids: list[int] | None = None) -> dict:
@@ -36,7 +42,10 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
     with building(Path(out)) as staging:
         store.copy_into(staging / WORKSPACE, datasets, [int(i) for i in chosen["id"]], MODELS)
         for model_id in chosen["id"].astype(int):
-            shutil.copytree(store.model(model_id)["checkpoint"], staging / MODELS / str(model_id))
+            checkpoint, copy = Path(store.model(model_id)["checkpoint"]), staging / MODELS / str(model_id)
+            copy.mkdir(parents=True)
+            for name in SERVED:
+                shutil.copyfile(checkpoint / name, copy / name)
         copied = Store(staging / WORKSPACE, read_only=True)
         manifest = {
             "latentviz": __version__,
@@ -55,6 +64,8 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
             },
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        for path in [staging, *staging.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return manifest
 
 
@@ -65,7 +76,8 @@ def building(out: Path):
     if out.exists():
         raise LatentvizError(f"{out} already exists: choose a new folder, or remove it first")
     staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    if staging.exists():  # never deleted here: it may be a failed export, or someone's folder
+        raise LatentvizError(f"{staging} already exists (a failed export, or another folder): remove it first")
     staging.mkdir(parents=True)
     try:
         yield staging
@@ -106,8 +118,8 @@ def choose(store: Store, datasets: list[str] | None, model_ids: list[int] | None
 
 
 def check(folder: Path) -> Path:
-    """The bundle's workspace file, once its manifest, schema and every checksum hold; otherwise
-    one line that says what is wrong."""
+    """The bundle's workspace file, once its manifest, schema and every checksum hold, every file is
+    listed and inside the folder, and nothing in it is a link; otherwise one line that says what is wrong."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -117,6 +129,9 @@ def check(folder: Path) -> Path:
         ) from None
     except json.JSONDecodeError as error:
         raise LatentvizError(f"{folder / MANIFEST} is not valid JSON ({error.msg}): export the bundle again") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(_is_entry(entry) for entry in files.values()):
+        raise LatentvizError(f"{folder / MANIFEST}: its files are not a name → {{bytes, sha256}} map: export it again")
     schema = manifest.get("schema")
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
         raise LatentvizError(
@@ -128,15 +143,41 @@ def check(folder: Path) -> Path:
             f"bundle {folder} has workspace schema v{schema}, older than this latentviz's v{SCHEMA_VERSION}: "
             "export it again with this version"
         )
-    for name, expected in manifest.get("files", {}).items():
+    found = _files(folder)  # every file really there, links refused
+    for name, expected in files.items():
+        if name not in found:
+            outside = Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name
+            raise LatentvizError(
+                f"bundle {folder}: its manifest names {name!r}, "
+                + ("outside the bundle: export it again" if outside else "which it lacks: copy the whole folder again")
+            )
         path = folder / name
-        if not path.is_file():
-            raise LatentvizError(f"bundle {folder} lacks {name}: copy the whole folder again")
         if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
             raise LatentvizError(f"bundle {folder}: {name} does not match its checksum (changed or damaged)")
-    if WORKSPACE not in manifest.get("files", {}):
+    unlisted = sorted(set(found) - set(files) - {MANIFEST})
+    if unlisted:
+        raise LatentvizError(f"bundle {folder} holds {unlisted[0]!r}, which its manifest does not list: remove it")
+    if WORKSPACE not in files:
         raise LatentvizError(f"bundle {folder}: its manifest lists no {WORKSPACE}: export it again")
     return folder / WORKSPACE
+
+
+def _is_entry(entry) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("bytes"), int) and isinstance(entry.get("sha256"), str)
+
+
+def _files(folder: Path) -> set[str]:
+    """The relative names of every file under `folder`; a link anywhere (file or folder) is refused."""
+    names = set()
+    for root, directories, files in os.walk(folder, followlinks=False):
+        for name in [*directories, *files]:
+            path = Path(root) / name
+            if path.is_symlink():
+                raise LatentvizError(
+                    f"bundle {folder}: {path.relative_to(folder)} is a link; a bundle holds only files"
+                )
+        names |= {(Path(root) / name).relative_to(folder).as_posix() for name in files}
+    return names
 
 
 def sizes(folder: Path, grouped: str = MODELS) -> dict[str, int]:

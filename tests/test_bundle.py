@@ -90,3 +90,55 @@ def test_a_bundle_is_never_served_writable(trained_workspace, tmp_path, capsys):
     capsys.readouterr()
     assert main(["serve", "--bundle", str(tmp_path / "demo"), "--address", "0.0.0.0", "--allow-writes"]) == 2
     assert "served read-only: drop --allow-writes" in capsys.readouterr().err
+
+
+def test_a_bundle_holds_what_serving_reads_readable_by_anyone(trained_workspace, tmp_path):
+    folder = tmp_path / "demo"
+    bundle.export(Store(trained_workspace, read_only=True), folder)
+    checkpoints = {p.name for p in (folder / "workspace.models").rglob("*") if p.is_file()}
+    assert checkpoints == {"cfg.json", "model.safetensors"}  # no optimizer or trainer state
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in folder.rglob("*"))  # any uid can read it
+
+
+def test_serve_bundle_checks_what_it_claims(trained_workspace, tmp_path):
+    """Names inside the bundle only, no links, nothing unlisted, a malformed manifest in one line."""
+    import shutil
+
+    folder = tmp_path / "demo"
+    bundle.export(Store(trained_workspace, read_only=True), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for visitors")
+    entry = {"bytes": secret.stat().st_size, "sha256": bundle._sha256(secret)}
+
+    def damaged(files, match):
+        (folder / "manifest.json").write_text(json.dumps(manifest | {"files": files}))
+        with pytest.raises(LatentvizError, match=match):
+            bundle.check(folder)
+
+    damaged(manifest["files"] | {"../secret.txt": entry}, "names '../secret.txt', outside the bundle")
+    damaged(manifest["files"] | {str(secret): entry}, "outside the bundle")
+    damaged(list(manifest["files"]), "its files are not a name")
+    damaged(manifest["files"] | {"x": {"sha256": "0"}}, "its files are not a name")
+    damaged(manifest["files"] | {"x": "abc"}, "its files are not a name")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert bundle.check(folder) == folder / "workspace.duckdb"
+
+    (folder / "notes.txt").write_text("unlisted")
+    with pytest.raises(LatentvizError, match="holds 'notes.txt', which its manifest does not list"):
+        bundle.check(folder)
+    (folder / "notes.txt").unlink()
+    models = folder / "workspace.models"
+    shutil.move(models, tmp_path / "real-models")
+    models.symlink_to(tmp_path / "real-models")  # the checkpoints behind a link
+    with pytest.raises(LatentvizError, match="workspace.models is a link; a bundle holds only files"):
+        bundle.check(folder)
+
+
+def test_export_never_deletes_a_folder_it_did_not_make(trained_workspace, tmp_path):
+    notes = tmp_path / "demo.partial"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("someone's notes")
+    with pytest.raises(LatentvizError, match="demo.partial already exists"):
+        bundle.export(Store(trained_workspace, read_only=True), tmp_path / "demo")
+    assert (notes / "mine.txt").read_text() == "someone's notes"
