@@ -157,6 +157,7 @@ def load_bbc_news(
         rng = np.random.default_rng(seed)
         picks = [group.iloc[np.sort(rng.permutation(len(group))[:per_label])] for _, group in frame.groupby("label")]
         frame = pd.concat(picks).reset_index(drop=True)
+        report.duplicates = 0  # a sample of the distinct sentences: none of the kept ones was dropped
     report.kept = len(frame)
     return frame, report
 
@@ -236,6 +237,9 @@ def _table_to_texts(table: pd.DataFrame, name: str, text_column: str | None, lab
 
 
 def _parse_delimited(text: str, name: str, delimiter: str) -> pd.DataFrame:
+    # a field may be as long as the file (csv's default stops at 128 KB and calls the row malformed);
+    # an over-long text is then skipped and counted like any other
+    csv.field_size_limit(max(csv.field_size_limit(), settings.MAX_UPLOAD_BYTES))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)

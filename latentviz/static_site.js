@@ -72,7 +72,8 @@ async function drawMap() {
     margin: {l: 0, r: 0, t: 10, b: 40}, hovermode: "closest", dragmode: "pan", uirevision: state.map,
     legend: {orientation: "h", itemsizing: "constant"}, xaxis: {visible: false}, yaxis: {visible: false},
   }, CONFIG);
-  $("map-count").textContent = matched ? `${matched.length.toLocaleString()} texts contain “${state.q}”`
+  $("map-count").textContent = matched
+    ? `${matched.length === 1 ? "1 text contains" : `${matched.length.toLocaleString()} texts contain`} “${state.q}”`
     : `${points.x.length.toLocaleString()} texts`;
   const list = $("map-matches");
   list.replaceChildren();

@@ -272,3 +272,15 @@ def test_parquet_rows_and_nested_columns_are_read_as_text_or_refused(monkeypatch
     ]
     with pytest.raises(CorpusError, match="column 'tags' holds lists or records, not text; choose a text column"):
         parse_upload(buffer.getvalue(), "nested.parquet", text_column="tags")
+
+
+def test_a_huge_csv_field_is_an_over_long_text_not_a_malformed_row():
+    data = ("text,label\n" + '"' + "word " * 60_000 + '",a\n' + "a short text here,b\n").encode()
+    frame, report = parse_upload(data, "huge.csv")
+    assert frame["text"].tolist() == ["a short text here"] and report.skipped_long == 1
+
+
+def test_a_sample_of_bbc_news_reports_no_duplicates_it_did_not_meet():
+    frame, report = corpus.load_bbc_news(limit=200)
+    assert report.kept == len(frame) == 200 and report.duplicates == 0 and "duplicates" not in report.summary()
+    assert corpus.load_bbc_news(limit=None)[1].duplicates > 0  # the whole corpus has some

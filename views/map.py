@@ -99,7 +99,8 @@ query["q"] = search
 matches = workspace.search_texts(dataset, search) if search.strip() else None
 
 if matches is not None:
-    find.caption(f"{len(matches):,} texts contain “{search}”" + (": listed below the map" if len(matches) else ""))
+    found = f"{len(matches):,} texts contain" if len(matches) != 1 else "1 text contains"
+    find.caption(f"{found} “{search}”" + (": listed below the map" if len(matches) else ""))
 encoding_id = int(maps.set_index("id").loc[projection_id, "encoding_id"])
 
 
