@@ -303,6 +303,9 @@ def cmd_serve(args, spec) -> None:
         "LATENTVIZ_BOOTSTRAP": "1" if spec.bootstrap else "0",
         settings.WORKER_ENV: "1" if spec.worker and not spec.read_only else "0",
         settings.ALLOWED_HOSTS_ENV: ",".join(spec.allow_host or []),
+        settings.TEXT_IN_URL_ENV: "1"
+        if (spec.text_in_url if spec.text_in_url is not None else not spec.bundle)
+        else "0",
     }
     command = [
         sys.executable,

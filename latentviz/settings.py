@@ -30,6 +30,8 @@ MAX_TEXT_CHARS = 5000  # longer texts are skipped and counted: they are document
 
 STATIC_MAX_MB = 500  # `export --static` refuses a larger site: GitHub Pages publishes up to 1 GB
 
+# "0": typed text (searches, prompts, sentences) stays out of page URLs, where history and proxy logs keep it
+TEXT_IN_URL_ENV = "LATENTVIZ_TEXT_IN_URL"
 # Names a writable app answers to besides loopback (`serve --allow-host`), comma-separated
 ALLOWED_HOSTS_ENV = "LATENTVIZ_ALLOWED_HOSTS"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

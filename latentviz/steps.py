@@ -234,6 +234,9 @@ class Serve:
     )
     read_only: bool = option(False, "open the workspace read-only (for shared demos)")
     bundle: str | None = option(None, "serve a bundle (latentviz export) read-only, after checking it")
+    text_in_url: bool | None = option(
+        None, "put typed text (searches, prompts) in page URLs so links reproduce them (default: yes, not for a bundle)"
+    )
     bootstrap: bool = option(True, "build the default BBC News map in an empty workspace")
     worker: bool = option(True, "start a worker for queued jobs (without: run `latentviz worker` yourself)")
 

@@ -350,5 +350,14 @@ def sae_statistics(workspace: Store, model_id: int) -> pd.DataFrame:
 def text_param(name: str, default: str, label: str, **kwargs) -> str:
     """A text box whose value lives in the URL (?name=...), so a link reproduces the view."""
     value = st.text_input(label, st.query_params.get(name, default), key=f"text_{name}", **kwargs).strip()
-    st.query_params[name] = value
+    remember_text(name, value)
     return value
+
+
+def remember_text(name: str, value: str) -> None:
+    """Typed text into the URL, so a link reproduces the view; or, where the server keeps text out of
+    URLs (serve --no-text-in-url, and bundles by default), only a link's own text, until it is changed."""
+    if os.environ.get(settings.TEXT_IN_URL_ENV, "1") != "0":
+        st.query_params[name] = value
+    elif st.query_params.get(name) not in (None, value):
+        del st.query_params[name]

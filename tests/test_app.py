@@ -465,3 +465,15 @@ def test_queue_positions_read_as_english():
         "101st",
         "111th",
     ]
+
+
+def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, monkeypatch):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(mapped_workspace, db)
+    monkeypatch.setenv("LATENTVIZ_TEXT_IN_URL", "0")  # as `serve --bundle` sets it
+    at = app(db)
+    at.text_input(key="q").input("said").run()
+    assert not at.exception and "“said”" in shown(at) and "q" not in at.query_params  # searched, not recorded
+    monkeypatch.setenv("LATENTVIZ_TEXT_IN_URL", "1")
+    at.text_input(key="q").input("market").run()
+    assert at.query_params["q"] == "market"  # by default a link reproduces the search

@@ -95,7 +95,7 @@ elif color_by.endswith("cluster"):
     k = st.sidebar.slider("k-means clusters", 2, 30, steps.CLUSTER.k, key="k") if method == "k-means" else 0
     points = points.assign(cluster=points["id"].map(load_clusters(str(workspace.path), projection_id, method, k)))
 search = find.text_input("Search texts", value=query.get("q", ""), placeholder="e.g. election", key="q")
-query["q"] = search
+webapp.remember_text("q", search)
 matches = workspace.search_texts(dataset, search) if search.strip() else None
 
 if matches is not None:

@@ -56,7 +56,7 @@ feature = st.selectbox(
 query["feature"] = str(feature)
 left, right = st.columns([3, 1])
 prompt = left.text_input("Prompt", query.get("prompt", steps.STEER.prompt), key="sae_prompt")
-query["prompt"] = prompt
+webapp.remember_text("prompt", prompt)
 strength = right.slider(
     "Strength (× max activation)",
     0.0,
