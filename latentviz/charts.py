@@ -57,10 +57,16 @@ def _natural(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(name)))
 
 
+def escaped(value) -> str:
+    """Text made safe for Plotly's labels: <, > and & escaped. Quotes are left as they are: Plotly
+    decodes only &amp;, &lt;, &gt; and numeric entities there, so &quot; would show as typed."""
+    return html.escape(str(value), quote=False)
+
+
 def hover_text(text: str, width: int = 70, max_chars: int = 280) -> str:
     """Escaped, wrapped and shortened text for a hover label."""
     short = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-    return "<br>".join(html.escape(line) for line in textwrap.wrap(short, width)) or "&nbsp;"
+    return "<br>".join(escaped(line) for line in textwrap.wrap(short, width)) or "&nbsp;"
 
 
 def with_hover(points: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +121,7 @@ def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 64
                 x=group["x"],
                 y=group["y"],
                 mode="markers",
-                name=html.escape(str(name)),
+                name=escaped(name),
                 customdata=group["id"],
                 hovertext=group["hover"],
                 hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
@@ -403,7 +409,7 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
                 )
             )
     hover = [
-        f"feature {f}<br>{html.escape(str(label))}<br>log10 density {d:.2f}"
+        f"feature {f}<br>{escaped(label)}<br>log10 density {d:.2f}"
         for f, label, d in zip(inside["feature"], inside["label"], inside["log10_density"], strict=True)
     ]
     figure.add_trace(

@@ -87,8 +87,8 @@ async function drawMap() {
     list.append(element("p", matched.length > 200 ? "The first 200 matches:" : "Matches:", {class: "muted"}), table);
   }
 }
-function escapeHtml(text) {  // legend names: Plotly renders a subset of HTML there
-  return String(text).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
+function escapeHtml(text) {  // legend names: Plotly renders a subset of HTML there (and decodes no &quot;)
+  return String(text).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"})[c]);
 }
 
 // -- SAE features -------------------------------------------------------------------------------------

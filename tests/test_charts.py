@@ -17,6 +17,8 @@ def test_untrusted_text_and_labels_are_escaped():
     )
     hover = [h for trace in figure.data for h in (trace.hovertext or [])]
     assert "&lt;img src=x onerror=alert(1)&gt; hi" in hover and "plain &amp; simple" in hover
+    # escaped once, as Plotly decodes: a quote stays a quote (it has no &quot;), news is full of them
+    assert charts.hover_text('He said "no" and it\'s over') == 'He said "no" and it\'s over'
     assert not any("<img" in h for h in hover)
     assert sorted(trace.name for trace in figure.data) == sorted(["&lt;b&gt;evil&lt;/b&gt;", charts.NO_LABEL])
 
