@@ -176,11 +176,15 @@ def hdbscan_clusters(coords: np.ndarray, min_cluster_size: int = 25) -> np.ndarr
     return HDBSCAN(min_cluster_size=min(min_cluster_size, max(2, len(coords) // 2))).fit_predict(coords)
 
 
+COMMON_SHARE, COMMON_MIN_TEXTS = 0.05, 100  # cluster_words: a word in over 5% of 100+ texts names no cluster
+
+
 def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
     """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic defines it):
     a cluster's texts are one document; W(t, c) = tf(t, c) / Σ_t tf(t, c) · log(1 + A / f(t)), with
     f(t) the word's count over all clusters and A the mean word count of a cluster. English stop
-    words and words in under two texts are left out. Returns {cluster: [word, ...]}."""
+    words, words in under two texts and, in a corpus of 100 texts or more, words in over 5% of them
+    (BBC News: "said", in 16% of its sentences, and "year") are left out. Returns {cluster: [word, ...]}."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     if not texts:
@@ -193,6 +197,8 @@ def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
     document_frequency = (vectorizer.fit_transform(texts) > 0).sum(axis=0).A1
     counts = vectorizer.transform([" ".join(joined[name]) for name in names]).toarray().astype(float)
     counts[:, document_frequency < 2] = 0  # a word of one text names no cluster
+    if len(texts) >= COMMON_MIN_TEXTS:  # nor does one of the corpus's most common words
+        counts[:, document_frequency > COMMON_SHARE * len(texts)] = 0
     per_cluster = counts.sum(axis=1, keepdims=True)
     overall = counts.sum(axis=0)
     idf = np.log(1 + per_cluster.mean() / np.maximum(overall, 1))

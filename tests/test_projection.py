@@ -99,3 +99,15 @@ def test_umap_kernels_are_compiled_once_per_machine_not_once_per_process(blobs):
     projection.fit(blobs[0][:60], "umap", projection.default_params("umap"))
     kernel = umap.umap_.smooth_knn_dist  # one of the numba kernels a fit compiles
     assert Path(kernel._cache._cache_file._index_path).exists()  # where a later process loads it from
+
+
+def test_the_corpus_most_common_words_name_no_cluster():
+    sport_words = [f"sport{chr(97 + i)}" for i in range(24)]
+    money_words = [f"money{chr(97 + i)}" for i in range(24)]
+    sport = [f"{sport_words[i % 24]} {sport_words[(i + 1) % 24]} said" for i in range(60)]
+    money = [f"{money_words[i % 24]} {money_words[(i + 1) % 24]} said" for i in range(60)]
+    words = projection.cluster_words(sport + money, ["sport"] * 60 + ["money"] * 60, top=3)
+    # "said" is in every text, each pool word in 5 of 120 (4%): the common word tells no cluster apart
+    assert len(words["sport"]) == len(words["money"]) == 3 and "said" not in words["sport"] + words["money"]
+    assert set(words["sport"]) <= set(sport_words) and set(words["money"]) <= set(money_words)
+    assert "said" in projection.cluster_words(sport[:40] + money[:40], ["sport"] * 40 + ["money"] * 40, top=30)["sport"]
