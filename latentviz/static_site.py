@@ -41,34 +41,29 @@ def export(
     """Write the static site `out` (which must not exist yet); returns bytes per part and in total."""
     datasets, chosen = bundle.choose(store, datasets, model_ids)
     with bundle.building(Path(out)) as staging:
-        (staging / "data").mkdir()
-        index = {"maps": [], "saes": [], "codebooks": [], "vaes": []}
-        for row in store.projections().itertuples():
-            if row.dataset in datasets:
-                _write(staging / "data" / f"map-{row.id}.json", _map(store, int(row.id)))
-                title = f"{row.dataset} · {row.backbone} layer {row.layer} · {row.method.upper()} (#{row.id})"
-                index["maps"].append({"id": int(row.id), "title": title})
-        for row in chosen.itertuples():
-            if row.kind == "sae":
-                _sae(store, int(row.id), staging / "data")
-                index["saes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
-            elif row.kind == "vq":
-                _write(staging / "data" / f"vq-{row.id}.json", _codebook(store, int(row.id)))
-                index["codebooks"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
-            elif row.kind == "vae":
-                _write(staging / "data" / f"vae-{row.id}.json", _vae(store, int(row.id)))
-                index["vaes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
-        _write(staging / "data" / "index.json", index)
         package = resources.files("latentviz")
         (staging / SITE_INDEX).write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
         shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
+        write = _Writer(staging / "data", max_mb, bundle.sizes(staging)["total"])
+        index = {"maps": [], "saes": [], "codebooks": [], "vaes": []}
+        for row in store.projections().itertuples():
+            if row.dataset in datasets:
+                write(f"map-{row.id}.json", _map(store, int(row.id)))
+                title = f"{row.dataset} · {row.backbone} layer {row.layer} · {row.method.upper()} (#{row.id})"
+                index["maps"].append({"id": int(row.id), "title": title})
+        for row in chosen.itertuples():
+            if row.kind == "sae":
+                _sae(store, int(row.id), write)
+                index["saes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+            elif row.kind == "vq":
+                write(f"vq-{row.id}.json", _codebook(store, int(row.id)))
+                index["codebooks"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+            elif row.kind == "vae":
+                write(f"vae-{row.id}.json", _vae(store, int(row.id)))
+                index["vaes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
+        write("index.json", index)
         sizes = bundle.sizes(staging, grouped="data")
-        if sizes["total"] > max_mb * 2**20:
-            raise LatentvizError(
-                f"the static site would be {sizes['total'] / 2**20:,.0f} MB, over the limit of {max_mb:,.0f} MB "
-                "(--max-mb): export fewer datasets or models"
-            )
     return sizes
 
 
@@ -83,17 +78,13 @@ def _map(store: Store, projection_id: int) -> dict:
     }
 
 
-def _sae(store: Store, model_id: int, data: Path) -> None:
+def _sae(store: Store, model_id: int, write: _Writer) -> None:
     stats = features.statistics(store, model_id)
     columns = ["feature", "label", "density", "max", "fires"]
     rows = stats[columns].to_dict("split")["data"]
-    _write(
-        data / f"sae-{model_id}.json", {"columns": columns, "rows": rows, "opening": features.opening_feature(stats)}
-    )
-    folder = data / f"sae-{model_id}"
-    folder.mkdir()
+    write(f"sae-{model_id}.json", {"columns": columns, "rows": rows, "opening": features.opening_feature(stats)})
     for feature in stats.loc[stats["fires"] > 0, "feature"].astype(int):
-        _write(folder / f"{feature}.json", features.feature_record(store, model_id, int(feature), stats))
+        write(f"sae-{model_id}/{feature}.json", features.feature_record(store, model_id, int(feature), stats))
 
 
 def _codebook(store: Store, model_id: int) -> dict:
@@ -121,5 +112,21 @@ def _vae(store: Store, model_id: int) -> dict:
     }
 
 
-def _write(path: Path, value) -> None:
-    path.write_text(json.dumps(value, separators=(",", ":"), allow_nan=False))
+class _Writer:
+    """Writes the site's JSON files under data/, counting the bytes as it goes: past the size limit
+    the export stops at once (and leaves nothing), rather than after writing the whole site."""
+
+    def __init__(self, folder: Path, max_mb: float, written: int):
+        self.folder, self.max_mb, self.written = folder, max_mb, written
+
+    def __call__(self, name: str, value) -> None:
+        data = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        self.written += len(data)
+        if self.written > self.max_mb * 2**20:
+            raise LatentvizError(
+                f"the static site would be over the limit of {self.max_mb:,.0f} MB (--max-mb; "
+                f"{self.written / 2**20:,.0f} MB by {name}): export fewer datasets or models"
+            )
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from latentviz import static_site
+from latentviz import charts, features, static_site
 from latentviz.cli import main
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
@@ -47,10 +47,21 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     assert "default-src 'self'" in page
 
 
-def test_a_site_over_the_size_limit_is_refused_and_leaves_nothing(trained_workspace, tmp_path, capsys):
+def test_a_site_over_the_size_limit_is_refused_and_leaves_nothing(trained_workspace, tmp_path, capsys, monkeypatch):
     source = Store(trained_workspace, read_only=True)
-    with pytest.raises(LatentvizError, match=r"would be \d+ MB, over the limit of 1 MB"):
+    with pytest.raises(LatentvizError, match=r"would be over the limit of 1 MB \(--max-mb; 5 MB by map-"):
         static_site.export(source, tmp_path / "site", max_mb=1)  # plotly.js alone is 4.6 MB
     assert list(tmp_path.iterdir()) == []
+    # the limit is checked as the site is written: an over-large one stops there, not after the whole
+    written = []
+    record = features.feature_record
+    monkeypatch.setattr(features, "feature_record", lambda *a: written.append(a) or record(*a))
+    fixed = sum(p.stat().st_size for p in [charts.PLOTLY_JS]) / 2**20
+    with pytest.raises(LatentvizError, match=r"by sae-\d+/\d+\.json"):
+        static_site.export(source, tmp_path / "site", max_mb=fixed + 0.3)
+    fired = int(
+        (features.statistics(source, int(source.models().set_index("kind").loc["sae", "id"]))["fires"] > 0).sum()
+    )
+    assert 0 < len(written) < fired and list(tmp_path.iterdir()) == []
     assert main(["export", "--db", str(trained_workspace), "--static", str(tmp_path / "site")]) == 0
     assert "plotly.min.js" in capsys.readouterr().out
