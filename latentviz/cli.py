@@ -330,6 +330,9 @@ def cmd_serve(args, spec) -> None:
         "false",
         "--client.toolbarMode",
         "minimal",
+        # no full garbage collection after every script run: polling pages rerun often (see config.toml)
+        "--runner.postScriptGC",
+        "false",
     ]
     print(f"latentviz: serving {db} on http://{spec.address}:{spec.port}", file=sys.stderr)
     sys.stderr.flush()

@@ -101,7 +101,12 @@ def job_status(workspace: Store) -> None:
         st.warning(f"{job['kind']}: {why}", icon=":material/pause_circle:")
 
 
-@st.fragment(run_every=1.0)
+# How often a page looks at the queue and at a live run: each look costs the server (and the browser)
+# CPU that the training run shares on a laptop (bench/watch.py measures it); curves change only at evaluations.
+POLL_JOBS_SECONDS, POLL_CURVES_SECONDS = 2.0, 5.0
+
+
+@st.fragment(run_every=POLL_JOBS_SECONDS)
 def _poll_jobs(workspace: Store) -> None:
     active = jobs.active(workspace)
     seen = st.session_state.get("_jobs_seen", set())
@@ -164,7 +169,7 @@ def training_panel(workspace: Store, kind: str) -> bool:
     return False
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=POLL_CURVES_SECONDS)
 def _live_training(workspace: Store, kind: str) -> None:
     family = runs.FAMILIES[kind]
     running = jobs.running(workspace)
@@ -173,9 +178,9 @@ def _live_training(workspace: Store, kind: str) -> None:
         st.rerun()  # the run ended: redraw the whole page with its results
     unfinished = fit.common.models(workspace, kind, finished=False)
     model_id = int(unfinished["id"].max()) if not unfinished.empty else None
-    left, right = st.columns([4, 1])
-    left.subheader(f"Training run #{model_id} (held-out, live)" if model_id else "Preparing the training data")
-    if right.button(
+    st.subheader(f"Training run #{model_id} (live)" if model_id else "Preparing the training data")
+    # on the left, under the title: the chart's hover toolbar (top right) never covers it
+    if st.button(
         "Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"
     ):
         jobs.cancel(workspace, int(running["id"].iloc[0]))
@@ -189,9 +194,14 @@ def _live_training(workspace: Store, kind: str) -> None:
             "being done."
         )
     else:
-        st.altair_chart(
-            charts.curves_chart(curves.assign(model=f"#{model_id}"), columns=min(4, curves["metric"].nunique()))
-        )
+        st.vega_lite_chart(_curves_spec(curves.assign(model=f"#{model_id}"), min(4, curves["metric"].nunique())))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _curves_spec(curves: pd.DataFrame, columns: int) -> dict:
+    """The live chart's Vega-Lite spec, built (and validated by Altair) once per set of points, not at
+    every look: the same spec again is not redrawn by the browser either."""
+    return charts.curves_chart(curves, columns=columns).to_dict()
 
 
 def _resume_offers(workspace: Store, kind: str) -> None:
