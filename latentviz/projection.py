@@ -97,6 +97,16 @@ def _umap():
     return umap
 
 
+def compile_kernels() -> None:
+    """Fit and place a tiny UMAP map once, so umap's kernels are compiled to disk before any real map:
+    `make setup` runs it, and a fresh environment's first map (and each process of the test suite,
+    which would otherwise compile them side by side) loads them instead."""
+    vectors = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    params = default_params("umap")
+    coords, state = fit(vectors, "umap", params)
+    transform("umap", params, state, vectors[:2], vectors, coords)
+
+
 def _cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)

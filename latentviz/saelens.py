@@ -316,9 +316,10 @@ def _read_gemma_scope(
         raise CheckpointError(f"{path}: missing tensor W_enc")
     width, d_sae = tensors["W_enc"].shape
     _check_width(path, width, d_in)
+    layer_from = "--layer" + (" and --site" if site else "")
     site = site or "resid_post"
     config = SAEConfig(
         d_in=width, d_sae=d_sae, architecture="jumprelu", k=1, layer=layer, site=site, model_name=backbone
     )
     sae = _built(config, tensors, path, b_dec_on_input=False, scale=1.0)
-    return sae, Reading(layer, site, backbone, "--layer" + (" and --site" if site else ""), "--backbone")
+    return sae, Reading(layer, site, backbone, layer_from, "--backbone")

@@ -357,6 +357,7 @@ def test_a_gemma_scope_params_npz_reads_as_its_jumprelu(tmp_path):
         saelens.read(folder)
     sae, where = saelens.read(folder, layer=6, backbone="google/gemma-2-2b")
     assert (sae.config.architecture, sae.config.layer, sae.config.site) == ("jumprelu", 6, "resid_post")
+    assert str(where) == "layer 6 resid_post of google/gemma-2-2b, from --layer and --backbone"
     x = g.normal(size=(32, 16)).astype(np.float32)
     z = x @ params["W_enc"] + params["b_enc"]
     f = z * (z > params["threshold"])
