@@ -381,8 +381,30 @@ def _read_table(data: bytes, name: str, max_bytes: int, max_rows: int | None = N
 
 def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) -> list[str]:
     """The columns an uploaded file offers for text and label ([] for .txt)."""
-    table = _read_table(data, name, max_bytes)
-    return [] if table is None else [str(c) for c in table.columns]
+    return [] if Path(name).suffix.lower() == ".txt" else [str(c) for c in preview(data, name, max_bytes).columns]
+
+
+def preview(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES, rows: int = 5) -> pd.DataFrame:
+    """The file's first rows as it will be read (a .txt file: its first lines, as `text`)."""
+    table = _read_table(data, name, max_bytes, max_rows=rows)
+    if table is None:
+        return pd.DataFrame({"text": decode(data, name).splitlines()[:rows]})
+    table.columns = [str(c) for c in table.columns]
+    return table.head(rows)
+
+
+TEXT_NAMES = ("text", "sentence", "sentences", "content", "body", "document", "abstract", "review", "title")
+LABEL_NAMES = ("label", "labels", "category", "class", "topic", "module", "tag", "section", "genre", "source")
+
+
+def guess_columns(columns: list[str]) -> tuple[str | None, str | None]:
+    """(text column, label column) by their names, as a person would pick them: `text` and the like
+    for the text (else the first column), `label`, `category`, `topic`, `module` and the like for the
+    label (else none)."""
+    by_name = {c.lower(): c for c in columns}
+    text = next((by_name[n] for n in TEXT_NAMES if n in by_name), columns[0] if columns else None)
+    label = next((by_name[n] for n in LABEL_NAMES if n in by_name and by_name[n] != text), None)
+    return text, label
 
 
 def check_length(text: str, what: str) -> str:

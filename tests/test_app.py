@@ -138,10 +138,16 @@ def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
     assert store.projections()["method"].tolist() == ["pca"]
     at.run()
     assert not at.exception and [len(table.value) for table in at.dataframe] == [1, 1]  # datasets, encodings
+    at.number_input(key="bbc_limit").set_value(100)
+    at.text_input(key="bbc_name").input("news-2")
+    at.button(key="add_bbc").click().run()
+    assert not at.exception and at.selectbox(key="encode_dataset").value == "news-2"  # the form follows it
+    assert "Datasets" in shown(at)  # the table has a heading
     assert at.button(key="delete").disabled  # one click deletes nothing: first say you mean it
+    at.selectbox(key="delete_dataset").select("news")
     at.checkbox(key="delete_sure").check().run()
     at.button(key="delete").click().run()
-    assert not at.exception and store.datasets().empty
+    assert not at.exception and store.datasets()["name"].tolist() == ["news-2"]
 
 
 def test_a_writable_app_answers_only_at_loopback_or_an_allowed_name(app, tmp_path, monkeypatch):

@@ -284,3 +284,14 @@ def test_a_sample_of_bbc_news_reports_no_duplicates_it_did_not_meet():
     frame, report = corpus.load_bbc_news(limit=200)
     assert report.kept == len(frame) == 200 and report.duplicates == 0 and "duplicates" not in report.summary()
     assert corpus.load_bbc_news(limit=None)[1].duplicates > 0  # the whole corpus has some
+
+
+def test_an_upload_shows_its_first_rows_and_its_columns_are_guessed_by_name():
+    data = b"id,module,sentence,score\n1,physics,the first sentence here,3\n2,maths,a second sentence here,4\n"
+    first = corpus.preview(data, "notes.csv")
+    assert list(first.columns) == ["id", "module", "sentence", "score"] and len(first) == 2
+    assert corpus.guess_columns(list(first.columns)) == ("sentence", "module")
+    assert corpus.guess_columns(["body", "x"]) == ("body", None)  # no label-like name: none
+    assert corpus.guess_columns(["a", "b"]) == ("a", None)
+    lines = corpus.preview(b"one line here\ntwo lines here\n" * 10, "t.txt")
+    assert lines["text"].tolist() == ["one line here", "two lines here"] * 2 + ["one line here"]

@@ -18,6 +18,7 @@ if datasets.empty:
         "No datasets yet: add the built-in BBC News corpus or upload your own text below.", icon=":material/dataset:"
     )
 else:
+    st.caption("Datasets")
     st.dataframe(
         datasets,
         hide_index=True,
@@ -36,6 +37,8 @@ if workspace.read_only:
 if not datasets.empty:
     st.header("Encode and map")
     left, middle, right, last = st.columns(4)
+    if "encode_next" in st.session_state:  # a dataset just imported (set before the widget is drawn)
+        st.session_state["encode_dataset"] = st.session_state.pop("encode_next")
     dataset = left.selectbox("Dataset", datasets["name"].tolist(), key="encode_dataset")
     choices = [steps.ENCODE.backbone, backbones.SMOLLM2, "other (Hugging Face id or folder)"]
     backbone = middle.selectbox(
@@ -77,6 +80,7 @@ with builtin:
         try:
             result = pipeline.ingest(workspace, settings.BUILTIN_DATASET, name=name, limit=int(limit))
             st.session_state["flash"] = f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
+            st.session_state["encode_next"] = result.dataset
             st.rerun()
         except LatentvizError as error:
             st.error(str(error), icon=":material/error:")
@@ -85,20 +89,22 @@ with upload_tab:
     upload = st.file_uploader("File", type=[f.lstrip(".") for f in corpus.FORMATS], key="upload")
     if upload is not None:
         try:
-            columns = corpus.columns(upload.getvalue(), upload.name)
+            first_rows = corpus.preview(upload.getvalue(), upload.name)
         except corpus.CorpusError as error:
             st.error(str(error), icon=":material/error:")
             st.stop()
+        st.caption("The file's first rows, as they will be read")
+        st.dataframe(first_rows, hide_index=True, key="upload_preview")
+        columns = [] if upload.name.lower().endswith(".txt") else list(first_rows.columns)
         text_column = label_column = None
         if columns:
-            text_column = st.selectbox(
-                "Text column", columns, index=columns.index("text") if "text" in columns else 0, key="text_column"
-            )
+            guessed_text, guessed_label = corpus.guess_columns(columns)
+            text_column = st.selectbox("Text column", columns, index=columns.index(guessed_text), key="text_column")
             others = ["(none)"] + [c for c in columns if c != text_column]
             label_column = st.selectbox(
                 "Label column (optional)",
                 others,
-                index=others.index("label") if "label" in others else 0,
+                index=others.index(guessed_label) if guessed_label in others else 0,
                 key="label_column",
             )
             label_column = None if label_column == "(none)" else label_column
@@ -116,6 +122,7 @@ with upload_tab:
                 st.session_state["flash"] = (
                     f"Added {result.dataset!r}: {result.report.summary()}: now encode and map it."
                 )
+                st.session_state["encode_next"] = result.dataset  # the Encode form opens on it
                 st.rerun()
             except LatentvizError as error:
                 st.error(str(error), icon=":material/error:")
