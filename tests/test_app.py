@@ -407,6 +407,11 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     plain, steered = (h.proto.body for h in at.get("html")[-2:])  # unsteered and steered, side by side
     assert not at.exception and plain.startswith("<div>The news today is") and plain != steered
     assert "background:#FFE08A" in steered  # where the steered text departs is marked
+    read_back = re.search(
+        r"mean activation on each text, read back by the SAE: ([\d.]+) unsteered, ([\d.]+) steered", shown(at)
+    )
+    result = features.steer(Store(db), 1, feature, steps.STEER.prompt, 10.0)  # the same two texts, computed here
+    assert read_back and [float(v) for v in read_back.groups()] == [round(v, 3) for v in result.activation]
 
 
 def test_sae_can_be_trained_from_the_train_page(app, tmp_path, tiny_llama, monkeypatch):

@@ -68,9 +68,14 @@ strength = right.slider(
 )
 if prompt and st.button("Generate", key="sae_steer"):
     with st.spinner("Generating twice…"):
-        plain, steered = features.steer(workspace, model_id, feature, prompt, strength)
+        result = features.steer(workspace, model_id, feature, prompt, strength)
     a, b = st.columns(2)
     a.markdown("**Unsteered**")
-    a.html(markup.plain(prompt + plain))
+    a.html(markup.plain(prompt + result.plain))
     b.markdown(f"**Steered** (+{strength:g} × max · feature {feature}); where it departs is marked")
-    b.html(markup.steered(prompt, plain, steered))
+    b.html(markup.steered(prompt, result.plain, result.steered))
+    before, after = result.activation
+    st.caption(
+        f"Feature {feature}'s mean activation on each text, read back by the SAE: {before:.3f} unsteered, "
+        f"{after:.3f} steered" + (": the steered text is more about it." if after > before else ": no higher.")
+    )

@@ -17,7 +17,7 @@ from latentviz.features.build import (
     nearest_features,
     whole_words,
 )
-from latentviz.features.live import FiredOnText, fired_on_text, steer, text_activations, text_record
+from latentviz.features.live import FiredOnText, Steered, fired_on_text, steer, text_activations, text_record
 from latentviz.features.reads import (
     OPENING_DENSITY,
     Dashboard,
@@ -38,6 +38,7 @@ __all__ = [
     "BUCKETS",
     "Dashboard",
     "FiredOnText",
+    "Steered",
     "HISTOGRAM_BINS",
     "LINKS",
     "OPENING_DENSITY",

@@ -78,6 +78,17 @@ def text_record(store: Store, model_id: int, text: str) -> dict:
     }
 
 
+@dataclass
+class Steered:
+    """Two continuations of a prompt, and how strongly the steered feature reads on each text."""
+
+    plain: str
+    steered: str
+    # the feature's mean activation over each whole text (prompt + continuation), read back without
+    # steering: whether the steered text is, by the SAE's own reading, more about the feature
+    activation: tuple[float, float]
+
+
 def steer(
     store: Store,
     model_id: int,
@@ -85,9 +96,9 @@ def steer(
     prompt: str,
     strength: float = STEER.strength,
     max_new_tokens: int = STEER.max_new_tokens,
-) -> tuple[str, str]:
+) -> Steered:
     """Greedy continuations of `prompt` without and with strength·max_activation·(decoder direction)
-    added at the SAE's layer and site, at every position: (unsteered, steered)."""
+    added at the SAE's layer and site, at every position, and the feature's mean activation on each."""
     row, sae = load_sae(store, model_id)
     if not prompt.strip():
         raise LatentvizError("type a prompt to continue")
@@ -122,4 +133,7 @@ def steer(
         steered = continue_text()
     finally:
         handle.remove()
-    return plain, steered
+    activation = tuple(
+        float(text_activations(store, model_id, prompt + text)[1][:, feature].mean()) for text in (plain, steered)
+    )
+    return Steered(plain, steered, activation)
