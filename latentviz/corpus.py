@@ -379,11 +379,6 @@ def _read_table(data: bytes, name: str, max_bytes: int, max_rows: int | None = N
     return _parse_jsonl(text, name)
 
 
-def columns(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES) -> list[str]:
-    """The columns an uploaded file offers for text and label ([] for .txt)."""
-    return [] if Path(name).suffix.lower() == ".txt" else [str(c) for c in preview(data, name, max_bytes).columns]
-
-
 def preview(data: bytes, name: str, max_bytes: int = settings.MAX_UPLOAD_BYTES, rows: int = 5) -> pd.DataFrame:
     """The file's first rows as it will be read (a .txt file: its first lines, as `text`)."""
     table = _read_table(data, name, max_bytes, max_rows=rows)

@@ -9,6 +9,8 @@ start, then a short optimisation with the training layout held fixed.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from latentviz.errors import LatentvizError
@@ -75,6 +77,7 @@ def transform(
     raise ProjectionError(f"unknown projection method {method!r}")
 
 
+@functools.cache  # once per process: every fit and every placed text asks
 def _umap():
     """umap, with its numba kernels compiled to disk: they are compiled in every new process
     otherwise, about 10 s before a first map or a first placed text (umap does not ask numba to

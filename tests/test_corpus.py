@@ -93,7 +93,7 @@ def test_jsonl_and_parquet():
     pd.DataFrame({"sentence": ["alpha beta", "gamma delta"], "n": [1, 2]}).to_parquet(buffer)
     frame, _ = parse_upload(buffer.getvalue(), "t.parquet", text_column="sentence")
     assert frame["text"].tolist() == ["alpha beta", "gamma delta"]
-    assert corpus.columns(buffer.getvalue(), "t.parquet") == ["sentence", "n"]
+    assert list(corpus.preview(buffer.getvalue(), "t.parquet").columns) == ["sentence", "n"]
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,11 @@ def text_activations(store: Store, model_id: int, text: str) -> tuple[list[str],
     if not text.strip():
         raise LatentvizError("type some text to see which features fire on it")
     corpus.check_length(text, "text")
+    return _read(store, row, sae, text)
+
+
+def _read(store: Store, row: dict, sae, text: str) -> tuple[list[str], np.ndarray]:
+    """text_activations for an SAE already loaded."""
     model = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     prepend_bos = runs.from_record(row).prepend_bos
     tokens, hidden = backbones.hidden_states(model, text, sae.config.layer, sae.config.site, prepend_bos)
@@ -133,7 +138,5 @@ def steer(
         steered = continue_text()
     finally:
         handle.remove()
-    activation = tuple(
-        float(text_activations(store, model_id, prompt + text)[1][:, feature].mean()) for text in (plain, steered)
-    )
+    activation = tuple(float(_read(store, row, sae, prompt + text)[1][:, feature].mean()) for text in (plain, steered))
     return Steered(plain, steered, activation)
