@@ -161,6 +161,34 @@ def export(sae: SparseAutoencoder, folder: str | Path, *, prepend_bos: bool) -> 
     return folder
 
 
+HUB_PREFIX = "hf:"
+
+
+def locate(path: str) -> Path:
+    """A local path as given, or `hf:OWNER/REPO/PATH` (a SAELens release's repository and SAE id, or a
+    Gemma Scope repository and its params.npz folder) found in the local Hugging Face cache: nothing is
+    downloaded, so the app stays offline; a missing one is refused saying how to fetch it."""
+    if not path.startswith(HUB_PREFIX):
+        return Path(path)
+    parts = path[len(HUB_PREFIX) :].strip("/").split("/")
+    if len(parts) < 3:
+        raise CheckpointError(f"{path}: write hf:OWNER/REPO/PATH, e.g. hf:google/gemma-scope-2b-pt-res/layer_12/...")
+    repo, inside = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        root = Path(snapshot_download(repo, allow_patterns=[f"{inside}/*", inside], local_files_only=True))
+    except LocalEntryNotFoundError:
+        root = None
+    if root is None or not (root / inside).exists():
+        raise CheckpointError(
+            f"{path}: not in the local Hugging Face cache; on a machine online run "
+            f"`huggingface-cli download {repo} --include '{inside}/*'`, then import again"
+        )
+    return root / inside
+
+
 def read(
     folder: str | Path,
     d_in: int | None = None,
@@ -171,8 +199,9 @@ def read(
     norm_scaling_factor: float | None = None,
 ) -> tuple[SparseAutoencoder, Reading]:
     """An SAE from a SAELens folder (inference folder or trainer checkpoint, SAELens 6 or older) or a
-    Gemma Scope `params.npz`, and where it reads; `d_in`, when given, must match (the layer's width)."""
-    folder = Path(folder)
+    Gemma Scope `params.npz`, and where it reads; `d_in`, when given, must match (the layer's width).
+    `folder` may name one in the local Hugging Face cache (`hf:OWNER/REPO/PATH`: see locate)."""
+    folder = locate(str(folder))
     if folder.name == GEMMA_SCOPE_FILE or (folder / GEMMA_SCOPE_FILE).exists():
         return _read_gemma_scope(folder, d_in, layer, site, backbone)
     cfg = read_config(folder, "a SAELens SAE")

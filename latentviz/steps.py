@@ -189,7 +189,11 @@ class ImportSAE:
     """An SAE saved in the SAELens layout (cfg.json + sae_weights.safetensors, any version) or as Gemma
     Scope's params.npz, added to the workspace."""
 
-    path: str = option("", "the SAE's folder (or its params.npz)", positional=True)
+    path: str = option(
+        "",
+        "the SAE's folder (or its params.npz), or hf:OWNER/REPO/PATH in the local Hugging Face cache",
+        positional=True,
+    )
     layer: int | None = option(None, "the layer it reads, when cfg.json names no hook (1-based)")
     site: str | None = option(None, "the site it reads, when cfg.json names no hook", choices=tuple(settings.SITES))
     backbone: str | None = option(None, "the LM it reads (smollm2, a folder or a hub id), when cfg.json names none")

@@ -234,6 +234,30 @@ def test_our_export_is_in_saelens_6_layout(tmp_path):
     assert back.config.model_name == "smollm2" and "metadata.model_name " + SMOLLM2_HUB in str(where)
 
 
+def test_an_sae_in_the_local_hugging_face_cache_is_found_by_repository_and_path(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from latentviz import saelens
+
+    # the hub cache's layout (huggingface_hub's docs, "Manage the cache"): refs/main names the snapshot
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--gpt2-saes"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2, layer=8, model_name="smollm2"))
+    saelens.export(sae, repo / "snapshots" / commit / "blocks.7.hook_resid_post", prepend_bos=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    back, where = saelens.read("hf:someone/gpt2-saes/blocks.7.hook_resid_post")
+    assert torch.equal(back.W_enc, sae.W_enc) and where.layer == 8
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache.*huggingface-cli download"):
+        saelens.read("hf:someone/gpt2-saes/blocks.3.hook_resid_post")
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        saelens.read("hf:someone/other-saes/layer_3")
+    with pytest.raises(CheckpointError, match="write hf:OWNER/REPO/PATH"):
+        saelens.read("hf:someone/gpt2-saes")
+
+
 def test_saelens_folders_that_do_not_fit_get_one_clear_error(tmp_path):
     import json
 
