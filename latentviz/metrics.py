@@ -190,6 +190,21 @@ def log_density_histogram(counts: np.ndarray, tokens: int, bins: int = 40) -> tu
     return np.histogram(np.log10(alive), bins=bins, range=(np.log10(1.0 / tokens), 0.0))
 
 
+def feature_recovery(decoder: np.ndarray, truth: np.ndarray) -> float:
+    """MCC, the mean |cosine| of decoder rows and true feature directions paired one to one so that the
+    sum of |cosine| is largest (Hungarian matching), over the min(rows) pairs: 1 when every true
+    direction is a decoder row (up to sign and order)."""
+    from scipy.optimize import linear_sum_assignment
+
+    def unit(rows):
+        rows = np.asarray(rows, np.float64)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+    similarity = np.abs(unit(decoder) @ unit(truth).T)
+    rows, columns = linear_sum_assignment(similarity, maximize=True)
+    return float(similarity[rows, columns].mean())
+
+
 def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero_ablation: float) -> float:
     """(CE_zero_abl − CE_sae) / (CE_zero_abl − CE_clean): 1 when splicing in the reconstruction costs
     nothing, 0 when it is as bad as zeroing the activations."""

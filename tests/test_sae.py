@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentviz import constants, metrics, train
+from latentviz import constants, metrics, synthetic, train
 from latentviz.errors import LatentvizError
 from latentviz.models import base
 from latentviz.models.sae import JUMPRELU_RELATIVE_BANDWIDTH, SAEConfig, SparseAutoencoder, geometric_median
@@ -31,6 +31,36 @@ def test_sae_metrics_on_known_answers():
     assert hist.tolist() == [1, 2] and edges.tolist() == [-2.0, -1.0, 0.0]
     assert metrics.ce_loss_recovered(ce_clean=2.0, ce_sae=2.5, ce_zero_ablation=7.0) == pytest.approx(0.9)
     assert metrics.delta_lm_loss(2.0, 2.5) == pytest.approx(0.5)
+
+
+def test_feature_recovery_pairs_decoder_rows_and_true_features_one_to_one():
+    truth = np.eye(3)
+    # the same directions, reordered, sign-flipped and scaled: all recovered
+    assert metrics.feature_recovery(-2 * truth[[2, 0, 1]], truth) == pytest.approx(1.0)
+    # two true features whose best row is the same: a one-to-one pairing gives that row to one of them
+    # (|cos| 1/√2 + 0.1 + 1 over 3), where each feature's best row (1/√2 + 1/√2 + 1) would count it twice
+    decoder = np.array([[1.0, 1.0, 0.0], [0.1, 0.0, 0.99**0.5], [0.0, 0.0, 1.0]])
+    assert metrics.feature_recovery(decoder, truth) == pytest.approx((2**-0.5 + 0.1 + 1) / 3)
+    # more rows than true features: the best of them are paired, the rest ignored
+    assert metrics.feature_recovery(np.vstack([truth, [[1.0, 1.0, 1.0]]]), truth) == pytest.approx(1.0)
+
+
+def test_synthetic_activations_hold_their_features_at_their_rates():
+    spec = synthetic.Synthetic(d_in=32, features=128, active=6.0, seed=1)
+    features = synthetic.Features(spec)
+    assert float(features.probabilities.sum()) == pytest.approx(6.0)
+    assert features.probabilities.max() / features.probabilities.min() > 100  # a spread over decades
+    x = features.sample(20_000, seed=2)
+    assert torch.equal(x, features.sample(20_000, seed=2)) and not torch.equal(x, features.sample(20_000, seed=3))
+    # a feature's contribution is along its direction: the one feature that always fires, alone, is the mean
+    alone = synthetic.Features(synthetic.Synthetic(d_in=32, features=1, active=1.0, seed=1))
+    assert float(alone.probabilities) == 1.0
+    mean = alone.sample(20_000, seed=2).mean(0)
+    assert torch.nn.functional.cosine_similarity(mean, alone.directions[0], dim=0) > 0.999
+    scaled = synthetic.Features(synthetic.Synthetic(d_in=32, features=128, active=6.0, seed=1, scale=100.0))
+    assert torch.allclose(scaled.sample(20_000, seed=2), 100 * x, rtol=1e-4, atol=1e-3)
+    # an SAE given the true directions as its decoder recovers them all
+    assert metrics.feature_recovery(features.directions.numpy(), features.directions.numpy()) == pytest.approx(1.0)
 
 
 def test_geometric_median_resists_an_outlier():
@@ -92,8 +122,8 @@ def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
     z = sae.pre_activations(x).detach()
     assert float(sae.bandwidth) == pytest.approx(JUMPRELU_RELATIVE_BANDWIDTH * float(z.std()), rel=1e-5)
     # the loss is the MSE plus 1 · 2/k · (L0 − k)² per token (zero for tokens at L0 = k), weighed
-    # by the data's variance per dimension
-    centred = x - sae.b_dec.detach()
+    # by the (normalised) data's variance per dimension
+    centred = x * sae.input_scale - sae.b_dec.detach()
     variance = float((centred - centred.mean(0)).pow(2).sum(1).mean()) / 16
     active = (z > sae.jump_threshold()).float().sum(-1)
     penalty = variance * (2 / 4 * (active - 4).pow(2)).mean()
@@ -313,3 +343,18 @@ def test_layer_0_is_refused_with_one_line(store, tiny_llama, tmp_path):
     with pytest.raises(LatentvizError, match="pick a layer of 1 or more"):
         fit.sae.train(store, specs.sae("news", backbone=tiny_llama, layer=0))
     assert store.models().empty
+
+
+def test_a_run_whose_curves_show_too_high_a_rate_is_told_so():
+    from latentviz.fit.sae import rate_warning
+
+    falling = [{"step": s, "fvu": f, "dead": 0.02} for s, f in [(100, 0.4), (200, 0.3), (300, 0.25)]]
+    assert rate_warning(falling, 8e-3) is None
+    rising = falling + [{"step": 400, "fvu": 0.31, "dead": 0.02}]
+    assert rate_warning(rising, 8e-3) == (
+        "held-out FVU rose from 0.250 (step 300) to 0.310: the learning rate 0.008 is likely too high for these "
+        "activations; try 0.003"
+    )
+    dying = [{**row, "dead": 0.3} for row in falling]
+    assert rate_warning(dying, 3e-2).startswith("30% of the latents went dead: the learning rate 0.03")
+    assert rate_warning([], 1e-3) is None
