@@ -124,10 +124,14 @@ def _print_figures(args, model_id: int) -> None:
     """A trained model's held-out figures as a short table (histograms and other lists stay in
     `info`), or all of them as JSON with --json."""
     figures = _store(args).model(model_id)["metrics"]
+    if "warning" in figures:  # what the run's own curves say went wrong
+        print(f"warning: {figures['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps({"model": model_id, **figures}, indent=2))
         return
-    rows = [(name, value) for name, value in figures.items() if not isinstance(value, (dict, list))]
+    rows = [
+        (name, value) for name, value in figures.items() if not isinstance(value, (dict, list)) and name != "warning"
+    ]
     width = max((len(name) for name, _ in rows), default=0)
     print(f"model {model_id}: held-out figures (all of them: latentviz info)")
     for name, value in rows:

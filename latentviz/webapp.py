@@ -320,6 +320,8 @@ def sae_figures(figures: dict) -> None:
     """An SAE's held-out figures in a row of metrics (nothing for an imported SAE, which has none)."""
     if "l0" not in figures:
         return
+    if "warning" in figures:
+        st.warning(f"**This run's curves say:** {figures['warning']}.", icon=":material/trending_up:")
     a, b, c, d, e = st.columns(5)
     a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
     b.metric("Explained variance", f"{figures['explained_variance']:.1%}", help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²")

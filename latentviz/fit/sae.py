@@ -22,6 +22,10 @@ from latentviz.store import Store, StoreError
 KIND = "sae"
 CURVES = {"fvu": "FVU", "l0": "L0", "mse": "MSE"}
 CE_TEXTS = 32  # held-out texts whose next-token loss is measured with the reconstruction spliced in
+# A run whose held-out FVU ends this much above its best, or that left this share of its latents dead,
+# was most likely trained at too high a learning rate (bench/sae_defaults.py: both appear together
+# once the rate is about 3× past the best on each distribution, with the true features lost).
+FVU_RISE, DEAD_SHARE = 1.1, 0.25
 
 
 def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
@@ -129,7 +133,7 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     x = torch.from_numpy(states)
     folder = settings.models_dir(store.path) / str(model_id)
     store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
-    loop.fit(
+    history = loop.fit(
         sae,
         x[train_rows],
         config=training,
@@ -139,12 +143,32 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
         on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures),
     )
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
+    warning = rate_warning(history, training.lr)
     held_texts = np.unique(text_ids[held_rows])[:CE_TEXTS]
     held_text_list = store.texts(run.dataset).set_index("id").loc[held_texts, "text"].tolist()
     figures = held_out_figures(store, sae, x[held_rows], held_text_list, run)
+    if warning:
+        figures["warning"] = warning
     base.save(sae, folder)
     store.finish_model(model_id, str(folder), figures)
     return model_id
+
+
+def rate_warning(history: list[dict], lr: float) -> str | None:
+    """One line when a run's own held-out curves say its learning rate was far too high (FVU rising
+    from its best, or many latents dead), else None."""
+    if not history:
+        return None
+    best = min(history, key=lambda row: row["fvu"])
+    last = history[-1]
+    dead = max(row.get("dead", 0.0) for row in history)
+    if last["fvu"] > FVU_RISE * best["fvu"]:
+        found = f"held-out FVU rose from {best['fvu']:.3f} (step {best['step']:,}) to {last['fvu']:.3f}"
+    elif dead >= DEAD_SHARE:
+        found = f"{dead:.0%} of the latents went dead"
+    else:
+        return None
+    return f"{found}: the learning rate {lr:g} is likely too high for these activations; try {lr / 3:.1g}"
 
 
 def reconstruction_figures(x, encode, decode, batch: int | None = None) -> dict:

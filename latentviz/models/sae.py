@@ -281,7 +281,9 @@ class SparseAutoencoder(LatentModel):
                 self.since_fired[fired] = 0
         variance = (target - target.mean(0)).pow(2).sum()
         fvu = float((x_hat - target).detach().pow(2).sum() / variance)
-        return StepOutput(loss, {"mse": float(mse.detach()), "l0": l0, "fvu": fvu})
+        # the share of latents silent for dead_after training tokens: the training state, not this batch's
+        dead = float((self.since_fired >= self.config.dead_after).float().mean())
+        return StepOutput(loss, {"mse": float(mse.detach()), "l0": l0, "fvu": fvu, "dead": dead})
 
     def _aux_loss(self, z: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """Reconstruct what the live latents missed with the top-k_aux dead ones (AuxK, Gao et al.)."""
