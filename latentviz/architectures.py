@@ -60,13 +60,14 @@ def _family(model: torch.nn.Module) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-def of(model: torch.nn.Module, needed: str) -> Architecture:
-    """The model's family facts; a family not in the table is refused, naming what was `needed`."""
+def of(model: torch.nn.Module, needed: str, instead: str = "") -> Architecture:
+    """The model's family facts; a family not in the table is refused, naming what was `needed`
+    and what works `instead`."""
     family = _family(model)
     if family not in FAMILIES:
         raise ArchitectureError(
             f"latentviz does not know where {family} models keep their {needed}; "
-            f"it knows {', '.join(sorted(FAMILIES))} (resid_post works for any model)"
+            f"it knows {', '.join(sorted(FAMILIES))}" + (f" ({instead})" if instead else "")
         )
     return FAMILIES[family]
 
@@ -98,7 +99,9 @@ def site_module(model: torch.nn.Module, layer: int, site: str) -> torch.nn.Modul
     block = blocks(model)[layer - 1]
     if site == "resid_post":
         return block
-    family = of(model, f"{site} (the {'attention' if site == 'attn_out' else 'MLP'} output)")
+    family = of(
+        model, f"{site} (the {'attention' if site == 'attn_out' else 'MLP'} output)", "resid_post works for any model"
+    )
     return _get(block, family.attn_out if site == "attn_out" else family.mlp_out)
 
 

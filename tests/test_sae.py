@@ -345,6 +345,21 @@ def test_layer_0_is_refused_with_one_line(store, tiny_llama, tmp_path):
     assert store.models().empty
 
 
+def test_an_sae_on_an_lm_family_latentviz_does_not_know_is_refused_before_any_capture(
+    store, tiny_llama, monkeypatch
+):
+    import pandas as pd
+    import specs
+
+    from latentviz import architectures, fit
+
+    monkeypatch.delitem(architectures.FAMILIES, "llama")  # as if Llama were a family it had never seen
+    store.add_dataset("news", "test", pd.DataFrame({"text": SPLICE_TEXTS * 5}))
+    with pytest.raises(LatentvizError, match="keep their final norm and unembedding.*token VQ codebook"):
+        fit.sae.train(store, specs.sae("news", backbone=tiny_llama, layer=2))
+    assert store.captures().empty and store.models().empty
+
+
 def test_a_run_whose_curves_show_too_high_a_rate_is_told_so():
     from latentviz.fit.sae import rate_warning
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentviz import activations, backbones, metrics, runs, settings
+from latentviz import activations, architectures, backbones, metrics, runs, settings
 from latentviz import train as loop
 from latentviz.errors import ConfigError
 from latentviz.fit.common import add_run, held_out_split, run_of
@@ -33,6 +33,12 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     its run, curves and held-out figures. Returns the model id."""
     if run.layer is not None and run.layer < 1:  # its CE loss recovered needs a block output to splice into
         raise ConfigError("an SAE reads the output of a block: pick a layer of 1 or more (layer 0 is the embeddings)")
+    # before any capture or training: its dashboards read the LM's final norm and unembedding
+    architectures.of(
+        backbones.shared(run.backbone, settings.cache_dir(store.path)).model,
+        "final norm and unembedding, which an SAE's feature dashboards read",
+        "a token VQ codebook reads any model's block outputs",
+    )
     capture_id = capture(store, run, progress)
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
