@@ -345,9 +345,7 @@ def test_layer_0_is_refused_with_one_line(store, tiny_llama, tmp_path):
     assert store.models().empty
 
 
-def test_an_sae_on_an_lm_family_latentviz_does_not_know_is_refused_before_any_capture(
-    store, tiny_llama, monkeypatch
-):
+def test_an_sae_on_an_lm_family_latentviz_does_not_know_is_refused_before_any_capture(store, tiny_llama, monkeypatch):
     import pandas as pd
     import specs
 
