@@ -217,6 +217,10 @@ def _resume_offers(workspace: Store, kind: str) -> None:
         if right.button("Resume", key=f"{kind}_resume_{run.id}"):
             jobs.submit(workspace, family.resume_job, {"model": int(run.id)})
             st.rerun()
+        curves = family.fit.curves(workspace, int(run.id))
+        if not curves.empty:  # what it learnt before it stopped stays in view
+            with st.expander(f"Run #{run.id}'s held-out curves so far", expanded=True):
+                st.vega_lite_chart(_curves_spec(curves.assign(model=f"#{run.id}"), min(4, curves["metric"].nunique())))
 
 
 def start_training(workspace: Store, run) -> None:

@@ -252,6 +252,8 @@ def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace
     at = app(db)
     at.switch_page("views/codebook.py").run()
     assert not at.exception and "stopped before it finished, after step 30" in shown(at)
+    # the curves it recorded before it stopped stay in view
+    assert "held-out curves so far" in at.expander[0].label and len(at.get("vega_lite_chart")) >= 1
     model_id = int(store.models()["id"].iloc[0])
     at.button(key=f"vq_resume_{model_id}").click().run()
     assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
