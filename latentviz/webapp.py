@@ -277,9 +277,9 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     pointer to the Train page when there is none."""
     trained = fit.common.models(workspace, "vae")
     if trained.empty:
-        if jobs.running(workspace)["kind"].isin(runs.FAMILIES["vae"].jobs).any():
-            st.info("**A VAE is training.** This page opens it when it is done.", icon=":material/hourglass_top:")
-            training_panel(workspace, fit.vae.KIND)  # its live curves, here too
+        if jobs.active(workspace)["kind"].isin(runs.FAMILIES["vae"].jobs).any():  # queued or training
+            st.info("**A VAE is on its way.** This page opens it when it is done.", icon=":material/hourglass_top:")
+            training_panel(workspace, fit.vae.KIND)  # its live curves (or its place in the queue), here too
             st.stop()
         st.info(
             "**No VAE yet.** Train one on the Train page: about seven minutes on a 2-core laptop CPU with the "

@@ -291,6 +291,10 @@ def test_vae_pages_without_a_model_point_to_training(app, tmp_path):
         assert not at.exception and "No VAE yet" in shown(at), page
     at.switch_page("views/vae_train.py").run()
     assert "No data yet" in shown(at)
+    Store(tmp_path / "empty.duckdb").queue_job("train vae", {})  # queued behind other work: no worker here
+    for page in ("views/vae_diagnostics.py", "views/vae_traverse.py"):
+        at.switch_page(page).run()
+        assert not at.exception and "A VAE is on its way" in shown(at) and "is queued" in shown(at), page
 
 
 def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(app, mapped_workspace, tmp_path):
@@ -308,6 +312,8 @@ def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(ap
     at.run()
     assert not at.exception
     assert at.dataframe[0].value["held_out"].iloc[0] == 15  # 10% of 150 texts
+    assert [h.value for h in at.subheader][-1].endswith("during training (held-out)")  # the curves stay
+    assert len(at.get("vega_lite_chart")) == 1
 
     at.switch_page("views/vae_diagnostics.py").run()
     assert not at.exception

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from latentviz import fit, runs, webapp
+from latentviz import charts, fit, runs, webapp
 from latentviz.models.vae import ANNEALING, VARIANTS
 
 workspace = webapp.store()
@@ -154,4 +154,7 @@ st.dataframe(
         "held_out": "held-out texts",
     },
 )
+newest = int(trained["id"].max())
+st.subheader(f"Run #{newest} during training (held-out)")
+st.altair_chart(charts.curves_chart(fit.vae.curves(workspace, newest).assign(model=f"#{newest}"), columns=4))
 st.page_link("views/vae_diagnostics.py", label="Open the diagnostics", icon=":material/monitor_heart:")
