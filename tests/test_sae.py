@@ -113,6 +113,35 @@ def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, m
     assert int((best_cosine > 0.9).sum()) >= 30, best_cosine.sort().values[:5]
 
 
+@pytest.mark.parametrize("architecture", ["standard", "topk", "batchtopk", "jumprelu"])
+def test_at_the_defaults_an_sae_learns_the_same_from_activations_of_any_size(architecture):
+    """Inputs are normalised by default, so every other default (rate, λ, θ) means the same on
+    activations a thousand times larger: the same latents fire and the FVU is the same."""
+    x, _ = planted()
+    fits = []
+    for scale in (1.0, 1000.0):
+        torch.manual_seed(0)
+        sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3))
+        train.fit(sae, x[:3584] * scale, config=train.TrainConfig(steps=60, batch_size=256, lr=3e-3, warmup=10))
+        sae.eval()
+        with torch.no_grad():
+            f = sae.encode(x[3584:] * scale)
+            fvu = metrics.fraction_of_variance_unexplained(x[3584:].numpy() * scale, sae.decode(f).numpy())
+        fits.append((f > 0, fvu))
+    (active, fvu), (active_scaled, fvu_scaled) = fits
+    assert fvu == pytest.approx(fvu_scaled, rel=5e-3)  # float rounding differs at each size
+    assert (active == active_scaled).float().mean() > 0.99
+    # without the normalisation the same rate is a different step at each size
+    torch.manual_seed(0)
+    raw = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture=architecture, k=3, normalize_input=False))
+    train.fit(raw, x[:3584] * 1000, config=train.TrainConfig(steps=60, batch_size=256, lr=3e-3, warmup=10))
+    raw.eval()
+    with torch.no_grad():
+        f = raw.encode(x[3584:] * 1000)
+        fvu_raw = metrics.fraction_of_variance_unexplained(x[3584:].numpy() * 1000, raw.decode(f).numpy())
+    assert fvu_raw != pytest.approx(fvu, rel=1e-2)
+
+
 def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
     x, _ = planted(n=2048)
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", k=4))

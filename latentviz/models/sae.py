@@ -40,7 +40,10 @@ class SAEConfig:
         "topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES
     )
     k: int = option(32, "topk / batchtopk: active latents per token; jumprelu: the L0 the quadratic penalty aims at")
-    l1_coefficient: float = option(5.0, "standard: weight of the L1 penalty", flag="l1")
+    # On normalised inputs (E‖x‖ = √d_in), so it means the same on any activations' size. SmolLM2
+    # layer 4, 100 steps: λ 0.1, 0.3, 1 gave L0 230, 91, 4.7; 0.5 lands near k = 32 (docs/defaults.md).
+    # (Anthropic's 2024 recipe uses 5, on runs far longer than these, at a far smaller rate.)
+    l1_coefficient: float = option(0.5, "standard: weight of the L1 penalty", flag="l1")
     # quadratic: 2/k·(L0 − k)² per token (Gemma Scope 2, SAELens's "quadratic" mode) lands near L0 = k
     # with no coefficient to tune per dataset; the linear L0 penalty's L0 depends on the data's scale
     jumprelu_sparsity: str = option(
@@ -63,9 +66,9 @@ class SAEConfig:
     aux_coefficient: float = option(1 / 32, "topk / batchtopk: weight of the AuxK loss")
     # Gao et al. use 10M tokens; CPU runs are far shorter
     dead_after: int = option(200_000, "tokens without firing after which a latent counts as dead for AuxK")
-    normalize_input: bool = option(
-        False, "scale inputs so that E‖x‖ = √d_in (the factor is learnt from the first batch)"
-    )
+    # On: every other default then means the same on activations of any size (SAELens's
+    # expected_average_only_in; Anthropic's 2024 update). Exports fold the factor back in.
+    normalize_input: bool = option(True, "scale inputs so that E‖x‖ = √d_in (the factor is set from the first batch)")
     # Where it reads: set from the run (runs.SAERun), stored so a checkpoint knows its hook point.
     layer: int = option(
         8, "block whose output is read (1-based, as hidden_states[layer]; SAELens: blocks.{layer-1})", derived=True
