@@ -465,6 +465,11 @@ def test_sae_can_be_trained_from_the_train_page(app, tmp_path, tiny_llama, monke
     assert job["status"] == "done", job["error"]
     at.run()
     assert not at.exception and [m.label for m in at.metric][0] == "L0" and store.has_feature_activations(1)
+    assert not at.warning  # no warning where the curves said nothing
+    row = store.model(1)  # a run whose curves said its rate was too high: the page says what they said
+    store.finish_model(1, row["checkpoint"], {**row["metrics"], "warning": "held-out FVU rose from 0.2 to 0.3"})
+    at.run()
+    assert "This run's curves say:** held-out FVU rose" in at.warning[0].value
 
 
 def test_queue_positions_read_as_english():
