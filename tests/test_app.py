@@ -408,6 +408,10 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     assert not at.exception and "&lt;" in text_view and "<b>" not in text_view  # the typed tag is escaped
     linked = re.findall(r'href="sae-features\?([^"]+)"', text_view)
     assert linked and all("model=1" in link and "feature=" in link for link in linked)  # ids open their dashboard
+    (fired,) = [frame.value for frame in at.dataframe]  # the features that fired, with their activations
+    assert list(fired.columns) == ["feature", "max activation", "tokens", "label"]
+    assert fired["max activation"].is_monotonic_decreasing and (fired["max activation"] > 0).all()
+    assert (fired["label"] != "").all() and (fired["tokens"] >= 1).all()
     strength = at.slider(key="sae_strength")
     assert (strength.value, at.text_input(key="sae_prompt").value) == (steps.STEER.strength, steps.STEER.prompt)
     strength.set_value(10.0).run()

@@ -116,12 +116,20 @@ if row["fires"]:
         a.dataframe(linked["promotes"], hide_index=True, key="sae_promoted")
         b.markdown("**Suppresses**")
         b.dataframe(linked["suppresses"], hide_index=True, key="sae_suppressed")
-        a, b = st.columns(2)
+        # one above the other, the label column wide: side by side they cut the labels
         near, together = linked["neighbours"], linked["cooccurs"]
-        a.markdown("**Nearest (decoder cosine)**")
-        a.dataframe(near.assign(label=near["feature"].map(labels_of)), hide_index=True, key="sae_near")
-        b.markdown("**Fire together** (tokens)")
-        b.dataframe(together.assign(label=together["feature"].map(labels_of)), hide_index=True, key="sae_together")
+        wide_label = {"label": st.column_config.TextColumn(width="large")}
+        st.markdown("**Nearest (decoder cosine)**")
+        st.dataframe(
+            near.assign(label=near["feature"].map(labels_of)), hide_index=True, key="sae_near", column_config=wide_label
+        )
+        st.markdown("**Fire together** (tokens)")
+        st.dataframe(
+            together.assign(label=together["feature"].map(labels_of)),
+            hide_index=True,
+            key="sae_together",
+            column_config=wide_label,
+        )
 st.page_link(
     webapp.SAE_TEXT_PAGE,
     label=f"Steer with feature {feature}, or see which features fire on your text",

@@ -42,6 +42,15 @@ if text:
             )
         )
         st.caption("Hover a token for its three strongest features; a feature id opens its dashboard.")
+        st.dataframe(
+            fired.table(labels_of),
+            hide_index=True,
+            key="sae_fired",
+            column_config={
+                "max activation": st.column_config.NumberColumn(format="%.2f"),
+                "label": st.column_config.TextColumn(width="large"),
+            },
+        )
 
 # -- steering ------------------------------------------------------------------------------------------
 st.subheader("Steering")

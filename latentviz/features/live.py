@@ -49,6 +49,18 @@ class FiredOnText:
     features: list[int]  # those that fired, strongest first
     top_per_token: list[list[tuple[int, float, str]]]  # per token: its 3 strongest (feature, value, label)
 
+    def table(self, labels: pd.Series) -> pd.DataFrame:
+        """The features that fired, strongest first: largest activation, tokens fired on, label."""
+        fired = self.features
+        return pd.DataFrame(
+            {
+                "feature": fired,
+                "max activation": [float(self.strongest[f]) for f in fired],
+                "tokens": [int((self.activations[:, f] > 0).sum()) for f in fired],
+                "label": [str(labels.get(f, "")) or "(no label: too few examples)" for f in fired],
+            }
+        )
+
 
 def fired_on_text(store: Store, model_id: int, text: str, labels: pd.Series) -> FiredOnText:
     """text_activations, with each token's three strongest features (labelled from `labels`, by feature)
