@@ -395,6 +395,10 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     assert "<span title=" in at.get("html")[0].proto.body  # the top examples, shaded per token
     stats = features.statistics(store, 1)
     assert feature == features.opening_feature(stats)  # not simply the densest
+    at.toggle(key="sae_whole_words").set_value(True).run()  # MiniLM's WordPiece tokens: words of letters only
+    promoted = [frame.value for frame in at.dataframe if "token" in frame.value][0]["token"]
+    assert not at.exception and len(promoted) and all(t.isalpha() and len(t) >= 2 for t in promoted), promoted
+    at.toggle(key="sae_whole_words").set_value(False).run()
     at.toggle(key="sae_map_toggle").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1  # the map of all features
     at.text_input(key="sae_search").set_value(stats.loc[feature, "label"].split(" · ")[0]).run()

@@ -76,6 +76,32 @@ def test_bulk_logit_effects_equal_one_feature_read_through_the_norm_and_unembedd
         assert promotes["other"].tolist() == logits.topk(4).indices.tolist()
         assert suppresses["other"].tolist() == (-logits).topk(4).indices.tolist()
         assert np.allclose(promotes["score"], logits.topk(4).values.numpy(), atol=1e-4)
+        # among whole words only: the same logits, the best of the word-start tokens of letters
+        words = features.word_tokens(tokenizer, len(logits))
+        word_logits = logits.masked_fill(~words, -torch.inf)
+        promoted = links[(links["feature"] == feature) & (links["kind"] == "promotes_words")]
+        suppressed = links[(links["feature"] == feature) & (links["kind"] == "suppresses_words")]
+        assert promoted["other"].tolist() == word_logits.topk(4).indices.tolist()
+        assert suppressed["other"].tolist() == (-logits).masked_fill(~words, -torch.inf).topk(4).indices.tolist()
+
+
+def test_whole_word_tokens_start_a_word_and_are_letters(tiny_llama, tmp_path):
+    from latentviz import backbones
+
+    _, wordpiece = backbones.causal_lm(tiny_llama, tmp_path)  # MiniLM's WordPiece vocabulary
+    words = features.word_tokens(wordpiece, len(wordpiece))
+    kept = {
+        piece
+        for piece, keep in zip(wordpiece.convert_ids_to_tokens(list(range(len(wordpiece)))), words, strict=True)
+        if keep
+    }
+    assert {"market", "price"} <= kept and not {"##et", "a", "[CLS]", "2004", "!"} & kept
+    from transformers import AutoTokenizer
+
+    bpe = AutoTokenizer.from_pretrained(backbones.resolve("smollm2", tmp_path))  # GPT-2-style byte pieces
+    words = features.word_tokens(bpe, len(bpe))
+    ids = {piece: i for i, piece in enumerate(bpe.convert_ids_to_tokens(list(range(len(bpe)))))}
+    assert words[ids["Ġmarket"]] and not words[ids["market"]] and not words[ids["Ġ("]]
 
 
 def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_workspace, tmp_path):

@@ -29,7 +29,14 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     dashboards = {int(p.stem) for p in (site / "data" / f"sae-{sae['id']}").iterdir()}
     assert fired and dashboards == set(fired) and features["opening"] in dashboards
     one = json.loads((site / "data" / f"sae-{sae['id']}" / f"{fired[0]}.json").read_text())
-    assert one["examples"] and {"promotes", "suppresses", "neighbours", "cooccurs"} == set(one["links"])
+    assert one["examples"] and {
+        "promotes",
+        "suppresses",
+        "promotes_words",
+        "suppresses_words",
+        "neighbours",
+        "cooccurs",
+    } == set(one["links"])
     usage = json.loads((site / "data" / f"vq-{book['id']}.json").read_text())
     assert sum(usage["counts"]) > 0 and usage["counts"] == sorted(usage["counts"], reverse=True)
 

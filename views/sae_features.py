@@ -111,11 +111,19 @@ if row["fires"]:
     with right:
         st.altair_chart(charts.activation_histogram(features.histogram(row)), width="stretch")
         linked = opened.links
+        words = st.toggle(
+            "Whole words only",
+            key="sae_whole_words",
+            help="tokens that start a word and are letters only, leaving out sub-word pieces and symbols",
+        )
+        suffix = "_words" if words else ""
+        if words and linked["promotes_words"].empty:
+            st.caption("These dashboards were built before whole words were kept: build them again to see them.")
         a, b = st.columns(2)
         a.markdown("**Promotes**")
-        a.dataframe(linked["promotes"], hide_index=True, key="sae_promoted")
+        a.dataframe(linked["promotes" + suffix], hide_index=True, key="sae_promoted")
         b.markdown("**Suppresses**")
-        b.dataframe(linked["suppresses"], hide_index=True, key="sae_suppressed")
+        b.dataframe(linked["suppresses" + suffix], hide_index=True, key="sae_suppressed")
         # one above the other, the label column wide: side by side they cut the labels
         near, together = linked["neighbours"], linked["cooccurs"]
         wide_label = {"label": st.column_config.TextColumn(width="large")}

@@ -16,6 +16,7 @@ from latentviz.features.build import (
     logit_effects,
     nearest_features,
     whole_words,
+    word_tokens,
 )
 from latentviz.features.live import FiredOnText, Steered, fired_on_text, steer, text_activations, text_record
 from latentviz.features.reads import (
@@ -56,6 +57,7 @@ __all__ = [
     "labels",
     "load_sae",
     "logit_effects",
+    "word_tokens",
     "nearest_features",
     "opening_feature",
     "statistics",

@@ -100,15 +100,36 @@ def logit_effects(sae, lm, tokenizer, k: int = LINKS) -> pd.DataFrame:
     """For every feature, the tokens its decoder direction most promotes and most suppresses when read
     straight through the LM's final norm and unembedding (architectures.logit_effects), in blocks of features."""
     directions = (sae.W_dec.detach() / sae.input_scale).float().cpu()
+    words = word_tokens(tokenizer, lm.get_output_embeddings().weight.shape[0])
     found = []
     with torch.no_grad():
         for start in range(0, len(directions), BLOCK):
             logits = architectures.logit_effects(lm, directions[start : start + BLOCK])
-            for kind, (score, token) in (("promotes", logits.topk(k)), ("suppresses", (-logits).topk(k))):
-                found.append(_links(start, kind, token, score if kind == "promotes" else -score))
+            # over every token, and over whole words only (the first are often sub-word pieces)
+            for suffix, allowed in (("", None), ("_words", words)):
+                for kind, sign in (("promotes", 1), ("suppresses", -1)):
+                    scores = sign * logits
+                    if allowed is not None:
+                        scores = scores.masked_fill(~allowed, -torch.inf)
+                    top = scores.topk(k if allowed is None else min(k, int(allowed.sum())))
+                    found.append(_links(start, kind + suffix, top.indices, sign * top.values))
     links = pd.concat(found)
     names = {int(t): _shown(tokenizer, int(t)) for t in links["other"].unique()}
     return links.assign(token=links["other"].map(names))
+
+
+def word_tokens(tokenizer, vocab: int) -> torch.Tensor:
+    """(vocab,) bool: tokens that start a word and are a whole word of letters, at least 2 of them
+    ("Ġmarket", "▁market", or a WordPiece "market", not "##et", "ogel" or "||(")."""
+    pieces = [str(piece) for piece in tokenizer.convert_ids_to_tokens(list(range(min(vocab, len(tokenizer)))))]
+    # byte-level BPE and SentencePiece mark a word's start; WordPiece marks its continuations instead
+    wordpiece = not any(piece[:1] in ("Ġ", "▁") for piece in pieces)
+    keep = torch.zeros(vocab, dtype=torch.bool)
+    for token_id, piece in enumerate(pieces):
+        starts = piece[:1] in ("Ġ", "▁") or (wordpiece and not piece.startswith("##"))
+        word = piece[1:] if piece[:1] in ("Ġ", "▁") else piece
+        keep[token_id] = starts and len(word) >= 2 and word.isalpha()
+    return keep
 
 
 def _shown(tokenizer, token_id: int) -> str:

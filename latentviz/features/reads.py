@@ -89,11 +89,13 @@ def _by_kind(found: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for kind, score in (
         ("promotes", "logit"),
         ("suppresses", "logit"),
+        ("promotes_words", "logit"),  # empty for dashboards built before these were kept
+        ("suppresses_words", "logit"),
         ("neighbours", "cosine"),
         ("cooccurs", "tokens"),
     ):
         part = found[found["kind"] == kind]
-        first = ("token", part["token"]) if kind in ("promotes", "suppresses") else ("feature", part["other"])
+        first = ("token", part["token"]) if score == "logit" else ("feature", part["other"])
         out[kind] = pd.DataFrame({first[0]: first[1].to_numpy(), score: part["score"].to_numpy()})
     out["cooccurs"]["tokens"] = out["cooccurs"]["tokens"].astype(int)
     return out
