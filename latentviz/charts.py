@@ -426,7 +426,13 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
                 "color": inside["log10_density"],
                 "colorscale": "Viridis",
                 "opacity": 0.8,
-                "colorbar": {"title": {"text": "log10 density"}, "thickness": 12},
+                # title along the bar, the bar kept below the mode bar (top right), which covered it
+                "colorbar": {
+                    "title": {"text": "log10 density", "side": "right"},
+                    "thickness": 12,
+                    "len": 0.8,
+                    "y": 0.4,
+                },
             },
         )
     )

@@ -62,3 +62,10 @@ def test_curve_panels_each_carry_their_own_step_axis():
     assert spec["facet"]["field"] == "metric" and spec["columns"] == 4
     # a shared axis is drawn under each column, under the empty eighth cell too
     assert spec["resolve"]["axis"]["x"] == "independent"
+
+
+def test_the_feature_maps_colour_bar_stays_below_the_mode_bar():
+    points = pd.DataFrame({"feature": [0, 1], "x": [0.0, 1.0], "y": [0.0, 1.0], "log10_density": [-3.0, -1.0]})
+    points["label"] = ["a", "b"]
+    bar = charts.feature_map_figure(points).data[-1].marker.colorbar
+    assert bar.y + bar.len / 2 <= 0.85 and bar.title.side == "right"  # the mode bar sits at the top right
