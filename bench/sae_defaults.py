@@ -103,7 +103,7 @@ def ours(data: dict, architecture: str, steps: int, seed: int, lr: float | None)
     seconds = time.perf_counter() - start
     sae.eval()
     row = {"side": "latentviz", "lr": lr, "seed": seed, "seconds": round(seconds, 1)}
-    return row | measure(data, sae.encode, sae.decode, sae.W_dec)
+    return said(row | measure(data, sae.encode, sae.decode, sae.W_dec))
 
 
 def peer(data: dict, architecture: str, steps: int, seed: int, lr: float) -> dict:
@@ -131,7 +131,13 @@ def peer(data: dict, architecture: str, steps: int, seed: int, lr: float) -> dic
     seconds = time.perf_counter() - start
     sae.eval()  # fit() has folded its normalisation into the weights: encode and decode read raw activations
     row = {"side": "SAELens", "lr": lr, "seed": seed, "seconds": round(seconds, 1)}
-    return row | measure(data, sae.encode, sae.decode, sae.W_dec)
+    return said(row | measure(data, sae.encode, sae.decode, sae.W_dec))
+
+
+def said(row: dict) -> dict:
+    """Each run's row on stderr as it ends: a long benchmark shows where it is."""
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
 
 
 def best_of(sweep: list[dict], architecture: str, k: int) -> dict:
