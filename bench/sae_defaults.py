@@ -140,10 +140,6 @@ def said(row: dict) -> dict:
     return row
 
 
-def best_of(sweep: list[dict], architecture: str, k: int) -> dict:
-    return peers.best_of(sweep, architecture, k)
-
-
 def spread(rows: list[dict]) -> dict:
     """Mean and range over seeds of each figure."""
     out = {}
@@ -181,7 +177,7 @@ def main() -> None:
             sweep = defaults[:1] + [
                 ours(data, architecture, args.steps, first, lr) for lr in args.lrs if lr != default_lr
             ]
-            best = best_of(sweep, architecture, data["k"])
+            best = peers.best_of(sweep, architecture, data["k"])
             rest = [row for row in defaults[1:] if row["lr"] == best["lr"]] or [
                 ours(data, architecture, args.steps, seed, best["lr"]) for seed in others
             ]
@@ -189,7 +185,7 @@ def main() -> None:
             result["ours_sweep"] = sweep
             if args.peer_lrs:
                 peer_sweep = [peer(data, architecture, args.steps, first, lr) for lr in args.peer_lrs]
-                peer_best = best_of(peer_sweep, architecture, data["k"])
+                peer_best = peers.best_of(peer_sweep, architecture, data["k"])
                 peer_rest = [peer(data, architecture, args.steps, seed, peer_best["lr"]) for seed in others]
                 result["saelens_best"] = spread([peer_best, *peer_rest])
                 result["saelens_sweep"] = peer_sweep
