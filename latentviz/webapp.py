@@ -194,7 +194,12 @@ def _live_training(workspace: Store, kind: str) -> None:
             "being done."
         )
     else:
-        st.vega_lite_chart(_curves_spec(curves.assign(model=f"#{model_id}"), min(4, curves["metric"].nunique())))
+        _draw_curves(curves, model_id)
+
+
+def _draw_curves(curves: pd.DataFrame, model_id: int) -> None:
+    """A run's held-out curves, one panel per metric (up to 4 a row)."""
+    st.vega_lite_chart(_curves_spec(curves.assign(model=f"#{model_id}"), min(4, curves["metric"].nunique())))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -220,7 +225,7 @@ def _resume_offers(workspace: Store, kind: str) -> None:
         curves = family.fit.curves(workspace, int(run.id))
         if not curves.empty:  # what it learnt before it stopped stays in view
             with st.expander(f"Run #{run.id}'s held-out curves so far", expanded=True):
-                st.vega_lite_chart(_curves_spec(curves.assign(model=f"#{run.id}"), min(4, curves["metric"].nunique())))
+                _draw_curves(curves, int(run.id))
 
 
 def start_training(workspace: Store, run) -> None:
