@@ -113,8 +113,7 @@ def peer(
     threshold=None,
     normalize=False,
 ) -> dict:
-    from sae_lens import SAE, SAETrainer
-    from sae_lens.config import SAETrainerConfig
+    from sae_lens import SAE
 
     torch.manual_seed(0)
     sae = peer_sae(architecture, x_train.shape[1], d_sae, k, threshold, normalize)
@@ -125,21 +124,7 @@ def peer(
             if architecture == "jumprelu":  # ours per latent, in the pre-activations' units as SAELens's
                 sae.threshold.copy_(init.jump_threshold())
     schedule = train.TrainConfig(steps=steps, batch_size=batch_size, seed=runs.SAERun().training.seed)
-    # with normalize_activations, its trainer first reads NORM_BATCHES batches for E‖x‖ (the first of
-    # the same schedule), scales every batch to E‖x‖ = √d_in, and folds the factor into the weights after
-    estimating = range(NORM_BATCHES if normalize else 0)
-    batches = (x_train[train.batch_at(step, len(x_train), schedule)] for step in (*estimating, *range(steps)))
-    config = SAETrainerConfig(
-        total_training_samples=steps * batch_size,
-        train_batch_size_samples=batch_size,
-        lr=lr,
-        lr_end=lr / 10,  # as its runner config sets it; unused by the constant schedule
-        n_batches_for_norm_estimate=NORM_BATCHES,
-    )
-    trainer = SAETrainer(config, sae, batches)
-    start = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
+    seconds = fit_peer(sae, x_train, schedule, lr, normalize)
     row = {"sae": label, "lr": lr, "steps": steps, "seconds": round(seconds, 1), "normalize_activations": normalize}
     if architecture == "jumprelu" and init is None:
         row["init_threshold"] = sae.cfg.jumprelu_init_threshold
@@ -159,6 +144,30 @@ def peer(
         imported, _ = saelens.read(Path(folder) / "checkpoint")
         row["imported_checkpoint_fvu"] = figures(x_held, imported.encode, imported.decode)["fvu"]
     return row
+
+
+def fit_peer(sae, x_train: torch.Tensor, schedule: train.TrainConfig, lr: float, normalize: bool) -> float:
+    """Train a SAELens training SAE with its own SAETrainer on the schedule's batches (train.batch_at, as
+    ours); returns the seconds it took."""
+    from sae_lens import SAETrainer
+    from sae_lens.config import SAETrainerConfig
+
+    # with normalize_activations, its trainer first reads NORM_BATCHES batches for E‖x‖ (the first of
+    # the same schedule), scales every batch to E‖x‖ = √d_in, and folds the factor into the weights after
+    estimating = range(NORM_BATCHES if normalize else 0)
+    steps = range(schedule.steps)
+    batches = (x_train[train.batch_at(step, len(x_train), schedule)] for step in (*estimating, *steps))
+    config = SAETrainerConfig(
+        total_training_samples=schedule.steps * schedule.batch_size,
+        train_batch_size_samples=schedule.batch_size,
+        lr=lr,
+        lr_end=lr / 10,  # as its runner config sets it; unused by the constant schedule
+        n_batches_for_norm_estimate=NORM_BATCHES,
+    )
+    trainer = SAETrainer(config, sae, batches)
+    start = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - start
 
 
 def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:

@@ -108,27 +108,11 @@ def ours(data: dict, architecture: str, steps: int, seed: int, lr: float | None)
 
 def peer(data: dict, architecture: str, steps: int, seed: int, lr: float) -> dict:
     """SAELens's trainer on the same batches (its own seed for the initialisation)."""
-    from sae_lens import SAETrainer
-    from sae_lens.config import SAETrainerConfig
-
     d_in = data["train"].shape[1]
     torch.manual_seed(seed)
     sae = peers.peer_sae(architecture, d_in, WIDTH_PER_DIMENSION * d_in, data["k"], normalize=True)
     schedule = train.TrainConfig(steps=steps, batch_size=runs.SAERun().training.batch_size)
-    x = data["train"]
-    estimating = range(peers.NORM_BATCHES)  # its estimate of E‖x‖ reads the schedule's first batches
-    batches = (x[train.batch_at(step, len(x), schedule)] for step in (*estimating, *range(steps)))
-    config = SAETrainerConfig(
-        total_training_samples=steps * schedule.batch_size,
-        train_batch_size_samples=schedule.batch_size,
-        lr=lr,
-        lr_end=lr / 10,
-        n_batches_for_norm_estimate=peers.NORM_BATCHES,
-    )
-    trainer = SAETrainer(config, sae, batches)
-    start = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
+    seconds = peers.fit_peer(sae, data["train"], schedule, lr, normalize=True)
     sae.eval()  # fit() has folded its normalisation into the weights: encode and decode read raw activations
     row = {"side": "SAELens", "lr": lr, "seed": seed, "seconds": round(seconds, 1)}
     return said(row | measure(data, sae.encode, sae.decode, sae.W_dec))
