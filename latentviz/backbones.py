@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -355,6 +355,46 @@ def hidden_states(
 
 
 @torch.no_grad()
+def next_token_logits(
+    lm,
+    tokenizer,
+    texts: Sequence[str],
+    layer: int,
+    replace: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 8,
+    site: str = "resid_post",
+    prepend_bos: bool | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(logits (B, T-1, vocab) as float, targets (B, T-1) with -100 at padding) for each batch of
+    `batch_size` texts, with block `layer`'s `site` output (B, T, d) passed through
+    `replace(hidden, text)` first when given: splicing an SAE's reconstruction, or zeros, into the
+    forward pass. `text` (B, T) marks the texts' own tokens, not padding or special tokens (BOS and the
+    like), which no capture trains on. The hook is held only during each batch's forward pass, so
+    several of these can run side by side on the same texts."""
+    if replace is not None and layer < 1:
+        raise BackboneError("layer 0 is the token embeddings, which cannot be spliced; pick a layer of 1 or more")
+    batch_text: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        new = replace(hidden, batch_text["text"])
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    for start in range(0, len(texts), batch_size):
+        ids = token_ids(tokenizer, texts[start : start + batch_size], prepend_bos)
+        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+        ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
+        batch_text["text"] = (mask == 1) & ~torch.isin(ids, special.to(ids.device))
+        handle = site_module(lm, layer, site).register_forward_hook(hook) if replace is not None else None
+        try:
+            logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        finally:
+            if handle is not None:
+                handle.remove()
+        yield logits, ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+
+
 def next_token_loss(
     lm,
     tokenizer,
@@ -365,35 +405,10 @@ def next_token_loss(
     site: str = "resid_post",
     prepend_bos: bool | None = None,
 ) -> float:
-    """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with
-    block `layer`'s `site` output (B, T, d) passed through `replace(hidden, text)` first when given:
-    splicing an SAE's reconstruction, or zeros, into the forward pass. `text` (B, T) marks the texts'
-    own tokens, not padding or special tokens (BOS and the like), which no capture trains on."""
-    if replace is not None and layer < 1:
-        raise BackboneError("layer 0 is the token embeddings, which cannot be spliced; pick a layer of 1 or more")
-    batch_text: dict[str, torch.Tensor] = {}
-
-    def hook(module, args, output):
-        hidden = output[0] if isinstance(output, tuple) else output
-        new = replace(hidden, batch_text["text"])
-        return (new, *output[1:]) if isinstance(output, tuple) else new
-
-    handle = site_module(lm, layer, site).register_forward_hook(hook) if replace is not None else None
-    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    """Mean next-token cross-entropy (nats per predicted token) of a causal LM over `texts`, with the
+    block output spliced as `next_token_logits` describes."""
     total, count = 0.0, 0
-    try:
-        for start in range(0, len(texts), batch_size):
-            ids = token_ids(tokenizer, texts[start : start + batch_size], prepend_bos)
-            batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-            ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
-            batch_text["text"] = (mask == 1) & ~torch.isin(ids, special.to(ids.device))
-            logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            loss = torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="sum"
-            )
-            total, count = total + float(loss), count + int((targets != -100).sum())
-    finally:
-        if handle is not None:
-            handle.remove()
+    for logits, targets in next_token_logits(lm, tokenizer, texts, layer, replace, batch_size, site, prepend_bos):
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="sum")
+        total, count = total + float(loss), count + int((targets != -100).sum())
     return total / max(count, 1)

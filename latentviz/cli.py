@@ -279,6 +279,58 @@ def cmd_import_sae(args, spec) -> None:
     print(f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, reads {where}")
 
 
+def cmd_eval(args, spec) -> None:
+    from latentviz import evals
+
+    bar = _Bar()
+    try:
+        figures = evals.evaluate(_store(args), spec, progress=bar)
+    finally:
+        bar.close()
+    if spec.json:
+        print(json.dumps(figures))
+        return
+    print(
+        f"SAE {spec.model} on {figures['texts']} held-out texts of {figures['dataset']!r} "
+        f"({figures['predicted_tokens']:,} predicted tokens, {figures['seconds']:.1f} s); 95% intervals from "
+        f"{figures['resamples']:,} bootstrap resamples over the texts:"
+    )
+    for name in evals.core.WITH_INTERVALS:
+        low, high = figures[f"{name}_interval"]
+        print(f"  {name:<30} {figures[name]:.4f}  [{low:.4f}, {high:.4f}]")
+    for name in ("ce_clean", "ce_sae", "ce_zero_ablation", "kl_div_with_ablation", "l0", "fvu"):
+        print(f"  {name:<30} {figures[name]:.4f}")
+
+
+def cmd_compare(args, spec) -> None:
+    from latentviz import evals
+
+    bar = _Bar()
+    try:
+        summary, features = evals.compare(_store(args), spec, progress=bar)
+    finally:
+        bar.close()
+    if spec.json:
+        print(json.dumps({**summary, "features": json.loads(features.to_json(orient="records"))}))
+        return
+    correlation = summary["pw_mcc_activations"]
+    print(
+        f"SAE {spec.a} ({summary['d_sae'][0]:,} features) against SAE {spec.b} ({summary['d_sae'][1]:,}): PW-MCC "
+        f"{summary['pw_mcc_decoder']:.3f} on decoder cosine, "
+        + (
+            f"{correlation:.3f} on activations over {summary['tokens']:,} shared tokens"
+            if correlation is not None
+            else "no shared captured tokens for activations"
+        )
+        + f" ({summary['seconds']:.1f} s)"
+    )
+    print(
+        "  "
+        + " · ".join(f"{kind} {summary[kind]:,}" for kind in evals.matching.KINDS)
+        + f" (matched: decoder cosine ≥ {spec.threshold:g})"
+    )
+
+
 def cmd_info(args, spec) -> None:
     print(json.dumps(_store(args, read_only=True).info(), indent=2, default=str))
 
@@ -407,6 +459,8 @@ def _commands() -> list[tuple[str, object, object, str]]:
         ("text-features", steps.TextFeatures(), cmd_text_features, "which SAE features fire on a text (--json)"),
         ("export-sae", steps.ExportSAE(), cmd_export_sae, "write a trained SAE in the SAELens layout"),
         ("import-sae", steps.ImportSAE(), cmd_import_sae, "add an SAE saved in the SAELens layout"),
+        ("eval", steps.Evaluate(), cmd_eval, "evaluate an SAE: CE loss recovered, KL, shrinkage, with intervals"),
+        ("compare", steps.Compare(), cmd_compare, "match two SAEs' features one to one (--json for every match)"),
         ("info", None, cmd_info, "print the workspace contents as one JSON object"),
         ("serve", steps.Serve(), cmd_serve, "start the app on this workspace"),
         ("export", steps.Export(), cmd_export, "write a bundle (a folder to serve read-only) or a static site"),

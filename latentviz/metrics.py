@@ -194,15 +194,86 @@ def feature_recovery(decoder: np.ndarray, truth: np.ndarray) -> float:
     """MCC, the mean |cosine| of decoder rows and true feature directions paired one to one so that the
     sum of |cosine| is largest (Hungarian matching), over the min(rows) pairs: 1 when every true
     direction is a decoder row (up to sign and order)."""
-    from scipy.optimize import linear_sum_assignment
+    similarity = np.abs(cosine_matrix(decoder, truth))
+    return float(similarity[matching(similarity)].mean())
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """cos(a_i, b_j) for every row i of a and row j of b (a zero row has cosine 0 with everything)."""
 
     def unit(rows):
         rows = np.asarray(rows, np.float64)
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
-    similarity = np.abs(unit(decoder) @ unit(truth).T)
-    rows, columns = linear_sum_assignment(similarity, maximize=True)
-    return float(similarity[rows, columns].mean())
+    return unit(a) @ unit(b).T
+
+
+def correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of column i of a with column j of b over the same rows (tokens); a constant
+    column (a latent that never fired) correlates 0 with everything."""
+
+    def standardised(columns):
+        columns = np.asarray(columns, np.float64)
+        centred = columns - columns.mean(0)
+        return centred / np.maximum(np.linalg.norm(centred, axis=0), 1e-12)
+
+    return standardised(a).T @ standardised(b)
+
+
+def matching(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns): the one-to-one pairing of rows with columns, min(shape) pairs, whose summed
+    similarity is largest (Hungarian matching, scipy's linear_sum_assignment)."""
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(similarity, maximize=True)
+
+
+def pairwise_mcc(similarity: np.ndarray) -> float:
+    """PW-MCC (Song et al., 2025): the mean similarity of the Hungarian-matched pairs of two SAEs'
+    features, over min(d_sae) pairs. Similarity is decoder cosine (signed: a latent's activation is never
+    negative, so a flipped direction is another feature) or activation correlation over the same tokens."""
+    return float(similarity[matching(similarity)].mean())
+
+
+def kl_divergence(clean_logits, new_logits):
+    """KL(P_clean ‖ P_new) = Σ_v p_clean(v) (ln p_clean(v) − ln p_new(v)) per position (nats), from
+    next-token logits of shape (..., vocab): how far splicing moved the LM's prediction (SAEBench's core
+    `kl_div_with_sae`). A torch function: it runs on the LM's logits where they are."""
+    import torch
+
+    clean = torch.log_softmax(clean_logits.float(), dim=-1)
+    new = torch.log_softmax(new_logits.float(), dim=-1)
+    return (clean.exp() * (clean - new)).sum(-1)
+
+
+def kl_div_score(kl_sae: float, kl_zero_ablation: float) -> float:
+    """(KL_zero_abl − KL_sae) / KL_zero_abl (SAEBench): 1 when splicing in the reconstruction leaves the
+    prediction as it was, 0 when it moves it as far as zeroing the activations."""
+    return (kl_zero_ablation - kl_sae) / kl_zero_ablation
+
+
+def relative_reconstruction_bias(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """γ = E‖x̂‖² / E[x·x̂], the γ minimising E‖x̂/γ − x‖² (Rajamanoharan et al., 2024, eq. 10; SAEBench's
+    `relative_reconstruction_bias`): below 1 an SAE shrinks its reconstructions, 1 without bias."""
+    x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
+    return float((x_hat**2).sum(-1).mean() / (x * x_hat).sum(-1).mean())
+
+
+def bootstrap_interval(
+    statistic, units: dict[str, np.ndarray], resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(**units)`, resampling the units (texts) with
+    replacement: every array in `units` has one entry per unit and is resampled with the same draw,
+    so a ratio of sums stays a ratio of sums over the same texts."""
+    sizes = {len(values) for values in units.values()}
+    if len(sizes) != 1:
+        raise ValueError("every array in units needs one entry per unit")
+    n = sizes.pop()
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    values = np.array([statistic(**{name: np.asarray(v)[draw] for name, v in units.items()}) for draw in draws])
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero_ablation: float) -> float:

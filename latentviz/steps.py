@@ -212,6 +212,28 @@ class ExportSAE:
     out: str = option("", "the folder to write", required=True)
 
 
+@dataclass
+class Evaluate:
+    """Evaluations of an SAE the field can compare (SAEBench's core set, with intervals), stored with it."""
+
+    model: int = option(0, "the SAE's model id", positional=True)
+    dataset: str | None = option(None, "the dataset whose held-out texts it runs on (none: the SAE's own)")
+    texts: int = option(64, "held-out texts the LM runs on, clean, spliced and zeroed")
+    resamples: int = option(1000, "bootstrap resamples over the texts for each 95% interval")
+    json: bool = option(False, "print the stored figures as one JSON object")
+
+
+@dataclass
+class Compare:
+    """Match two SAEs' features one to one (Hungarian matching on decoder cosine and activation correlation)."""
+
+    a: int = option(0, "the first SAE's model id", positional=True)
+    b: int = option(0, "the second SAE's model id", positional=True)
+    tokens: int = option(8192, "shared captured tokens whose activations are correlated")
+    threshold: float = option(0.7, "decoder cosine at which two features count as the same")
+    json: bool = option(False, "print the summary and every feature's match as one JSON object")
+
+
 # -- sharing and serving --------------------------------------------------------------------------------
 
 
@@ -255,4 +277,5 @@ class Worker:
 
 # Each spec's defaults, for the package's functions and the pages
 ENCODE, PROJECT, CLUSTER, WORKER, STEER = Encode(), Project(), Cluster(), Worker(), Steer()
+EVALUATE, COMPARE = Evaluate(), Compare()
 DECODING, SAMPLE, INTERPOLATE, TRAVERSE, ARITHMETIC = Decoding(), Sample(), Interpolate(), Traverse(), Arithmetic()

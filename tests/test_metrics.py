@@ -118,3 +118,79 @@ def test_importance_weighting_with_a_wrong_posterior_climbs_from_the_elbo_to_log
     by_k = [estimate(k) for k in (1, 10, 100, 1000)]
     assert all((a > b).all() for a, b in zip(by_k, by_k[1:], strict=False))  # the bound tightens with K
     assert by_k[-1] == pytest.approx(exact, abs=0.02)
+
+
+# -- comparing SAEs and evaluating them (latentviz eval / compare) ---------------------------------------
+
+
+def test_pairwise_mcc_is_one_on_a_permuted_rescaled_copy_and_pairs_one_to_one():
+    rng = np.random.default_rng(0)
+    decoder = rng.standard_normal((6, 4))
+    order = rng.permutation(6)
+    copy = decoder[order] * rng.uniform(0.5, 3.0, size=(6, 1))
+    similarity = metrics.cosine_matrix(decoder, copy)
+    rows, columns = metrics.matching(similarity)
+    assert metrics.pairwise_mcc(similarity) == pytest.approx(1.0)
+    assert (order[columns] == rows).all()  # each row paired with its own copy
+    # one-to-one: two rows whose best column is the same cannot both take it. Greedy best-per-row
+    # (the formula this must not be) gives (0.9 + 0.8) / 2; the matching 0.9 + 0.1 < 0.8 + 0.7
+    crowded = np.array([[0.9, 0.7], [0.8, 0.1]])
+    assert metrics.pairwise_mcc(crowded) == pytest.approx((0.7 + 0.8) / 2)
+    # signed: a flipped direction is another feature, not the same one
+    flipped = metrics.cosine_matrix(decoder, -decoder)
+    assert metrics.pairwise_mcc(np.abs(flipped)) == pytest.approx(1.0)
+    assert metrics.pairwise_mcc(flipped) < 0.9
+
+
+def test_correlation_matrix_is_pearson_and_a_silent_latent_correlates_zero():
+    rng = np.random.default_rng(1)
+    a = rng.random((200, 3))
+    b = np.column_stack([2 * a[:, 0] + 5, -a[:, 1], np.zeros(200)])
+    c = metrics.correlation_matrix(a, b)
+    assert c[0, 0] == pytest.approx(1.0) and c[1, 1] == pytest.approx(-1.0)
+    assert c[0, 2] == 0 and c[2, 2] == 0
+    assert c[0, 1] == pytest.approx(np.corrcoef(a[:, 0], b[:, 1])[0, 1])
+
+
+def test_kl_divergence_runs_from_the_clean_distribution_to_the_spliced_one():
+    import math
+
+    import torch
+
+    clean, spliced = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])
+    # p = (1/2, 1/2), q = (3/4, 1/4): KL(p‖q) = ½ ln(4/3); the reverse, KL(q‖p) = ¾ ln 1.5 + ¼ ln 0.5, differs
+    assert float(metrics.kl_divergence(clean, spliced)[0]) == pytest.approx(0.5 * math.log(4 / 3), rel=1e-6)
+    assert float(metrics.kl_divergence(clean, clean)[0]) == pytest.approx(0.0, abs=1e-7)
+    assert metrics.kl_div_score(0.25, 1.0) == pytest.approx(0.75)
+
+
+def test_relative_reconstruction_bias_is_the_scale_that_best_undoes_shrinkage():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((500, 8))
+    assert metrics.relative_reconstruction_bias(x, 0.8 * x) == pytest.approx(0.8)
+    # with noise orthogonal to x the mean norm ratio (a wrong formula) is no longer γ
+    noise = rng.standard_normal((500, 8))
+    noise -= (noise * x).sum(1, keepdims=True) / (x * x).sum(1, keepdims=True) * x
+    x_hat = 0.8 * x + 0.5 * noise
+    gamma = metrics.relative_reconstruction_bias(x, x_hat)
+    best = min(np.linspace(0.5, 1.5, 1001), key=lambda g: ((x_hat / g - x) ** 2).sum())
+    assert gamma == pytest.approx(best, abs=1e-3)
+    assert gamma != pytest.approx(np.mean(np.linalg.norm(x_hat, axis=1) / np.linalg.norm(x, axis=1)), abs=0.02)
+
+
+def test_bootstrap_interval_resamples_units_together_and_shrinks_with_more_of_them():
+    def ratio(num, den):
+        return num.sum() / den.sum()
+
+    same = {"num": np.full(50, 2.0), "den": np.full(50, 4.0)}
+    assert metrics.bootstrap_interval(ratio, same) == pytest.approx((0.5, 0.5))
+    # numerator and denominator drawn together: a per-unit ratio that is constant stays constant
+    rng = np.random.default_rng(3)
+    den = rng.uniform(1, 10, 80)
+    assert metrics.bootstrap_interval(ratio, {"num": 3 * den, "den": den}) == pytest.approx((3.0, 3.0))
+    # a mean's 95% interval is about ±1.96 σ/√n
+    values = rng.standard_normal(400)
+    low, high = metrics.bootstrap_interval(lambda v: v.mean(), {"v": values}, resamples=2000)
+    assert (high - low) / 2 == pytest.approx(1.96 * values.std() / 20, rel=0.15)
+    with pytest.raises(ValueError):
+        metrics.bootstrap_interval(ratio, {"num": np.ones(3), "den": np.ones(4)})

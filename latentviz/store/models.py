@@ -134,3 +134,64 @@ class Models(Connection):
                ORDER BY c.text_id, c.slot, c.stage""",
             {"model": model_id, "stage": stage, "code": code, "slot": slot},
         )
+
+    # -- evaluations and comparisons ---------------------------------------------------------------
+
+    def set_evaluation(self, model_id: int, name: str, figures: dict, seconds: float, tokens: int) -> None:
+        """Store (or replace) one evaluation of a model."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM evaluations WHERE model_id = ? AND name = ?", [model_id, name])
+            con.execute(
+                "INSERT INTO evaluations (model_id, name, figures, seconds, tokens) VALUES (?, ?, ?, ?, ?)",
+                [model_id, name, json.dumps(figures), float(seconds), int(tokens)],
+            )
+
+    def evaluations(self, model_id: int | None = None) -> pd.DataFrame:
+        """Evaluations (model_id, name, figures parsed, seconds, tokens, created), of one model or all."""
+        frame = self._frame(
+            """SELECT model_id, name, figures, seconds, tokens, created FROM evaluations
+               WHERE $model IS NULL OR model_id = $model ORDER BY model_id, name""",
+            {"model": model_id},
+        )
+        return frame.assign(figures=[json.loads(f) for f in frame["figures"]])
+
+    def set_comparison(
+        self, model_id: int, other_id: int, figures: dict, features: pd.DataFrame, seconds: float, tokens: int
+    ) -> None:
+        """Store (or replace) the matching of one SAE's features to another's: the summary and, per
+        feature of the first, its partner (feature, partner, kind, cosine, correlation, density,
+        partner_density)."""
+        rows = pa.Table.from_pandas(
+            features[["feature", "partner", "kind", "cosine", "correlation", "density", "partner_density"]],
+            preserve_index=False,
+        )
+        with self._transaction() as con:
+            for table in ("comparisons", "feature_matches"):
+                con.execute(f"DELETE FROM {table} WHERE model_id = ? AND other_id = ?", [model_id, other_id])
+            con.execute(
+                "INSERT INTO comparisons (model_id, other_id, figures, seconds, tokens) VALUES (?, ?, ?, ?, ?)",
+                [model_id, other_id, json.dumps(figures), float(seconds), int(tokens)],
+            )
+            insert(
+                con,
+                rows,
+                """INSERT INTO feature_matches SELECT ?, ?, feature, partner, kind, cosine, correlation, density,
+                   partner_density FROM incoming""",
+                [model_id, other_id],
+            )
+
+    def comparison(self, model_id: int, other_id: int) -> tuple[dict, pd.DataFrame] | None:
+        """(summary, per-feature matches) of a stored comparison, or None."""
+        found = self._frame(
+            "SELECT figures, seconds, tokens FROM comparisons WHERE model_id = ? AND other_id = ?", [model_id, other_id]
+        )
+        if found.empty:
+            return None
+        row = found.iloc[0]
+        figures = dict(json.loads(row["figures"]), seconds=float(row["seconds"]), tokens=int(row["tokens"]))
+        matches = self._frame(
+            """SELECT feature, partner, kind, cosine, correlation, density, partner_density FROM feature_matches
+               WHERE model_id = ? AND other_id = ? ORDER BY feature""",
+            [model_id, other_id],
+        )
+        return figures, matches

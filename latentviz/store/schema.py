@@ -193,6 +193,38 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN began TIMESTAMP",
         "ALTER TABLE jobs ADD COLUMN stage_began TIMESTAMP",
     ],
+    [
+        # An evaluation of a model (latentviz eval): its figures, what it cost and on how many tokens.
+        """CREATE TABLE evaluations (
+            model_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            figures JSON NOT NULL,
+            seconds DOUBLE NOT NULL,
+            tokens BIGINT NOT NULL,
+            created TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (model_id, name))""",
+        # Two SAEs matched feature to feature (latentviz compare): the summary, and each feature of the
+        # first with its partner in the second and how it was classed (matched, split, absorbed, unmatched).
+        """CREATE TABLE comparisons (
+            model_id INTEGER NOT NULL,
+            other_id INTEGER NOT NULL,
+            figures JSON NOT NULL,
+            seconds DOUBLE NOT NULL,
+            tokens BIGINT NOT NULL,
+            created TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (model_id, other_id))""",
+        """CREATE TABLE feature_matches (
+            model_id INTEGER NOT NULL,
+            other_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            partner INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            cosine DOUBLE NOT NULL,
+            correlation DOUBLE,
+            density DOUBLE,
+            partner_density DOUBLE,
+            PRIMARY KEY (model_id, other_id, feature))""",
+    ],
 ]
 # What `copy_into` keeps of each table, given $datasets and $models; the tables left out (the job queue,
 # capture shards: activations on disk that only training reads) start empty. tests/test_bundle.py checks
@@ -219,6 +251,9 @@ EXPORTED = {
     "feature_links": _OF_MODELS,
     "feature_examples": _OF_MODELS,
     "feature_example_values": _OF_MODELS,
+    "evaluations": _OF_MODELS,
+    "comparisons": f"{_OF_MODELS} AND list_contains($models, other_id)",
+    "feature_matches": f"{_OF_MODELS} AND list_contains($models, other_id)",
 }
 NOT_EXPORTED = ("jobs", "capture_shards", "schema_version")
 SEQUENCES = {

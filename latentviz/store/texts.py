@@ -71,6 +71,11 @@ class Texts(Connection):
             con.execute(f"DELETE FROM capture_shards WHERE capture_id IN ({capture_ids})", [name])
             con.execute("DELETE FROM captures WHERE dataset = ?", [name])
             con.execute(f"DELETE FROM training_metrics WHERE model_id IN ({model_ids})", [name])
+            con.execute(f"DELETE FROM evaluations WHERE model_id IN ({model_ids})", [name])
+            for table in ("comparisons", "feature_matches"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE model_id IN ({model_ids}) OR other_id IN ({model_ids})", [name, name]
+                )
             con.execute("DELETE FROM models WHERE dataset = ?", [name])
             con.execute("DELETE FROM texts WHERE dataset = ?", [name])
             con.execute("DELETE FROM datasets WHERE name = ?", [name])

@@ -1,0 +1,73 @@
+"""Evaluations of SAEs the field can compare, stored with each model: SAEBench's core set with bootstrap
+intervals (core.py), SAE ↔ SAE matching (matching.py), and the L0–FVU frontier of every SAE that reads
+the same activations."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from latentviz import backbones, runs, settings
+from latentviz.evals import core
+from latentviz.evals.matching import compare
+from latentviz.features.reads import load_sae
+from latentviz.progress import Progress, quiet
+from latentviz.steps import EVALUATE, Evaluate
+from latentviz.store import Store
+
+__all__ = ["compare", "evaluate", "frontier"]
+
+
+def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet) -> dict:
+    """Run the core evaluation of SAE `spec.model` on held-out texts and store it: its figures, with
+    the time it took and the tokens it read."""
+    started = time.perf_counter()
+    row, sae = load_sae(store, spec.model)
+    dataset, texts = core.held_out_texts(store, row, spec.texts, spec.dataset)
+    run = runs.from_record(row)
+    lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
+    figures = core.evaluate(
+        lm,
+        tokenizer,
+        texts,
+        sae,
+        keep_sinks=run.keep_sinks,
+        prepend_bos=run.prepend_bos,
+        resamples=spec.resamples,
+        progress=progress,
+    )
+    figures["dataset"] = dataset
+    seconds = time.perf_counter() - started
+    store.set_evaluation(spec.model, "core", figures, seconds, figures["predicted_tokens"])
+    return dict(figures, seconds=seconds)
+
+
+def frontier(store: Store, model_id: int) -> pd.DataFrame:
+    """Every SAE reading the same LM, layer and site as this one, with its L0 and FVU (the core
+    evaluation's where it has one, else its training's held-out figures): id, name, architecture, d_sae,
+    l0, fvu, measured ("evaluation" or "training")."""
+    reference = runs.from_record(store.trained_model(model_id, "sae", "SAE"))
+    evaluated = store.evaluations().query("name == 'core'").set_index("model_id")["figures"]
+    where = (reference.backbone, reference.model.layer, reference.model.site)
+    rows = []
+    for other_id in store.models().query("kind == 'sae' and checkpoint.notna()")["id"]:
+        model = store.model(int(other_id))
+        run = runs.from_record(model)
+        if (run.backbone, run.model.layer, run.model.site) != where:
+            continue
+        measured = "evaluation" if model["id"] in evaluated else "training"
+        figures = evaluated[model["id"]] if measured == "evaluation" else model["metrics"]
+        if "l0" in figures and "fvu" in figures:
+            rows.append(
+                {
+                    "id": int(model["id"]),
+                    "name": model["name"],
+                    "architecture": run.model.architecture,
+                    "d_sae": run.model.d_sae,
+                    "l0": figures["l0"],
+                    "fvu": figures["fvu"],
+                    "measured": measured,
+                }
+            )
+    return pd.DataFrame(rows, columns=["id", "name", "architecture", "d_sae", "l0", "fvu", "measured"])

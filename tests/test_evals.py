@@ -1,0 +1,204 @@
+"""latentviz eval and compare: the core evaluation against the splice it generalises, exact answers on
+SAEs built by hand, and SAE ↔ SAE matching on a planted pair."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from latentviz import backbones, evals, fit, metrics, runs, settings
+from latentviz.cli import main
+from latentviz.evals import core
+from latentviz.evals.matching import classify
+from latentviz.models import base
+from latentviz.models.sae import SAEConfig, SparseAutoencoder
+from latentviz.steps import Compare
+from latentviz.store import Store
+
+TEXTS = [
+    "The markets rallied after the announcement.",
+    "A new film opens this week in London.",
+    "The minister spoke about taxes and growth.",
+    "Rain is expected across the north tomorrow.",
+    "The team won the cup final on penalties.",
+    "Shares in the bank fell sharply.",
+    "Voters go to the polls next month.",
+    "The band released a second album.",
+    "Researchers found a new species of frog.",
+]
+
+
+def identity_sae(d_in: int, layer: int, scale: float = 1.0) -> SparseAutoencoder:
+    """A ReLU SAE with latents [x, −x] split into positive parts, decoding to scale · x exactly."""
+    config = SAEConfig(d_in=d_in, d_sae=2 * d_in, architecture="standard", k=1, normalize_input=False, layer=layer)
+    sae = SparseAutoencoder(config)
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
+        sae.W_dec.copy_(scale * torch.cat([eye, -eye], 0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_llama):
+    return backbones.causal_lm(tiny_llama, None)
+
+
+def test_a_perfect_reconstruction_scores_one_everywhere_with_intervals_that_collapse(lm):
+    model, tokenizer = lm
+    figures = core.evaluate(
+        model, tokenizer, TEXTS, identity_sae(32, 2), keep_sinks=True, prepend_bos=None, resamples=200
+    )
+    for name in ("ce_loss_score", "kl_div_score", "relative_reconstruction_bias"):
+        assert figures[name] == pytest.approx(1.0, abs=1e-4)
+        assert figures[f"{name}_interval"] == pytest.approx([1.0, 1.0], abs=1e-4)
+    assert figures["kl_div_with_sae"] == pytest.approx(0.0, abs=1e-6)
+    assert figures["fvu"] == pytest.approx(0.0, abs=1e-9)
+    assert figures["texts"] == len(TEXTS) and figures["spliced_tokens"] > 0
+
+
+def test_the_core_figures_agree_with_the_training_splice_and_the_reference_definitions(lm):
+    model, tokenizer = lm
+    sae = identity_sae(32, 2, scale=0.8)  # shrinks every reconstruction by exactly 0.8
+    figures = core.evaluate(model, tokenizer, TEXTS, sae, keep_sinks=True, prepend_bos=None, resamples=300)
+    assert figures["relative_reconstruction_bias"] == pytest.approx(0.8, rel=1e-6)
+    # the splice used when training ends (another implementation, batch by batch) gives the same losses
+    reference = fit.sae.spliced_losses(model, tokenizer, TEXTS, sae, keep_sinks=True)
+    assert figures["ce_clean"] == pytest.approx(reference["ce_clean"], rel=1e-5)
+    assert figures["ce_sae"] == pytest.approx(reference["ce_sae"], rel=1e-5)
+    assert figures["ce_zero_ablation"] == pytest.approx(reference["ce_zero_ablation"], rel=1e-5)
+    expected = metrics.ce_loss_recovered(reference["ce_clean"], reference["ce_sae"], reference["ce_zero_ablation"])
+    assert figures["ce_loss_score"] == pytest.approx(expected, abs=1e-3)  # a ratio of near differences
+    assert 0 < figures["kl_div_with_sae"] < figures["kl_div_with_ablation"]
+    assert figures["kl_div_score"] == pytest.approx(
+        metrics.kl_div_score(figures["kl_div_with_sae"], figures["kl_div_with_ablation"])
+    )
+    for name in core.WITH_INTERVALS:
+        low, high = figures[f"{name}_interval"]
+        assert low <= figures[name] <= high and low < high
+
+
+def test_fvu_and_shrinkage_of_the_evaluation_are_the_reference_formulas_on_the_spliced_tokens(lm, tiny_llama, tmp_path):
+    model, tokenizer = lm
+    sae = identity_sae(32, 2, scale=0.8)
+    sae.W_dec.data[:32] += 0.1 * torch.randn(32, 32)  # not a pure rescaling: FVU and γ then differ from 0.04, 0.8
+    t = core.spliced_statistics(model, tokenizer, TEXTS, sae, keep_sinks=True, prepend_bos=None)
+    backbone = backbones.shared(tiny_llama, tmp_path)
+    states = []
+    for text in TEXTS:  # the texts' own tokens, one text at a time, read by another path
+        tokens, hidden = backbones.hidden_states(backbone, text, 2)
+        states.append(hidden[~np.isin(tokens, tokenizer.all_special_tokens)])
+    x = torch.from_numpy(np.concatenate(states))
+    with torch.no_grad():
+        x_hat = sae.decode(sae.encode(x)).double().numpy()
+    x = x.double().numpy()
+    assert t["spliced"].sum() == len(x)
+    variance = t["x_sq"].sum() - (t["x_sum"] ** 2).sum() / t["spliced"].sum()
+    assert t["error_sq"].sum() / variance == pytest.approx(metrics.fraction_of_variance_unexplained(x, x_hat), rel=1e-5)
+    assert t["x_hat_sq"].sum() / t["x_dot_x_hat"].sum() == pytest.approx(
+        metrics.relative_reconstruction_bias(x, x_hat), rel=1e-5
+    )
+
+
+@pytest.fixture
+def workspace(trained_workspace, tmp_path):
+    """A writable copy of the trained workspace (its checkpoints are found beside the original)."""
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
+    return Store(db)
+
+
+def sae_id(store: Store) -> int:
+    return int(store.models().query("kind == 'sae'")["id"].iloc[0])
+
+
+def test_eval_stores_its_figures_and_cost_and_the_frontier_shows_them(workspace, capsys):
+    model_id = sae_id(workspace)
+    before = evals.frontier(workspace, model_id)
+    assert before["measured"].tolist() == ["training"]
+    assert main(["eval", str(model_id), "--db", str(workspace.path), "--texts", "12", "--resamples", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert "ce_loss_score" in printed and "relative_reconstruction_bias" in printed
+    stored = workspace.evaluations(model_id).set_index("name").loc["core"]
+    assert 0 < stored["figures"]["texts"] <= 12 and stored["tokens"] == stored["figures"]["predicted_tokens"] > 0
+    assert stored["seconds"] > 0
+    after = evals.frontier(workspace, model_id)
+    assert after["measured"].tolist() == ["evaluation"]
+    assert after["l0"].iloc[0] == pytest.approx(stored["figures"]["l0"])
+
+
+def test_eval_runs_on_texts_the_sae_never_trained_on(workspace):
+    from latentviz.fit.common import held_out_split
+
+    row = workspace.model(sae_id(workspace))
+    _, texts = core.held_out_texts(workspace, row, 1000)
+    text_ids = workspace.capture_tokens(runs.facts(row)["capture"])["text_id"].to_numpy()
+    train_rows, _ = held_out_split(text_ids, runs.from_record(row).training.seed)
+    by_id = workspace.texts("bbc-news").set_index("id")["text"]
+    trained_on = set(by_id.loc[np.unique(text_ids[train_rows])])
+    assert texts and not trained_on & set(texts)
+    with pytest.raises(Exception, match="no dataset named"):
+        core.held_out_texts(workspace, row, 10, dataset="nothing")
+
+
+def planted_copy(store: Store, model_id: int, seed: int = 0) -> tuple[int, np.ndarray]:
+    """Another model row whose SAE is this one's latents permuted and rescaled (the same function of x):
+    (its id, the permutation: feature j of the copy is feature order[j] of the original)."""
+    row = store.model(model_id)
+    sae = base.load(row["checkpoint"])
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(sae.config.d_sae)
+    # one scale for all latents: TopK picks the k largest, which a per-latent scale would change
+    scale = torch.full((sae.config.d_sae,), 2.5)
+    with torch.no_grad():
+        sae.W_enc.copy_(sae.W_enc[:, order] * scale)
+        sae.b_enc.copy_(sae.b_enc[order] * scale)
+        sae.W_dec.copy_(sae.W_dec[order] / scale[:, None])
+        sae.threshold.copy_(sae.threshold[order] * scale)
+    copy_id = store.add_model("sae", "planted copy", row["dataset"], row["backbone"], row["config"])
+    store.finish_model(copy_id, str(base.save(sae, settings.models_dir(store.path) / str(copy_id))), {})
+    return copy_id, order
+
+
+def test_a_permuted_rescaled_copy_matches_every_feature_and_compare_prints_json(workspace, capsys):
+    model_id = sae_id(workspace)
+    copy_id, order = planted_copy(workspace, model_id)
+    argv = ["compare", str(model_id), str(copy_id), "--db", str(workspace.path), "--json"]
+    assert main(argv) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["pw_mcc_decoder"] == pytest.approx(1.0)
+    assert found["pw_mcc_activations"] == pytest.approx(1.0, abs=1e-4) and found["tokens"] > 0
+    features = {f["feature"]: f for f in found["features"]}
+    alive = [f for f in features.values() if f["density"] > 0]
+    assert alive and all(f["correlation"] == pytest.approx(1.0, abs=1e-4) for f in alive)
+    assert found["matched"] == len(order) and found["matched_share"] == 1.0
+    assert all(order[features[i]["partner"]] == i for i in features)  # each feature found its own copy
+    summary, stored = workspace.comparison(model_id, copy_id)
+    assert summary["matched"] == len(order) and len(stored) == len(order)
+
+
+def test_comparing_an_sae_with_itself_or_across_lms_is_refused_in_one_line(workspace):
+    model_id = sae_id(workspace)
+    with pytest.raises(Exception, match="two different SAEs"):
+        evals.compare(workspace, Compare(a=model_id, b=model_id))
+
+
+def test_features_are_classed_matched_split_absorbed_or_unmatched_on_planted_cosines():
+    # rows: features of A; columns: features of B
+    cosine = np.array(
+        [
+            [0.95, 0.10, 0.00, 0.00, 0.00],  # 0: matched to B0
+            [0.00, 0.60, 0.65, 0.00, 0.00],  # 1: cut into B1 and B2 (neither reaches 0.7)
+            [0.90, 0.00, 0.00, 0.10, 0.00],  # 2: B0 is A0's match; A2 gets B3 (0.1): absorbed into B0
+            [0.00, 0.00, 0.00, 0.00, 0.20],  # 3: nothing near
+        ]
+    )
+    found = classify(cosine, threshold=0.7)
+    assert found["kind"].tolist() == ["matched", "split", "absorbed", "unmatched"]
+    assert found["partner"].tolist() == [0, 2, 0, 4]
+    assert found["cosine"].tolist() == [0.95, 0.65, 0.90, 0.20]
