@@ -39,6 +39,8 @@ page = st.navigation(
             st.Page("views/sae_train.py", title="Train", icon=":material/model_training:", url_path="sae-train"),
             st.Page("views/sae_features.py", title="Features", icon=":material/hub:", url_path="sae-features"),
             st.Page("views/sae_text.py", title="Text & steering", icon=":material/edit_note:", url_path="sae-text"),
+            st.Page("views/sae_evaluate.py", title="Evaluate", icon=":material/rule:", url_path="sae-evaluate"),
+            st.Page("views/sae_compare.py", title="Compare", icon=":material/compare_arrows:", url_path="sae-compare"),
         ],
     }
 )

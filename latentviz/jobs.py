@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentviz import features, pipeline, runs, settings
+from latentviz import evals, features, pipeline, runs, settings, steps
 from latentviz.progress import Progress
 from latentviz.steps import WORKER
 from latentviz.store import Store
@@ -61,6 +61,8 @@ KINDS: dict[str, Callable[[Store, dict, Progress], object]] = {
         store, params["encoding"], method=params["method"], progress=progress
     ),
     "features": lambda store, params, progress: features.build(store, params["model"], progress=progress),
+    "evaluate": lambda store, params, progress: evals.evaluate(store, steps.Evaluate(**params), progress=progress),
+    "compare": lambda store, params, progress: evals.compare(store, steps.Compare(**params), progress=progress),
     **{name: run for family in runs.FAMILIES.values() for name, run in _training(family).items()},
 }
 

@@ -304,6 +304,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
 # -- SAE pages --------------------------------------------------------------------------------------
 
 SAE_TRAIN_PAGE, SAE_FEATURES_PAGE, SAE_TEXT_PAGE = "views/sae_train.py", "views/sae_features.py", "views/sae_text.py"
+SAE_EVALUATE_PAGE, SAE_COMPARE_PAGE = "views/sae_evaluate.py", "views/sae_compare.py"
 SAE_FEATURES_URL = "sae-features"  # the Features page's url_path (app.py): where a feature id links to
 
 

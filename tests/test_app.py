@@ -509,3 +509,45 @@ def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, 
     monkeypatch.setenv("LATENTVIZ_TEXT_IN_URL", "1")
     at.text_input(key="q").input("market").run()
     assert at.query_params["q"] == "market"  # by default a link reproduces the search
+
+
+def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_workspace, tmp_path):
+    from test_evals import planted_copy
+
+    from latentviz import settings
+
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
+    store = Store(db)
+    sae_id = int(store.models().query("kind == 'sae'")["id"].iloc[0])
+    at = app(db)
+    at.switch_page("views/sae_evaluate.py").run()
+    assert not at.exception and "Not evaluated yet" in shown(at)
+    assert len(at.get("vega_lite_chart")) == 1  # the frontier, with this SAE's training figures
+    at.button(key="sae_evaluate").click().run()
+    assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
+    at.run()
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["CE loss recovered", "KL score", "KL with the SAE", "Shrinkage γ"]
+    assert len(at.get("vega_lite_chart")) == 2  # the scores with their intervals, and the frontier
+    assert "held-out texts of 'bbc-news'" in shown(at)
+
+    at.switch_page("views/sae_compare.py").run()
+    assert not at.exception and "Nothing to compare with yet" in shown(at)
+    copy_id, order = planted_copy(store, sae_id)
+    at.run()
+    assert not at.exception and "Not matched yet" in shown(at) and at.selectbox(key="sae_other").value == copy_id
+    at.button(key="sae_compare").click().run()
+    assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["PW-MCC (decoder)"] == "1.000" and metrics["Matched"] == "100%"
+    feature = int(
+        at.query_params["feature"][0] if isinstance(at.query_params["feature"], list) else at.query_params["feature"]
+    )
+    heading = " ".join(h.value for h in at.subheader)
+    assert f"Feature {feature} of #{sae_id} and feature {list(order).index(feature)} of #{copy_id}: matched" in heading
+    assert "<span title=" in at.get("html")[0].proto.body  # the first SAE's top examples (its dashboards are built)
+    assert "dashboards are not built" in shown(at)  # the copy's are not

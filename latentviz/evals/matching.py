@@ -1,6 +1,7 @@
 """SAE ↔ SAE matching: which features of one SAE another also learnt. Features are paired one to one by
 Hungarian matching on decoder cosine (and, over the same tokens, on the activation correlation of the
-latents that fired there); PW-MCC is the mean similarity of the pairs (Song et al., 2025). Each feature of the first SAE is then classed:
+latents that fired there); PW-MCC is the mean similarity of the pairs (Song et al., 2025). Each feature
+of the first SAE is then classed:
 
   matched    its partner's decoder cosine is at least the threshold
   split      not matched, and two or more features of the second have cosine ≥ SPLIT_COSINE with it (one
@@ -101,6 +102,12 @@ def classify(
             "partner_density": np.nan if partner_density is None else partner_density[partner],
         }
     )
+
+
+def opening_pair(matches: pd.DataFrame) -> int:
+    """The feature the Compare page opens on: the best-matched one that fired, else the first."""
+    fired = matches[(matches["kind"] == "matched") & (matches["density"].fillna(1) > 0)]
+    return int((fired if len(fired) else matches).sort_values("cosine", ascending=False)["feature"].iloc[0])
 
 
 def _alive_mcc(correlation, density_a, density_b) -> float | None:

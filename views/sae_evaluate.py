@@ -1,0 +1,83 @@
+"""Sparse autoencoder · Evaluate: SAEBench's core figures of one SAE with bootstrap intervals (CE loss
+recovered, KL, shrinkage), and the L0–FVU frontier of every SAE that reads the same activations."""
+
+import streamlit as st
+
+from latentviz import charts, evals, jobs, steps, webapp
+
+workspace = webapp.store()
+st.title("Evaluate an SAE")
+webapp.job_status(workspace)
+model_id, model_row = webapp.pick_sae(workspace)
+
+stored = workspace.evaluations(model_id).set_index("name")
+core = stored.loc["core"] if "core" in stored.index else None
+spec = steps.EVALUATE
+waiting = jobs.active(workspace)["kind"].eq("evaluate").any()
+
+st.subheader("Faithfulness, with uncertainty")
+st.caption(
+    f"The LM runs three times over up to {spec.texts} held-out texts the SAE never trained on: clean, with the "
+    "SAE's reconstruction spliced in at its layer, and with zeros there. Each score comes with a 95% interval from "
+    f"{spec.resamples:,} bootstrap resamples over the texts. About a minute for SmolLM2 on 2 CPU cores."
+)
+if core is None:
+    st.info(
+        "**Not evaluated yet.** Evaluate it to see CE loss recovered and KL divergence with intervals, and its "
+        "shrinkage.",
+        icon=":material/rule:",
+    )
+if not workspace.read_only and not waiting:
+    if st.button("Evaluate again" if core is not None else "Evaluate", type="primary", key="sae_evaluate"):
+        jobs.submit(workspace, "evaluate", {"model": model_id})
+        st.rerun()
+if core is not None:
+    figures = core["figures"]
+    a, b, c, d = st.columns(4)
+
+    def interval(name):
+        low, high = figures[f"{name}_interval"]
+        return f"95% interval {low:.4f} – {high:.4f}"
+
+    a.metric(
+        "CE loss recovered",
+        f"{figures['ce_loss_score']:.1%}",
+        help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); {interval('ce_loss_score')}",
+    )
+    b.metric(
+        "KL score",
+        f"{figures['kl_div_score']:.1%}",
+        help=f"(KL_zero − KL_sae) / KL_zero, KL(P_clean ‖ P_spliced) per token; {interval('kl_div_score')}",
+    )
+    c.metric(
+        "KL with the SAE",
+        f"{figures['kl_div_with_sae']:.4f}",
+        help=f"nats per predicted token; zeroed: {figures['kl_div_with_ablation']:.3f}; {interval('kl_div_with_sae')}",
+    )
+    d.metric(
+        "Shrinkage γ",
+        f"{figures['relative_reconstruction_bias']:.3f}",
+        help="E‖x̂‖² / E[x·x̂], the scale that best undoes the reconstruction's bias: below 1 it shrinks; "
+        + interval("relative_reconstruction_bias"),
+    )
+    st.altair_chart(charts.score_intervals(figures), width="stretch")
+    st.caption(
+        f"On {figures['texts']} held-out texts of {figures['dataset']!r}: {figures['predicted_tokens']:,} predicted "
+        f"tokens, {figures['spliced_tokens']:,} spliced · L0 {figures['l0']:.1f} · FVU {figures['fvu']:.4f} · "
+        f"took {core['seconds']:.0f} s · {core['created']:%Y-%m-%d %H:%M}"
+    )
+
+st.subheader("L0 against FVU: every SAE on these activations")
+frontier = evals.frontier(workspace, model_id)
+if len(frontier) < 2:
+    st.caption(
+        "Only this SAE reads this LM, layer and site. Train others (another k, width or architecture) on the Train "
+        "page to see the trade-off between sparsity and reconstruction."
+    )
+st.altair_chart(charts.frontier_chart(frontier, model_id), width="stretch")
+st.page_link(
+    webapp.SAE_COMPARE_PAGE,
+    label="Compare this SAE's features with another's",
+    icon=":material/compare_arrows:",
+    query_params={"model": model_id},
+)
