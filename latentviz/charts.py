@@ -580,3 +580,32 @@ def match_chart(matches: pd.DataFrame):
         .add_params(pick)
         .properties(height=320)
     )
+
+
+def probing_chart(figures: dict, score: str = "accuracy"):
+    """Sparse probing: each task's test score with the top 1, 2, 5, 20 latents and with the dense
+    activations (thin lines), and their mean (thick): how close a few latents come to the whole layer."""
+    import altair as alt
+
+    methods = [f"k={k}" for k in figures["ks"]] + ["dense"]
+    rows = pd.DataFrame(
+        [
+            {"task": task, "probe": method, score: scores[method][score]}
+            for task, scores in {**figures["tasks"], "mean over tasks": figures["mean"]}.items()
+            for method in methods
+        ]
+    )
+    x = alt.X("probe:N", sort=methods, title="probe on (top-k SAE latents, or the dense activations)")
+    y = alt.Y(f"{score}:Q", title=f"test {score}", scale=alt.Scale(domain=[0.4, 1.0]))
+    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("probe:N"), alt.Tooltip(f"{score}:Q", format=".3f")]
+    tasks = (
+        alt.Chart(rows[rows["task"] != "mean over tasks"])
+        .mark_line(point=True, strokeWidth=1, opacity=0.55)
+        .encode(x=x, y=y, color=alt.Color("task:N", scale=alt.Scale(range=PALETTE)), tooltip=tooltip)
+    )
+    mean = (
+        alt.Chart(rows[rows["task"] == "mean over tasks"])
+        .mark_line(point=alt.OverlayMarkDef(size=80), strokeWidth=4, color="black")
+        .encode(x=x, y=y, tooltip=tooltip)
+    )
+    return (tasks + mean).properties(height=340)

@@ -284,22 +284,35 @@ def cmd_eval(args, spec) -> None:
 
     bar = _Bar()
     try:
-        figures = evals.evaluate(_store(args), spec, progress=bar)
+        found = evals.evaluate(_store(args), spec, progress=bar)
     finally:
         bar.close()
     if spec.json:
-        print(json.dumps(figures))
+        print(json.dumps(found))
         return
-    print(
-        f"SAE {spec.model} on {figures['texts']} held-out texts of {figures['dataset']!r} "
-        f"({figures['predicted_tokens']:,} predicted tokens, {figures['seconds']:.1f} s); 95% intervals from "
-        f"{figures['resamples']:,} bootstrap resamples over the texts:"
-    )
-    for name in evals.core.WITH_INTERVALS:
-        low, high = figures[f"{name}_interval"]
-        print(f"  {name:<30} {figures[name]:.4f}  [{low:.4f}, {high:.4f}]")
-    for name in ("ce_clean", "ce_sae", "ce_zero_ablation", "kl_div_with_ablation", "l0", "fvu"):
-        print(f"  {name:<30} {figures[name]:.4f}")
+    if "core" in found:
+        figures = found["core"]
+        print(
+            f"SAE {spec.model} on {figures['texts']} held-out texts of {figures['dataset']!r} "
+            f"({figures['predicted_tokens']:,} predicted tokens, {figures['seconds']:.1f} s); 95% intervals from "
+            f"{figures['resamples']:,} bootstrap resamples over the texts:"
+        )
+        for name in evals.core.WITH_INTERVALS:
+            low, high = figures[f"{name}_interval"]
+            print(f"  {name:<30} {figures[name]:.4f}  [{low:.4f}, {high:.4f}]")
+        for name in ("ce_clean", "ce_sae", "ce_zero_ablation", "kl_div_with_ablation", "l0", "fvu"):
+            print(f"  {name:<30} {figures[name]:.4f}")
+    if "probing" in found:
+        figures = found["probing"]
+        print(
+            f"Sparse probing, test accuracy (AUC) on {len(figures['tasks'])} tasks, {figures['train']} training and "
+            f"{figures['test']} test texts each ({figures['seconds']:.1f} s):"
+        )
+        methods = list(figures["mean"])
+        print(f"  {'task':<36}" + "".join(f"{method:>16}" for method in methods))
+        for task, scores in {**figures["tasks"], "mean": figures["mean"]}.items():
+            cells = "".join(f"{scores[m]['accuracy']:>9.3f} ({scores[m]['auc']:.2f})" for m in methods)
+            print(f"  {task[:36]:<36}{cells}")
 
 
 def cmd_compare(args, spec) -> None:

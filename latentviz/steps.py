@@ -212,14 +212,37 @@ class ExportSAE:
     out: str = option("", "the folder to write", required=True)
 
 
+EVALUATIONS = ("core", "probing")
+
+
 @dataclass
 class Evaluate:
     """Evaluations of an SAE the field can compare (SAEBench's core set, with intervals), stored with it."""
 
     model: int = option(0, "the SAE's model id", positional=True)
-    dataset: str | None = option(None, "the dataset whose held-out texts it runs on (none: the SAE's own)")
-    texts: int = option(64, "held-out texts the LM runs on, clean, spliced and zeroed")
-    resamples: int = option(1000, "bootstrap resamples over the texts for each 95% interval")
+    evaluations: list[str] = option(list(EVALUATIONS), "which to run", choices=EVALUATIONS)
+    dataset: str | None = option(None, "core: the dataset whose held-out texts it runs on (none: the SAE's own)")
+    texts: int = option(64, "core: held-out texts the LM runs on, clean, spliced and zeroed")
+    resamples: int = option(1000, "core: bootstrap resamples over the texts for each 95% interval")
+    # Eight binary tasks with short prompts (entities, headlines, sentences, tweets) across kinds of
+    # concept: a person's gender, grammaticality, sentiment, a headline's subject, click-bait, emotion, a
+    # news topic, a sport. Each is read from the installed sae-probes package.
+    probe_datasets: list[str] = option(
+        [
+            "5_hist_fig_ismale",
+            "87_glue_cola",
+            "92_glue_sst2",
+            "21_headline_istrump",
+            "105_click_bait",
+            "149_twt_emotion_happiness",
+            "139_news_class_Politics",
+            "155_athlete_sport_basketball",
+        ],
+        "probing: sae-probes datasets (the SAE's own dataset's labels are added, one against the rest)",
+    )
+    # sae-probes trains on up to 1,024; on a CPU the LM's pass over the prompts is the cost
+    probe_train: int = option(256, "probing: training texts per task, half of each class")
+    probe_test: int = option(256, "probing: test texts per task, half of each class")
     json: bool = option(False, "print the stored figures as one JSON object")
 
 

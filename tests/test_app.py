@@ -530,7 +530,9 @@ def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app,
     at.run()
     assert not at.exception
     assert [m.label for m in at.metric] == ["CE loss recovered", "KL score", "KL with the SAE", "Shrinkage γ"]
-    assert len(at.get("vega_lite_chart")) == 2  # the scores with their intervals, and the frontier
+    assert len(at.get("vega_lite_chart")) == 3  # the scores with their intervals, probing, and the frontier
+    (probed,) = [frame.value for frame in at.dataframe]
+    assert {"92_glue_sst2", "mean"} <= set(probed["task"]) and list(probed.columns)[1:3] == ["dense", "k=1"]
     assert "held-out texts of 'bbc-news'" in shown(at)
 
     at.switch_page("views/sae_compare.py").run()

@@ -10,7 +10,7 @@ import torch
 
 from latentviz import backbones, evals, fit, metrics, runs, settings
 from latentviz.cli import main
-from latentviz.evals import core
+from latentviz.evals import core, probing
 from latentviz.evals.matching import classify
 from latentviz.models import base
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
@@ -121,7 +121,8 @@ def test_eval_stores_its_figures_and_cost_and_the_frontier_shows_them(workspace,
     model_id = sae_id(workspace)
     before = evals.frontier(workspace, model_id)
     assert before["measured"].tolist() == ["training"]
-    assert main(["eval", str(model_id), "--db", str(workspace.path), "--texts", "12", "--resamples", "100"]) == 0
+    argv = ["eval", str(model_id), "--db", str(workspace.path), "--evaluations", "core", "--texts", "12"]
+    assert main([*argv, "--resamples", "100"]) == 0
     printed = capsys.readouterr().out
     assert "ce_loss_score" in printed and "relative_reconstruction_bias" in printed
     stored = workspace.evaluations(model_id).set_index("name").loc["core"]
@@ -202,3 +203,49 @@ def test_features_are_classed_matched_split_absorbed_or_unmatched_on_planted_cos
     assert found["kind"].tolist() == ["matched", "split", "absorbed", "unmatched"]
     assert found["partner"].tolist() == [0, 2, 0, 4]
     assert found["cosine"].tolist() == [0.95, 0.65, 0.90, 0.20]
+
+
+# -- sparse probing ---------------------------------------------------------------------------------------
+
+
+def test_latents_are_chosen_by_normalised_mean_difference_not_by_scale():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    loud = 95 + 10 * (y - 0.5) + rng.normal(0, 2, 200)  # class means 90 and 100: a big difference, a small share
+    clean = y * rng.uniform(0.9, 1.1, 200)  # fires on the class alone: a small difference, all of its range
+    f = np.column_stack([loud, clean, np.zeros(200)])
+    assert probing.select_latents(f, y, 1).tolist() == [1]
+    raw = f[y == 1].mean(0) - f[y == 0].mean(0)
+    assert np.argmax(np.abs(raw)) == 0  # the unnormalised difference (the formula this must not be) picks the loud one
+
+
+def test_a_probe_on_a_planted_latent_is_perfect_and_the_split_is_balanced():
+    rng = np.random.default_rng(1)
+    y = (rng.random(600) < 0.3).astype(int)
+    train, test = probing.balanced_split(y, 200, 100, seed=0)
+    assert y[train].mean() == 0.5 and y[test].mean() == 0.5 and not set(train) & set(test)
+    f = rng.exponential(1.0, (600, 50)) * (rng.random((600, 50)) < 0.2)
+    f[:, 17] = y * rng.uniform(1, 2, 600)  # latent 17 fires exactly on the concept
+    dense = rng.normal(size=(600, 8))
+    found = probing.probe_task(dense[train], dense[test], f[train], f[test], y[train], y[test])
+    assert found["k=1"]["latents"] == [17] and found["k=1"]["accuracy"] == 1.0 and found["k=1"]["auc"] == 1.0
+    assert found["dense"]["auc"] < 0.7  # noise: the baseline cannot tell the classes apart
+
+
+def test_sparse_probing_reads_sae_probes_datasets_and_the_corpus_labels(workspace, capsys):
+    model_id = sae_id(workspace)
+    prompts, labels = probing.read_task("92_glue_sst2")
+    assert len(prompts) == len(labels) > 1000 and set(labels) == {0, 1}
+    argv = ["eval", str(model_id), "--db", str(workspace.path), "--evaluations", "probing"]
+    argv += ["--probe-datasets", "92_glue_sst2", "--probe-train", "40", "--probe-test", "40"]
+    assert main(argv) == 0
+    assert "92_glue_sst2" in capsys.readouterr().out
+    figures = workspace.evaluations(model_id).set_index("name").loc["probing", "figures"]
+    tasks = figures["tasks"]
+    assert "92_glue_sst2" in tasks and any(name.startswith("bbc-news: ") for name in tasks)
+    assert tasks["92_glue_sst2"]["texts"] == [40, 40]
+    assert set(figures["mean"]) == {"dense", "k=1", "k=2", "k=5", "k=20"}
+    for scores in tasks.values():
+        assert all(0 <= scores[m]["accuracy"] <= 1 and 0 <= scores[m]["auc"] <= 1 for m in figures["mean"])
+    with pytest.raises(Exception, match="sae-probes has no dataset"):
+        probing.read_task("nothing")

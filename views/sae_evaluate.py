@@ -1,5 +1,6 @@
 """Sparse autoencoder · Evaluate: SAEBench's core figures of one SAE with bootstrap intervals (CE loss
-recovered, KL, shrinkage), and the L0–FVU frontier of every SAE that reads the same activations."""
+recovered, KL, shrinkage), sparse probing against the dense activations, and the L0–FVU frontier of
+every SAE that reads the same activations."""
 
 import streamlit as st
 
@@ -15,16 +16,17 @@ core = stored.loc["core"] if "core" in stored.index else None
 spec = steps.EVALUATE
 waiting = jobs.active(workspace)["kind"].eq("evaluate").any()
 
-st.subheader("Faithfulness, with uncertainty")
+tasks = len(spec.probe_datasets)
 st.caption(
-    f"The LM runs three times over up to {spec.texts} held-out texts the SAE never trained on: clean, with the "
-    "SAE's reconstruction spliced in at its layer, and with zeros there. Each score comes with a 95% interval from "
-    f"{spec.resamples:,} bootstrap resamples over the texts. About a minute for SmolLM2 on 2 CPU cores."
+    f"**What runs:** the LM three times over up to {spec.texts} held-out texts the SAE never trained on (clean, with "
+    f"the SAE's reconstruction spliced in at its layer, and with zeros there), each score with a 95% interval from "
+    f"{spec.resamples:,} bootstrap resamples over the texts; then sparse probing on {tasks} sae-probes tasks and the "
+    f"dataset's labels, {spec.probe_train} + {spec.probe_test} texts each. A few minutes for SmolLM2 on 2 CPU cores."
 )
 if core is None:
     st.info(
-        "**Not evaluated yet.** Evaluate it to see CE loss recovered and KL divergence with intervals, and its "
-        "shrinkage.",
+        "**Not evaluated yet.** Evaluate it to see CE loss recovered and KL divergence with intervals, its "
+        "shrinkage, and how well a few of its latents probe for concepts.",
         icon=":material/rule:",
     )
 if not workspace.read_only and not waiting:
@@ -32,6 +34,7 @@ if not workspace.read_only and not waiting:
         jobs.submit(workspace, "evaluate", {"model": model_id})
         st.rerun()
 if core is not None:
+    st.subheader("Faithfulness, with uncertainty")
     figures = core["figures"]
     a, b, c, d = st.columns(4)
 
@@ -65,6 +68,26 @@ if core is not None:
         f"On {figures['texts']} held-out texts of {figures['dataset']!r}: {figures['predicted_tokens']:,} predicted "
         f"tokens, {figures['spliced_tokens']:,} spliced · L0 {figures['l0']:.1f} · FVU {figures['fvu']:.4f} · "
         f"took {core['seconds']:.0f} s · {core['created']:%Y-%m-%d %H:%M}"
+    )
+
+probed = stored.loc["probing"] if "probing" in stored.index else None
+if probed is not None:
+    found = probed["figures"]
+    st.subheader("Sparse probing: do a few latents carry a concept?")
+    mean = found["mean"]
+    best = max((m for m in mean if m != "dense"), key=lambda m: mean[m]["accuracy"])
+    st.caption(
+        f"Test accuracy of a logistic probe on the top-k latents (chosen by class-mean difference on the training "
+        f"texts) against the same probe on all {model_row['config']['model']['d_in']} dense dimensions, over "
+        f"{len(found['tasks'])} tasks: mean {mean['k=1']['accuracy']:.3f} with one latent, "
+        f"{mean[best]['accuracy']:.3f} at {best}, {mean['dense']['accuracy']:.3f} dense · {probed['seconds']:.0f} s"
+    )
+    st.altair_chart(charts.probing_chart(found), width="stretch")
+    st.dataframe(
+        evals.probing.table(found),
+        hide_index=True,
+        key="sae_probing_table",
+        column_config={"task": st.column_config.TextColumn(width="large")},
     )
 
 st.subheader("L0 against FVU: every SAE on these activations")

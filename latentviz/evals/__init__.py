@@ -1,6 +1,6 @@
 """Evaluations of SAEs the field can compare, stored with each model: SAEBench's core set with bootstrap
-intervals (core.py), SAE ↔ SAE matching (matching.py), and the L0–FVU frontier of every SAE that reads
-the same activations."""
+intervals (core.py), sparse probing (probing.py), SAE ↔ SAE matching (matching.py), and the L0–FVU
+frontier of every SAE that reads the same activations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pandas as pd
 
 from latentviz import backbones, runs, settings
-from latentviz.evals import core
+from latentviz.evals import core, probing
 from latentviz.evals.matching import compare
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress, quiet
@@ -19,10 +19,26 @@ from latentviz.store import Store
 __all__ = ["compare", "evaluate", "frontier"]
 
 
-def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet) -> dict:
-    """Run the core evaluation of SAE `spec.model` on held-out texts and store it: its figures, with
-    the time it took and the tokens it read."""
-    started = time.perf_counter()
+def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet) -> dict[str, dict]:
+    """Run the chosen evaluations of SAE `spec.model` and store each with the time it took and the
+    tokens (core) or texts (probing) it read: {name: figures, with "seconds"}."""
+    found = {}
+    for name in spec.evaluations:
+        started = time.perf_counter()
+        if name == "core":
+            figures = _core(store, spec, progress)
+            amount = figures["predicted_tokens"]
+        else:
+            figures, amount = probing.evaluate(
+                store, spec.model, spec.probe_datasets, spec.probe_train, spec.probe_test, progress
+            )
+        seconds = time.perf_counter() - started
+        store.set_evaluation(spec.model, name, figures, seconds, amount)
+        found[name] = dict(figures, seconds=seconds)
+    return found
+
+
+def _core(store: Store, spec: Evaluate, progress: Progress) -> dict:
     row, sae = load_sae(store, spec.model)
     dataset, texts = core.held_out_texts(store, row, spec.texts, spec.dataset)
     run = runs.from_record(row)
@@ -37,10 +53,7 @@ def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet
         resamples=spec.resamples,
         progress=progress,
     )
-    figures["dataset"] = dataset
-    seconds = time.perf_counter() - started
-    store.set_evaluation(spec.model, "core", figures, seconds, figures["predicted_tokens"])
-    return dict(figures, seconds=seconds)
+    return dict(figures, dataset=dataset)
 
 
 def frontier(store: Store, model_id: int) -> pd.DataFrame:
