@@ -361,8 +361,21 @@ def last_token_states(
 ) -> np.ndarray:
     """Block `layer`'s `site` output at each text's last token (N, C), as probing benchmarks read a
     prompt (sae-probes); a long text keeps its first token and its end."""
-    layer = check_layer(backbone, layer)
     ids = token_ids(backbone.tokenizer, texts, prepend_bos, keep_end=True)
+    return last_token_states_of_ids(backbone, ids, layer, site, batch_size, progress)
+
+
+@torch.inference_mode()
+def last_token_states_of_ids(
+    backbone: Backbone,
+    ids: list[list[int]],
+    layer: int,
+    site: str = "resid_post",
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """last_token_states for token id lists built by the caller (a prompt ending on a chosen token)."""
+    layer = check_layer(backbone, layer)
     states = np.zeros((len(ids), backbone.dim), np.float32)
     for done, batch in enumerate(token_batches([len(x) for x in ids], batch_size)):
         padded = backbone.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")

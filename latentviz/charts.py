@@ -609,3 +609,32 @@ def probing_chart(figures: dict, score: str = "accuracy"):
         .encode(x=x, y=y, tooltip=tooltip)
     )
     return (tasks + mean).properties(height=340)
+
+
+def absorption_chart(letters: dict):
+    """Per first letter: the mean absorption fraction and the full absorption rate over the words the
+    LM's probe gets right (SAEBench's first-letter task)."""
+    import altair as alt
+
+    rows = pd.DataFrame(
+        [
+            {"letter": letter, "measure": measure, "value": scores[key], "words": scores["probe_true_positives"]}
+            for letter, scores in letters.items()
+            for measure, key in (
+                ("absorption fraction", "absorption_fraction"),
+                ("full absorption", "full_absorption_rate"),
+            )
+        ]
+    )
+    return (
+        alt.Chart(rows)
+        .mark_bar()
+        .encode(
+            x=alt.X("letter:N", title="first letter"),
+            xOffset="measure:N",
+            y=alt.Y("value:Q", title="share of the probe's true positives", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("measure:N", title=None, scale=alt.Scale(range=["#B279A2", "#E45756"])),
+            tooltip=["letter:N", "measure:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("words:Q")],
+        )
+        .properties(height=220)
+    )

@@ -287,9 +287,19 @@ def cmd_eval(args, spec) -> None:
         found = evals.evaluate(_store(args), spec, progress=bar)
     finally:
         bar.close()
+    missing = {name: figures["not_measured"] for name, figures in found.items() if "not_measured" in figures}
+    found = {name: figures for name, figures in found.items() if name not in missing}
     if spec.json:
         print(json.dumps(found))
-        return
+    else:
+        _print_evaluations(spec, found)
+    if missing:
+        raise LatentvizError("; ".join(f"{name} not measured: {why}" for name, why in missing.items()))
+
+
+def _print_evaluations(spec, found: dict) -> None:
+    from latentviz import evals
+
     if "core" in found:
         figures = found["core"]
         print(
@@ -313,6 +323,14 @@ def cmd_eval(args, spec) -> None:
         for task, scores in {**figures["tasks"], "mean": figures["mean"]}.items():
             cells = "".join(f"{scores[m]['accuracy']:>9.3f} ({scores[m]['auc']:.2f})" for m in methods)
             print(f"  {task[:36]:<36}{cells}")
+    if "absorption" in found:
+        figures = found["absorption"]
+        print(
+            f"First-letter absorption on {len(figures['letters'])} letters, {figures['test_words']:,} test words "
+            f"({figures['seconds']:.1f} s): mean absorption fraction {figures['mean_absorption_fraction']:.3f}, "
+            f"full absorption rate {figures['mean_full_absorption_rate']:.3f}, "
+            f"{figures['mean_main_latents']:.1f} main latents per letter"
+        )
 
 
 def cmd_compare(args, spec) -> None:

@@ -212,7 +212,7 @@ class ExportSAE:
     out: str = option("", "the folder to write", required=True)
 
 
-EVALUATIONS = ("core", "probing")
+EVALUATIONS = ("core", "probing", "absorption")
 
 
 @dataclass
@@ -243,6 +243,8 @@ class Evaluate:
     # sae-probes trains on up to 1,024; on a CPU the LM's pass over the prompts is the cost
     probe_train: int = option(256, "probing: training texts per task, half of each class")
     probe_test: int = option(256, "probing: test texts per task, half of each class")
+    # SAEBench reads every whole-word token of the vocabulary; 2,000 keep the LM's pass short on a CPU
+    absorption_words: int = option(2000, "absorption: whole-word tokens of the LM's vocabulary, a fifth held out")
     json: bool = option(False, "print the stored figures as one JSON object")
 
 

@@ -10,7 +10,7 @@ import torch
 
 from latentviz import backbones, evals, fit, metrics, runs, settings
 from latentviz.cli import main
-from latentviz.evals import core, probing
+from latentviz.evals import absorption, core, probing
 from latentviz.evals.matching import classify
 from latentviz.models import base
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
@@ -249,3 +249,47 @@ def test_sparse_probing_reads_sae_probes_datasets_and_the_corpus_labels(workspac
         assert all(0 <= scores[m]["accuracy"] <= 1 and 0 <= scores[m]["auc"] <= 1 for m in figures["mean"])
     with pytest.raises(Exception, match="sae-probes has no dataset"):
         probing.read_task("nothing")
+
+
+# -- absorption -----------------------------------------------------------------------------------------
+
+
+def test_absorption_scores_on_a_planted_letter_latent_and_a_word_latent_that_absorbs_it():
+    decoder = np.array(
+        [
+            [1.0, 0.0, 0.0, 0.0],  # 0: the letter's main latent, along the probe
+            [0.8, 0.6, 0.0, 0.0],  # 1: a word's latent that carries the letter's direction too (cosine 0.8)
+            [0.0, 0.0, 1.0, 0.0],  # 2: unrelated
+        ]
+    )
+    x = np.tile([2.0, 0.0, 0.0, 0.0], (4, 1))  # the probe reads 2 on every word
+    f = np.array(
+        [
+            [2.0, 0.0, 0.0],  # the main latent carries it all: no absorption
+            [0.0, 2.5, 0.0],  # the main latent is silent, the word's latent carries 2.5·0.8 = 2: full absorption
+            [1.0, 1.25, 0.0],  # half and half: fraction 1 / (1 + 1), not full (the main latent fired)
+            [0.0, 0.0, 3.0],  # nothing along the probe carries it: not absorption
+        ]
+    )
+    fraction, full = absorption.absorption_scores(x, f, decoder, direction=[3.0, 0, 0, 0], main=[0])
+    assert fraction.tolist() == [0.0, 1.0, 0.5, 0.0]
+    assert full.tolist() == [False, True, False, False]
+    # in the SAE's own units (input_scale · x) the same latents carry a tenth of the probe's projection
+    fraction, full = absorption.absorption_scores(x, f, decoder, [1.0, 0, 0, 0], [0], input_scale=10.0)
+    assert fraction.tolist() == [0.0, 0.0, 0.0, 0.0] and not full.any()
+
+
+def test_absorption_runs_on_the_backbones_own_words_and_is_stored(workspace, capsys, monkeypatch):
+    model_id = sae_id(workspace)
+    argv = ["eval", str(model_id), "--db", str(workspace.path), "--evaluations", "absorption"]
+    assert main([*argv, "--absorption-words", "600"]) == 2  # a random tiny LM's states do not tell letters apart
+    assert "absorption not measured: the LM's activations here do not tell" in capsys.readouterr().err
+    assert "not_measured" in workspace.evaluations(model_id).set_index("name").loc["absorption", "figures"]
+    monkeypatch.setattr(absorption, "MIN_PROBE_F1", 0.0)  # keep every letter, to see the whole path run
+    assert main([*argv, "--absorption-words", "600"]) == 0
+    assert "First-letter absorption on" in capsys.readouterr().out
+    figures = workspace.evaluations(model_id).set_index("name").loc["absorption", "figures"]
+    assert figures["words"] == 600 and figures["test_words"] == 120 and figures["letters"]
+    assert 0 <= figures["mean_absorption_fraction"] <= 1 and 0 <= figures["mean_full_absorption_rate"] <= 1
+    for scores in figures["letters"].values():
+        assert 1 <= len(scores["main_latents"]) <= absorption.MAX_K and scores["probe_true_positives"] >= 0

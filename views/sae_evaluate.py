@@ -2,6 +2,7 @@
 recovered, KL, shrinkage), sparse probing against the dense activations, and the L0–FVU frontier of
 every SAE that reads the same activations."""
 
+import pandas as pd
 import streamlit as st
 
 from latentviz import charts, evals, jobs, steps, webapp
@@ -21,7 +22,8 @@ st.caption(
     f"**What runs:** the LM three times over up to {spec.texts} held-out texts the SAE never trained on (clean, with "
     f"the SAE's reconstruction spliced in at its layer, and with zeros there), each score with a 95% interval from "
     f"{spec.resamples:,} bootstrap resamples over the texts; then sparse probing on {tasks} sae-probes tasks and the "
-    f"dataset's labels, {spec.probe_train} + {spec.probe_test} texts each. A few minutes for SmolLM2 on 2 CPU cores."
+    f"dataset's labels, {spec.probe_train} + {spec.probe_test} texts each; then first-letter absorption on "
+    f"{spec.absorption_words:,} of the LM's words. A few minutes for SmolLM2 on 2 CPU cores."
 )
 if core is None:
     st.info(
@@ -89,6 +91,36 @@ if probed is not None:
         key="sae_probing_table",
         column_config={"task": st.column_config.TextColumn(width="large")},
     )
+
+absorbed = stored.loc["absorption"] if "absorption" in stored.index else None
+if absorbed is not None:
+    found = absorbed["figures"]
+    st.subheader("Absorption: does a word's latent swallow its first letter?")
+    if "not_measured" in found:
+        st.caption(f"Not measured: {found['not_measured']}.")
+    else:
+        a, b, c = st.columns(3)
+        a.metric(
+            "Absorption fraction",
+            f"{found['mean_absorption_fraction']:.3f}",
+            help="share of the letter probe's projection carried by other latents where the letter's own fall short, "
+            f"mean over {len(found['letters'])} letters (0 is best); std {found['std_absorption_fraction']:.3f}",
+        )
+        b.metric(
+            "Full absorption",
+            f"{found['mean_full_absorption_rate']:.3f}",
+            help="share of words whose letter latents stay silent while one other latent carries the letter",
+        )
+        c.metric(
+            "Main latents per letter", f"{found['mean_main_latents']:.1f}", help="more than 1: the letter is split"
+        )
+        st.altair_chart(charts.absorption_chart(found["letters"]), width="stretch")
+        st.caption(
+            f"{found['words']:,} of the LM's whole-word tokens after a few in-context examples, "
+            f"{found['test_words']:,} held out · {absorbed['seconds']:.0f} s"
+        )
+        if found["absorbed_words"]:
+            st.dataframe(pd.DataFrame(found["absorbed_words"]), hide_index=True, key="sae_absorbed_words", height=200)
 
 st.subheader("L0 against FVU: every SAE on these activations")
 frontier = evals.frontier(workspace, model_id)

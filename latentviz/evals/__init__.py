@@ -1,6 +1,6 @@
 """Evaluations of SAEs the field can compare, stored with each model: SAEBench's core set with bootstrap
-intervals (core.py), sparse probing (probing.py), SAE ↔ SAE matching (matching.py), and the L0–FVU
-frontier of every SAE that reads the same activations."""
+intervals (core.py), sparse probing (probing.py), absorption (absorption.py), SAE ↔ SAE matching
+(matching.py), and the L0–FVU frontier of every SAE that reads the same activations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 import pandas as pd
 
 from latentviz import backbones, runs, settings
-from latentviz.evals import core, probing
+from latentviz.errors import LatentvizError
+from latentviz.evals import absorption, core, probing
 from latentviz.evals.matching import compare
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress, quiet
@@ -21,21 +22,28 @@ __all__ = ["compare", "evaluate", "frontier"]
 
 def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet) -> dict[str, dict]:
     """Run the chosen evaluations of SAE `spec.model` and store each with the time it took and the
-    tokens (core) or texts (probing) it read: {name: figures, with "seconds"}."""
+    tokens (core), texts (probing) or words (absorption) it read: {name: figures, with "seconds"}."""
     found = {}
     for name in spec.evaluations:
         started = time.perf_counter()
-        if name == "core":
-            figures = _core(store, spec, progress)
-            amount = figures["predicted_tokens"]
-        else:
-            figures, amount = probing.evaluate(
-                store, spec.model, spec.probe_datasets, spec.probe_train, spec.probe_test, progress
-            )
+        try:
+            figures, amount = _run(name, store, spec, progress)
+        except LatentvizError as error:  # one that cannot run here is recorded as such; the others still run
+            figures, amount = {"not_measured": str(error).splitlines()[0]}, 0
         seconds = time.perf_counter() - started
         store.set_evaluation(spec.model, name, figures, seconds, amount)
         found[name] = dict(figures, seconds=seconds)
     return found
+
+
+def _run(name: str, store: Store, spec: Evaluate, progress: Progress) -> tuple[dict, int]:
+    """(figures, tokens or texts or words read) of one evaluation."""
+    if name == "core":
+        figures = _core(store, spec, progress)
+        return figures, figures["predicted_tokens"]
+    if name == "probing":
+        return probing.evaluate(store, spec.model, spec.probe_datasets, spec.probe_train, spec.probe_test, progress)
+    return absorption.evaluate(store, spec.model, spec.absorption_words, progress)
 
 
 def _core(store: Store, spec: Evaluate, progress: Progress) -> dict:

@@ -74,13 +74,14 @@ def balanced_split(y: np.ndarray, train: int, test: int, seed: int) -> tuple[np.
     return rng.permutation(train_rows), rng.permutation(test_rows)
 
 
-def select_latents(f_train: np.ndarray, y_train: np.ndarray, k: int) -> np.ndarray:
-    """The k latents whose class means differ most (|mean₁ − mean₀|), each latent divided first by its
-    mean non-zero |activation| on the training split."""
+def select_latents(f_train: np.ndarray, y_train: np.ndarray, k: int, positive: bool = False) -> np.ndarray:
+    """The k latents whose class means differ most (|mean₁ − mean₀|; with `positive`, mean₁ − mean₀:
+    latents that fire for the class), each latent divided first by its mean non-zero |activation| on the
+    training split."""
     f = np.abs(f_train).sum(0) / ((f_train != 0).sum(0) + 1e-6)
     normalised = f_train / (f + 1e-6)
     difference = normalised[y_train == 1].mean(0) - normalised[y_train == 0].mean(0)
-    return np.argsort(-np.abs(difference), kind="stable")[:k]
+    return np.argsort(-(difference if positive else np.abs(difference)), kind="stable")[:k]
 
 
 def fit_probe(x_train, y_train, x_test, y_test, seed: int = settings.SEED) -> dict[str, float]:
