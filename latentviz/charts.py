@@ -638,3 +638,19 @@ def absorption_chart(letters: dict):
         )
         .properties(height=220)
     )
+
+
+def label_score_histogram(scores: pd.Series):
+    """How well the labels pick out their features' texts: each scored label's AUROC (0.5 is chance)."""
+    import altair as alt
+
+    return (
+        alt.Chart(pd.DataFrame({"score": scores.dropna()}))
+        .mark_bar(color="#54A24B")
+        .encode(
+            x=alt.X("score:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="label score (AUROC; 0.5 = chance)"),
+            y=alt.Y("count():Q", title="features"),
+            tooltip=[alt.Tooltip("count():Q", title="features")],
+        )
+        .properties(height=200)
+    )

@@ -331,6 +331,13 @@ def _print_evaluations(spec, found: dict) -> None:
             f"full absorption rate {figures['mean_full_absorption_rate']:.3f}, "
             f"{figures['mean_main_latents']:.1f} main latents per letter"
         )
+    if "labels" in found:
+        figures = found["labels"]
+        print(
+            f"Labels scored ({figures['scorer']}) for {figures['scored']:,} of {figures['labelled']:,} labelled "
+            f"features ({figures['seconds']:.1f} s): mean AUROC {figures['mean_score']:.3f}, median "
+            f"{figures['median_score']:.3f}, {figures['good_share']:.0%} at {figures['good_at']} or more"
+        )
 
 
 def cmd_compare(args, spec) -> None:

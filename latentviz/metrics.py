@@ -285,3 +285,16 @@ def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero_ablation: float) -
 def delta_lm_loss(ce_clean: float, ce_sae: float) -> float:
     """CE_sae − CE_clean, nats per token."""
     return ce_sae - ce_clean
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counting a half: the area under the ROC curve."""
+    positive, negative = np.asarray(positive, float)[:, None], np.asarray(negative, float)[None, :]
+    return float(((positive > negative).sum() + 0.5 * (positive == negative).sum()) / (positive.size * negative.size))
+
+
+def embedding_score(label: np.ndarray, activating: np.ndarray, non_activating: np.ndarray) -> float:
+    """delphi's embedding scorer: the AUROC of cos(label, text) for texts a feature fires on against
+    texts it does not (vectors as rows)."""
+    similarity = cosine_matrix(np.asarray(label)[None, :], np.vstack([activating, non_activating]))[0]
+    return auroc(similarity[: len(activating)], similarity[len(activating) :])

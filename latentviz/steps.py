@@ -212,7 +212,7 @@ class ExportSAE:
     out: str = option("", "the folder to write", required=True)
 
 
-EVALUATIONS = ("core", "probing", "absorption")
+EVALUATIONS = ("core", "probing", "absorption", "labels")
 
 
 @dataclass

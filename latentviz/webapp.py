@@ -349,15 +349,18 @@ def sae_figures(figures: dict) -> None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the feature dashboards…")
-def _statistics(_workspace: Store, db: str, model_id: int) -> pd.DataFrame:
-    return features.statistics(_workspace, model_id)  # fixed once built: the same SAE on the same tokens
+def _statistics(_workspace: Store, db: str, model_id: int, scored: str) -> pd.DataFrame:
+    # fixed once built (the same SAE on the same tokens) until its labels are scored again (`scored`)
+    return features.statistics(_workspace, model_id)
 
 
 def sae_statistics(workspace: Store, model_id: int) -> pd.DataFrame:
     """Every feature's statistics and label; where the dashboards are not built yet, says so, offers
     to build them and stops the page."""
     if workspace.has_feature_dashboards(model_id):
-        return _statistics(workspace, str(workspace.path), model_id)
+        evaluated = workspace.evaluations(model_id).set_index("name")
+        scored = str(evaluated.loc["labels", "created"]) if "labels" in evaluated.index else ""
+        return _statistics(workspace, str(workspace.path), model_id, scored)
     st.info(
         "**No feature dashboards for this SAE yet.** Building them encodes its captured tokens and works out every "
         "feature's examples, histogram, logit effects, neighbours and co-occurring features at once.",

@@ -511,6 +511,7 @@ def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, 
     assert at.query_params["q"] == "market"  # by default a link reproduces the search
 
 
+@pytest.mark.integration  # the label scorer is the packaged MiniLM
 def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_workspace, tmp_path):
     from test_evals import planted_copy
 
@@ -529,8 +530,16 @@ def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app,
     assert jobs.wait(store, int(store.jobs()["id"].iloc[0]))["status"] == "done"
     at.run()
     assert not at.exception
-    assert [m.label for m in at.metric] == ["CE loss recovered", "KL score", "KL with the SAE", "Shrinkage γ"]
-    assert len(at.get("vega_lite_chart")) == 3  # the scores with their intervals, probing, and the frontier
+    assert [m.label for m in at.metric] == [
+        "CE loss recovered",
+        "KL score",
+        "KL with the SAE",
+        "Shrinkage γ",
+        "Mean label score",
+        "Labels scoring ≥ 0.8",
+        "Scored",
+    ]
+    assert len(at.get("vega_lite_chart")) == 4  # the scores with their intervals, probing, label scores, frontier
     (probed,) = [frame.value for frame in at.dataframe]
     assert {"92_glue_sst2", "mean"} <= set(probed["task"]) and list(probed.columns)[1:3] == ["dense", "k=1"]
     assert "held-out texts of 'bbc-news'" in shown(at)

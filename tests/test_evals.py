@@ -293,3 +293,27 @@ def test_absorption_runs_on_the_backbones_own_words_and_is_stored(workspace, cap
     assert 0 <= figures["mean_absorption_fraction"] <= 1 and 0 <= figures["mean_full_absorption_rate"] <= 1
     for scores in figures["letters"].values():
         assert 1 <= len(scores["main_latents"]) <= absorption.MAX_K and scores["probe_true_positives"] >= 0
+
+
+# -- scored labels --------------------------------------------------------------------------------------
+
+
+def test_every_label_with_held_out_examples_is_scored_stored_and_opens_the_dashboards(workspace, tiny_bert):
+    from latentviz import features
+    from latentviz.evals import labels
+
+    model_id = sae_id(workspace)
+    summary, embedded = labels.evaluate(workspace, model_id, embedder=tiny_bert)
+    stats = workspace.feature_summaries(model_id)
+    scored = stats.dropna(subset=["label_score"])
+    assert summary["scored"] == len(scored) > 0 and embedded > summary["scored"]
+    assert scored["label_score"].between(0, 1).all() and (scored["label"] != "").all()
+    assert summary["mean_score"] == pytest.approx(scored["label_score"].mean())
+    # the held-out side: interval examples only (the label came from the top ones)
+    examples = workspace.stored_examples(model_id)
+    intervals = examples[examples["bucket"] >= 0].groupby("feature")["text_id"].nunique()
+    assert (intervals.reindex(scored["feature"]).fillna(0) >= 2).all()
+    ranked = features.best_labelled(features.statistics(workspace, model_id), len(stats))["label_score"]
+    assert ranked.notna().any() and ranked.fillna(-1).is_monotonic_decreasing  # scored labels open first, best first
+    features.build(workspace, model_id)  # rebuilt dashboards (new labels) drop the old scores
+    assert workspace.feature_summaries(model_id)["label_score"].isna().all()

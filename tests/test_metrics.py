@@ -194,3 +194,12 @@ def test_bootstrap_interval_resamples_units_together_and_shrinks_with_more_of_th
     assert (high - low) / 2 == pytest.approx(1.96 * values.std() / 20, rel=0.15)
     with pytest.raises(ValueError):
         metrics.bootstrap_interval(ratio, {"num": np.ones(3), "den": np.ones(4)})
+
+
+def test_auroc_counts_ordered_pairs_with_ties_as_halves_and_the_embedding_score_uses_it():
+    assert metrics.auroc([0.9, 0.4], [0.5, 0.1]) == 0.75  # 3 of the 4 pairs in order
+    assert metrics.auroc([0.5], [0.5]) == 0.5 and metrics.auroc([1.0, 2.0], [0.0]) == 1.0
+    label = np.array([1.0, 0.0])
+    near, far = np.array([[2.0, 0.1], [1.0, 0.5]]), np.array([[0.0, 1.0], [-1.0, 0.2]])
+    assert metrics.embedding_score(label, near, far) == 1.0
+    assert metrics.embedding_score(label, far, near) == 0.0  # swapped sides: a label for the other texts

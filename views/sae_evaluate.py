@@ -1,6 +1,6 @@
 """Sparse autoencoder · Evaluate: SAEBench's core figures of one SAE with bootstrap intervals (CE loss
-recovered, KL, shrinkage), sparse probing against the dense activations, and the L0–FVU frontier of
-every SAE that reads the same activations."""
+recovered, KL, shrinkage), sparse probing against the dense activations, first-letter absorption, scored
+feature labels, and the L0–FVU frontier of every SAE that reads the same activations."""
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +23,8 @@ st.caption(
     f"the SAE's reconstruction spliced in at its layer, and with zeros there), each score with a 95% interval from "
     f"{spec.resamples:,} bootstrap resamples over the texts; then sparse probing on {tasks} sae-probes tasks and the "
     f"dataset's labels, {spec.probe_train} + {spec.probe_test} texts each; then first-letter absorption on "
-    f"{spec.absorption_words:,} of the LM's words. A few minutes for SmolLM2 on 2 CPU cores."
+    f"{spec.absorption_words:,} of the LM's words; then every feature label scored against its texts. A few "
+    "minutes for SmolLM2 on 2 CPU cores."
 )
 if core is None:
     st.info(
@@ -121,6 +122,37 @@ if absorbed is not None:
         )
         if found["absorbed_words"]:
             st.dataframe(pd.DataFrame(found["absorbed_words"]), hide_index=True, key="sae_absorbed_words", height=200)
+
+scored = stored.loc["labels"] if "labels" in stored.index else None
+if scored is not None:
+    found = scored["figures"]
+    st.subheader("Feature labels, scored")
+    if "not_measured" in found:
+        st.caption(f"Not measured: {found['not_measured']}.")
+    else:
+        a, b, c = st.columns(3)
+        a.metric(
+            "Mean label score",
+            f"{found['mean_score']:.3f}",
+            help="AUROC of MiniLM similarity between a label and texts its feature fires on against texts it does not "
+            "(delphi's embedding scorer); 0.5 is chance",
+        )
+        b.metric(f"Labels scoring ≥ {found['good_at']}", f"{found['good_share']:.0%}")
+        c.metric(
+            "Scored",
+            f"{found['scored']:,} of {found['labelled']:,}",
+            help="labelled features with two or more "
+            "interval examples (texts outside the top ones the label was made from)",
+        )
+        st.altair_chart(
+            charts.label_score_histogram(workspace.feature_summaries(model_id)["label_score"]), width="stretch"
+        )
+        st.page_link(
+            webapp.SAE_FEATURES_PAGE,
+            label="Browse the features with their label scores (sort by the column)",
+            icon=":material/hub:",
+            query_params={"model": model_id},
+        )
 
 st.subheader("L0 against FVU: every SAE on these activations")
 frontier = evals.frontier(workspace, model_id)

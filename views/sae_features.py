@@ -35,8 +35,9 @@ query["q"] = search
 shown = features.filtered(stats, min_density, search)
 filtered = bool(search) or min_density > 0
 st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, click a header to sort.")
+scored = shown["label_score"].notna().any()
 table = st.dataframe(
-    shown[["feature", "label", "label_confidence", "density", "max"]],
+    shown[["feature", "label", *(["label_score"] if scored else []), "label_confidence", "density", "max"]],
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
@@ -46,6 +47,12 @@ table = st.dataframe(
         "density": st.column_config.NumberColumn(format="%.2e"),
         "max": st.column_config.NumberColumn(format="%.2f"),
         "label": st.column_config.TextColumn(help="the whole words most common among its top examples"),
+        "label_score": st.column_config.NumberColumn(
+            "label score",
+            format="%.2f",
+            help="how well the label picks out the texts it fires on (AUROC of MiniLM similarity, 0.5 = chance): "
+            "scored on the Evaluate page",
+        ),
         "label_confidence": st.column_config.ProgressColumn(
             "label fit", help="share of its top examples on the label's first word", min_value=0.0, max_value=1.0
         ),

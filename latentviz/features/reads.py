@@ -30,8 +30,8 @@ def statistics(store: Store, model_id: int) -> pd.DataFrame:
 
 def best_labelled(stats: pd.DataFrame, count: int) -> pd.DataFrame:
     """The best-labelled features of middle density (the densest are commas and "the", the rarest
-    fire a handful of times), function words left out, nearest 1e-3 in density on ties; any that
-    fired when none is there."""
+    fire a handful of times), function words left out: by label score where scored (latentviz eval),
+    then label confidence, nearest 1e-3 in density on ties; any that fired when none is there."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     low, high = OPENING_DENSITY
@@ -40,11 +40,13 @@ def best_labelled(stats: pd.DataFrame, count: int) -> pd.DataFrame:
     content = middle[~first_word.isin(ENGLISH_STOP_WORDS) & first_word.str.contains(r"[a-z]", regex=True)]
     pool = content if len(content) else middle if len(middle) else stats[stats["fires"] > 0]
     middling = (np.log10(pool["density"].clip(lower=1e-12)) + 3).abs()
+    # a label's embedding score (latentviz eval), where it has one, ranks before its confidence
+    score = pool["label_score"].fillna(-1.0) if "label_score" in pool else 0.0
     return (
-        pool.assign(_middling=middling)
-        .sort_values(["label_confidence", "_middling"], ascending=[False, True])
+        pool.assign(_middling=middling, _score=score)
+        .sort_values(["_score", "label_confidence", "_middling"], ascending=[False, False, True])
         .head(count)
-        .drop(columns="_middling")
+        .drop(columns=["_middling", "_score"])
     )
 
 

@@ -251,11 +251,35 @@ class Features(Connection):
         return self._has_rows("feature_summaries", model_id)
 
     def feature_summaries(self, model_id: int) -> pd.DataFrame:
+        """Every feature's summary, with its label's embedding score where it has one (NaN otherwise)."""
         return self._frame(
-            """SELECT feature, fires, density, mean, max, median, q90, q99, label, label_confidence, histogram
-               FROM feature_summaries WHERE model_id = ? ORDER BY feature""",
+            """SELECT s.feature, fires, density, mean, max, median, q90, q99, label, label_confidence, histogram,
+                      l.score AS label_score
+               FROM feature_summaries s
+               LEFT JOIN feature_label_scores l ON l.model_id = s.model_id AND l.feature = s.feature
+                                               AND l.scorer = 'embedding'
+               WHERE s.model_id = ? ORDER BY s.feature""",
             [model_id],
         )
+
+    def feature_texts(self, model_id: int) -> pd.DataFrame:
+        """(feature, text_id): every text each feature fired in."""
+        return self._frame(
+            "SELECT DISTINCT feature, text_id FROM feature_activations WHERE model_id = ? ORDER BY feature, text_id",
+            [model_id],
+        )
+
+    def set_label_scores(self, model_id: int, scorer: str, scores: pd.DataFrame) -> None:
+        """Store (replacing) one scorer's score of each feature's label: scores has feature, score."""
+        rows = pa.Table.from_pandas(scores[["feature", "score"]], preserve_index=False)
+        with self._transaction() as con:
+            con.execute("DELETE FROM feature_label_scores WHERE model_id = ? AND scorer = ?", [model_id, scorer])
+            insert(
+                con,
+                rows,
+                "INSERT INTO feature_label_scores SELECT ?, feature, ?, score FROM incoming",
+                [model_id, scorer],
+            )
 
     def stored_examples(self, model_id: int) -> pd.DataFrame:
         """feature, bucket, rank, text_id, position, value of every feature's stored examples."""

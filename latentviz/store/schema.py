@@ -224,6 +224,13 @@ MIGRATIONS: list[list[str]] = [
             density DOUBLE,
             partner_density DOUBLE,
             PRIMARY KEY (model_id, other_id, feature))""",
+        # How well each feature's label tells its activating texts from others, by scorer (latentviz eval).
+        """CREATE TABLE feature_label_scores (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            scorer VARCHAR NOT NULL,
+            score DOUBLE NOT NULL,
+            PRIMARY KEY (model_id, feature, scorer))""",
     ],
 ]
 # What `copy_into` keeps of each table, given $datasets and $models; the tables left out (the job queue,
@@ -252,6 +259,7 @@ EXPORTED = {
     "feature_examples": _OF_MODELS,
     "feature_example_values": _OF_MODELS,
     "evaluations": _OF_MODELS,
+    "feature_label_scores": _OF_MODELS,
     "comparisons": f"{_OF_MODELS} AND list_contains($models, other_id)",
     "feature_matches": f"{_OF_MODELS} AND list_contains($models, other_id)",
 }
@@ -264,7 +272,14 @@ SEQUENCES = {
     "capture_ids": "captures",
     "job_ids": "jobs",
 }
-DASHBOARD_TABLES = ("feature_summaries", "feature_links", "feature_examples", "feature_example_values")
+# what a feature build writes; the label scores go with the labels they scored
+DASHBOARD_TABLES = (
+    "feature_summaries",
+    "feature_links",
+    "feature_examples",
+    "feature_example_values",
+    "feature_label_scores",
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
