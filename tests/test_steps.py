@@ -30,6 +30,8 @@ GIVEN = {
     "text-features": ["3", "some text"],
     "export-sae": ["3", "--out", "o"],
     "import-sae": ["folder"],
+    "eval": ["3"],
+    "compare": ["3", "4"],
     "serve": [],
     "export": [],
     "worker": [],
@@ -54,6 +56,8 @@ def test_every_command_default_is_its_spec(name, spec):
         "out",
         "path",
         "feature",
+        "a",
+        "b",
     }
     assert all(str(value) in GIVEN[name] for value in given.values())
 
