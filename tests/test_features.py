@@ -102,6 +102,7 @@ def test_whole_word_tokens_start_a_word_and_are_letters(tiny_llama, tmp_path):
     words = features.word_tokens(bpe, len(bpe))
     ids = {piece: i for i, piece in enumerate(bpe.convert_ids_to_tokens(list(range(len(bpe)))))}
     assert words[ids["Ġmarket"]] and not words[ids["market"]] and not words[ids["Ġ("]]
+    assert not words[ids["ĠĠĠĠ"]]  # a run of spaces: its markers are letters to str.isalpha
 
 
 def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_workspace, tmp_path):

@@ -113,10 +113,10 @@ def evaluate(store: Store, model_id: int, words: int, progress: Progress = quiet
     backbone = backbones.shared(row["backbone"], settings.cache_dir(store.path))
     tokenizer = backbone.tokenizer
     vocab = [
-        (token_id, tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)]).strip())
+        (token_id, tokenizer.decode([token_id]).strip())
         for token_id in np.flatnonzero(word_tokens(tokenizer, len(tokenizer)).numpy()).tolist()
     ]
-    vocab = [(token_id, word) for token_id, word in vocab if word[0].lower() in LETTERS and word.isascii()]
+    vocab = [(token_id, word) for token_id, word in vocab if word[:1].lower() in set(LETTERS) and word.isascii()]
     if len(vocab) < 200:
         raise LatentvizError(f"{row['backbone']}'s tokenizer has {len(vocab)} whole-word tokens; absorption needs 200")
     rng = np.random.default_rng(settings.SEED)

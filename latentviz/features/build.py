@@ -126,10 +126,18 @@ def word_tokens(tokenizer, vocab: int) -> torch.Tensor:
     wordpiece = not any(piece[:1] in ("Ġ", "▁") for piece in pieces)
     keep = torch.zeros(vocab, dtype=torch.bool)
     for token_id, piece in enumerate(pieces):
-        starts = piece[:1] in ("Ġ", "▁") or (wordpiece and not piece.startswith("##"))
-        word = piece[1:] if piece[:1] in ("Ġ", "▁") else piece
-        keep[token_id] = starts and len(word) >= 2 and word.isalpha()
+        keep[token_id] = is_whole_word(piece, wordpiece)
     return keep
+
+
+def is_whole_word(piece: str, wordpiece: bool) -> bool:
+    """A vocabulary piece that starts a word and is 2 or more letters: "Ġmarket", "▁market", or in a
+    WordPiece vocabulary "market" (its continuations are "##et"); not "ĠĠĠ" (runs of spaces, whose
+    marker str.isalpha takes for a letter)."""
+    markers = ("Ġ", "▁")
+    starts = piece[:1] in markers or (wordpiece and not piece.startswith("##"))
+    word = piece[1:] if piece[:1] in markers else piece
+    return starts and len(word) >= 2 and word.isalpha() and not any(marker in word for marker in markers)
 
 
 def _shown(tokenizer, token_id: int) -> str:
