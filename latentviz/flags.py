@@ -70,7 +70,9 @@ def add_flags(
             kwargs.update(nargs=len(typing.get_args(kind)), default=value)
         else:
             kwargs.update(type=kind, default=value)
-        if f.metadata["choices"]:
+        if f.metadata["choices"] and typing.get_origin(kind) is list and value is not None:
+            kwargs.update(metavar=",".join(f.metadata["choices"]))  # each item is checked in from_flags
+        elif f.metadata["choices"]:
             kwargs.update(choices=list(f.metadata["choices"]), metavar=None)
         if f.metadata.get("positional"):
             parser.add_argument(kwargs.pop("dest"), **kwargs)
@@ -98,6 +100,12 @@ def from_flags(spec, args: argparse.Namespace):
                 raise ConfigError(
                     f"{_flag(f)} takes {what} separated by commas, e.g. {example}; got {given!r}"
                 ) from None
+            unknown = [part for part in given if f.metadata["choices"] and part not in f.metadata["choices"]]
+            if unknown:
+                raise ConfigError(
+                    f"{_flag(f)}: unknown {', '.join(map(str, unknown))}; choose from "
+                    f"{', '.join(f.metadata['choices'])}"
+                )
         elif typing.get_origin(kind) is tuple and given is not None:
             given = tuple(given)
         *parents, name = path.split(".")

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from latentviz import cli, flags, jobs, latent_space, pipeline, steps
+from latentviz.errors import ConfigError
 from latentviz.models.vae import TextVAE
 
 
@@ -109,3 +110,10 @@ def test_the_package_functions_default_to_the_specs():
     decode = defaults_of(TextVAE.decode)
     assert (decode["beam"], decode["temperature"]) == (steps.DECODING.beam, steps.DECODING.temperature)
     assert defaults_of(jobs.serve_worker)["at_once"] == steps.Worker().jobs
+
+
+def test_a_list_flag_with_choices_takes_several_and_refuses_an_unknown_one():
+    args = parse("eval", "3", "--evaluations", "core,labels")
+    assert flags.from_flags(steps.Evaluate(), args).evaluations == ["core", "labels"]
+    with pytest.raises(ConfigError, match="--evaluations: unknown nope; choose from core"):
+        flags.from_flags(steps.Evaluate(), parse("eval", "3", "--evaluations", "core,nope"))
