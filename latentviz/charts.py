@@ -531,7 +531,12 @@ def frontier_chart(frontier: pd.DataFrame, current: int):
     ]
     base = alt.Chart(rows).encode(
         x=alt.X("l0:Q", title="L0 (active latents per token)", scale=alt.Scale(type="log")),
-        y=alt.Y("fvu:Q", title="FVU (share of variance unexplained)", scale=alt.Scale(zero=False)),
+        y=alt.Y(
+            "fvu:Q",
+            title="FVU (share of variance unexplained)",
+            scale=alt.Scale(zero=False),
+            axis=alt.Axis(format=".3f"),
+        ),
         tooltip=tooltip,
     )
     points = base.mark_point(filled=True, size=110).encode(
