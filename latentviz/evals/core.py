@@ -4,6 +4,7 @@ FVU, all on held-out texts, with percentile bootstrap intervals over the texts."
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import numpy as np
@@ -16,8 +17,35 @@ from latentviz.progress import Progress, quiet
 from latentviz.store import Store
 
 BATCH = 8  # texts per forward pass
-# the figures given with a 95% bootstrap interval (stored as NAME_interval)
-WITH_INTERVALS = ("ce_loss_score", "delta_lm_loss", "kl_div_score", "kl_div_with_sae", "relative_reconstruction_bias")
+
+# -- each statistic is a ratio of sums over the texts; its arguments name the per-text columns it reads
+
+
+def ce_loss_score(ce_clean, ce_sae, ce_zero, tokens):
+    return metrics.ce_loss_recovered(
+        ce_clean.sum() / tokens.sum(), ce_sae.sum() / tokens.sum(), ce_zero.sum() / tokens.sum()
+    )
+
+
+def delta_lm_loss(ce_clean, ce_sae, tokens):
+    return (ce_sae.sum() - ce_clean.sum()) / tokens.sum()
+
+
+def kl_div_score(kl_sae, kl_zero):  # the token counts cancel
+    return metrics.kl_div_score(kl_sae.sum(), kl_zero.sum())
+
+
+def kl_div_with_sae(kl_sae, tokens):
+    return kl_sae.sum() / tokens.sum()
+
+
+def relative_reconstruction_bias(x_hat_sq, x_dot_x_hat):  # E‖x̂‖² / E[x·x̂] over the same tokens
+    return x_hat_sq.sum() / x_dot_x_hat.sum()
+
+
+# the figures given with a 95% bootstrap interval over the texts (stored as NAME_interval)
+STATISTICS = (ce_loss_score, delta_lm_loss, kl_div_score, kl_div_with_sae, relative_reconstruction_bias)
+WITH_INTERVALS = tuple(statistic.__name__ for statistic in STATISTICS)
 
 
 def held_out_texts(store: Store, row: dict, count: int, dataset: str | None = None) -> tuple[str, list[str]]:
@@ -53,48 +81,17 @@ def evaluate(
     progress: Progress = quiet,
 ) -> dict:
     """The core figures of `sae` on `texts`, each ratio with a 95% bootstrap interval over the texts."""
-    per_text = spliced_statistics(lm, tokenizer, texts, sae, keep_sinks, prepend_bos, progress)
-    t = per_text
-
-    def ce_score(ce_clean, ce_sae, ce_zero, tokens):
-        return metrics.ce_loss_recovered(
-            ce_clean.sum() / tokens.sum(), ce_sae.sum() / tokens.sum(), ce_zero.sum() / tokens.sum()
-        )
-
-    def kl_score(kl_sae, kl_zero):  # the token counts cancel
-        return metrics.kl_div_score(kl_sae.sum(), kl_zero.sum())
-
-    def per_token(total, tokens):
-        return total.sum() / tokens.sum()
-
-    def shrinkage(x_hat_sq, x_dot_x_hat):  # E‖x̂‖² / E[x·x̂] over the same tokens: a ratio of sums
-        return x_hat_sq.sum() / x_dot_x_hat.sum()
-
-    def delta(ce_clean, ce_sae, tokens):
-        return (ce_sae.sum() - ce_clean.sum()) / tokens.sum()
-
-    def with_interval(statistic, **names):
-        units = {name: t[column] for name, column in names.items()}
-        low, high = metrics.bootstrap_interval(statistic, units, resamples=resamples)
-        return float(statistic(**units)), [low, high]
+    t = spliced_statistics(lm, tokenizer, texts, sae, keep_sinks, prepend_bos, progress)
 
     figures = {}
-    ce = {"ce_clean": "ce_clean", "ce_sae": "ce_sae", "ce_zero": "ce_zero", "tokens": "tokens"}
-    figures["ce_loss_score"], figures["ce_loss_score_interval"] = with_interval(ce_score, **ce)
-    figures["delta_lm_loss"], figures["delta_lm_loss_interval"] = with_interval(
-        delta, ce_clean="ce_clean", ce_sae="ce_sae", tokens="tokens"
-    )
-    figures["kl_div_score"], figures["kl_div_score_interval"] = with_interval(
-        kl_score, kl_sae="kl_sae", kl_zero="kl_zero"
-    )
-    figures["kl_div_with_sae"], figures["kl_div_with_sae_interval"] = with_interval(
-        per_token, total="kl_sae", tokens="tokens"
-    )
-    figures["relative_reconstruction_bias"], figures["relative_reconstruction_bias_interval"] = with_interval(
-        shrinkage, x_hat_sq="x_hat_sq", x_dot_x_hat="x_dot_x_hat"
-    )
+    for statistic in STATISTICS:
+        units = {name: t[name] for name in inspect.signature(statistic).parameters}
+        figures[statistic.__name__] = float(statistic(**units))
+        figures[f"{statistic.__name__}_interval"] = list(
+            metrics.bootstrap_interval(statistic, units, resamples=resamples)
+        )
     spliced = t["spliced"].sum()
-    variance = t["x_sq"].sum() - float((per_text["x_sum"] ** 2).sum()) / spliced  # Σ‖x − x̄‖²
+    variance = t["x_sq"].sum() - float((t["x_sum"] ** 2).sum()) / spliced  # Σ‖x − x̄‖²
     tokens = t["tokens"].sum()
     figures.update(
         ce_clean=t["ce_clean"].sum() / tokens,
