@@ -153,6 +153,8 @@ PAGES = [
     "sae-train",
     "sae-features",
     "sae-text",
+    "sae-evaluate",
+    "sae-compare",
 ]
 
 
