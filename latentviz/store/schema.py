@@ -224,6 +224,8 @@ MIGRATIONS: list[list[str]] = [
             density DOUBLE,
             partner_density DOUBLE,
             PRIMARY KEY (model_id, other_id, feature))""",
+    ],
+    [
         # How well each feature's label tells its activating texts from others, by scorer (latentviz eval).
         """CREATE TABLE feature_label_scores (
             model_id INTEGER NOT NULL,
