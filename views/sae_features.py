@@ -97,6 +97,7 @@ st.subheader(f"Feature {feature}: {row['label'] or '(never fired)'}")
 st.caption(
     f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean "
     f"{row['mean']:.3f} · label on {row['label_confidence']:.0%} of its top examples"
+    + ("" if pd.isna(row["label_score"]) else f" · label score {row['label_score']:.2f} (0.5 = chance)")
     if row["fires"]
     else "This feature never fired on the captured tokens."
 )
