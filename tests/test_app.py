@@ -563,3 +563,18 @@ def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app,
     assert f"Feature {feature} of #{sae_id} and feature {list(order).index(feature)} of #{copy_id}: matched" in heading
     assert "<span title=" in at.get("html")[0].proto.body  # the first SAE's top examples (its dashboards are built)
     assert "dashboards are not built" in shown(at)  # the copy's are not
+
+
+def test_an_evaluation_that_could_not_run_says_why_and_the_rest_still_draw(app, trained_workspace, tmp_path):
+    from latentviz import settings
+
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
+    store = Store(db)
+    sae_id = int(store.models().query("kind == 'sae'")["id"].iloc[0])
+    store.set_evaluation(sae_id, "core", {"not_measured": "SAE 3 belongs to no dataset"}, 0.1, 0)
+    at = app(db)
+    at.switch_page("views/sae_evaluate.py").run()
+    assert not at.exception and "Not measured: SAE 3 belongs to no dataset." in shown(at)
+    assert len(at.get("vega_lite_chart")) == 1  # the frontier, from the training's figures

@@ -2,6 +2,7 @@
 architecture or layer): PW-MCC, matched / split / absorbed / unmatched features, match quality against
 density, and both dashboards of a pair side by side."""
 
+import pandas as pd
 import streamlit as st
 
 from latentviz import charts, evals, features, fit, jobs, markup, runs, steps, webapp
@@ -74,9 +75,9 @@ table = st.dataframe(
     },
 )
 clicked = [int(p["feature"]) for p in chart.selection.get("pair", []) if "feature" in p]
-picked = webapp.new_pick("sae_match_click", clicked) or webapp.new_pick(
-    "sae_match_row", [int(shown.iloc[i]["feature"]) for i in table.selection.rows]
-)
+from_chart = webapp.new_pick("sae_match_click", clicked)
+from_table = webapp.new_pick("sae_match_row", [int(shown.iloc[i]["feature"]) for i in table.selection.rows])
+picked = from_chart if from_chart is not None else from_table
 if picked is not None:
     st.query_params["feature"] = str(picked)
 feature = webapp.from_url("feature", evals.matching.opening_pair(matches), set(matches["feature"]), int)
@@ -85,7 +86,7 @@ pair = matches.set_index("feature").loc[feature]
 st.subheader(f"Feature {feature} of #{model_id} and feature {int(pair['partner'])} of #{other_id}: {pair['kind']}")
 st.caption(
     f"decoder cosine {pair['cosine']:.3f}"
-    + ("" if pair["correlation"] != pair["correlation"] else f" · activation correlation {pair['correlation']:.3f}")
+    + ("" if pd.isna(pair["correlation"]) else f" · activation correlation {pair['correlation']:.3f}")
 )
 
 

@@ -13,9 +13,21 @@ webapp.job_status(workspace)
 model_id, model_row = webapp.pick_sae(workspace)
 
 stored = workspace.evaluations(model_id).set_index("name")
-core = stored.loc["core"] if "core" in stored.index else None
 spec = steps.EVALUATE
 waiting = jobs.active(workspace)["kind"].eq("evaluate").any()
+
+
+def section(name: str, title: str):
+    """An evaluation's stored row under its heading; None (after saying why) when it was not measured."""
+    if name not in stored.index:
+        return None
+    st.subheader(title)
+    row = stored.loc[name]
+    if "not_measured" in row["figures"]:
+        st.caption(f"Not measured: {row['figures']['not_measured']}.")
+        return None
+    return row
+
 
 tasks = len(spec.probe_datasets)
 st.caption(
@@ -26,18 +38,18 @@ st.caption(
     f"{spec.absorption_words:,} of the LM's words; then every feature label scored against its texts. A few "
     "minutes for SmolLM2 on 2 CPU cores."
 )
-if core is None:
+if stored.empty:
     st.info(
         "**Not evaluated yet.** Evaluate it to see CE loss recovered and KL divergence with intervals, its "
         "shrinkage, and how well a few of its latents probe for concepts.",
         icon=":material/rule:",
     )
 if not workspace.read_only and not waiting:
-    if st.button("Evaluate again" if core is not None else "Evaluate", type="primary", key="sae_evaluate"):
+    if st.button("Evaluate" if stored.empty else "Evaluate again", type="primary", key="sae_evaluate"):
         jobs.submit(workspace, "evaluate", {"model": model_id})
         st.rerun()
+core = section("core", "Faithfulness, with uncertainty")
 if core is not None:
-    st.subheader("Faithfulness, with uncertainty")
     figures = core["figures"]
     a, b, c, d = st.columns(4)
 
@@ -73,10 +85,9 @@ if core is not None:
         f"took {core['seconds']:.0f} s · {core['created']:%Y-%m-%d %H:%M}"
     )
 
-probed = stored.loc["probing"] if "probing" in stored.index else None
+probed = section("probing", "Sparse probing: do a few latents carry a concept?")
 if probed is not None:
     found = probed["figures"]
-    st.subheader("Sparse probing: do a few latents carry a concept?")
     mean = found["mean"]
     best = max((m for m in mean if m != "dense"), key=lambda m: mean[m]["accuracy"])
     st.caption(
@@ -93,75 +104,66 @@ if probed is not None:
         column_config={"task": st.column_config.TextColumn(width="large")},
     )
 
-absorbed = stored.loc["absorption"] if "absorption" in stored.index else None
+absorbed = section("absorption", "Absorption: does a word's latent swallow its first letter?")
 if absorbed is not None:
     found = absorbed["figures"]
-    st.subheader("Absorption: does a word's latent swallow its first letter?")
-    if "not_measured" in found:
-        st.caption(f"Not measured: {found['not_measured']}.")
-    else:
-        a, b, c = st.columns(3)
-        a.metric(
-            "Absorption fraction",
-            f"{found['mean_absorption_fraction']:.3f}",
-            help="share of the letter probe's projection carried by other latents where the letter's own fall short, "
-            f"mean over {len(found['letters'])} letters (0 is best); std {found['std_absorption_fraction']:.3f}",
-        )
-        b.metric(
-            "Full absorption",
-            f"{found['mean_full_absorption_rate']:.3f}",
-            help="share of words whose letter latents stay silent while one other latent carries the letter",
-        )
-        c.metric(
-            "Main latents per letter", f"{found['mean_main_latents']:.1f}", help="more than 1: the letter is split"
-        )
-        st.altair_chart(charts.absorption_chart(found["letters"]), width="stretch")
-        st.caption(
-            f"{found['words']:,} of the LM's whole-word tokens after a few in-context examples, "
-            f"{found['test_words']:,} held out · {absorbed['seconds']:.0f} s"
-        )
-        if found["absorbed_words"]:
-            st.dataframe(pd.DataFrame(found["absorbed_words"]), hide_index=True, key="sae_absorbed_words", height=200)
+    a, b, c = st.columns(3)
+    a.metric(
+        "Absorption fraction",
+        f"{found['mean_absorption_fraction']:.3f}",
+        help="share of the letter probe's projection carried by other latents where the letter's own fall short, "
+        f"mean over {len(found['letters'])} letters (0 is best); std {found['std_absorption_fraction']:.3f}",
+    )
+    b.metric(
+        "Full absorption",
+        f"{found['mean_full_absorption_rate']:.3f}",
+        help="share of words whose letter latents stay silent while one other latent carries the letter",
+    )
+    c.metric("Main latents per letter", f"{found['mean_main_latents']:.1f}", help="more than 1: the letter is split")
+    st.altair_chart(charts.absorption_chart(found["letters"]), width="stretch")
+    st.caption(
+        f"{found['words']:,} of the LM's whole-word tokens after a few in-context examples, "
+        f"{found['test_words']:,} held out · {absorbed['seconds']:.0f} s"
+    )
+    if found["absorbed_words"]:
+        st.dataframe(pd.DataFrame(found["absorbed_words"]), hide_index=True, key="sae_absorbed_words", height=200)
 
-scored = stored.loc["labels"] if "labels" in stored.index else None
+scored = section("labels", "Feature labels, scored")
 if scored is not None:
     found = scored["figures"]
-    st.subheader("Feature labels, scored")
-    if "not_measured" in found:
-        st.caption(f"Not measured: {found['not_measured']}.")
-    else:
-        a, b, c = st.columns(3)
-        a.metric(
-            "Mean label score",
-            f"{found['mean_score']:.3f}",
-            help="AUROC of MiniLM similarity between a label and texts its feature fires on against texts it does not "
-            "(delphi's embedding scorer); 0.5 is chance",
-        )
-        b.metric(f"Labels scoring ≥ {found['good_at']}", f"{found['good_share']:.0%}")
-        c.metric(
-            "Scored",
-            f"{found['scored']:,} of {found['labelled']:,}",
-            help="labelled features with two or more "
-            "interval examples (texts outside the top ones the label was made from)",
-        )
-        st.altair_chart(
-            charts.label_score_histogram(workspace.feature_summaries(model_id)["label_score"]), width="stretch"
-        )
-        st.page_link(
-            webapp.SAE_FEATURES_PAGE,
-            label="Browse the features with their label scores (sort by the column)",
-            icon=":material/hub:",
-            query_params={"model": model_id},
-        )
+    a, b, c = st.columns(3)
+    a.metric(
+        "Mean label score",
+        f"{found['mean_score']:.3f}",
+        help="AUROC of MiniLM similarity between a label and texts its feature fires on against texts it does not "
+        "(delphi's embedding scorer); 0.5 is chance",
+    )
+    b.metric(f"Labels scoring ≥ {found['good_at']}", f"{found['good_share']:.0%}")
+    c.metric(
+        "Scored",
+        f"{found['scored']:,} of {found['labelled']:,}",
+        help="labelled features with two or more "
+        "interval examples (texts outside the top ones the label was made from)",
+    )
+    st.altair_chart(charts.label_score_histogram(workspace.feature_summaries(model_id)["label_score"]), width="stretch")
+    st.page_link(
+        webapp.SAE_FEATURES_PAGE,
+        label="Browse the features with their label scores (sort by the column)",
+        icon=":material/hub:",
+        query_params={"model": model_id},
+    )
 
 st.subheader("L0 against FVU: every SAE on these activations")
 frontier = evals.frontier(workspace, model_id)
-if len(frontier) < 2:
+if frontier.empty:
+    st.caption("No L0 or FVU for this SAE yet (an imported one has none until its core evaluation runs).")
+elif len(frontier) < 2:
     st.caption(
         "Only this SAE reads this LM, layer and site. Train others (another k, width or architecture) on the Train "
         "page to see the trade-off between sparsity and reconstruction."
     )
-st.altair_chart(charts.frontier_chart(frontier, model_id), width="stretch")
+if not frontier.empty:
+    st.altair_chart(charts.frontier_chart(frontier, model_id), width="stretch")
 st.page_link(
     webapp.SAE_COMPARE_PAGE,
     label="Compare this SAE's features with another's",

@@ -80,8 +80,9 @@ def frontier(store: Store, model_id: int) -> pd.DataFrame:
         run = runs.from_record(model)
         if (run.backbone, run.model.layer, run.model.site) != where:
             continue
-        measured = "evaluation" if model["id"] in evaluated else "training"
-        figures = evaluated[model["id"]] if measured == "evaluation" else model["metrics"]
+        evaluation = evaluated.get(model["id"], {})
+        measured = "evaluation" if "fvu" in evaluation else "training"  # not an evaluation that was not measured
+        figures = evaluation if measured == "evaluation" else model["metrics"]
         if "l0" in figures and "fvu" in figures:
             rows.append(
                 {
