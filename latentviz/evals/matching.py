@@ -21,7 +21,7 @@ import torch
 
 from latentviz import activations, metrics, runs, settings
 from latentviz.errors import LatentvizError
-from latentviz.features.reads import load_sae
+from latentviz.features.reads import OPENING_DENSITY, load_sae
 from latentviz.progress import Progress, quiet
 from latentviz.steps import Compare
 from latentviz.store import Store
@@ -105,9 +105,13 @@ def classify(
 
 
 def opening_pair(matches: pd.DataFrame) -> int:
-    """The feature the Compare page opens on: the best-matched one that fired, else the first."""
-    fired = matches[(matches["kind"] == "matched") & (matches["density"].fillna(1) > 0)]
-    return int((fired if len(fired) else matches).sort_values("cosine", ascending=False)["feature"].iloc[0])
+    """The feature the Compare page opens on: the best-matched one of middle density (as a dashboard
+    opens: the densest fire on almost every token), else the best-matched, else the first."""
+    low, high = OPENING_DENSITY
+    matched = matches[matches["kind"] == "matched"]
+    middle = matched[matched["density"].between(low, high)]
+    pool = middle if len(middle) else matched if len(matched) else matches
+    return int(pool.sort_values("cosine", ascending=False)["feature"].iloc[0])
 
 
 def _alive_mcc(correlation, density_a, density_b) -> float | None:
