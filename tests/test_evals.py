@@ -247,8 +247,9 @@ def test_sparse_probing_reads_sae_probes_datasets_and_the_corpus_labels(workspac
     assert set(figures["mean"]) == {"dense", "k=1", "k=2", "k=5", "k=20"}
     for scores in tasks.values():
         assert all(0 <= scores[m]["accuracy"] <= 1 and 0 <= scores[m]["auc"] <= 1 for m in figures["mean"])
-    with pytest.raises(Exception, match="sae-probes has no dataset"):
-        probing.read_task("nothing")
+    for name in ("nothing", "../probing_datasets_MASTER", "/etc/passwd"):  # a file outside its folder too
+        with pytest.raises(Exception, match="sae-probes has no dataset"):
+            probing.read_task(name)
 
 
 # -- absorption -----------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def sae_probes_data() -> Path:
 def read_task(name: str) -> tuple[list[str], np.ndarray]:
     """(prompts, 0/1 labels) of one sae-probes dataset, e.g. "92_glue_sst2"."""
     path = sae_probes_data() / f"{name}.csv.zst"
-    if not path.exists():
+    if not path.exists() or path.resolve().parent != sae_probes_data().resolve():  # a name, not a path
         raise LatentvizError(f"sae-probes has no dataset {name!r}; its names are the files in {path.parent}")
     frame = pd.read_csv(path, compression="zstd")
     classes = sorted(frame["target"].unique())
