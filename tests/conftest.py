@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentviz import backbones, pipeline
+from latentviz import backbones, pipeline, settings
 from latentviz.store import Store
 
 torch.set_num_threads(1)  # where the caller had set OMP_NUM_THREADS otherwise
@@ -164,3 +164,12 @@ def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
         fit.vae.train(workspace, vae)
 
     return _built_once(tmp_path_factory, "trained", build) / "workspace.duckdb"
+
+
+@pytest.fixture
+def trained_copy(trained_workspace, tmp_path):
+    """A writable copy of the trained workspace, its checkpoints beside it: a Store."""
+    db = tmp_path / "workspace.duckdb"
+    shutil.copy(trained_workspace, db)
+    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
+    return Store(db)

@@ -512,15 +512,10 @@ def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, 
 
 
 @pytest.mark.integration  # the label scorer is the packaged MiniLM
-def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_workspace, tmp_path):
+def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_copy):
     from test_evals import planted_copy
 
-    from latentviz import settings
-
-    db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
-    store = Store(db)
+    store, db = trained_copy, trained_copy.path
     sae_id = int(store.models().query("kind == 'sae'")["id"].iloc[0])
     at = app(db)
     at.switch_page("views/sae_evaluate.py").run()
@@ -565,13 +560,8 @@ def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app,
     assert "dashboards are not built" in shown(at)  # the copy's are not
 
 
-def test_an_evaluation_that_could_not_run_says_why_and_the_rest_still_draw(app, trained_workspace, tmp_path):
-    from latentviz import settings
-
-    db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
-    store = Store(db)
+def test_an_evaluation_that_could_not_run_says_why_and_the_rest_still_draw(app, trained_copy):
+    store, db = trained_copy, trained_copy.path
     sae_id = int(store.models().query("kind == 'sae'")["id"].iloc[0])
     store.set_evaluation(sae_id, "core", {"not_measured": "SAE 3 belongs to no dataset"}, 0.1, 0)
     at = app(db)

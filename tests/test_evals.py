@@ -2,7 +2,6 @@
 SAEs built by hand, and SAE ↔ SAE matching on a planted pair."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -105,12 +104,8 @@ def test_fvu_and_shrinkage_of_the_evaluation_are_the_reference_formulas_on_the_s
 
 
 @pytest.fixture
-def workspace(trained_workspace, tmp_path):
-    """A writable copy of the trained workspace (its checkpoints are found beside the original)."""
-    db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
-    return Store(db)
+def workspace(trained_copy):
+    return trained_copy
 
 
 def sae_id(store: Store) -> int:
