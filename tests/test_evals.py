@@ -313,3 +313,23 @@ def test_every_label_with_held_out_examples_is_scored_stored_and_opens_the_dashb
     assert ranked.notna().any() and ranked.fillna(-1).is_monotonic_decreasing  # scored labels open first, best first
     features.build(workspace, model_id)  # rebuilt dashboards (new labels) drop the old scores
     assert workspace.feature_summaries(model_id)["label_score"].isna().all()
+
+
+def test_saes_on_adjacent_layers_are_correlated_on_the_tokens_both_captures_share(workspace, tiny_llama):
+    import specs
+
+    first = sae_id(workspace)
+    run = specs.sae(
+        "bbc-news",
+        backbone=tiny_llama,
+        layer=3,  # the next block: its own capture of the same texts
+        max_tokens=1500,
+        model={"d_sae": 32, "k": 4},
+        training={"steps": 20, "batch_size": 128, "lr": 1e-3},
+    )
+    second = fit.sae.train(workspace, run)
+    captures = [runs.facts(workspace.model(i))["capture"] for i in (first, second)]
+    assert captures[0] != captures[1]
+    summary, matches = evals.compare(workspace, Compare(a=first, b=second, tokens=500))
+    assert summary["tokens"] == 500 and summary["pw_mcc_activations"] is not None
+    assert matches["correlation"].notna().all() and matches["density"].notna().all()
