@@ -267,11 +267,12 @@ def test_absorption_scores_on_a_planted_letter_latent_and_a_word_latent_that_abs
             [0.0, 0.0, 3.0],  # nothing along the probe carries it: not absorption
         ]
     )
-    fraction, full = absorption.absorption_scores(x, f, decoder, direction=[3.0, 0, 0, 0], main=[0])
+    fraction, full, top = absorption.absorption_scores(x, f, decoder, direction=[3.0, 0, 0, 0], main=[0])
     assert fraction.tolist() == [0.0, 1.0, 0.5, 0.0]
     assert full.tolist() == [False, True, False, False]
+    assert top[1] == 1  # the word's latent absorbed the letter
     # in the SAE's own units (input_scale · x) the same latents carry a tenth of the probe's projection
-    fraction, full = absorption.absorption_scores(x, f, decoder, [1.0, 0, 0, 0], [0], input_scale=10.0)
+    fraction, full, _ = absorption.absorption_scores(x, f, decoder, [1.0, 0, 0, 0], [0], input_scale=10.0)
     assert fraction.tolist() == [0.0, 0.0, 0.0, 0.0] and not full.any()
 
 

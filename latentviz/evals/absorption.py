@@ -41,10 +41,12 @@ FULL_COSINE, FRACTION_COSINE, PROJECTION_SHARE, MAX_ABSORBERS = 0.025, 0.1, 0.4,
 EPS = 1e-8
 
 
-def absorption_scores(x, f, decoder, direction, main, input_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(absorption fraction, full absorption) of each row: activations x (n, d) in the LM's units, the
-    SAE's latents f (n, d_sae) and decoder rows (d_sae, d) in its own (input_scale · x), the letter's
-    probe direction (d,) and its main latents."""
+def absorption_scores(
+    x, f, decoder, direction, main, input_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(absorption fraction, full absorption, the top projecting latent) of each row: activations x
+    (n, d) in the LM's units, the SAE's latents f (n, d_sae) and decoder rows (d_sae, d) in its own
+    (input_scale · x), the letter's probe direction (d,) and its main latents."""
     x, f, decoder = (np.asarray(a, np.float64) for a in (x, f, decoder))
     unit = np.asarray(direction, np.float64) / np.linalg.norm(direction)
     along = decoder @ unit  # Wᵢ·p̂: what one unit of latent i adds along the probe
@@ -69,7 +71,7 @@ def absorption_scores(x, f, decoder, direction, main, input_scale: float = 1.0) 
     with np.errstate(divide="ignore", invalid="ignore"):
         top_share = projection[rows, top] / total
     full = (f[:, main] < EPS).all(1) & (cosine[top] >= FULL_COSINE) & (total >= 0) & (top_share >= PROJECTION_SHARE)
-    return fraction, full
+    return fraction, full, top
 
 
 def main_latents(f_train, y_train, f_test, y_test) -> tuple[list[int], float]:
@@ -145,7 +147,9 @@ def evaluate(store: Store, model_id: int, words: int, progress: Progress = quiet
             continue
         main, main_f1 = main_latents(f[~test], y[~test], f[test], y[test])
         found = test & y & (probe.decision_function(x) > 0)  # the probe's true positives among test words
-        fraction, full = absorption_scores(x[found], f[found], decoder, probe.coef_[0], main, float(sae.input_scale))
+        fraction, full, top = absorption_scores(
+            x[found], f[found], decoder, probe.coef_[0], main, float(sae.input_scale)
+        )
         positives = int(found.sum())
         letters[name] = {
             "probe_f1": probe_f1,
@@ -155,10 +159,9 @@ def evaluate(store: Store, model_id: int, words: int, progress: Progress = quiet
             "absorption_fraction": float(fraction.sum() / positives) if positives else 0.0,
             "full_absorption_rate": float(full.sum() / positives) if positives else 0.0,
         }
-        projection = f[found] * (decoder @ (probe.coef_[0] / np.linalg.norm(probe.coef_[0])))
         for i in np.flatnonzero(full):
             word = chosen[np.flatnonzero(found)[i]][1]
-            absorbed_words.append({"word": word, "letter": name, "absorbing_latent": int(projection[i].argmax())})
+            absorbed_words.append({"word": word, "letter": name, "absorbing_latent": int(top[i])})
     progress(2, 3, "absorption per word")
     if not letters:
         raise LatentvizError("the LM's activations here do not tell first letters apart: no letter to evaluate")
