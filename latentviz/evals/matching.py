@@ -152,11 +152,10 @@ def _shared_activations(store: Store, a, b, tokens: int, progress: Progress):
     if None in captures:
         return 0, None, None
     progress(1, 3, f"both SAEs on up to {tokens:,} shared tokens")
-    keyed = []
-    for capture_id in captures:
-        positions = store.capture_tokens(capture_id)[["text_id", "position"]].reset_index(names="row")
-        keyed.append(positions)
-    joined = keyed[0].merge(keyed[1], on=["text_id", "position"], suffixes=("_a", "_b"))
+    a_rows, b_rows = (
+        store.capture_tokens(capture_id)[["text_id", "position"]].reset_index(names="row") for capture_id in captures
+    )
+    joined = a_rows.merge(b_rows, on=["text_id", "position"], suffixes=("_a", "_b"))
     if joined.empty:
         return 0, None, None
     chosen = np.sort(np.random.default_rng(settings.SEED).permutation(len(joined))[:tokens])
