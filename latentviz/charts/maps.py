@@ -1,0 +1,282 @@
+"""The Latent Map and the SAE feature map: Plotly `Scattergl` figures, and the palette and label
+escaping every chart shares.
+
+Scattergl draws with WebGL, so 50,000 points pan, zoom and hover smoothly, where Vega-Lite
+(Altair) renders every mark as SVG/canvas and stalls. Text shown in hover labels and legends is
+HTML-escaped first: Plotly renders a subset of HTML there, and the text may be an untrusted upload.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import plotly
+import plotly.graph_objects as go
+
+from latentviz.projection import NOISE
+
+PALETTE = [
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#B279A2",
+    "#EECA3B",
+    "#9D755D",
+    "#FF9DA6",
+    "#BAB0AC",
+    "#1F77B4",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#17BECF",
+]
+# plotly.js as plotly's Python package ships it: the map component and the static site serve this copy
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+NO_LABEL = "(no label)"
+NOISE_COLOUR = "#C9C9C9"
+
+
+def categorical_colours(n: int) -> list[str]:
+    """n distinct colours: the palette, then hues spaced by the golden angle (never a repeat)."""
+    import colorsys
+
+    extra = [colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.5, 0.65) for i in range(max(0, n - len(PALETTE)))]
+    return (PALETTE + ["#" + "".join(f"{round(255 * c):02X}" for c in rgb) for rgb in extra])[:n]
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: "cluster 2" before "cluster 10", numbers as numbers."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(name)))
+
+
+def escaped(value) -> str:
+    """Text made safe for Plotly's labels: <, > and & escaped. Quotes are left as they are: Plotly
+    decodes only &amp;, &lt;, &gt; and numeric entities there, so &quot; would show as typed."""
+    return html.escape(str(value), quote=False)
+
+
+def hover_text(text: str, width: int = 70, max_chars: int = 280) -> str:
+    """Escaped, wrapped and shortened text for a hover label."""
+    short = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    return "<br>".join(escaped(line) for line in textwrap.wrap(short, width)) or "&nbsp;"
+
+
+def with_hover(points: pd.DataFrame) -> pd.DataFrame:
+    """`points` plus a `hover` column; worth caching: wrapping 50,000 texts takes seconds.
+    Big maps get shorter labels, to keep what the browser receives small."""
+    max_chars = 280 if len(points) < 20_000 else 160
+    return points.assign(hover=[hover_text(t, max_chars=max_chars) for t in points["text"]])
+
+
+DIMMED = 0.2  # the base points' opacity factor while search matches are drawn on top
+
+
+def map_figure(
+    points: pd.DataFrame,
+    color: str | None = None,
+    *,
+    highlight_ids=None,
+    focus_id: int | None = None,
+    neighbour_ids=None,
+    placed: pd.DataFrame | None = None,
+    path: pd.DataFrame | None = None,
+    height: int = 640,
+) -> go.Figure:
+    """The Latent Map: `map_base` with `map_overlays` on top, in one figure."""
+    figure = map_base(points, color, height=height)
+    if highlight_ids is not None:
+        for trace in figure.data:
+            trace.marker.opacity *= DIMMED
+    figure.add_traces(
+        map_overlays(
+            points,
+            highlight_ids=highlight_ids,
+            focus_id=focus_id,
+            neighbour_ids=neighbour_ids,
+            placed=placed,
+            path=path,
+        )
+    )
+    return figure
+
+
+def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640) -> go.Figure:
+    """Every point of the map, one WebGL trace per colour. `points` has id, x, y, text, hover (see
+    `with_hover`) and the `color` column."""
+    figure = go.Figure()
+    groups = list(points.groupby(points[color].fillna(NO_LABEL).astype(str))) if color else [("texts", points)]
+    groups.sort(key=lambda item: (item[0] != NOISE, _natural(item[0])))
+    colours = iter(categorical_colours(sum(name != NOISE for name, _ in groups)))
+    for name, group in groups:
+        figure.add_trace(
+            go.Scattergl(
+                x=group["x"],
+                y=group["y"],
+                mode="markers",
+                name=escaped(name),
+                customdata=group["id"],
+                hovertext=group["hover"],
+                hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+                marker={
+                    "size": 5 if len(points) < 20_000 else 3,
+                    "color": NOISE_COLOUR if name == NOISE else next(colours),
+                    "opacity": 0.75 * (0.6 if name == NOISE else 1),
+                },
+            )
+        )
+    figure.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 30, "b": 40},
+        dragmode="pan",
+        hovermode="closest",
+        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": 0, "x": 0},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return figure
+
+
+def map_overlays(
+    points: pd.DataFrame,
+    *,
+    highlight_ids=None,
+    focus_id: int | None = None,
+    neighbour_ids=None,
+    placed: pd.DataFrame | None = None,
+    path: pd.DataFrame | None = None,
+) -> list:
+    """What is drawn over the map's points: search matches (highlight_ids), a chosen text and its
+    nearest neighbours, placed texts (text, x, y) as numbered stars, an interpolation path."""
+    traces = []
+    if highlight_ids is not None:
+        traces.append(
+            _overlay(points[points["id"].isin(list(highlight_ids))], "search matches", "circle", "#111111", 8)
+        )
+    if neighbour_ids is not None:
+        traces.append(_overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10))
+    if focus_id is not None:
+        traces.append(_overlay(points[points["id"] == focus_id], "chosen text", "star", "#D81B60", 16))
+    if placed is not None and not placed.empty:  # numbered as in the page's list of them
+        numbers = [str(i) for i in range(1, len(placed) + 1)]
+        traces.append(
+            go.Scatter(  # SVG: a few points, and Scattergl draws no text labels
+                x=placed["x"],
+                y=placed["y"],
+                mode="markers+text",
+                name="your text",
+                text=numbers,
+                textposition="top center",
+                textfont={"size": 13, "color": "#6A1B9A"},
+                hovertext=[f"{n}. {hover_text(t)}" for n, t in zip(numbers, placed["text"], strict=True)],
+                hovertemplate="%{hovertext}<extra>your text</extra>",
+                marker={"symbol": "star", "size": 18, "color": "#8E24AA", "line": {"width": 1.5, "color": "#FFFFFF"}},
+            )
+        )
+    if path is not None and not path.empty:
+        traces.append(
+            go.Scattergl(
+                x=path["x"],
+                y=path["y"],
+                mode="lines+markers",
+                name="path",
+                hovertext=[hover_text(t) for t in path["text"]],
+                hovertemplate="%{hovertext}<extra>path</extra>",
+                line={"color": "#000000", "width": 2},
+                marker={"size": 9, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
+            )
+        )
+    return traces
+
+
+def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) -> go.Scattergl:
+    return go.Scattergl(
+        x=rows["x"],
+        y=rows["y"],
+        mode="markers",
+        name=name,
+        customdata=rows["id"],
+        hovertext=rows["hover"],
+        hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+        marker={"symbol": symbol, "size": size, "color": color, "line": {"width": 1, "color": "#FFFFFF"}},
+    )
+
+
+def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: set[int] | None = None) -> go.Figure:
+    """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open
+    one. With `shown` (the list's filter), the other features are drawn small and grey beneath."""
+    figure = go.Figure()
+    inside = points
+    if shown is not None:
+        keep = points["feature"].isin(shown)
+        inside, rest = points[keep], points[~keep]
+        if len(rest):
+            figure.add_trace(
+                go.Scattergl(
+                    x=rest["x"],
+                    y=rest["y"],
+                    mode="markers",
+                    name="filtered out",
+                    customdata=rest["feature"],
+                    hoverinfo="skip",
+                    marker={"size": 3, "color": "#D0D0D0", "opacity": 0.5},
+                )
+            )
+    hover = [
+        f"feature {f}<br>{escaped(label)}<br>log10 density {d:.2f}"
+        for f, label, d in zip(inside["feature"], inside["label"], inside["log10_density"], strict=True)
+    ]
+    figure.add_trace(
+        go.Scattergl(
+            x=inside["x"],
+            y=inside["y"],
+            mode="markers",
+            customdata=inside["feature"],
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+            name="features",
+            marker={
+                "size": 4 if shown is None else 8,  # the filter's features stand out from the grey
+                "color": inside["log10_density"],
+                "colorscale": "Viridis",
+                "opacity": 0.8,
+                # title along the bar, the bar kept below the mode bar (top right), which covered it
+                "colorbar": {
+                    "title": {"text": "log10 density", "side": "right"},
+                    "thickness": 12,
+                    "len": 0.8,
+                    "y": 0.4,
+                },
+            },
+        )
+    )
+    if chosen is not None:
+        row = points[points["feature"] == chosen]
+        figure.add_trace(
+            go.Scattergl(
+                x=row["x"],
+                y=row["y"],
+                mode="markers",
+                name=f"feature {chosen}",
+                hoverinfo="skip",
+                marker={"symbol": "star", "size": 16, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
+            )
+        )
+    figure.update_layout(
+        height=420,
+        margin={"l": 0, "r": 0, "t": 10, "b": 10},
+        # Pan, not box select: Streamlit turns click-to-pick off while the drag selects (clickmode
+        # "event"), and a click is how one asks for a text's neighbours. Box and lasso are in the mode bar.
+        dragmode="pan",
+        showlegend=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return figure

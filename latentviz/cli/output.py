@@ -1,0 +1,45 @@
+"""What every command shares: the workspace it opens, its progress bars and its number format."""
+
+from __future__ import annotations
+
+import sys
+
+from latentviz import settings
+
+
+class Bar:
+    """Adapts the pipeline's progress(done, total, message) callback to tqdm: one bar per stage,
+    labelled by the stage it measures (a new message closes the last stage's bar)."""
+
+    def __init__(self):
+        self.bar, self.stage = None, None
+
+    def __call__(self, done: int, total: int | None, message: str) -> None:
+        from tqdm import tqdm
+
+        if message != self.stage:
+            self.close()
+            self.stage = message
+            self.bar = tqdm(total=total, desc=message, dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
+        if total is not None and self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.update(done - self.bar.n)  # redraws at most twice a second
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def open_store(args, read_only: bool = False):
+    from latentviz.store import Store
+
+    return Store(settings.db_path(args.db), read_only=read_only)
+
+
+def number(value) -> str:
+    """A figure for people: 1,234 for counts, 4 significant digits for measurements."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"

@@ -1,0 +1,161 @@
+"""Commands on a trained SAE: its dashboards, text → features, the SAELens layout, evaluations."""
+
+from __future__ import annotations
+
+import json
+
+from latentviz.cli.output import Bar, open_store
+from latentviz.errors import LatentvizError
+
+
+def cmd_features(args, spec) -> None:
+    from latentviz import features
+
+    store = open_store(args)
+    bar = Bar()
+    try:
+        built = features.build(store, spec.model, progress=bar)
+        stats = features.statistics(store, spec.model)
+    finally:
+        bar.close()
+    fired = stats[stats["fires"] > 0]
+    parts = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in built["seconds"].items())
+    print(
+        f"SAE {spec.model}: {len(fired):,} of {len(stats):,} features fired over {built['tokens']:,} tokens; "
+        f"every dashboard built in {sum(built['seconds'].values()):.1f} s ({parts}). Best labelled:"
+    )
+    best = features.best_labelled(stats, spec.show)
+    print(best[["feature", "density", "max", "label", "label_confidence"]].to_string(index=False))
+
+
+def cmd_text_features(args, spec) -> None:
+    from latentviz import features
+
+    found = features.text_record(open_store(args, read_only=True), spec.model, spec.text)
+    if spec.json:
+        print(json.dumps(found))
+        return
+    for token in found["tokens"]:
+        strongest = ", ".join(f"{f['feature']} {f['activation']:.2f} {f['label']}".strip() for f in token["features"])
+        print(f"{token['token']!r:>16}  {strongest}")
+
+
+def cmd_feature(args, spec) -> None:
+    from latentviz import features
+
+    found = features.feature_record(open_store(args, read_only=True), spec.model, spec.feature)
+    if spec.json:
+        print(json.dumps(found))
+        return
+    print(
+        f"feature {found['feature']}: {found['label'] or '(no label)'} · density {found['density']:.2e} · "
+        f"max {found['max']:.2f}"
+    )
+    for example in [e for e in found["examples"] if e["bucket"] == -1][:5]:  # the top examples
+        print(f"  {example['value']:6.2f}  {''.join(token for token, _ in example['tokens']).strip()}")
+    for kind in ("promotes", "suppresses"):
+        print(f"  {kind}: {', '.join(repr(token) for token, _ in found['links'][kind][:8])}")
+
+
+def cmd_export_sae(args, spec) -> None:
+    from latentviz import fit
+
+    folder = fit.sae.export_folder(open_store(args, read_only=True), spec)
+    print(f"SAE {spec.model} written in the SAELens layout to {folder}")
+
+
+def cmd_import_sae(args, spec) -> None:
+    from latentviz import fit
+
+    model_id, sae, where = fit.sae.import_folder(open_store(args), spec)
+    print(f"SAE {model_id}: {sae.config.architecture}, d_in {sae.config.d_in}, d_sae {sae.config.d_sae}, reads {where}")
+
+
+def cmd_eval(args, spec) -> None:
+    from latentviz import evals
+
+    bar = Bar()
+    try:
+        found = evals.evaluate(open_store(args), spec, progress=bar)
+    finally:
+        bar.close()
+    missing = {name: figures["not_measured"] for name, figures in found.items() if "not_measured" in figures}
+    found = {name: figures for name, figures in found.items() if name not in missing}
+    if spec.json:
+        print(json.dumps(found))
+    else:
+        _print_evaluations(spec, found)
+    if missing:
+        raise LatentvizError("; ".join(f"{name} not measured: {why}" for name, why in missing.items()))
+
+
+def _print_evaluations(spec, found: dict) -> None:
+    from latentviz import evals
+
+    if "core" in found:
+        figures = found["core"]
+        print(
+            f"SAE {spec.model} on {figures['texts']} held-out texts of {figures['dataset']!r} "
+            f"({figures['predicted_tokens']:,} predicted tokens, {figures['seconds']:.1f} s); 95% intervals from "
+            f"{figures['resamples']:,} bootstrap resamples over the texts:"
+        )
+        for name in evals.core.WITH_INTERVALS:
+            low, high = figures[f"{name}_interval"]
+            print(f"  {name:<30} {figures[name]:.4f}  [{low:.4f}, {high:.4f}]")
+        for name in ("ce_clean", "ce_sae", "ce_zero_ablation", "kl_div_with_ablation", "l0", "fvu"):
+            print(f"  {name:<30} {figures[name]:.4f}")
+    if "probing" in found:
+        figures = found["probing"]
+        print(
+            f"Sparse probing, test accuracy (AUC) on {len(figures['tasks'])} tasks, {figures['train']} training and "
+            f"{figures['test']} test texts each ({figures['seconds']:.1f} s):"
+        )
+        methods = list(figures["mean"])
+        print(f"  {'task':<36}" + "".join(f"{method:>16}" for method in methods))
+        for task, scores in {**figures["tasks"], "mean": figures["mean"]}.items():
+            cells = "".join(f"{scores[m]['accuracy']:>9.3f} ({scores[m]['auc']:.2f})" for m in methods)
+            print(f"  {task[:36]:<36}{cells}")
+    if "absorption" in found:
+        figures = found["absorption"]
+        print(
+            f"First-letter absorption on {len(figures['letters'])} letters, {figures['test_words']:,} test words "
+            f"({figures['seconds']:.1f} s): mean absorption fraction {figures['mean_absorption_fraction']:.3f}, "
+            f"full absorption rate {figures['mean_full_absorption_rate']:.3f}, "
+            f"{figures['mean_main_latents']:.1f} main latents per letter"
+        )
+    if "labels" in found:
+        figures = found["labels"]
+        print(
+            f"Labels scored ({figures['scorer']}) for {figures['scored']:,} of {figures['labelled']:,} labelled "
+            f"features ({figures['seconds']:.1f} s): mean AUROC {figures['mean_score']:.3f}, median "
+            f"{figures['median_score']:.3f}, {figures['good_share']:.0%} at {figures['good_at']} or more"
+        )
+
+
+def cmd_compare(args, spec) -> None:
+    from latentviz import evals
+
+    bar = Bar()
+    try:
+        summary, features = evals.compare(open_store(args), spec, progress=bar)
+    finally:
+        bar.close()
+    if spec.json:
+        print(json.dumps({**summary, "features": json.loads(features.to_json(orient="records"))}))
+        return
+    correlation = summary["pw_mcc_activations"]
+    print(
+        f"SAE {spec.a} ({summary['d_sae'][0]:,} features) against SAE {spec.b} ({summary['d_sae'][1]:,}): PW-MCC "
+        f"{summary['pw_mcc_decoder']:.3f} on decoder cosine, "
+        + (
+            f"{correlation:.3f} on activations over {summary['tokens']:,} shared tokens"
+            if correlation is not None
+            else "no shared captured tokens for activations"
+        )
+        + f" ({summary['seconds']:.1f} s)"
+    )
+    print(
+        "  "
+        + " · ".join(f"{kind} {summary[kind]:,}" for kind in evals.matching.KINDS)
+        + f" (matched: decoder cosine ≥ {spec.threshold:g})"
+    )
