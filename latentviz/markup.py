@@ -132,3 +132,11 @@ def plain(text: str) -> str:
 def steered(prompt: str, plain_continuation: str, steered_continuation: str) -> str:
     """A steered continuation after its prompt, where it departs from the unsteered one marked."""
     return f"<div>{html.escape(prompt)}{divergence(plain_continuation, steered_continuation)}</div>"
+
+
+def explanation(explainer: str, text: str, detection: float, fuzzing: float) -> str:
+    """An LLM's explanation of a feature (model output about untrusted text: escaped) with its scores."""
+    return (
+        f"<div><b>{html.escape(explainer)} explains it as:</b> {html.escape(text)} "
+        f"<small>· detection {detection:.2f}, fuzzing {fuzzing:.2f} (balanced accuracy, 0.5 = chance)</small></div>"
+    )

@@ -212,7 +212,7 @@ class ExportSAE:
     out: str = option("", "the folder to write", required=True)
 
 
-EVALUATIONS = ("core", "probing", "absorption", "labels")
+EVALUATIONS = ("core", "probing", "absorption", "labels", "explanations")
 
 
 @dataclass
@@ -220,7 +220,8 @@ class Evaluate:
     """Evaluations of an SAE the field can compare (SAEBench's core set, with intervals), stored with it."""
 
     model: int = option(0, "the SAE's model id", positional=True)
-    evaluations: list[str] = option(list(EVALUATIONS), "which to run", choices=EVALUATIONS)
+    # explanations run an LLM over every chosen feature: minutes on a CPU, so asked for by name
+    evaluations: list[str] = option(list(EVALUATIONS[:-1]), "which to run", choices=EVALUATIONS)
     dataset: str | None = option(None, "core: the dataset whose held-out texts it runs on (none: the SAE's own)")
     texts: int = option(64, "core: held-out texts the LM runs on, clean, spliced and zeroed")
     resamples: int = option(1000, "core: bootstrap resamples over the texts for each 95% interval")
@@ -245,6 +246,9 @@ class Evaluate:
     probe_test: int = option(256, "probing: test texts per task, half of each class")
     # SAEBench reads every whole-word token of the vocabulary; 2,000 keep the LM's pass short on a CPU
     absorption_words: int = option(2000, "absorption: whole-word tokens of the LM's vocabulary, a fifth held out")
+    explainer: str = option("smollm2", "explanations: the causal LM that explains and scores (a folder or hub id)")
+    # a seeded sample: delphi too scores a sample; each feature costs 21 LLM prompts
+    explain_features: int = option(20, "explanations: features explained and scored")
     json: bool = option(False, "print the stored figures as one JSON object")
 
 

@@ -11,7 +11,7 @@ import pytest
 import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import features, fit, jobs, pipeline, steps
+from latentviz import evals, features, fit, jobs, pipeline, steps
 from latentviz.store import Store
 
 TIMEOUT = 120
@@ -512,7 +512,7 @@ def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, 
 
 
 @pytest.mark.integration  # the label scorer is the packaged MiniLM
-def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_copy):
+def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app, trained_copy, tiny_llama, monkeypatch):
     from test_evals import planted_copy
 
     store, db = trained_copy, trained_copy.path
@@ -539,6 +539,23 @@ def test_sae_evaluate_and_compare_pages_run_their_jobs_and_show_the_results(app,
     assert {"92_glue_sst2", "mean"} <= set(probed["task"]) and list(probed.columns)[1:3] == ["dense", "k=1"]
     assert "held-out texts of 'bbc-news'" in shown(at)
     assert "Not measured: the LM's activations here do not tell first letters apart" in shown(at)  # a random LM
+    assert "Also explain" in at.checkbox(key="sae_explain").label  # LLM explanations are asked for by name
+
+    # explanations by the tiny LM (short windows: the tiny SAE fires often), then on both pages
+    monkeypatch.setattr(evals.explanations, "WINDOW", 8)
+    spec = steps.Evaluate(model=sae_id, evaluations=["explanations"], explainer=tiny_llama, explain_features=2)
+    evals.evaluate(store, spec)
+    at.run()
+    assert not at.exception and "LLM explanations, scored" in " ".join(h.value for h in at.subheader)
+    frames = {tuple(frame.value.columns)[0]: frame.value for frame in at.dataframe}
+    assert frames["scorer"]["scorer"].tolist()[:2] == ["detection", "detection_auroc"]
+    assert frames["scorer"].notna().all().all()
+    assert len(frames["feature"]) == len(store.explanations(sae_id)) > 0
+    explained = int(store.explanations(sae_id)["feature"].iloc[0])
+    at.switch_page("views/sae_features.py")
+    at.query_params["feature"] = str(explained)
+    at.run()
+    assert not at.exception and any("explains it as:" in h.proto.body for h in at.get("html"))
 
     at.switch_page("views/sae_compare.py").run()
     assert not at.exception and "Nothing to compare with yet" in shown(at)

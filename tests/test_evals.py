@@ -334,3 +334,88 @@ def test_saes_on_adjacent_layers_are_correlated_on_the_tokens_both_captures_shar
     summary, matches = evals.compare(workspace, Compare(a=first, b=second, tokens=500))
     assert summary["tokens"] == 500 and summary["pw_mcc_activations"] is not None
     assert matches["correlation"].notna().all() and matches["density"].notna().all()
+
+
+# -- LLM explanations, detection and fuzzing ------------------------------------------------------------
+
+
+def test_firing_tokens_are_marked_as_delphi_marks_them_and_windows_put_the_example_late():
+    from latentviz.evals import explanations
+
+    assert explanations.firing_marks([0.0, 1.0, 0.2, 0.31, 0.0]) == [False, True, False, True, False]
+    assert explanations.marked([" the", " cat", " sat", " on"], [False, True, True, False]) == "the<< cat sat>> on"
+    assert explanations.marked(["a", "b"], [False, True]) == "a<<b>>"  # a run that reaches the end is closed
+    context = [(str(i), 0.0) for i in range(100)]
+    shown = explanations.window(context, 50)
+    late = explanations.WINDOW - explanations.WINDOW // 4
+    assert len(shown) == explanations.WINDOW and shown.index(("50", 0.0)) == late
+    assert explanations.window(context, 3)[0] == ("0", 0.0)  # near the start: from the start
+    rng = np.random.default_rng(0)
+    assert sum(explanations.random_marks(10, 3, rng)) == 3 and sum(explanations.random_marks(2, 5, rng)) == 2
+
+
+def test_balanced_accuracy_weighs_both_classes_equally():
+    from latentviz.evals.explanations import balanced_accuracy
+
+    # 8 negatives all right, 2 positives: one right. Plain accuracy would give 0.9; balanced (1 + 0.5) / 2.
+    probability = np.array([0.9, 0.2] + [0.1] * 8)
+    truth = np.array([1, 1] + [0] * 8)
+    assert balanced_accuracy(probability, truth) == pytest.approx(0.75)
+    assert balanced_accuracy(np.array([0.5, 0.49]), np.array([1, 0])) == 1.0  # 0.5 counts as a yes
+
+
+class _ReadsTheMarks:
+    """A judge that answers 1 exactly when the text holds the word the label names (detection) or when
+    every marked token is that word (fuzzing): a perfect scorer, for a known answer."""
+
+    prompts = 0
+
+    def yes_probability(self, system, label, texts):
+        from latentviz.evals.explanations import FUZZING_SYSTEM
+
+        if system == FUZZING_SYSTEM:
+            import re
+
+            marks = [re.findall(r"<<(.*?)>>", text) for text in texts]
+            return np.array([float(bool(m) and all(part.strip() == label for part in m)) for m in marks])
+        return np.array([float(label in text.split()) for text in texts])
+
+
+def test_a_label_that_names_the_firing_word_scores_one_and_a_wrong_one_scores_chance(tiny_bert):
+    from latentviz import backbones, settings
+    from latentviz.evals import explanations
+
+    encoder = backbones.shared(tiny_bert, settings.user_cache())
+    activating = [([" we", " saw", " cats", " today"], [0.0, 0.0, 2.0, 0.0]) for _ in range(4)]
+    silent = [[" rain", " fell", " all", " day"], [" the", " dog", " ran", " off"]] * 2
+    rng = np.random.default_rng(0)
+    right = explanations.score(_ReadsTheMarks(), encoder, "cats", activating, silent, rng)
+    assert right["detection"] == right["detection_auroc"] == right["fuzzing"] == right["fuzzing_auroc"] == 1.0
+    wrong = explanations.score(_ReadsTheMarks(), encoder, "umbrellas", activating, silent, rng)
+    assert wrong["detection"] == wrong["fuzzing"] == 0.5 and wrong["detection_auroc"] == 0.5
+    assert 0.0 <= right["embedding"] <= 1.0
+
+
+def test_explanations_are_written_scored_and_stored_beside_the_labels_scores(
+    workspace, tiny_llama, tiny_bert, monkeypatch
+):
+    from latentviz.evals import explanations
+
+    monkeypatch.setattr(explanations, "WINDOW", 8)  # the tiny SAE fires often: short windows find silent places
+    model_id = sae_id(workspace)
+    summary, prompts = explanations.evaluate(workspace, model_id, tiny_llama, 3, embedder=tiny_bert)
+    stored = workspace.explanations(model_id)
+    assert summary["features"] == 3 and summary["explained"] == len(stored) <= 3
+    # one explanation, then each label and explanation through both LLM scorers, one prompt per window
+    windows = 2 * explanations.PER_SIDE
+    assert prompts == 3 + 3 * 2 * windows + len(stored) * 2 * windows
+    scores = workspace.label_scores(model_id)
+    for scorer in explanations.SCORERS:
+        assert len(scores[scores["scorer"] == scorer]) == 3
+        assert summary[f"label_{scorer}"] == pytest.approx(scores[scores["scorer"] == scorer]["score"].mean())
+    assert stored[["detection", "fuzzing", "embedding"]].stack().between(0, 1).all()
+    assert (stored["explainer"] == tiny_llama).all()
+    from latentviz import features
+
+    features.build(workspace, model_id)  # rebuilt dashboards (new examples) drop the explanations and scores
+    assert workspace.explanations(model_id).empty and workspace.label_scores(model_id).empty

@@ -14,3 +14,11 @@ def test_tables_escape_every_cell():
 
     out = table({"sentence": ["<script>alert(1)</script>", "plain"], "decoded": ["a & b", "c"]})
     assert "&lt;script&gt;" in out and "<script>" not in out and "a &amp; b" in out and out.count("<tr>") == 3
+
+
+def test_an_llm_explanation_is_escaped_with_its_scores():
+    from latentviz.markup import explanation
+
+    out = explanation("smollm2", "<img src=x onerror=alert(1)> words & [links](http://x.test)", 0.75, 0.5)
+    assert "&lt;img" in out and "<img" not in out and "&amp;" in out
+    assert "detection 0.75, fuzzing 0.50" in out

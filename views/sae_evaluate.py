@@ -45,8 +45,15 @@ if stored.empty:
         icon=":material/rule:",
     )
 if not workspace.read_only and not waiting:
+    explain = st.checkbox(
+        f"Also explain {spec.explain_features} features with an LLM ({spec.explainer}) and score the explanations",
+        key="sae_explain",
+        help="delphi's detection and fuzzing scorers, one prompt per held-out window; about "
+        f"{spec.explain_features * 2} s per feature with SmolLM2 on 2 CPU cores",
+    )
     if st.button("Evaluate" if stored.empty else "Evaluate again", type="primary", key="sae_evaluate"):
-        jobs.submit(workspace, "evaluate", {"model": model_id})
+        chosen = spec.evaluations + (["explanations"] if explain else [])
+        jobs.submit(workspace, "evaluate", {"model": model_id, "evaluations": chosen})
         st.rerun()
 core = section("core", "Faithfulness, with uncertainty")
 if core is not None:
@@ -152,6 +159,19 @@ if scored is not None:
         icon=":material/hub:",
         query_params={"model": model_id},
     )
+
+explained = section("explanations", "LLM explanations, scored")
+if explained is not None:
+    found = explained["figures"]
+    st.caption(
+        f"{found['explainer']} explained {found['explained']} of {found['features']} features (a seeded sample) from "
+        f"their top examples; each explanation and each top-words label was then scored on the same "
+        f"{found['per_side']} + {found['per_side']} held-out windows: detection (does the text fit?), fuzzing (do the "
+        "marked tokens fit?), balanced accuracy and AUROC, and the embedding scorer · "
+        f"{explained['tokens']:,} prompts · {explained['seconds']:.0f} s"
+    )
+    st.dataframe(evals.explanations.summary_table(found), hide_index=True, key="sae_explanation_summary")
+    st.dataframe(evals.explanations.explained_features(workspace, model_id), hide_index=True, key="sae_explained")
 
 st.subheader("L0 against FVU: every SAE on these activations")
 frontier = evals.frontier(workspace, model_id)

@@ -101,6 +101,10 @@ st.caption(
     if row["fires"]
     else "This feature never fired on the captured tokens."
 )
+explained = workspace.explanations(model_id).set_index("feature")
+if feature in explained.index:
+    llm = explained.loc[feature]
+    st.html(markup.explanation(llm["explainer"], llm["explanation"], llm["detection"], llm["fuzzing"]))
 if row["fires"]:
     opened = features.dashboard(workspace, model_id, runs.facts(model_row)["capture"], feature)
     examples = opened.examples

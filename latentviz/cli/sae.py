@@ -130,6 +130,24 @@ def _print_evaluations(spec, found: dict) -> None:
             f"features ({figures['seconds']:.1f} s): mean AUROC {figures['mean_score']:.3f}, median "
             f"{figures['median_score']:.3f}, {figures['good_share']:.0%} at {figures['good_at']} or more"
         )
+    if "explanations" in found:
+        _print_explanations(found["explanations"])
+
+
+def _print_explanations(figures: dict) -> None:
+    from latentviz.evals import explanations
+
+    print(
+        f"LLM explanations by {figures['explainer']} for {figures['features']} features, each scored on "
+        f"{figures['per_side']} held-out windows where it fires and {figures['per_side']} where it does not "
+        f"({figures['seconds']:.1f} s):"
+    )
+    print(f"  {'':<12}" + "".join(f"{name:>17}" for name in explanations.SCORE_NAMES))
+    for kind in ("label", "explanation"):
+        values = [figures[f"{kind}_{name}"] for name in explanations.SCORE_NAMES]
+        print(f"  {kind:<12}" + "".join(f"{'–' if v is None else f'{v:.3f}':>17}" for v in values))
+    for shown in figures["shown"]:
+        print(f"  feature {shown['feature']}: {shown['explanation'] or '(no explanation)'}")
 
 
 def cmd_compare(args, spec) -> None:

@@ -1,7 +1,7 @@
 """Evaluations of SAEs the field can compare, stored with each model: SAEBench's core set with bootstrap
 intervals (core.py), sparse probing (probing.py), absorption (absorption.py), scored feature labels
-(labels.py), SAE ↔ SAE matching (matching.py), and the L0–FVU frontier of every SAE that reads the same
-activations."""
+(labels.py), LLM explanations scored by detection and fuzzing (explanations.py), SAE ↔ SAE matching
+(matching.py), and the L0–FVU frontier of every SAE that reads the same activations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from latentviz import backbones, runs, settings
 from latentviz.errors import LatentvizError
-from latentviz.evals import absorption, core, labels, probing
+from latentviz.evals import absorption, core, explanations, labels, probing
 from latentviz.evals.matching import compare
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress, quiet
@@ -22,8 +22,9 @@ __all__ = ["compare", "evaluate", "frontier"]
 
 
 def evaluate(store: Store, spec: Evaluate = EVALUATE, progress: Progress = quiet) -> dict[str, dict]:
-    """Run the chosen evaluations of SAE `spec.model` and store each with the time it took and the
-    tokens (core), texts (probing, labels) or words (absorption) it read: {name: figures, with "seconds"}."""
+    """Run the chosen evaluations of SAE `spec.model` and store each with the time it took and the tokens
+    (core), texts (probing, labels), words (absorption) or LLM prompts (explanations) it read: {name:
+    figures, with "seconds"}."""
     found = {}
     for name in spec.evaluations:
         started = time.perf_counter()
@@ -46,6 +47,8 @@ def _run(name: str, store: Store, spec: Evaluate, progress: Progress) -> tuple[d
         return probing.evaluate(store, spec.model, spec.probe_datasets, spec.probe_train, spec.probe_test, progress)
     if name == "absorption":
         return absorption.evaluate(store, spec.model, spec.absorption_words, progress)
+    if name == "explanations":
+        return explanations.evaluate(store, spec.model, spec.explainer, spec.explain_features, progress)
     return labels.evaluate(store, spec.model, progress)
 
 

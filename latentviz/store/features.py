@@ -281,6 +281,37 @@ class Features(Connection):
                 [model_id, scorer],
             )
 
+    def label_scores(self, model_id: int) -> pd.DataFrame:
+        """Every score of this SAE's labels: feature, scorer, score."""
+        return self._frame(
+            "SELECT feature, scorer, score FROM feature_label_scores WHERE model_id = ? ORDER BY scorer, feature",
+            [model_id],
+        )
+
+    def set_explanations(self, model_id: int, explainer: str, found: pd.DataFrame) -> None:
+        """Store (replacing all of this SAE's) LLM explanations: found has feature, explanation and a column
+        per score (detection, detection_auroc, fuzzing, fuzzing_auroc, embedding)."""
+        columns = ["feature", "explanation", "detection", "detection_auroc", "fuzzing", "fuzzing_auroc", "embedding"]
+        rows = pa.Table.from_pandas(found.reindex(columns=columns), preserve_index=False)
+        with self._transaction() as con:
+            con.execute("DELETE FROM feature_explanations WHERE model_id = ?", [model_id])
+            if len(found):
+                insert(
+                    con,
+                    rows,
+                    """INSERT INTO feature_explanations SELECT ?, feature, ?, explanation, detection, detection_auroc,
+                           fuzzing, fuzzing_auroc, embedding FROM incoming""",
+                    [model_id, explainer],
+                )
+
+    def explanations(self, model_id: int) -> pd.DataFrame:
+        """This SAE's LLM explanations: feature, explainer, explanation and its scores."""
+        return self._frame(
+            """SELECT feature, explainer, explanation, detection, detection_auroc, fuzzing, fuzzing_auroc, embedding
+               FROM feature_explanations WHERE model_id = ? ORDER BY feature""",
+            [model_id],
+        )
+
     def stored_examples(self, model_id: int) -> pd.DataFrame:
         """feature, bucket, rank, text_id, position, value of every feature's stored examples."""
         return self._frame(

@@ -234,6 +234,20 @@ MIGRATIONS: list[list[str]] = [
             score DOUBLE NOT NULL,
             PRIMARY KEY (model_id, feature, scorer))""",
     ],
+    [
+        # An LLM's explanation of a feature and its scores on held-out windows (latentviz eval, explanations).
+        """CREATE TABLE feature_explanations (
+            model_id INTEGER NOT NULL,
+            feature INTEGER NOT NULL,
+            explainer VARCHAR NOT NULL,
+            explanation VARCHAR NOT NULL,
+            detection DOUBLE,
+            detection_auroc DOUBLE,
+            fuzzing DOUBLE,
+            fuzzing_auroc DOUBLE,
+            embedding DOUBLE,
+            PRIMARY KEY (model_id, feature))""",
+    ],
 ]
 # What `copy_into` keeps of each table, given $datasets and $models; the tables left out (the job queue,
 # capture shards: activations on disk that only training reads) start empty. tests/test_bundle.py checks
@@ -262,6 +276,7 @@ EXPORTED = {
     "feature_example_values": _OF_MODELS,
     "evaluations": _OF_MODELS,
     "feature_label_scores": _OF_MODELS,
+    "feature_explanations": _OF_MODELS,
     "comparisons": f"{_OF_MODELS} AND list_contains($models, other_id)",
     "feature_matches": f"{_OF_MODELS} AND list_contains($models, other_id)",
 }
@@ -281,6 +296,7 @@ DASHBOARD_TABLES = (
     "feature_examples",
     "feature_example_values",
     "feature_label_scores",
+    "feature_explanations",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
