@@ -62,6 +62,15 @@ def test_curve_panels_each_carry_their_own_step_axis():
     assert spec["facet"]["field"] == "metric" and spec["columns"] == 4
     # a shared axis is drawn under each column, under the empty eighth cell too
     assert spec["resolve"]["axis"]["x"] == "independent"
+    # figures as people read them (an L0 of 31.9983 shows as 32), in the axis and the hover alike
+    encoding = spec["spec"]["encoding"]
+    assert encoding["y"]["axis"]["format"] == ",.4~r"
+    assert {tip["field"]: tip.get("format") for tip in encoding["tooltip"]} == {
+        "model": None,
+        "metric": None,
+        "step": ",d",
+        "value": ",.4~r",
+    }
 
 
 def test_the_feature_maps_colour_bar_stays_below_the_mode_bar():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+FIGURE = ",.4~r"  # d3's format for a measured figure: 4 significant digits, thousands separated, no trailing 0s
+
 # -- codebook charts (Altair: at most a few thousand marks) --------------------------------------
 
 
@@ -75,13 +77,14 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
         alt.Chart(curves)
         .mark_line(point=True)
         .encode(
-            # ",d" / ",~r": steps as 1,500 and figures as 250 or 0.0021 (not "1.5k", "2.5e+2")
+            # ",d" / ",.4~r": steps as 1,500 and figures to 4 significant digits, as 250, 0.0021 or 32
+            # (not "1.5k", "2.5e+2", or a one-point curve's raw 130.407 and an L0 of 31.9983)
             x=alt.X("step:Q", axis=alt.Axis(format=",d")),
-            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",~r")),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=FIGURE)),
             color=alt.Color(
                 "model:N", scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(orient="bottom", labelLimit=0)
             ),
-            tooltip=["model", "metric", "step", "value"],
+            tooltip=["model", "metric", alt.Tooltip("step:Q", format=",d"), alt.Tooltip("value:Q", format=FIGURE)],
         )
         .properties(width=170, height=150)
         .facet(facet=alt.Facet("metric:N", title=None), columns=columns)
