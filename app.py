@@ -3,6 +3,7 @@
 import streamlit as st
 
 from latentviz import webapp
+from latentviz.errors import LatentvizError
 
 st.set_page_config(page_title="latentviz", page_icon=webapp.favicon(), layout="wide")
 
@@ -48,4 +49,7 @@ page = st.navigation(
 with st.sidebar:
     st.caption(f"Workspace `{workspace.path.name}`" + (" · read-only" if workspace.read_only else ""))
 
-page.run()
+try:
+    page.run()
+except LatentvizError as error:  # what a user can fix (a missing checkpoint, a bad file): one line, no traceback
+    st.error(str(error).splitlines()[0], icon=":material/error:")

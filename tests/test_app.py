@@ -585,3 +585,15 @@ def test_an_evaluation_that_could_not_run_says_why_and_the_rest_still_draw(app, 
     at.switch_page("views/sae_evaluate.py").run()
     assert not at.exception and "Not measured: SAE 3 belongs to no dataset." in shown(at)
     assert len(at.get("vega_lite_chart")) == 1  # the frontier, from the training's figures
+
+
+def test_a_model_whose_checkpoint_is_gone_is_named_in_one_line_not_a_traceback(app, trained_copy):
+    from latentviz import settings
+
+    vq_id = int(trained_copy.models().query("kind == 'vq'")["id"].iloc[0])
+    shutil.rmtree(settings.models_dir(trained_copy.path) / str(vq_id))  # a workspace copied without its models
+    at = app(trained_copy.path)
+    at.switch_page("views/codebook.py").run()
+    assert not at.exception
+    (error,) = at.error
+    assert "no cfg.json" in error.value and "\n" not in error.value

@@ -78,3 +78,14 @@ def test_the_feature_maps_colour_bar_stays_below_the_mode_bar():
     points["label"] = ["a", "b"]
     bar = charts.feature_map_figure(points).data[-1].marker.colorbar
     assert bar.y + bar.len / 2 <= 0.85 and bar.title.side == "right"  # the mode bar sits at the top right
+
+
+def test_dead_codes_are_drawn_as_visible_crosses_and_every_label_column_is_named():
+    vectors = pd.DataFrame({"code": range(4), "x": [0.0, 1.0, 2.0, 3.0], "y": 0.0, "count": [50, 5, 0, 0]})
+    used, dead = charts.codebook_map(vectors).to_dict()["layer"]
+    assert dead["mark"]["shape"] == "cross" and dead["mark"]["size"] >= 60  # sized by use it would vanish
+    datasets = charts.codebook_map(vectors).to_dict()["datasets"]
+    assert sorted(len(rows) for rows in datasets.values()) == [2, 2]  # two used codes, two dead ones
+    by_label = pd.DataFrame({"code": [1] * 5, "label": list("abcde"), "count": [3, 1, 4, 1, 5]})
+    encoding = charts.label_heatmap(by_label).to_dict()["encoding"]
+    assert encoding["x"]["axis"]["labelOverlap"] is False and encoding["color"]["legend"]["format"] == ",d"

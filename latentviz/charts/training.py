@@ -105,38 +105,39 @@ def label_heatmap(by_label: pd.DataFrame, top: int = 30):
         alt.Chart(frame)
         .mark_rect()
         .encode(
-            x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=0)),
+            # every column named (Vega drops every other overlapping label by default)
+            x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=0, labelOverlap=False)),
             y=alt.Y(
                 "code:N",
                 sort=[str(c) for c in totals.index],
                 title=f"code (top {len(totals)})",
                 axis=alt.Axis(labelOverlap=False),  # every row named, not every other one
             ),
-            color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")),
-            tooltip=["code", "label", "count"],
+            color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(format=",d", title="texts")),
+            tooltip=["code", "label", alt.Tooltip("count:Q", format=",d")],
         )
         .properties(height=max(200, 18 * len(totals)))
     )
 
 
 def codebook_map(vectors: pd.DataFrame):
-    """Codebook vectors in 2-D (PCA), sized by use; dead codes as red crosses."""
+    """Codebook vectors in 2-D (PCA), used codes sized by use; dead codes as red crosses of one fixed,
+    visible size (sized by use they would vanish), drawn on top."""
     import altair as alt
 
-    frame = vectors.assign(dead=vectors["count"] == 0)
-    return (
-        alt.Chart(frame)
-        .mark_point(filled=True, opacity=0.7)
-        .encode(
-            x=alt.X("x:Q", title=None, axis=None),
-            y=alt.Y("y:Q", title=None, axis=None),
-            size=alt.Size("count:Q", scale=alt.Scale(range=[10, 400]), legend=None),
-            color=alt.Color("dead:N", scale=alt.Scale(domain=[False, True], range=["#4C78A8", "#E45756"]), legend=None),
-            shape=alt.Shape("dead:N", scale=alt.Scale(domain=[False, True], range=["circle", "cross"]), legend=None),
-            tooltip=["code", "count"],
-        )
-        .properties(height=300)
+    x, y = alt.X("x:Q", title=None, axis=None), alt.Y("y:Q", title=None, axis=None)
+    tips = ["code", alt.Tooltip("count:Q", title="texts", format=",d")]
+    used = (
+        alt.Chart(vectors[vectors["count"] > 0])
+        .mark_circle(color="#4C78A8", opacity=0.7)
+        .encode(x=x, y=y, size=alt.Size("count:Q", scale=alt.Scale(range=[20, 400]), legend=None), tooltip=tips)
     )
+    dead = (
+        alt.Chart(vectors[vectors["count"] == 0])
+        .mark_point(shape="cross", filled=True, color="#E45756", size=90, opacity=0.9)
+        .encode(x=x, y=y, tooltip=tips)
+    )
+    return (used + dead).properties(height=300)
 
 
 # -- text VAE charts -----------------------------------------------------------------------------
