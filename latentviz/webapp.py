@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, features, fit, jobs, latent_space, runs, settings, steps, train
+from latentviz import charts, estimates, features, fit, jobs, latent_space, runs, settings, steps, train
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -287,8 +287,8 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
             training_panel(workspace, fit.vae.KIND)  # its live curves (or its place in the queue), here too
             st.stop()
         st.info(
-            "**No VAE yet.** Train one on the Train page: about seven minutes on a 2-core laptop CPU with the "
-            "defaults.",
+            f"**No VAE yet.** Train one on the Train page: {estimates.about(estimates.VAE_S)} on a 2-core laptop CPU "
+            "with the defaults.",
             icon=":material/model_training:",
         )
         st.page_link(TRAIN_VAE_PAGE, label="Train a VAE", icon=":material/model_training:")
@@ -317,7 +317,8 @@ def pick_sae(workspace: Store) -> tuple[int, dict]:
         st.info(
             "**An SAE is training.** Its features appear here when it is done."
             if training
-            else "**No SAE yet.** Train one on the Train page: a few minutes on 2 CPU cores with the defaults.",
+            else f"**No SAE yet.** Train one on the Train page: {estimates.about(estimates.SAE_S)} on 2 CPU cores "
+            "with the quick defaults.",
             icon=":material/hourglass_top:" if training else ":material/hub:",
         )
         st.page_link(SAE_TRAIN_PAGE, label="Train an SAE", icon=":material/model_training:")

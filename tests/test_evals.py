@@ -354,6 +354,15 @@ def test_firing_tokens_are_marked_as_delphi_marks_them_and_windows_put_the_examp
     assert sum(explanations.random_marks(10, 3, rng)) == 3 and sum(explanations.random_marks(2, 5, rng)) == 2
 
 
+def test_an_explanation_is_its_first_sentence_without_the_restated_question():
+    from latentviz.evals.explanations import clean_explanation
+
+    said = "The marked words have in common that they are names of football players. They all play."
+    assert clean_explanation(said) == "names of football players"
+    assert clean_explanation("\n[EXPLANATION]: Cities in <<Europe>>.\nmore") == "Cities in Europe"
+    assert clean_explanation("") == "" and clean_explanation("1. ") == ""  # an echo of the numbered examples
+
+
 def test_balanced_accuracy_weighs_both_classes_equally():
     from latentviz.evals.explanations import balanced_accuracy
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, codebook, fit, runs, settings, webapp
+from latentviz import charts, codebook, estimates, fit, runs, settings, webapp
 from latentviz.errors import LatentvizError
 from latentviz.models.vq import QUANTIZERS
 
@@ -121,8 +121,8 @@ if models.empty:
         st.info("No VQ model yet.", icon=":material/grid_view:")
     elif not training_now:
         st.info(
-            "**No VQ model yet.** Train one with the form above: the defaults take about 15 s on a 2-core laptop; "
-            "its usage plots, Lorenz curve and codebook map appear here.",
+            f"**No VQ model yet.** Train one with the form above: the defaults take {estimates.about(estimates.VQ_S)} "
+            "on a 2-core laptop; its usage plots, Lorenz curve and codebook map appear here.",
             icon=":material/grid_view:",
         )
     st.stop()

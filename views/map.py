@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, codebook, corpus, fit, jobs, map_widget, pipeline, steps, webapp
+from latentviz import charts, codebook, corpus, estimates, fit, jobs, map_widget, pipeline, steps, webapp
 from latentviz.errors import LatentvizError
 from latentviz.neighbours import CosineIndex
 from latentviz.settings import PLACE_MAX_TEXTS
@@ -44,8 +44,8 @@ if maps.empty:
         st.stop()
     if workspace.datasets().empty:
         st.info(
-            "**No data yet.** Build the default map — BBC News sentences encoded by MiniLM, laid out with "
-            "UMAP (about two minutes on a laptop CPU) — or add your own text on the Data page.",
+            "**No data yet.** Build the default map — BBC News sentences encoded by MiniLM, laid out with UMAP "
+            f"({estimates.about(estimates.FIRST_MAP_S)} on a 2-core laptop) — or add your own text on the Data page.",
             icon=":material/scatter_plot:",
         )
     else:

@@ -5,7 +5,7 @@ feature labels, and the L0–FVU frontier of every SAE that reads the same activ
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, evals, jobs, steps, webapp
+from latentviz import charts, estimates, evals, jobs, steps, webapp
 
 workspace = webapp.store()
 st.title("Evaluate an SAE")
@@ -48,12 +48,18 @@ if not workspace.read_only and not waiting:
     explain = st.checkbox(
         f"Also explain {spec.explain_features} features with an LLM ({spec.explainer}) and score the explanations",
         key="sae_explain",
-        help="delphi's detection and fuzzing scorers, one prompt per held-out window; about "
-        f"{spec.explain_features * 2} s per feature with SmolLM2 on 2 CPU cores",
+        help="delphi's detection and fuzzing scorers, one prompt per held-out window: "
+        f"{estimates.about(spec.explain_features * estimates.EXPLAINED_FEATURE_S)} with SmolLM2 on a CPU. SmolLM2-135M "
+        "is too small to explain or judge well (its scores sit at chance); a larger instruct model does better",
     )
+    explainer = spec.explainer
+    if explain:
+        explainer = st.text_input(
+            "Explainer", spec.explainer, key="sae_explainer", help="smollm2, a causal LM's folder or a hub id"
+        )
     if st.button("Evaluate" if stored.empty else "Evaluate again", type="primary", key="sae_evaluate"):
         chosen = spec.evaluations + (["explanations"] if explain else [])
-        jobs.submit(workspace, "evaluate", {"model": model_id, "evaluations": chosen})
+        jobs.submit(workspace, "evaluate", {"model": model_id, "evaluations": chosen, "explainer": explainer})
         st.rerun()
 core = section("core", "Faithfulness, with uncertainty")
 if core is not None:
@@ -167,7 +173,7 @@ if explained is not None:
         f"{found['explainer']} explained {found['explained']} of {found['features']} features (a seeded sample) from "
         f"their top examples; each explanation and each top-words label was then scored on the same "
         f"{found['per_side']} + {found['per_side']} held-out windows: detection (does the text fit?), fuzzing (do the "
-        "marked tokens fit?), balanced accuracy and AUROC, and the embedding scorer · "
+        "marked tokens fit?), balanced accuracy and AUROC, and the embedding scorer; 0.5 is chance · "
         f"{explained['tokens']:,} prompts · {explained['seconds']:.0f} s"
     )
     st.dataframe(evals.explanations.summary_table(found), hide_index=True, key="sae_explanation_summary")

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from latentviz import fit, runs, settings, webapp
+from latentviz import estimates, fit, runs, settings, webapp
 from latentviz.models.sae import ARCHITECTURES
 
 workspace = webapp.store()
@@ -73,7 +73,7 @@ if models.empty:
     if not training_now:
         st.info(
             f"**No SAE yet.** Train one above: {spec.training.steps} steps on {spec.max_tokens:,} SmolLM2 tokens take "
-            "a few minutes on 2 CPU cores; its feature dashboards are built when it ends.",
+            f"{estimates.about(estimates.SAE_S)} on 2 CPU cores, its feature dashboards included.",
             icon=":material/hub:",
         )
     st.stop()

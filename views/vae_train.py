@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from latentviz import charts, fit, runs, webapp
+from latentviz import charts, estimates, fit, runs, webapp
 from latentviz.models.vae import ANNEALING, VARIANTS
 
 workspace = webapp.store()
@@ -126,7 +126,8 @@ if not workspace.read_only and not training_now:
 if trained.empty:
     if not training_now:
         st.info(
-            "No VAE yet: the defaults above train one on BBC News in about seven minutes on a 2-core laptop CPU.",
+            f"No VAE yet: the defaults above train one on BBC News in {estimates.about(estimates.VAE_S)} on a 2-core "
+            "laptop CPU.",
             icon=":material/model_training:",
         )
     st.stop()

@@ -42,11 +42,10 @@ SCORERS = ("detection", "fuzzing")  # the LLM scorers
 # what each label gets, in the order the summary lists them
 SCORE_NAMES = ("detection", "detection_auroc", "fuzzing", "fuzzing_auroc", "embedding")
 
+# Tried on SmolLM2-135M-Instruct: a worked example in the prompt is copied back verbatim, and a trailing
+# "The feature:" is echoed; this plainer instruction gives a topical phrase where there is one.
 EXPLAIN_SYSTEM = (
-    "You find patterns in text. Each example below marks, between << and >>, the tokens where one feature "
-    "of a language model is active. Reply with one short phrase (at most ten words) that says what the "
-    "marked tokens have in common, for example: 'names of football clubs' or 'the word \"said\" after a "
-    "quote'. Do not mention the markers."
+    "Words in the examples are marked between << and >>. Say in a few words what the marked words have in common."
 )
 DETECTION_SYSTEM = (
     "A feature of a language model is described below. Answer 1 if the text contains something the "
@@ -112,8 +111,8 @@ class Judge:
         """One short explanation of the marked examples (as many as fit the LM's context)."""
         room = getattr(self.lm.config, "max_position_embeddings", 2048) - MAX_EXPLANATION_TOKENS
         for shown in range(len(examples), 0, -1):
-            user = "\n".join(f"Example {i + 1}: {text}" for i, text in enumerate(examples[:shown]))
-            ids = self._ids([self._prompt(EXPLAIN_SYSTEM, user + "\n\nThe feature:")])
+            user = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(examples[:shown]))
+            ids = self._ids([self._prompt(EXPLAIN_SYSTEM, user)])
             if ids["input_ids"].shape[1] <= room:
                 break
         out = self.lm.generate(
@@ -140,11 +139,18 @@ class Judge:
 
 
 def clean_explanation(text: str) -> str:
-    """The explanation's first line, without quotes, a leading "The feature:" echo or the markers."""
-    text = re.sub(r"\[?EXPLANATION\]?:?", "", text, flags=re.IGNORECASE)
+    """The explanation's first sentence, without a preamble that restates the question ("The marked words
+    have in common that they are ..."), quotes or the markers."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
-    line = re.sub(r"^(the feature( is)?:?|explanation:)\s*", "", line, flags=re.IGNORECASE)
-    return line.replace("<<", "").replace(">>", "").strip(" \"'.")
+    line = re.split(r"(?<=[a-z0-9])\.\s", line)[0]
+    line = re.sub(
+        r"^(\[?explanation\]?:|the feature( is)?:?|the marked words (have in common|are|all)( that)?( they are)?)\s*",
+        "",
+        line,
+        flags=re.IGNORECASE,
+    )
+    line = line.replace("<<", "").replace(">>", "").strip(" \"'.:")
+    return line if re.search(r"[^\W\d_]{3}", line) else ""  # a bare "1." (an echo of the list) explains nothing
 
 
 def score(judge: Judge, encoder, label: str, activating: list, silent: list, rng) -> dict[str, float]:
