@@ -1,14 +1,15 @@
 """How long a newcomer's first runs take, as the pages promise it: measured by bench/first_hour.py on
-a 2-core x86_64 laptop-class VM, CPU only (figures and date in docs/benchmarks.md). Each is written
-once here; the pages quote these, and the benchmark compares them with what it measures."""
+the project's 2-core x86_64 VM, CPU only, idle, 2026-12-03 (bench/results/first_hour.json,
+docs/benchmarks.md). Each is written once here; the pages quote these, and the benchmark compares
+them with what it measures."""
 
 from __future__ import annotations
 
-FIRST_MAP_S = 120  # ingest BBC News, encode with MiniLM, UMAP
-VQ_S = 15  # the Codebook's defaults
-SAE_S = 180  # the SAE Train page's quick preset: SmolLM2's first conversion, capture, training, dashboards
-VAE_S = 420  # the Text VAE defaults
-EXPLAINED_FEATURE_S = 19  # one feature explained and scored by SmolLM2 (41 prompts), on one thread
+FIRST_MAP_S = 60  # ingest BBC News, encode with MiniLM, UMAP: 60.7 s
+VQ_S = 30  # the Codebook's defaults: 29.2 s
+SAE_S = 340  # the SAE Train page's quick preset: SmolLM2's first conversion, capture, training, dashboards: 340.2 s
+VAE_S = 380  # the Text VAE defaults: 378.0 s
+EXPLAINED_FEATURE_S = 19  # one feature explained and scored by SmolLM2 (41 prompts), one thread: 383 s for 20
 
 
 def about(seconds: float) -> str:

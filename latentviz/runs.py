@@ -147,8 +147,9 @@ VQ_TOKENS = replace(
 # The pretrained-decoder VAE runs a frozen 135M-parameter LM at every step: one epoch is already
 # slow on a CPU.
 VAE_LM_DECODER = replace(VAERun(), epochs=1, model=replace(VAERun().model, variant="pretrained-decoder"))
-# The Features page's first SAE: 300 steps on 30,000 tokens take a few minutes on 2 CPU cores, where
-# the full run takes about 25; enough to browse real features on a first visit.
+# The Features page's first SAE: 300 steps on 30,000 tokens, about 6 minutes on 2 CPU cores with its
+# dashboards and SmolLM2's first conversion (bench/first_hour.py), where the full run takes about 50
+# on one torch thread; enough to browse real features on a first visit.
 SAE_QUICK = replace(SAERun(), max_tokens=30_000, training=replace(SAERun().training, steps=300))
 
 

@@ -11,7 +11,7 @@ WORKER_ENV = "LATENTVIZ_WORKER"  # "1" (set by `serve`): queuing a job starts a 
 DEFAULT_DB = Path("data") / DEFAULT_DB_NAME
 
 BUILTIN_DATASET = "bbc-news"
-DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in a few minutes on 2 cores
+DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in about a minute on 2 cores
 DEFAULT_BACKBONE = "minilm"
 DEFAULT_DECODER_LM = "smollm2"  # the pretrained-decoder VAE's language model
 

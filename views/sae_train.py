@@ -12,7 +12,7 @@ workspace = webapp.store()
 st.title("Train an SAE")
 webapp.job_status(workspace)
 
-spec = runs.SAE_QUICK  # the form's defaults: a first SAE in a few minutes
+spec = runs.SAE_QUICK  # the form's defaults: a first SAE in minutes (latentviz.estimates)
 model = spec.model
 training_now = webapp.training_panel(workspace, fit.sae.KIND)
 if workspace.datasets().empty:
