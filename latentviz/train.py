@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentviz import distributed
 from latentviz.constants import OPTIMIZER_FILE, TRAINER_FILE
 from latentviz.errors import ConfigError
 from latentviz.models import base
@@ -101,7 +102,9 @@ def fit(
     on_eval: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
     """Train `model` on rows of `train`; returns the evaluation history. The model's hooks
-    (base.LatentModel) hear the step and the optimiser steps.
+    (base.LatentModel) hear the step and the optimiser steps. Under torchrun each process trains on
+    its slice of every batch with gradients averaged (distributed.py); process 0 alone evaluates,
+    checkpoints and reports.
 
     With `folder`, checkpoints go there (model: cfg.json + model.safetensors; optimiser and step
     beside them), and a folder holding a checkpoint is resumed from its step."""
@@ -110,29 +113,33 @@ def fit(
     if folder is not None and (Path(folder) / TRAINER_FILE).exists():
         start, history = _resume(model, optimizer, Path(folder))
     model.train()
+    if start == 0:
+        model.prepare(*rows(train, batch_at(0, size(train), config)))
+    main = distributed.is_main()  # the one process that evaluates, checkpoints and reports
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         model.set_step(step, config.steps)
-        out = model(*rows(train, batch_at(step, size(train), config)))
+        out = model(*rows(train, distributed.my_slice(batch_at(step, size(train), config))))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        distributed.average_gradients(model)
         model.before_optimizer_step()
         optimizer.step()
         model.after_optimizer_step()
         done = step + 1
-        if held_out is not None and (done % config.eval_every == 0 or done == config.steps):
+        if main and held_out is not None and (done % config.eval_every == 0 or done == config.steps):
             metrics = evaluate(model, held_out)
             history.append({"step": done, **metrics})
             if on_eval:
                 on_eval(done, metrics)
-        if folder is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+        if main and folder is not None and (done % config.checkpoint_every == 0 or done == config.steps):
             _checkpoint(model, optimizer, Path(folder), done, history)
         if progress:
             try:
                 progress(done, config.steps, {"loss": float(out.loss.detach()), **out.metrics})
             except BaseException:  # the caller stopped the run: keep this step's weights to resume from
-                if folder is not None:
+                if main and folder is not None:
                     _checkpoint(model, optimizer, Path(folder), done, history)
                 raise
     return history

@@ -32,6 +32,7 @@ SLOW_FIRST = (
     "test_jobs.py",
     "test_backbones.py",
     "test_cli.py",
+    "test_distributed.py",
     "test_package.py",
 )
 

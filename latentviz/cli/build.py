@@ -60,21 +60,29 @@ def cmd_project(args, spec) -> None:
 
 
 def cmd_train(args, run) -> None:
-    """`train vq|vae|sae`: a new run from the flags (see runs.py), or --resume of a stopped one."""
-    from latentviz import runs
+    """`train vq|vae|sae`: a new run from the flags (see runs.py), or --resume of a stopped one. Under
+    torchrun an SAE trains data-parallel (distributed.py); process 0 alone reports and writes."""
+    from latentviz import distributed, runs
+    from latentviz.progress import quiet
 
     module = runs.FAMILIES[run.kind].fit
     if args.resume is None and not run.dataset:
         raise LatentvizError(f"train {run.kind} needs --dataset NAME (or --resume MODEL_ID)")
-    bar = Bar()
+    if distributed.requested():
+        if run.kind != "sae":
+            raise LatentvizError(f"only an SAE trains on several processes; run train {run.kind} without torchrun")
+        distributed.start()
+    bar = Bar() if distributed.is_main() else quiet
     try:
         if args.resume is not None:
             model_id = module.resume(open_store(args), args.resume, progress=bar)
         else:
             model_id = module.train(open_store(args), run, progress=bar)
     finally:
-        bar.close()
-    _print_figures(args, model_id)
+        if distributed.is_main():
+            bar.close()
+    if distributed.is_main():
+        _print_figures(args, model_id)
 
 
 def _print_figures(args, model_id: int) -> None:

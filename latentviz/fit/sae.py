@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentviz import activations, architectures, backbones, metrics, runs, settings
+from latentviz import activations, architectures, backbones, distributed, metrics, runs, settings
 from latentviz import train as loop
 from latentviz.errors import ConfigError
 from latentviz.fit.common import add_run, held_out_split, run_of
@@ -39,7 +39,8 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         "final norm and unembedding, which an SAE's feature dashboards read",
         "a token VQ codebook reads any model's block outputs",
     )
-    capture_id = capture(store, run, progress)
+    # under torchrun process 0 captures (or finds) the activations and adds the run; all read them
+    (capture_id,) = distributed.broadcast([capture(store, run, progress) if distributed.is_main() else 0])
     layer = int(store.capture(capture_id)["layer"])
     text_ids, states = activations.load(store, capture_id)
     texts = len(np.unique(text_ids))
@@ -51,9 +52,9 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         model=replace(run.model, d_in=states.shape[1], layer=layer, site=run.site, model_name=run.backbone),
     )
     where = f"L{layer}" + ("" if run.site == "resid_post" else f" {run.site}")
-    model_id = add_run(
-        store, KIND, f"{run.model.architecture} SAE {run.model.d_sae} {where}", run.backbone, run, capture=capture_id
-    )
+    name = f"{run.model.architecture} SAE {run.model.d_sae} {where}"
+    model_id = add_run(store, KIND, name, run.backbone, run, capture=capture_id) if distributed.is_main() else 0
+    (model_id,) = distributed.broadcast([model_id])
     return _fit(store, model_id, run, text_ids, states, progress)
 
 
@@ -138,7 +139,9 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
     sae = SparseAutoencoder(run.model)
     x = torch.from_numpy(states)
     folder = settings.models_dir(store.path) / str(model_id)
-    store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
+    main = distributed.is_main()  # the one process that writes to the workspace
+    if main:
+        store.drop_training_metrics_after(model_id, loop.checkpoint_step(folder))  # curves resume with the weights
     history = loop.fit(
         sae,
         x[train_rows],
@@ -148,6 +151,8 @@ def _fit(store: Store, model_id: int, run: SAERun, text_ids: np.ndarray, states:
         progress=lambda step, total, _: progress(step, total, f"training {run.model.architecture} SAE"),
         on_eval=lambda step, figures: store.add_training_metrics(model_id, step, "held_out", figures),
     )
+    if not main:
+        return model_id
     progress(training.steps, training.steps, "held-out figures and the spliced-in next-token loss")
     warning = rate_warning(history, training.lr)
     held_texts = np.unique(text_ids[held_rows])[:CE_TEXTS]

@@ -75,6 +75,10 @@ class LatentModel(torch.nn.Module):
         saved = {k: v for k, v in {**cls.absent_in_old_checkpoints, **saved}.items() if k not in cls.retired_fields}
         return cls.config_class(**saved)
 
+    def prepare(self, *first_batch: torch.Tensor) -> None:
+        """Shown a new run's first batch whole before its first step, for data-dependent initialisation
+        (every process of a distributed run sees all of it, though each trains on a slice)."""
+
     def set_step(self, step: int, steps: int) -> None:
         """Told the step (of `steps`) before each training forward pass, for schedules such as KL annealing."""
 

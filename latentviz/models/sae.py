@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentviz import distributed
 from latentviz.errors import ConfigError
 from latentviz.models.base import LatentModel, StepOutput, option, register
 
@@ -200,6 +201,10 @@ class SparseAutoencoder(LatentModel):
                     self.threshold.copy_(theta / self.threshold_scale)
             self.initialised.fill_(True)
 
+    def prepare(self, x: torch.Tensor) -> None:
+        if not bool(self.initialised):
+            self._init_from(x)
+
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.input_scale - self.b_dec) @ self.W_enc + self.b_enc
 
@@ -212,10 +217,11 @@ class SparseAutoencoder(LatentModel):
             return _JumpReLU.apply(z, self.jump_threshold(), self.bandwidth)
         z = torch.relu(z)
         if arch == "batchtopk" and self.training:
-            keep = z.flatten().topk(self.config.k * len(z)).indices
-            out = torch.zeros_like(z).flatten().scatter(0, keep, z.flatten()[keep]).view_as(z)
+            # the whole batch's k·B largest (over every process's slice under torchrun); a value tied with
+            # the k·B-th is kept too, so a token drawn twice into a batch is treated the same both times
+            smallest = distributed.kth_largest(z, self.config.k * len(z) * distributed.size())
+            out = z * (z >= smallest)
             with torch.no_grad():  # the smallest kept value, averaged over batches: the inference threshold
-                smallest = z.flatten()[keep].min()
                 batches = int(self.threshold_batches)
                 rate = 1 / (batches + 1) if self.averaging else (1.0 if batches == 0 else 0.01)
                 self.threshold.mul_(1 - rate).add_(rate * smallest)
@@ -279,8 +285,12 @@ class SparseAutoencoder(LatentModel):
         elif self.training:
             loss = loss + self.config.aux_coefficient * self._aux_loss(z, target - x_hat.detach())
         if self.training:
-            with torch.no_grad():
-                self.since_fired.add_(len(x))
+            with torch.no_grad():  # over the whole batch, when processes each train on a slice of it
+                self.since_fired.add_(len(x) * distributed.size())
+                if distributed.active():
+                    fired = distributed.any_(
+                        torch.zeros_like(self.since_fired, dtype=torch.bool).index_fill(0, fired, True)
+                    )
                 self.since_fired[fired] = 0
         variance = (target - target.mean(0)).pow(2).sum()
         fvu = float((x_hat - target).detach().pow(2).sum() / variance)
@@ -297,7 +307,9 @@ class SparseAutoencoder(LatentModel):
         values, indices = z.masked_fill(~dead, -torch.inf).topk(k, dim=-1)
         # a weighted sum of k decoder rows per token, as in the main decode: no dense product
         residual_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=torch.relu(values), mode="sum")
-        return (residual_hat - residual).pow(2).sum(-1).mean() / residual.pow(2).sum(-1).mean().clamp(min=1e-8)
+        # the normaliser is the whole batch's (a constant: no gradient flows through the residual)
+        scale = distributed.mean(residual.pow(2).sum(-1).mean()).clamp(min=1e-8)
+        return (residual_hat - residual).pow(2).sum(-1).mean() / scale
 
     # -- kept true around each optimiser step (called by the training loop) ------------------------
 
