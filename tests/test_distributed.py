@@ -7,10 +7,10 @@ train sae` writes one model to the workspace, equal to the one-process run's."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from serving import free_port
 
 from latentviz import train as loop
@@ -40,7 +40,7 @@ class Stop(Exception):
 
 
 def _rank(rank: int, world: int, port: int, architecture: str, folder: str, stop_at: int | None, out: str) -> None:
-    """One process of a two-process run (spawned): join the group, train, and (process 0) save the SAE."""
+    """One process of a two-process run: join the group, train, and (process 0) save the SAE."""
     from latentviz import distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
@@ -62,8 +62,13 @@ def _rank(rank: int, world: int, port: int, architecture: str, folder: str, stop
 
 
 def two_processes(architecture: str, tmp_path, name: str, stop_at: int | None = None, folder=None) -> SparseAutoencoder:
-    out, folder = tmp_path / name, folder or tmp_path / f"{name}-run"
-    mp.spawn(_rank, args=(2, free_port(), architecture, str(folder), stop_at, str(out)), nprocs=2, join=True)
+    """Process 0 and 1 of a run, each a fresh interpreter (multiprocessing's spawn would re-run the
+    __main__ of whatever ran before in this worker, AppTest's app.py included)."""
+    out, folder, port = tmp_path / name, folder or tmp_path / f"{name}-run", free_port()
+    call = f"_rank({{}}, 2, {port}, {architecture!r}, {str(folder)!r}, {stop_at!r}, {str(out)!r})"
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_distributed import _rank; "
+    ranks = [subprocess.Popen([sys.executable, "-c", code + call.format(rank)]) for rank in (0, 1)]
+    assert [process.wait(timeout=300) for process in ranks] == [0, 0]
     return base.load(out)
 
 
