@@ -62,8 +62,7 @@ def _rank(rank: int, world: int, port: int, architecture: str, folder: str, stop
 
 
 def two_processes(architecture: str, tmp_path, name: str, stop_at: int | None = None, folder=None) -> SparseAutoencoder:
-    """Process 0 and 1 of a run, each a fresh interpreter (multiprocessing's spawn would re-run the
-    __main__ of whatever ran before in this worker, AppTest's app.py included)."""
+    """Process 0 and 1 of a run, each a fresh interpreter started as torchrun would start it."""
     out, folder, port = tmp_path / name, folder or tmp_path / f"{name}-run", free_port()
     call = f"_rank({{}}, 2, {port}, {architecture!r}, {str(folder)!r}, {stop_at!r}, {str(out)!r})"
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from test_distributed import _rank; "
