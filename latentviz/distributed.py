@@ -47,6 +47,11 @@ def size() -> int:
     return dist.get_world_size() if active() else 1
 
 
+def launched_rank() -> int:
+    """The rank torchrun gave this process (0 without torchrun), in the group or out of it."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_main() -> bool:
     return rank() == 0
 
@@ -96,6 +101,23 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
     found = [torch.empty_like(mine) for _ in range(size())]
     dist.all_gather(found, mine)  # equal slices: every process holds the same number of candidates
     return torch.cat(found).topk(k).values[-1]
+
+
+def sweep_value(sweep: str) -> tuple[str, str]:
+    """(flag, this process's value) of `--sweep FLAG=V1,V2,...`: one value per torchrun process."""
+    flag, _, values = sweep.partition("=")
+    values = [value.strip() for value in values.split(",") if value.strip()]
+    if not flag or len(values) < 2:
+        raise ConfigError(f"--sweep takes FLAG=V1,V2,... (say layer=4,8,12); got {sweep!r}")
+    if int(os.environ.get("WORLD_SIZE", "1")) != len(values):
+        raise ConfigError(f"--sweep gives {len(values)} values: run it with torchrun --nproc-per-node {len(values)}")
+    return flag.strip().lstrip("-"), values[int(os.environ["RANK"])]
+
+
+def stop() -> None:
+    """Leave the process group: the processes go on alone (a sweep, once its captures are taken)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def broadcast(numbers: list[int]) -> list[int]:

@@ -114,6 +114,21 @@ def from_flags(spec, args: argparse.Namespace):
     return replace(spec, **changes.get("", {}), **nested)
 
 
+def set_flag(spec, args: argparse.Namespace, flag: str, text: str) -> None:
+    """Give a flag of `spec` (its name without --) a value written as on the command line."""
+    for path, f, _, owner in _options(spec):
+        if _is_flag(spec, path, f) and _flag(f) == "--" + flag:
+            kind = _kind(owner, f)
+            if kind is bool or typing.get_origin(kind) in (list, tuple):
+                raise ConfigError(f"--{flag} cannot be swept: give a flag that takes one number or word")
+            try:
+                setattr(args, _dest(path), kind(text))
+            except ValueError:
+                raise ConfigError(f"--{flag} takes {kind.__name__} values; got {text!r}") from None
+            return
+    raise ConfigError(f"no flag --{flag} to sweep; see --help")
+
+
 def defaults(spec) -> dict[str, object]:
     """path → default of every flag of a spec instance (for the agreement tests and the docs)."""
     return {path: value for path, f, value, _ in _options(spec) if _is_flag(spec, path, f)}

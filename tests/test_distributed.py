@@ -125,9 +125,36 @@ def test_torchrun_trains_one_sae_into_the_workspace_as_one_process_would(trained
     )
 
 
+def test_a_sweep_trains_one_sae_per_process_each_with_its_value(trained_copy, tiny_llama):
+    db = str(trained_copy.path)
+    flags = ["train", "sae", "--db", db, "--dataset", "bbc-news", "--backbone", tiny_llama, "--max-tokens", "1500"]
+    flags += ["--width", "32", "-k", "4", "--steps", "4", "--batch-size", "128", "--sweep", "layer=1,3"]
+    before = set(trained_copy.models()["id"])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*torchrun, str(free_port()), "-m", "latentviz", *flags], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("held-out figures") == 2  # each process reports its own SAE
+    models_now = trained_copy.models()
+    new = models_now[~models_now["id"].isin(before)]
+    assert sorted(trained_copy.model(int(i))["config"]["model"]["layer"] for i in new["id"]) == [1, 3]
+    assert new["checkpoint"].notna().all()
+    captures = trained_copy.captures()
+    assert sorted(captures[captures["layer"].isin([1, 3])]["layer"]) == [1, 3]  # one capture each, none twice
+
+
 def test_only_an_sae_trains_on_several_processes(store, monkeypatch, capsys):
     from latentviz.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["train", "vq", "--db", str(store.path), "--dataset", "bbc-news"]) == 2
     assert "only an SAE trains on several processes" in capsys.readouterr().err
+    flags = ["train", "sae", "--db", str(store.path), "--dataset", "bbc-news", "--sweep", "layer=4,8,12"]
+    assert main(flags) == 2
+    assert "run it with torchrun --nproc-per-node 3" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
+    assert main([*flags[:-1], "colour=4,8,12"]) == 2
+    assert "no flag --colour to sweep" in capsys.readouterr().err

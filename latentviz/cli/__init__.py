@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
         p = families.add_parser(family.kind, parents=[common], help=family.help, formatter_class=Defaults)
         p.add_argument("--resume", type=int, metavar="MODEL_ID", help="continue a stopped run from its last checkpoint")
         p.add_argument("--json", action="store_true", help="print every held-out figure as one JSON object")
+        if family.kind == "sae":
+            p.add_argument(
+                "--sweep",
+                metavar="FLAG=V1,V2,...",
+                help="under torchrun, one SAE per process, each with its own value of one flag (layer=4,8,12)",
+            )
         flags.add_flags(p, family.run())
         p.set_defaults(run=build.cmd_train, spec=family.run())
 
@@ -93,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "sweep", None):  # this process's own value of the swept flag
+            from latentviz import distributed
+
+            flags.set_flag(args.spec, args, *distributed.sweep_value(args.sweep))
         # a spec with the flags' values: every option is checked before any work starts
         spec = None if args.spec is None else flags.from_flags(args.spec, args)
         args.run(args, spec)

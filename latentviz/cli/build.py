@@ -61,33 +61,45 @@ def cmd_project(args, spec) -> None:
 
 def cmd_train(args, run) -> None:
     """`train vq|vae|sae`: a new run from the flags (see runs.py), or --resume of a stopped one. Under
-    torchrun an SAE trains data-parallel (distributed.py); process 0 alone reports and writes."""
+    torchrun an SAE trains data-parallel, process 0 alone reporting and writing, or with --sweep each
+    process trains its own SAE (distributed.py)."""
     from latentviz import distributed, runs
     from latentviz.progress import quiet
 
     module = runs.FAMILIES[run.kind].fit
     if args.resume is None and not run.dataset:
         raise LatentvizError(f"train {run.kind} needs --dataset NAME (or --resume MODEL_ID)")
+    sweep = bool(getattr(args, "sweep", None))
+    if sweep and args.resume is not None:
+        raise LatentvizError("--sweep starts new runs; resume each of a sweep's SAEs by its own id")
     if distributed.requested():
         if run.kind != "sae":
             raise LatentvizError(f"only an SAE trains on several processes; run train {run.kind} without torchrun")
         distributed.start()
-    bar = Bar() if distributed.is_main() else quiet
+        if sweep:  # each its own SAE: the captures are taken in turn (two at once could take the same one twice)
+            for turn in range(distributed.size()):
+                if distributed.rank() == turn:
+                    module.capture(open_store(args), run)
+                distributed.barrier()
+            distributed.stop()
+    elif sweep:
+        raise LatentvizError("--sweep trains one SAE per process: run it with torchrun --nproc-per-node N")
+    bar = Bar() if distributed.launched_rank() == 0 else quiet  # one bar, not one a process
     try:
         if args.resume is not None:
             model_id = module.resume(open_store(args), args.resume, progress=bar)
         else:
             model_id = module.train(open_store(args), run, progress=bar)
     finally:
-        if distributed.is_main():
+        if bar is not quiet:
             bar.close()
-    if distributed.is_main():
+    if distributed.is_main():  # every process of a sweep (alone by now); process 0 of a data-parallel run
         _print_figures(args, model_id)
 
 
 def _print_figures(args, model_id: int) -> None:
     """A trained model's held-out figures as a short table (histograms and other lists stay in
-    `info`), or all of them as JSON with --json."""
+    `info`), or all of them as JSON with --json; printed at once, so a sweep's processes do not mix lines."""
     figures = open_store(args).model(model_id)["metrics"]
     if "warning" in figures:  # what the run's own curves say went wrong
         print(f"warning: {figures['warning']}", file=sys.stderr)
@@ -98,9 +110,9 @@ def _print_figures(args, model_id: int) -> None:
         (name, value) for name, value in figures.items() if not isinstance(value, (dict, list)) and name != "warning"
     ]
     width = max((len(name) for name, _ in rows), default=0)
-    print(f"model {model_id}: held-out figures (all of them: latentviz info)")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {number(value)}")
+    lines = [f"model {model_id}: held-out figures (all of them: latentviz info)"]
+    lines += [f"  {name:<{width}}  {number(value)}" for name, value in rows]
+    print("\n".join(lines), flush=True)
 
 
 def cmd_capture(args, run) -> None:
