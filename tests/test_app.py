@@ -89,6 +89,8 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
 
     at.selectbox(key="color").select("k-means cluster").run()
     assert not at.exception and at.query_params["color"] == "k-means cluster"
+    at.slider(key="k").set_value(4).run()  # k sits beside the colouring and travels in the link
+    assert not at.exception and at.query_params["k"] == "4"
     names = {trace["name"] for trace in json.loads(map_args(at)["base"])["data"]}  # a new colouring: sent again
     assert all(re.fullmatch(r"\d+ · \w+(, \w+)*", name) for name in names - {"search matches"}), names
 

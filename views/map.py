@@ -92,7 +92,9 @@ if color_by in code_models:  # the first code of each text, the 15 most used cod
     points = points.assign(cluster=points["id"].map(codebook.code_colours(workspace, code_models[color_by])))
 elif color_by.endswith("cluster"):
     method = color_by.split()[0]
-    k = st.sidebar.slider("k-means clusters", 2, 30, steps.CLUSTER.k, key="k") if method == "k-means" else 0
+    if method == "k-means":  # beside the colouring it changes, and in the URL with it
+        k = colour.slider("k-means clusters", 2, 30, webapp.from_url("k", steps.CLUSTER.k, range(2, 31), int), key="k")
+        query["k"] = str(k)
     points = points.assign(cluster=points["id"].map(load_clusters(str(workspace.path), projection_id, method, k)))
 search = find.text_input("Search texts", value=query.get("q", ""), placeholder="e.g. election", key="q")
 webapp.remember_text("q", search)
