@@ -232,14 +232,10 @@ def explore() -> None:
         show_neighbours(focus, neighbours)
 
     chosen_rows = points[points["id"].isin(selected)] if len(selected) > 1 else None
-    tab_matches, tab_selection, tab_yours = st.tabs(
-        [
-            f"Search matches ({len(matches):,})" if matches is not None else "Search matches",
-            f"Selection ({len(chosen_rows):,})" if chosen_rows is not None else "Selection",
-            "Your text",
-        ]
-    )
-    with tab_matches:
+    # fixed labels and a key: a tab whose label or place changed (a count, the neighbours above
+    # appearing or going) was a new tab set to Streamlit, which reopened the first tab on every click
+    tab_matches, tab_selection, tab_yours = st.tabs(["Search matches", "Selection", "Your text"], key="map_tabs")
+    with tab_matches:  # the count is in the caption under the search box
         if matches is None or matches.empty:
             st.info(
                 "Type a word in *Search texts* above: the texts containing it are listed here and marked on the map."
