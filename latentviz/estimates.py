@@ -12,10 +12,15 @@ VAE_S = 380  # the Text VAE defaults: 378.0 s
 EXPLAINED_FEATURE_S = 19  # one feature explained and scored by SmolLM2 (41 prompts), one thread: 383 s for 20
 
 
-def about(seconds: float) -> str:
-    """A promise for people: "about 40 s", "about 3 min", "about 1.5 h"."""
+def duration(seconds: float) -> str:
+    """A time for people: "40 s", "3 min", "1.5 h" (tens of seconds rounded to ten from 20 s)."""
     if seconds < 90:
-        return f"about {round(seconds, -1 if seconds >= 20 else 0):.0f} s"
+        return f"{round(seconds, -1 if seconds >= 20 else 0):.0f} s"
     if seconds < 5400:
-        return f"about {round(seconds / 60):.0f} min"
-    return f"about {seconds / 3600:.1f} h"
+        return f"{round(seconds / 60):.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def about(seconds: float) -> str:
+    """A promise: "about 40 s", "about 3 min"."""
+    return f"about {duration(seconds)}"

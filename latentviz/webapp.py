@@ -124,7 +124,7 @@ def _poll_jobs(workspace: Store) -> None:
             message = job.message if isinstance(job.message, str) and job.message else "starting"  # NaN at first
             count = f" — {job.done:,} / {int(total):,}" if total else ""
             eta = jobs.eta_seconds(job)
-            remaining = f" · about {_duration(eta)} left" if eta is not None and eta >= 1 else ""
+            remaining = f" · {estimates.about(eta)} left" if eta is not None and eta >= 1 else ""
             left.progress(
                 min(1.0, job.done / total) if total else 0.0, text=f"**{job.kind}**: {message}{count}{remaining}"
             )
@@ -137,14 +137,6 @@ def _ordinal(n: int) -> str:
         return "next"
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # -- training runs, the same panel for every family ---------------------------------------------------

@@ -7,6 +7,7 @@ def test_a_promise_is_rounded_for_people():
     assert estimates.about(95) == "about 2 min"
     assert estimates.about(780) == "about 13 min"
     assert estimates.about(6000) == "about 1.7 h"
+    assert estimates.duration(44) == "40 s"  # the same rounding in a job's time left as in a promise
 
 
 def test_every_promise_is_positive_and_the_quick_runs_are_quicker_than_an_hour():
