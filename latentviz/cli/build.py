@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 
 from latentviz.cli.output import Bar, number, open_store
 from latentviz.errors import LatentvizError
@@ -12,8 +13,7 @@ from latentviz.errors import LatentvizError
 def cmd_ingest(args, spec) -> None:
     from latentviz import pipeline
 
-    bar = Bar()
-    try:
+    with Bar() as bar:
         result = pipeline.ingest(
             open_store(args),
             spec.source,
@@ -23,16 +23,13 @@ def cmd_ingest(args, spec) -> None:
             limit=spec.limit,
             progress=bar,
         )
-    finally:
-        bar.close()
     print(f"dataset {result.dataset!r}: {result.report.summary()}")
 
 
 def cmd_encode(args, spec) -> None:
     from latentviz import pipeline
 
-    bar = Bar()
-    try:
+    with Bar() as bar:
         encoding_id = pipeline.encode(
             open_store(args),
             spec.dataset,
@@ -41,8 +38,6 @@ def cmd_encode(args, spec) -> None:
             batch_size=spec.batch_size,
             progress=bar,
         )
-    finally:
-        bar.close()
     print(f"encoding {encoding_id}: dataset {spec.dataset!r}, backbone {spec.backbone}")
 
 
@@ -51,11 +46,8 @@ def cmd_project(args, spec) -> None:
 
     store = open_store(args)
     encoding_id = pipeline.find_encoding(store, spec.dataset, spec.backbone, spec.layer)
-    bar = Bar()
-    try:
+    with Bar() as bar:
         projection_id = pipeline.project(store, encoding_id, method=spec.method, progress=bar)
-    finally:
-        bar.close()
     print(f"projection {projection_id}: {spec.method} of encoding {encoding_id}")
 
 
@@ -84,15 +76,11 @@ def cmd_train(args, run) -> None:
             distributed.stop()
     elif sweep:
         raise LatentvizError("--sweep trains one SAE per process: run it with torchrun --nproc-per-node N")
-    bar = Bar() if distributed.launched_rank() == 0 else quiet  # one bar, not one a process
-    try:
+    with Bar() if distributed.launched_rank() == 0 else nullcontext(quiet) as bar:  # one bar, not one a process
         if args.resume is not None:
             model_id = module.resume(open_store(args), args.resume, progress=bar)
         else:
             model_id = module.train(open_store(args), run, progress=bar)
-    finally:
-        if bar is not quiet:
-            bar.close()
     if distributed.is_main():  # every process of a sweep (alone by now); process 0 of a data-parallel run
         _print_figures(args, model_id)
 
@@ -118,11 +106,8 @@ def _print_figures(args, model_id: int) -> None:
 def cmd_capture(args, run) -> None:
     from latentviz import fit
 
-    bar = Bar()
-    try:
+    with Bar() as bar:
         capture_id = fit.sae.capture(open_store(args), run, progress=bar)
-    finally:
-        bar.close()
     row = open_store(args).captures().set_index("id").loc[capture_id]
     print(
         f"capture {capture_id}: {int(row['tokens']):,} tokens of {run.backbone} layer {int(row['layer'])} {run.site} "

@@ -9,7 +9,8 @@ from latentviz import settings
 
 class Bar:
     """Adapts the pipeline's progress(done, total, message) callback to tqdm: one bar per stage,
-    labelled by the stage it measures (a new message closes the last stage's bar)."""
+    labelled by the stage it measures (a new message closes the last stage's bar). A context
+    manager: the last bar is closed however the command ends."""
 
     def __init__(self):
         self.bar, self.stage = None, None
@@ -28,6 +29,12 @@ class Bar:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *error) -> None:
+        self.close()
 
 
 def open_store(args, read_only: bool = False):

@@ -12,12 +12,9 @@ def cmd_features(args, spec) -> None:
     from latentviz import features
 
     store = open_store(args)
-    bar = Bar()
-    try:
+    with Bar() as bar:
         built = features.build(store, spec.model, progress=bar)
         stats = features.statistics(store, spec.model)
-    finally:
-        bar.close()
     fired = stats[stats["fires"] > 0]
     parts = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in built["seconds"].items())
     print(
@@ -74,11 +71,8 @@ def cmd_import_sae(args, spec) -> None:
 def cmd_eval(args, spec) -> None:
     from latentviz import evals
 
-    bar = Bar()
-    try:
+    with Bar() as bar:
         found = evals.evaluate(open_store(args), spec, progress=bar)
-    finally:
-        bar.close()
     missing = {name: figures["not_measured"] for name, figures in found.items() if "not_measured" in figures}
     found = {name: figures for name, figures in found.items() if name not in missing}
     if spec.json:
@@ -153,11 +147,8 @@ def _print_explanations(figures: dict) -> None:
 def cmd_compare(args, spec) -> None:
     from latentviz import evals
 
-    bar = Bar()
-    try:
+    with Bar() as bar:
         summary, features = evals.compare(open_store(args), spec, progress=bar)
-    finally:
-        bar.close()
     if spec.json:
         print(json.dumps({**summary, "features": json.loads(features.to_json(orient="records"))}))
         return
