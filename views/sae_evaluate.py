@@ -50,7 +50,7 @@ if not workspace.read_only and not waiting:
         key="sae_explain",
         help="delphi's detection and fuzzing scorers, one prompt per held-out window: "
         f"{estimates.about(spec.explain_features * estimates.EXPLAINED_FEATURE_S)} with SmolLM2 on a CPU. SmolLM2-135M "
-        "was too small to explain or judge here (its scores sat at chance): give a larger instruct model if you have one",
+        "was too small to explain or judge here (its scores sat at chance): give a larger instruct model if you can",
     )
     explainer = spec.explainer
     if explain:
