@@ -195,7 +195,7 @@ def evaluate(
     shuffled = candidates.iloc[rng.permutation(len(candidates))]  # a seeded sample, not the best features
     cache = settings.cache_dir(store.path)
     judge, encoder = Judge(*backbones.causal_lm(explainer, cache)), backbones.shared(embedder, cache)
-    pool = np.unique(store.capture_tokens(capture_id)["text_id"].to_numpy())
+    pool = store.capture_text_ids(capture_id)
     rows = []
     for feature, label in shuffled[["feature", "label"]].itertuples(index=False):
         if len(rows) == features:

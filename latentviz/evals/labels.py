@@ -35,7 +35,7 @@ def evaluate(store: Store, model_id: int, progress: Progress = quiet, embedder: 
     examples = store.stored_examples(model_id)
     held = examples[examples["bucket"] >= 0].groupby("feature")["text_id"].agg(lambda ids: list(dict.fromkeys(ids)))
     fired = store.feature_texts(model_id).groupby("feature")["text_id"].agg(set)
-    pool = np.unique(store.capture_tokens(capture_id)["text_id"].to_numpy())
+    pool = store.capture_text_ids(capture_id)
     rng = np.random.default_rng(settings.SEED)
     chosen = {}
     for feature, label in stats[stats["label"] != ""][["feature", "label"]].itertuples(index=False):

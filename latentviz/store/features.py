@@ -93,6 +93,12 @@ class Features(Connection):
             [capture_id],
         )
 
+    def capture_text_ids(self, capture_id: int) -> np.ndarray:
+        """The ids of the texts a capture kept tokens of, in order."""
+        return self._frame(
+            "SELECT DISTINCT text_id FROM capture_tokens WHERE capture_id = ? ORDER BY text_id", [capture_id]
+        )["text_id"].to_numpy()
+
     def text_tokens(self, capture_id: int, text_ids: list[int]) -> pd.DataFrame:
         """All tokens of these texts in a capture, the left-out ones too: text_id, position, token,
         captured (False for a masked attention sink), in reading order."""
