@@ -293,6 +293,12 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(((positive > negative).sum() + 0.5 * (positive == negative).sum()) / (positive.size * negative.size))
 
 
+def balanced_accuracy(probability: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the true-positive and true-negative rates, predicting 1 at probability ≥ 0.5 (delphi's accuracy)."""
+    predicted, truth = np.asarray(probability) >= 0.5, np.asarray(truth, bool)
+    return float(((predicted & truth).sum() / truth.sum() + (~predicted & ~truth).sum() / (~truth).sum()) / 2)
+
+
 def embedding_score(label: np.ndarray, activating: np.ndarray, non_activating: np.ndarray) -> float:
     """delphi's embedding scorer: the AUROC of cos(label, text) for texts a feature fires on against
     texts it does not (vectors as rows)."""

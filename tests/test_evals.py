@@ -363,16 +363,6 @@ def test_an_explanation_is_its_first_sentence_without_the_restated_question():
     assert clean_explanation("") == "" and clean_explanation("1. ") == ""  # an echo of the numbered examples
 
 
-def test_balanced_accuracy_weighs_both_classes_equally():
-    from latentviz.evals.explanations import balanced_accuracy
-
-    # 8 negatives all right, 2 positives: one right. Plain accuracy would give 0.9; balanced (1 + 0.5) / 2.
-    probability = np.array([0.9, 0.2] + [0.1] * 8)
-    truth = np.array([1, 1] + [0] * 8)
-    assert balanced_accuracy(probability, truth) == pytest.approx(0.75)
-    assert balanced_accuracy(np.array([0.5, 0.49]), np.array([1, 0])) == 1.0  # 0.5 counts as a yes
-
-
 class _ReadsTheMarks:
     """A judge that answers 1 exactly when the text holds the word the label names (detection) or when
     every marked token is that word (fuzzing): a perfect scorer, for a known answer."""

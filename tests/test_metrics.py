@@ -203,3 +203,11 @@ def test_auroc_counts_ordered_pairs_with_ties_as_halves_and_the_embedding_score_
     near, far = np.array([[2.0, 0.1], [1.0, 0.5]]), np.array([[0.0, 1.0], [-1.0, 0.2]])
     assert metrics.embedding_score(label, near, far) == 1.0
     assert metrics.embedding_score(label, far, near) == 0.0  # swapped sides: a label for the other texts
+
+
+def test_balanced_accuracy_weighs_both_classes_equally():
+    # 8 negatives all right, 2 positives: one right. Plain accuracy would give 0.9; balanced (1 + 0.5) / 2.
+    probability = np.array([0.9, 0.2] + [0.1] * 8)
+    truth = np.array([1, 1] + [0] * 8)
+    assert metrics.balanced_accuracy(probability, truth) == pytest.approx(0.75)
+    assert metrics.balanced_accuracy(np.array([0.5, 0.49]), np.array([1, 0])) == 1.0  # 0.5 counts as a yes

@@ -86,12 +86,6 @@ def random_marks(length: int, count: int, rng: np.random.Generator) -> list[bool
     return [i in chosen for i in range(length)]
 
 
-def balanced_accuracy(probability: np.ndarray, truth: np.ndarray) -> float:
-    """Mean of the true-positive and true-negative rates, predicting 1 at probability ≥ 0.5 (delphi's accuracy)."""
-    predicted, truth = np.asarray(probability) >= 0.5, np.asarray(truth, bool)
-    return float(((predicted & truth).sum() / truth.sum() + (~predicted & ~truth).sum() / (~truth).sum()) / 2)
-
-
 class Judge:
     """A causal LM asked for explanations and for 1/0 answers."""
 
@@ -166,7 +160,7 @@ def score(judge: Judge, encoder, label: str, activating: list, silent: list, rng
     found = {}
     for scorer, system, texts in (("detection", DETECTION_SYSTEM, plain), ("fuzzing", FUZZING_SYSTEM, fuzzed)):
         probability = judge.yes_probability(system, label, texts)
-        found[scorer] = balanced_accuracy(probability, truth)
+        found[scorer] = metrics.balanced_accuracy(probability, truth)
         found[f"{scorer}_auroc"] = metrics.auroc(probability[truth == 1], probability[truth == 0])
     label_vector, *text_vectors = backbones.encode(encoder, [label, *plain])
     found["embedding"] = metrics.embedding_score(
