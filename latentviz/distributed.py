@@ -120,6 +120,14 @@ def stop() -> None:
         dist.destroy_process_group()
 
 
+def finish() -> None:
+    """Wait for every process, then leave the group: a process that exits while another still holds
+    the group open can be aborted in gloo's teardown ("terminate called without an active exception")."""
+    if active():
+        barrier()
+    stop()
+
+
 def broadcast(numbers: list[int]) -> list[int]:
     """Process 0's integers, on every process (an id it created, say); the others pass placeholders."""
     if not active():

@@ -57,6 +57,7 @@ def _rank(rank: int, world: int, port: int, architecture: str, folder: str, stop
         loop.fit(sae, data(), config=settings(), folder=folder, progress=stop)
     except Stop:
         pass
+    distributed.finish()
     if rank == 0:
         base.save(sae, out)
 

@@ -81,7 +81,9 @@ def cmd_train(args, run) -> None:
             model_id = module.resume(open_store(args), args.resume, progress=bar)
         else:
             model_id = module.train(open_store(args), run, progress=bar)
-    if distributed.is_main():  # every process of a sweep (alone by now); process 0 of a data-parallel run
+    reports = distributed.is_main()  # every process of a sweep (alone by now); process 0 of a data-parallel run
+    distributed.finish()
+    if reports:
         _print_figures(args, model_id)
 
 
