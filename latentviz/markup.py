@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 import html
 
+from latentviz import numbers
+
 CHANGED = "background:#FFE08A;border-radius:3px;padding:0 2px"
 
 
@@ -62,7 +64,7 @@ def token_highlights(context: list[tuple[str, float]], top: float | None = None)
     for token, value in context:
         alpha = max(0.0, min(1.0, value / top))
         style = f"background:rgba(255,140,0,{alpha:.2f});border-radius:2px" if value > 0 else ""
-        out.append(f'<span title="{value:.3f}" style="{style}">{html.escape(token)}</span>')
+        out.append(f'<span title="{numbers.figure(value)}" style="{style}">{html.escape(token)}</span>')
     return "".join(out)
 
 
@@ -88,7 +90,7 @@ def feature_tokens(tokens: list[str], shade: list[float], top: list[list[tuple[i
     for token, value, fired in zip(tokens, shade, top, strict=True):
         alpha = max(0.0, min(1.0, value / peak))
         style = f"background:rgba(255,140,0,{alpha:.2f});border-radius:2px" if value > 0 else ""
-        hover = "; ".join(f"#{f} {v:.2f} {label}" for f, v, label in fired) or "no feature fires"
+        hover = "; ".join(f"#{f} {numbers.figure(v)} {label}" for f, v, label in fired) or "no feature fires"
         spans.append(f'<span title="{html.escape(hover)}" style="{style}">{html.escape(token)}</span>')
     seen: dict[int, str] = {}
     for fired in top:
@@ -107,7 +109,7 @@ def top_examples(examples, top: float) -> str:
     """A feature's top examples (columns value, context), one per line: its activation, then the text
     shaded token by token relative to `top` (the feature's max)."""
     return "".join(
-        f"<div style='margin:2px 0'><b>{value:.2f}</b> {token_highlights(context, top)}</div>"
+        f"<div style='margin:2px 0'><b>{numbers.figure(value)}</b> {token_highlights(context, top)}</div>"
         for value, context in zip(examples["value"], examples["context"], strict=True)
     )
 
@@ -118,7 +120,8 @@ def interval_examples(examples, top: float, buckets: int) -> str:
     share = 1 / buckets
     ordered = examples.sort_values("bucket", ascending=False)
     return "".join(
-        f"<div style='margin:2px 0'><small>{bucket * share:.1f}–{(bucket + 1) * share:.1f}·max</small> "
+        "<div style='margin:2px "
+        f"0'><small>{numbers.figure(bucket * share)}–{numbers.figure((bucket + 1) * share)}·max</small> "
         f"{token_highlights(context, top)}</div>"
         for bucket, context in zip(ordered["bucket"], ordered["context"], strict=True)
     )
@@ -138,5 +141,6 @@ def explanation(explainer: str, text: str, detection: float, fuzzing: float) -> 
     """An LLM's explanation of a feature (model output about untrusted text: escaped) with its scores."""
     return (
         f"<div><b>{html.escape(explainer)} explains it as:</b> {html.escape(text)} "
-        f"<small>· detection {detection:.2f}, fuzzing {fuzzing:.2f} (balanced accuracy, 0.5 = chance)</small></div>"
+        f"<small>· detection {numbers.figure(detection)}, fuzzing {numbers.figure(fuzzing)} (balanced "
+        "accuracy, 0.5 = chance)</small></div>"
     )

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, estimates, features, fit, jobs, latent_space, runs, settings, steps, train
+from latentviz import charts, estimates, features, fit, jobs, latent_space, numbers, runs, settings, steps, train
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -122,7 +122,7 @@ def _poll_jobs(workspace: Store) -> None:
         else:
             total = job.total if pd.notna(job.total) and job.total else None
             message = job.message if isinstance(job.message, str) and job.message else "starting"  # NaN at first
-            count = f" — {job.done:,} / {int(total):,}" if total else ""
+            count = f" — {numbers.count(job.done)} / {numbers.count(int(total))}" if total else ""
             eta = jobs.eta_seconds(job)
             remaining = f" · {estimates.about(eta)} left" if eta is not None and eta >= 1 else ""
             left.progress(
@@ -326,18 +326,21 @@ def sae_figures(figures: dict) -> None:
     if "warning" in figures:
         st.warning(f"**This run's curves say:** {figures['warning']}.", icon=":material/trending_up:")
     a, b, c, d, e = st.columns(5)
-    a.metric("L0", f"{figures['l0']:.1f}", help="mean active latents per held-out token")
-    b.metric("Explained variance", f"{figures['explained_variance']:.1%}", help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²")
-    c.metric("Cosine", f"{figures['cosine']:.3f}", help="mean cos(x, x̂) over held-out tokens")
+    a.metric("L0", numbers.figure(figures["l0"]), help="mean active latents per held-out token")
+    b.metric(
+        "Explained variance", numbers.share(figures["explained_variance"]), help="1 − FVU, FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖²"
+    )
+    c.metric("Cosine", numbers.figure(figures["cosine"]), help="mean cos(x, x̂) over held-out tokens")
     d.metric(
         "Dead latents",
-        f"{figures['dead_latents']:,}",
-        help=f"never fired over {figures['dead_window_tokens']:,} held-out tokens",
+        numbers.count(figures["dead_latents"]),
+        help=f"never fired over {numbers.count(figures['dead_window_tokens'])} held-out tokens",
     )
     e.metric(
         "CE loss recovered",
-        f"{figures['ce_loss_recovered']:.1%}",
-        help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss {figures['delta_lm_loss']:.3f} nats/token",
+        numbers.share(figures["ce_loss_recovered"]),
+        help="(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss "
+        f"{numbers.figure(figures['delta_lm_loss'])} nats/token",
     )
 
 

@@ -21,4 +21,4 @@ def test_an_llm_explanation_is_escaped_with_its_scores():
 
     out = explanation("smollm2", "<img src=x onerror=alert(1)> words & [links](http://x.test)", 0.75, 0.5)
     assert "&lt;img" in out and "<img" not in out and "&amp;" in out
-    assert "detection 0.75, fuzzing 0.50" in out
+    assert "detection 0.75, fuzzing 0.5" in out

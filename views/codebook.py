@@ -5,7 +5,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, codebook, estimates, fit, runs, settings, webapp
+from latentviz import charts, codebook, estimates, fit, numbers, runs, settings, webapp
 from latentviz.errors import LatentvizError
 from latentviz.models.vq import QUANTIZERS
 
@@ -157,11 +157,13 @@ for column, (name, book) in zip(columns, books.items(), strict=True):
         a, b, c = st.columns(3)
         a.metric(
             "Perplexity" + stage,
-            f"{held.get('perplexity', float('nan')):.1f}",
+            numbers.figure(held.get("perplexity", float("nan"))),
             help=f"exp(entropy) of held-out code use; at most K = {book.size}",
         )
-        b.metric("Utilisation" + stage, f"{held.get('utilisation', 0):.0%}", help="used codes / K on held-out texts")
-        c.metric("Dead codes" + stage, f"{held.get('dead_codes', 0):,}", help="codes no held-out text received")
+        b.metric(
+            "Utilisation" + stage, numbers.share(held.get("utilisation", 0), 0), help="used codes / K on held-out texts"
+        )
+        c.metric("Dead codes" + stage, numbers.count(held.get("dead_codes", 0)), help="codes no held-out text received")
         if book.stages > 1:
             st.caption(
                 " · ".join(
@@ -172,9 +174,13 @@ for column, (name, book) in zip(columns, books.items(), strict=True):
                 )
             )
         st.caption(
-            f"K = {book.size:,} · Gini {book.gini:.2f} · reconstruction MSE "
-            f"{held.get('reconstruction', float('nan')):.5f}"
-            + (f" · NMI {held['nmi']:.2f} · purity {held['purity']:.2f}" if "nmi" in held else "")
+            f"K = {numbers.count(book.size)} · Gini {numbers.figure(book.gini)} · reconstruction MSE "
+            f"{numbers.figure(held.get('reconstruction', float('nan')))}"
+            + (
+                f" · NMI {numbers.figure(held['nmi'])} · purity {numbers.figure(held['purity'])}"
+                if "nmi" in held
+                else ""
+            )
         )
         st.altair_chart(charts.usage_chart(book.usage, log_scale), width="stretch")
 

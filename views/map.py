@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, codebook, corpus, estimates, fit, jobs, map_widget, pipeline, steps, webapp
+from latentviz import charts, codebook, corpus, estimates, fit, jobs, map_widget, numbers, pipeline, steps, webapp
 from latentviz.errors import LatentvizError
 from latentviz.neighbours import CosineIndex
 from latentviz.settings import PLACE_MAX_TEXTS
@@ -101,7 +101,7 @@ webapp.remember_text("q", search)
 matches = workspace.search_texts(dataset, search) if search.strip() else None
 
 if matches is not None:
-    found = f"{len(matches):,} texts contain" if len(matches) != 1 else "1 text contains"
+    found = f"{numbers.count(len(matches))} texts contain" if len(matches) != 1 else "1 text contains"
     find.caption(f"{found} “{search}”" + (": listed below the map" if len(matches) else ""))
 encoding_id = int(maps.set_index("id").loc[projection_id, "encoding_id"])
 
@@ -138,7 +138,7 @@ def show_selection(chosen_rows: pd.DataFrame | None) -> None:
     if chosen_rows is None:
         st.info("Drag a box (or a lasso) on the map: the texts inside are counted and listed here.")
         return
-    st.markdown(f"**{len(chosen_rows):,} texts selected**")
+    st.markdown(f"**{numbers.count(len(chosen_rows))} texts selected**")
     if chosen_rows["label"].notna().any():
         st.bar_chart(chosen_rows["label"].fillna(charts.NO_LABEL).value_counts(), horizontal=True, height=180)
     pick_from(chosen_rows, "selected_table")
@@ -156,7 +156,7 @@ def show_selection(chosen_rows: pd.DataFrame | None) -> None:
     if save.button("Save as a dataset", key="save_selection", icon=":material/save:"):
         try:
             count = pipeline.save_selection(workspace, dataset, chosen_rows["id"], name)
-            st.success(f"Saved {count:,} texts as dataset “{name.strip()}”: encode it on the Data page.")
+            st.success(f"Saved {numbers.count(count)} texts as dataset “{name.strip()}”: encode it on the Data page.")
         except LatentvizError as error:
             st.error(str(error), icon=":material/error:")
 
@@ -224,7 +224,8 @@ def explore() -> None:
         key="map_chart",
     )
     st.caption(
-        f"{len(points):,} texts. Hover to read; click a point for its neighbours; drag a box to select (lasso and pan "
+        f"{numbers.count(len(points))} texts. Hover to read; click a point for its neighbours; drag a box to "
+        "select (lasso and pan "
         "are in the bar above the map); scroll to zoom, double-click to zoom back out. Full screen: the button at the "
         "map's lower right."
     )

@@ -5,7 +5,7 @@ density, and both dashboards of a pair side by side."""
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, evals, features, fit, jobs, markup, runs, steps, webapp
+from latentviz import charts, evals, features, fit, jobs, markup, numbers, runs, steps, webapp
 
 workspace = webapp.store()
 st.title("Compare two SAEs")
@@ -34,7 +34,8 @@ found = workspace.comparison(model_id, other_id)
 spec = steps.COMPARE
 st.caption(
     f"Each feature of #{model_id} is paired with one of #{other_id} by Hungarian matching on decoder cosine "
-    f"(matched at cosine ≥ {spec.threshold:g}), and both SAEs' activations on up to {spec.tokens:,} shared captured "
+    f"(matched at cosine ≥ {spec.threshold:g}), and both SAEs' activations on up to "
+    f"{numbers.count(spec.tokens)} shared captured "
     "tokens are correlated. Seconds for SmolLM2-sized SAEs."
 )
 waiting = jobs.active(workspace)["kind"].eq("compare").any()
@@ -48,16 +49,25 @@ if found is None:
 
 summary, matches = found
 a, b, c, d, e = st.columns(5)
-a.metric("PW-MCC (decoder)", f"{summary['pw_mcc_decoder']:.3f}", help="mean decoder cosine of the matched pairs")
+a.metric("PW-MCC (decoder)", numbers.figure(summary["pw_mcc_decoder"]), help="mean decoder cosine of the matched pairs")
 correlation = summary["pw_mcc_activations"]
 b.metric(
     "PW-MCC (activations)",
-    "—" if correlation is None else f"{correlation:.3f}",
-    help=f"mean activation correlation of pairs matched on {summary['tokens']:,} shared tokens (latents that fired)",
+    numbers.figure(correlation),
+    help=f"mean activation correlation of pairs matched on {numbers.count(summary['tokens'])} shared "
+    "tokens (latents that fired)",
 )
-c.metric("Matched", f"{summary['matched_share']:.0%}", help=f"{summary['matched']:,} of {len(matches):,} features")
-d.metric("Split · absorbed", f"{summary['split']:,} · {summary['absorbed']:,}", help=evals.matching.__doc__)
-e.metric("Unmatched", f"{summary['unmatched']:,}")
+c.metric(
+    "Matched",
+    numbers.share(summary["matched_share"], 0),
+    help=f"{numbers.count(summary['matched'])} of {numbers.count(len(matches))} features",
+)
+d.metric(
+    "Split · absorbed",
+    f"{numbers.count(summary['split'])} · {numbers.count(summary['absorbed'])}",
+    help=evals.matching.__doc__,
+)
+e.metric("Unmatched", numbers.count(summary["unmatched"]))
 
 chart = st.altair_chart(charts.match_chart(matches), width="stretch", on_select="rerun", key="sae_match_chart")
 kind = st.segmented_control("Show", evals.matching.KINDS, default="matched", key="sae_match_kind")
@@ -85,8 +95,8 @@ st.query_params["feature"] = str(feature)
 pair = matches.set_index("feature").loc[feature]
 st.subheader(f"Feature {feature} of #{model_id} and feature {int(pair['partner'])} of #{other_id}: {pair['kind']}")
 st.caption(
-    f"decoder cosine {pair['cosine']:.3f}"
-    + ("" if pd.isna(pair["correlation"]) else f" · activation correlation {pair['correlation']:.3f}")
+    f"decoder cosine {numbers.figure(pair['cosine'])}"
+    + ("" if pd.isna(pair["correlation"]) else f" · activation correlation {numbers.figure(pair['correlation'])}")
 )
 
 
@@ -98,7 +108,10 @@ def card(column, sae_id: int, row: dict, feature: int) -> None:
             st.caption("Its dashboards are not built: build them on the Features page to see its examples here.")
             return
         stats = webapp.sae_statistics(workspace, sae_id).set_index("feature").loc[feature]
-        st.caption(f"{stats['label'] or '(no label)'} · density {stats['density']:.2e} · max {stats['max']:.2f}")
+        st.caption(
+            f"{stats['label'] or '(no label)'} · density {numbers.density(stats['density'])} · max "
+            f"{numbers.figure(stats['max'])}"
+        )
         if stats["fires"]:
             examples = features.dashboard(workspace, sae_id, capture, feature).examples
             st.html(markup.top_examples(examples[examples["bucket"] == -1].head(6), stats["max"]))

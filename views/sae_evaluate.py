@@ -5,7 +5,7 @@ feature labels, and the L0–FVU frontier of every SAE that reads the same activ
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, estimates, evals, jobs, steps, webapp
+from latentviz import charts, estimates, evals, jobs, numbers, steps, webapp
 
 workspace = webapp.store()
 st.title("Evaluate an SAE")
@@ -33,9 +33,11 @@ tasks = len(spec.probe_datasets)
 st.caption(
     f"**What runs:** the LM three times over up to {spec.texts} held-out texts the SAE never trained on (clean, with "
     f"the SAE's reconstruction spliced in at its layer, and with zeros there), each score with a 95% interval from "
-    f"{spec.resamples:,} bootstrap resamples over the texts; then sparse probing on {tasks} sae-probes tasks and the "
+    f"{numbers.count(spec.resamples)} bootstrap resamples over the texts; then sparse probing on {tasks} "
+    "sae-probes tasks and the "
     f"dataset's labels, {spec.probe_train} + {spec.probe_test} texts each; then first-letter absorption on "
-    f"{spec.absorption_words:,} of the LM's words; then every feature label scored against its texts. A few "
+    f"{numbers.count(spec.absorption_words)} of the LM's words; then every feature label scored against its "
+    "texts. A few "
     "minutes for SmolLM2 on 2 CPU cores."
 )
 if stored.empty:
@@ -68,34 +70,37 @@ if core is not None:
 
     def interval(name):
         low, high = figures[f"{name}_interval"]
-        return f"95% interval {low:.4f} – {high:.4f}"
+        return f"95% interval {numbers.figure(low)} – {numbers.figure(high)}"
 
     a.metric(
         "CE loss recovered",
-        f"{figures['ce_loss_score']:.1%}",
+        numbers.share(figures["ce_loss_score"]),
         help=f"(CE_zero − CE_sae) / (CE_zero − CE_clean); {interval('ce_loss_score')}",
     )
     b.metric(
         "KL score",
-        f"{figures['kl_div_score']:.1%}",
+        numbers.share(figures["kl_div_score"]),
         help=f"(KL_zero − KL_sae) / KL_zero, KL(P_clean ‖ P_spliced) per token; {interval('kl_div_score')}",
     )
     c.metric(
         "KL with the SAE",
-        f"{figures['kl_div_with_sae']:.4f}",
-        help=f"nats per predicted token; zeroed: {figures['kl_div_with_ablation']:.3f}; {interval('kl_div_with_sae')}",
+        numbers.figure(figures["kl_div_with_sae"]),
+        help=f"nats per predicted token; zeroed: {numbers.figure(figures['kl_div_with_ablation'])}; "
+        f"{interval('kl_div_with_sae')}",
     )
     d.metric(
         "Shrinkage γ",
-        f"{figures['relative_reconstruction_bias']:.3f}",
+        numbers.figure(figures["relative_reconstruction_bias"]),
         help="E‖x̂‖² / E[x·x̂], the scale that best undoes the reconstruction's bias: below 1 it shrinks; "
         + interval("relative_reconstruction_bias"),
     )
     st.altair_chart(charts.score_intervals(figures), width="stretch")
     st.caption(
-        f"On {figures['texts']} held-out texts of {figures['dataset']!r}: {figures['predicted_tokens']:,} predicted "
-        f"tokens, {figures['spliced_tokens']:,} spliced · L0 {figures['l0']:.1f} · FVU {figures['fvu']:.4f} · "
-        f"took {core['seconds']:.0f} s · {core['created']:%Y-%m-%d %H:%M}"
+        f"On {figures['texts']} held-out texts of {figures['dataset']!r}: "
+        f"{numbers.count(figures['predicted_tokens'])} predicted "
+        f"tokens, {numbers.count(figures['spliced_tokens'])} spliced · L0 {numbers.figure(figures['l0'])} · "
+        f"FVU {numbers.figure(figures['fvu'])} · "
+        f"took {estimates.duration(core['seconds'])} · {core['created']:%Y-%m-%d %H:%M}"
     )
 
 probed = section("probing", "Sparse probing: do a few latents carry a concept?")
@@ -106,8 +111,9 @@ if probed is not None:
     st.caption(
         f"Test accuracy of a logistic probe on the top-k latents (chosen by class-mean difference on the training "
         f"texts) against the same probe on all {model_row['config']['model']['d_in']} dense dimensions, over "
-        f"{len(found['tasks'])} tasks: mean {mean['k=1']['accuracy']:.3f} with one latent, "
-        f"{mean[best]['accuracy']:.3f} at {best}, {mean['dense']['accuracy']:.3f} dense · {probed['seconds']:.0f} s"
+        f"{len(found['tasks'])} tasks: mean {numbers.figure(mean['k=1']['accuracy'])} with one latent, "
+        f"{numbers.figure(mean[best]['accuracy'])} at {best}, {numbers.figure(mean['dense']['accuracy'])} "
+        f"dense · {estimates.duration(probed['seconds'])}"
     )
     st.altair_chart(charts.probing_chart(found), width="stretch")
     st.dataframe(
@@ -123,20 +129,23 @@ if absorbed is not None:
     a, b, c = st.columns(3)
     a.metric(
         "Absorption fraction",
-        f"{found['mean_absorption_fraction']:.3f}",
+        numbers.figure(found["mean_absorption_fraction"]),
         help="share of the letter probe's projection carried by other latents where the letter's own fall short, "
-        f"mean over {len(found['letters'])} letters (0 is best); std {found['std_absorption_fraction']:.3f}",
+        f"mean over {len(found['letters'])} letters (0 is best); std "
+        f"{numbers.figure(found['std_absorption_fraction'])}",
     )
     b.metric(
         "Full absorption",
-        f"{found['mean_full_absorption_rate']:.3f}",
+        numbers.figure(found["mean_full_absorption_rate"]),
         help="share of words whose letter latents stay silent while one other latent carries the letter",
     )
-    c.metric("Main latents per letter", f"{found['mean_main_latents']:.1f}", help="more than 1: the letter is split")
+    c.metric(
+        "Main latents per letter", numbers.figure(found["mean_main_latents"]), help="more than 1: the letter is split"
+    )
     st.altair_chart(charts.absorption_chart(found["letters"]), width="stretch")
     st.caption(
-        f"{found['words']:,} of the LM's whole-word tokens after a few in-context examples, "
-        f"{found['test_words']:,} held out · {absorbed['seconds']:.0f} s"
+        f"{numbers.count(found['words'])} of the LM's whole-word tokens after a few in-context examples, "
+        f"{numbers.count(found['test_words'])} held out · {estimates.duration(absorbed['seconds'])}"
     )
     if found["absorbed_words"]:
         st.dataframe(pd.DataFrame(found["absorbed_words"]), hide_index=True, key="sae_absorbed_words", height=200)
@@ -147,14 +156,14 @@ if scored is not None:
     a, b, c = st.columns(3)
     a.metric(
         "Mean label score",
-        f"{found['mean_score']:.3f}",
+        numbers.figure(found["mean_score"]),
         help="AUROC of MiniLM similarity between a label and texts its feature fires on against texts it does not "
         "(delphi's embedding scorer); 0.5 is chance",
     )
-    b.metric(f"Labels scoring ≥ {found['good_at']}", f"{found['good_share']:.0%}")
+    b.metric(f"Labels scoring ≥ {found['good_at']}", numbers.share(found["good_share"], 0))
     c.metric(
         "Scored",
-        f"{found['scored']:,} of {found['labelled']:,}",
+        f"{numbers.count(found['scored'])} of {numbers.count(found['labelled'])}",
         help="labelled features with two or more "
         "interval examples (texts outside the top ones the label was made from)",
     )
@@ -174,7 +183,7 @@ if explained is not None:
         f"their top examples; each explanation and each top-words label was then scored on the same "
         f"{found['per_side']} + {found['per_side']} held-out windows: detection (does the text fit?), fuzzing (do the "
         "marked tokens fit?), balanced accuracy and AUROC, and the embedding scorer; 0.5 is chance · "
-        f"{explained['tokens']:,} prompts · {explained['seconds']:.0f} s"
+        f"{numbers.count(explained['tokens'])} prompts · {estimates.duration(explained['seconds'])}"
     )
     st.dataframe(evals.explanations.summary_table(found), hide_index=True, key="sae_explanation_summary")
     st.dataframe(evals.explanations.explained_features(workspace, model_id), hide_index=True, key="sae_explained")

@@ -5,7 +5,7 @@ per-token shading, logit effects, neighbours by decoder cosine, co-occurring fea
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, features, markup, runs, webapp
+from latentviz import charts, features, markup, numbers, runs, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -34,7 +34,10 @@ search = right.text_input("Label contains", query.get("q", ""), key="sae_search"
 query["q"] = search
 shown = features.filtered(stats, min_density, search)
 filtered = bool(search) or min_density > 0
-st.caption(f"{len(shown):,} of {len(stats):,} features; click a row to open it, click a header to sort.")
+st.caption(
+    f"{numbers.count(len(shown))} of {numbers.count(len(stats))} features; click a row to open it, click a "
+    "header to sort."
+)
 scored = shown["label_score"].notna().any()
 table = st.dataframe(
     shown[["feature", "label", *(["label_score"] if scored else []), "label_confidence", "density", "max"]],
@@ -95,9 +98,10 @@ row = stats.set_index("feature").loc[feature]
 labels_of = stats.set_index("feature")["label"]
 st.subheader(f"Feature {feature}: {row['label'] or '(never fired)'}")
 st.caption(
-    f"fires on {int(row['fires']):,} tokens (density {row['density']:.2e}) · max {row['max']:.3f} · mean "
-    f"{row['mean']:.3f} · label on {row['label_confidence']:.0%} of its top examples"
-    + ("" if pd.isna(row["label_score"]) else f" · label score {row['label_score']:.2f} (0.5 = chance)")
+    f"fires on {numbers.count(int(row['fires']))} tokens (density {numbers.density(row['density'])}) · max "
+    f"{numbers.figure(row['max'])} · mean "
+    f"{numbers.figure(row['mean'])} · label on {numbers.share(row['label_confidence'], 0)} of its top examples"
+    + ("" if pd.isna(row["label_score"]) else f" · label score {numbers.figure(row['label_score'])} (0.5 = chance)")
     if row["fires"]
     else "This feature never fired on the captured tokens."
 )

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from latentviz import features, markup, steps, webapp
+from latentviz import features, markup, numbers, steps, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -30,7 +30,7 @@ if text:
             "Shade the tokens by",
             fired.features,
             index=fired.features.index(feature) if feature in fired.features else 0,
-            format_func=lambda f: f"feature {f}: {labels_of.get(f, '')} (max {fired.strongest[f]:.2f})",
+            format_func=lambda f: f"feature {f}: {labels_of.get(f, '')} (max {numbers.figure(fired.strongest[f])})",
             key="sae_shade",
         )
         st.html(
@@ -85,6 +85,7 @@ if prompt and st.button("Generate", key="sae_steer"):
     b.html(markup.steered(prompt, result.plain, result.steered))
     before, after = result.activation
     st.caption(
-        f"Feature {feature}'s mean activation on each text, read back by the SAE: {before:.3f} unsteered, "
-        f"{after:.3f} steered" + (": the steered text is more about it." if after > before else ": no higher.")
+        f"Feature {feature}'s mean activation on each text, read back by the SAE: {numbers.figure(before)} unsteered, "
+        f"{numbers.figure(after)} steered"
+        + (": the steered text is more about it." if after > before else ": no higher.")
     )

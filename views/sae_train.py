@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from latentviz import estimates, fit, runs, settings, webapp
+from latentviz import estimates, fit, numbers, runs, settings, webapp
 from latentviz.models.sae import ARCHITECTURES
 
 workspace = webapp.store()
@@ -54,7 +54,8 @@ if not training_now and not workspace.read_only:
         spec.training.steps,
         step=50,
         key="sae_steps",
-        help=f"a step is a batch of {spec.training.batch_size:,} tokens; about 0.6 s on 2 CPU cores at 4,608 latents",
+        help=f"a step is a batch of {numbers.count(spec.training.batch_size)} tokens; about 0.6 s on 2 "
+        "CPU cores at 4,608 latents",
     )
     if st.button("Train", type="primary", key="sae_train"):
         run = replace(
@@ -72,7 +73,8 @@ models = fit.common.models(workspace, fit.sae.KIND)
 if models.empty:
     if not training_now:
         st.info(
-            f"**No SAE yet.** Train one above: {spec.training.steps} steps on {spec.max_tokens:,} SmolLM2 tokens take "
+            f"**No SAE yet.** Train one above: {spec.training.steps} steps on "
+            f"{numbers.count(spec.max_tokens)} SmolLM2 tokens take "
             f"{estimates.about(estimates.SAE_S)} on 2 CPU cores, its feature dashboards included.",
             icon=":material/hub:",
         )

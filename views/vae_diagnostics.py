@@ -3,7 +3,7 @@ training, the collapse verdict, and what the model writes from its prior and fro
 
 import streamlit as st
 
-from latentviz import charts, fit, markup, steps, webapp
+from latentviz import charts, fit, markup, numbers, steps, webapp
 
 workspace = webapp.store()
 st.title("VAE diagnostics")
@@ -22,7 +22,8 @@ elif failed:
 else:
     st.success(
         f"**Alive.** {figures['active_units']} of {space.dim} dimensions are active and z carries "
-        f"{figures['mutual_information']:.2f} nats about the sentence; it does not overfit, its KL is not held at the "
+        f"{numbers.figure(figures['mutual_information'])} nats about the sentence; it does not overfit, its "
+        "KL is not held at the "
         "free-bits floor and held-out sentences come back recognisably.",
         icon=":material/check_circle:",
     )
@@ -31,13 +32,13 @@ mi_bound = figures.get("mi_bound")
 a, b, c, d, e = st.columns(5)
 a.metric(
     f"IW-NLL (K = {figures['iw_samples']})",
-    f"{figures['iw_nll']:.1f}",
+    numbers.figure(figures["iw_nll"]),
     help=f"importance-weighted NLL per held-out sentence, nats, with K = {figures['iw_samples']} samples "
     "(the curve uses K = 5 on 200 texts: a looser bound)",
 )
 b.metric(
     f"Perplexity (per {unit})",
-    f"{figures['perplexity']:.1f}",
+    numbers.figure(figures["perplexity"]),
     help="exp(NLL / tokens); "
     + (
         "a token is one of the decoder LM's sub-word tokens, so it does not compare with word-level VAEs"
@@ -45,15 +46,15 @@ b.metric(
         else "a token is a word, a punctuation mark or end-of-sentence"
     ),
 )
-c.metric("KL", f"{figures['kl']:.2f}", help="mean KL(q(z|x) ‖ N(0, I)) per held-out sentence, nats")
+c.metric("KL", numbers.figure(figures["kl"]), help="mean KL(q(z|x) ‖ N(0, I)) per held-out sentence, nats")
 d.metric("Active units", f"{figures['active_units']} / {space.dim}", help="dimensions with Var_x(E[z_d|x]) > 0.01")
 e.metric(
-    "MI" + (f" (≤ {mi_bound:.2f})" if mi_bound else ""),
-    f"{figures['mutual_information']:.2f}",
+    "MI" + (f" (≤ {numbers.figure(mi_bound)})" if mi_bound else ""),
+    numbers.figure(figures["mutual_information"]),
     help="I(x; z), nats, by the minibatch aggregate-posterior estimator (He et al., 2019)"
     + (
         f", averaged over batches of {figures['mi_batch']} texts: it cannot exceed "
-        f"ln {figures['mi_batch']} = {mi_bound:.2f}"
+        f"ln {figures['mi_batch']} = {numbers.figure(mi_bound)}"
         if mi_bound
         else ""
     ),

@@ -4,7 +4,7 @@ slerp), read each step, and see the path on the VAE's own Latent Map."""
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, jobs, markup, pipeline, steps, webapp
+from latentviz import charts, jobs, markup, numbers, pipeline, steps, webapp
 
 workspace = webapp.store()
 query = st.query_params
@@ -41,12 +41,14 @@ with st.spinner("Decoding the path…"):
 reference = space.smoothness_reference()
 st.metric(
     "Smoothness: words changed per step",
-    f"{smoothness:.1f}",
+    numbers.figure(smoothness),
     help="mean word edit distance between consecutive decodes; lower is smoother",
 )
-st.caption(f"Lower is smoother. For scale: two random sentences of this dataset differ by {reference:.1f} words.")
+st.caption(
+    f"Lower is smoother. For scale: two random sentences of this dataset differ by {numbers.figure(reference)} words."
+)
 previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
-st.html(markup.changes_table([f"t = {t:.2f}" for t in path["t"]], path["text"].tolist(), previous))
+st.html(markup.changes_table([f"t = {numbers.figure(t)}" for t in path["t"]], path["text"].tolist(), previous))
 st.caption("Highlighted: the words that changed from the step before.")
 
 st.subheader("The path on this VAE's map")

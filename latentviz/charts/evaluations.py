@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from latentviz import numbers
 from latentviz.charts.maps import PALETTE
 
 SCORE_NAMES = {
@@ -33,9 +34,9 @@ def score_intervals(figures: dict):
     y = alt.Y("score:N", title=None, sort=list(SCORE_NAMES.values()))
     tooltip = [
         alt.Tooltip("score:N"),
-        alt.Tooltip("value:Q", format=".4f"),
-        alt.Tooltip("low:Q", format=".4f"),
-        alt.Tooltip("high:Q", format=".4f"),
+        alt.Tooltip("value:Q", format=numbers.FIGURE_D3),
+        alt.Tooltip("low:Q", format=numbers.FIGURE_D3),
+        alt.Tooltip("high:Q", format=numbers.FIGURE_D3),
     ]
     bars = (
         alt.Chart(rows).mark_rule(strokeWidth=3, color="#4C78A8").encode(x="low:Q", x2="high:Q", y=y, tooltip=tooltip)
@@ -68,9 +69,9 @@ def frontier_chart(frontier: pd.DataFrame, current: int):
     tooltip = [
         alt.Tooltip("label:N", title="SAE"),
         alt.Tooltip("architecture:N"),
-        alt.Tooltip("d_sae:Q", format=","),
-        alt.Tooltip("l0:Q", title="L0", format=".1f"),
-        alt.Tooltip("fvu:Q", title="FVU", format=".4f"),
+        alt.Tooltip("d_sae:Q", format=numbers.COUNT_D3),
+        alt.Tooltip("l0:Q", title="L0", format=numbers.FIGURE_D3),
+        alt.Tooltip("fvu:Q", title="FVU", format=numbers.FIGURE_D3),
         alt.Tooltip("measured:N", title="figures from"),
     ]
     base = alt.Chart(rows).encode(
@@ -79,7 +80,7 @@ def frontier_chart(frontier: pd.DataFrame, current: int):
             "fvu:Q",
             title="FVU (share of variance unexplained)",
             scale=alt.Scale(zero=False),
-            axis=alt.Axis(format=".3f"),
+            axis=alt.Axis(format=numbers.FIGURE_D3),
         ),
         tooltip=tooltip,
     )
@@ -121,8 +122,8 @@ def match_chart(matches: pd.DataFrame):
                 alt.Tooltip("feature:Q"),
                 alt.Tooltip("partner:Q"),
                 alt.Tooltip("kind:N"),
-                alt.Tooltip("cosine:Q", format=".3f"),
-                alt.Tooltip("correlation:Q", format=".3f"),
+                alt.Tooltip("cosine:Q", format=numbers.FIGURE_D3),
+                alt.Tooltip("correlation:Q", format=numbers.FIGURE_D3),
                 alt.Tooltip("density:Q", format=".2e"),
             ],
         )
@@ -146,7 +147,7 @@ def probing_chart(figures: dict, score: str = "accuracy"):
     )
     x = alt.X("probe:N", sort=methods, title="probe on (top-k SAE latents, or the dense activations)")
     y = alt.Y(f"{score}:Q", title=f"test {score}", scale=alt.Scale(domain=[0.4, 1.0]))
-    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("probe:N"), alt.Tooltip(f"{score}:Q", format=".3f")]
+    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("probe:N"), alt.Tooltip(f"{score}:Q", format=numbers.FIGURE_D3)]
     tasks = (
         alt.Chart(rows[rows["task"] != "mean over tasks"])
         .mark_line(point=True, strokeWidth=1, opacity=0.55)
@@ -183,7 +184,7 @@ def absorption_chart(letters: dict):
             xOffset="measure:N",
             y=alt.Y("value:Q", title="share of the probe's true positives", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("measure:N", title=None, scale=alt.Scale(range=["#B279A2", "#E45756"])),
-            tooltip=["letter:N", "measure:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("words:Q")],
+            tooltip=["letter:N", "measure:N", alt.Tooltip("value:Q", format=numbers.FIGURE_D3), alt.Tooltip("words:Q")],
         )
         .properties(height=220)
     )

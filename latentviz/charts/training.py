@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-FIGURE = ",.4~r"  # d3's format for a measured figure: 4 significant digits, thousands separated, no trailing 0s
+from latentviz import numbers
 
 # -- codebook charts (Altair: at most a few thousand marks) --------------------------------------
 
@@ -18,7 +18,7 @@ def usage_chart(usage: pd.DataFrame, log: bool = False):
         "rank:Q",
         title="codes, most used first (dead codes red)",
         scale=alt.Scale(domain=[0, len(usage)], nice=False),
-        axis=alt.Axis(format=",d", tickMinStep=1),  # whole codes, even for a small codebook
+        axis=alt.Axis(format=numbers.COUNT_D3, tickMinStep=1),  # whole codes, even for a small codebook
     )
     bars = (
         alt.Chart(usage)
@@ -29,7 +29,7 @@ def usage_chart(usage: pd.DataFrame, log: bool = False):
                 "count:Q",
                 title="texts" + (" (log)" if log else ""),
                 scale=alt.Scale(type="symlog") if log else alt.Scale(),
-                axis=alt.Axis(format=",d"),
+                axis=alt.Axis(format=numbers.COUNT_D3),
             ),
             tooltip=["code", "count", "rank"],
         )
@@ -77,14 +77,19 @@ def curves_chart(curves: pd.DataFrame, columns: int = 4):
         alt.Chart(curves)
         .mark_line(point=True)
         .encode(
-            # ",d" / ",.4~r": steps as 1,500 and figures to 4 significant digits, as 250, 0.0021 or 32
+            # steps as 1,500 and figures to 4 significant digits, as 250, 0.0021 or 32 (latentviz.numbers)
             # (not "1.5k", "2.5e+2", or a one-point curve's raw 130.407 and an L0 of 31.9983)
-            x=alt.X("step:Q", axis=alt.Axis(format=",d")),
-            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=FIGURE)),
+            x=alt.X("step:Q", axis=alt.Axis(format=numbers.COUNT_D3)),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=numbers.FIGURE_D3)),
             color=alt.Color(
                 "model:N", scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(orient="bottom", labelLimit=0)
             ),
-            tooltip=["model", "metric", alt.Tooltip("step:Q", format=",d"), alt.Tooltip("value:Q", format=FIGURE)],
+            tooltip=[
+                "model",
+                "metric",
+                alt.Tooltip("step:Q", format=numbers.COUNT_D3),
+                alt.Tooltip("value:Q", format=numbers.FIGURE_D3),
+            ],
         )
         .properties(width=170, height=150)
         .facet(facet=alt.Facet("metric:N", title=None), columns=columns)
@@ -113,8 +118,10 @@ def label_heatmap(by_label: pd.DataFrame, top: int = 30):
                 title=f"code (top {len(totals)})",
                 axis=alt.Axis(labelOverlap=False),  # every row named, not every other one
             ),
-            color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(format=",d", title="texts")),
-            tooltip=["code", "label", alt.Tooltip("count:Q", format=",d")],
+            color=alt.Color(
+                "count:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(format=numbers.COUNT_D3, title="texts")
+            ),
+            tooltip=["code", "label", alt.Tooltip("count:Q", format=numbers.COUNT_D3)],
         )
         .properties(height=max(200, 18 * len(totals)))
     )
@@ -126,7 +133,7 @@ def codebook_map(vectors: pd.DataFrame):
     import altair as alt
 
     x, y = alt.X("x:Q", title=None, axis=None), alt.Y("y:Q", title=None, axis=None)
-    tips = ["code", alt.Tooltip("count:Q", title="texts", format=",d")]
+    tips = ["code", alt.Tooltip("count:Q", title="texts", format=numbers.COUNT_D3)]
     used = (
         alt.Chart(vectors[vectors["count"] > 0])
         .mark_circle(color="#4C78A8", opacity=0.7)
@@ -160,7 +167,7 @@ def kl_per_dim_chart(kl_per_dim: list[float], threshold: float = 0.01):
                 scale=alt.Scale(domain=[True, False], range=["#4C78A8", "#BAB0AC"]),
                 legend=None,
             ),
-            tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f")],
+            tooltip=["dimension", alt.Tooltip("KL:Q", format=numbers.FIGURE_D3)],
         )
         .properties(height=220)
     )
@@ -177,11 +184,11 @@ def activation_histogram(bins: pd.DataFrame):
         .encode(
             x=alt.X("start:Q", title="activation", bin="binned", axis=alt.Axis(format=",.2~f")),
             x2="end:Q",
-            y=alt.Y("tokens:Q", title="tokens", axis=alt.Axis(format=",d")),
+            y=alt.Y("tokens:Q", title="tokens", axis=alt.Axis(format=numbers.COUNT_D3)),
             tooltip=[
-                alt.Tooltip("start:Q", title="from", format=".3f"),
-                alt.Tooltip("end:Q", title="to", format=".3f"),
-                alt.Tooltip("tokens:Q", format=","),
+                alt.Tooltip("start:Q", title="from", format=numbers.FIGURE_D3),
+                alt.Tooltip("end:Q", title="to", format=numbers.FIGURE_D3),
+                alt.Tooltip("tokens:Q", format=numbers.COUNT_D3),
             ],
         )
         .properties(height=180)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from latentviz import settings
+from latentviz import numbers, settings
 
 
 class Bar:
@@ -44,9 +44,7 @@ def open_store(args, read_only: bool = False):
 
 
 def number(value) -> str:
-    """A figure for people: 1,234 for counts, 4 significant digits for measurements."""
+    """A figure for people (numbers.figure); anything not a number as it is."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
-        return f"{int(value):,}"
-    return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return numbers.figure(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from latentviz import numbers
 from latentviz.cli.output import Bar, open_store
 from latentviz.errors import LatentvizError
 
@@ -18,7 +19,8 @@ def cmd_features(args, spec) -> None:
     fired = stats[stats["fires"] > 0]
     parts = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in built["seconds"].items())
     print(
-        f"SAE {spec.model}: {len(fired):,} of {len(stats):,} features fired over {built['tokens']:,} tokens; "
+        f"SAE {spec.model}: {numbers.count(len(fired))} of {numbers.count(len(stats))} features fired over "
+        f"{numbers.count(built['tokens'])} tokens; "
         f"every dashboard built in {sum(built['seconds'].values()):.1f} s ({parts}). Best labelled:"
     )
     best = features.best_labelled(stats, spec.show)
@@ -33,7 +35,9 @@ def cmd_text_features(args, spec) -> None:
         print(json.dumps(found))
         return
     for token in found["tokens"]:
-        strongest = ", ".join(f"{f['feature']} {f['activation']:.2f} {f['label']}".strip() for f in token["features"])
+        strongest = ", ".join(
+            f"{f['feature']} {numbers.figure(f['activation'])} {f['label']}".strip() for f in token["features"]
+        )
         print(f"{token['token']!r:>16}  {strongest}")
 
 
@@ -45,8 +49,8 @@ def cmd_feature(args, spec) -> None:
         print(json.dumps(found))
         return
     print(
-        f"feature {found['feature']}: {found['label'] or '(no label)'} · density {found['density']:.2e} · "
-        f"max {found['max']:.2f}"
+        f"feature {found['feature']}: {found['label'] or '(no label)'} · density {numbers.density(found['density'])} · "
+        f"max {numbers.figure(found['max'])}"
     )
     for example in [e for e in found["examples"] if e["bucket"] == -1][:5]:  # the top examples
         print(f"  {example['value']:6.2f}  {''.join(token for token, _ in example['tokens']).strip()}")
@@ -90,14 +94,15 @@ def _print_evaluations(spec, found: dict) -> None:
         figures = found["core"]
         print(
             f"SAE {spec.model} on {figures['texts']} held-out texts of {figures['dataset']!r} "
-            f"({figures['predicted_tokens']:,} predicted tokens, {figures['seconds']:.1f} s); 95% intervals from "
-            f"{figures['resamples']:,} bootstrap resamples over the texts:"
+            f"({numbers.count(figures['predicted_tokens'])} predicted tokens, {figures['seconds']:.1f} s); "
+            "95% intervals from "
+            f"{numbers.count(figures['resamples'])} bootstrap resamples over the texts:"
         )
         for name in evals.core.WITH_INTERVALS:
             low, high = figures[f"{name}_interval"]
-            print(f"  {name:<30} {figures[name]:.4f}  [{low:.4f}, {high:.4f}]")
+            print(f"  {name:<30} {numbers.figure(figures[name])}  [{numbers.figure(low)}, {numbers.figure(high)}]")
         for name in ("ce_clean", "ce_sae", "ce_zero_ablation", "kl_div_with_ablation", "l0", "fvu"):
-            print(f"  {name:<30} {figures[name]:.4f}")
+            print(f"  {name:<30} {numbers.figure(figures[name])}")
     if "probing" in found:
         figures = found["probing"]
         print(
@@ -107,22 +112,26 @@ def _print_evaluations(spec, found: dict) -> None:
         methods = list(figures["mean"])
         print(f"  {'task':<36}" + "".join(f"{method:>16}" for method in methods))
         for task, scores in {**figures["tasks"], "mean": figures["mean"]}.items():
-            cells = "".join(f"{scores[m]['accuracy']:>9.3f} ({scores[m]['auc']:.2f})" for m in methods)
+            cells = "".join(f"{scores[m]['accuracy']:>9.3f} ({numbers.figure(scores[m]['auc'])})" for m in methods)
             print(f"  {task[:36]:<36}{cells}")
     if "absorption" in found:
         figures = found["absorption"]
         print(
-            f"First-letter absorption on {len(figures['letters'])} letters, {figures['test_words']:,} test words "
-            f"({figures['seconds']:.1f} s): mean absorption fraction {figures['mean_absorption_fraction']:.3f}, "
-            f"full absorption rate {figures['mean_full_absorption_rate']:.3f}, "
-            f"{figures['mean_main_latents']:.1f} main latents per letter"
+            f"First-letter absorption on {len(figures['letters'])} letters, "
+            f"{numbers.count(figures['test_words'])} test words "
+            f"({figures['seconds']:.1f} s): mean absorption fraction "
+            f"{numbers.figure(figures['mean_absorption_fraction'])}, "
+            f"full absorption rate {numbers.figure(figures['mean_full_absorption_rate'])}, "
+            f"{numbers.figure(figures['mean_main_latents'])} main latents per letter"
         )
     if "labels" in found:
         figures = found["labels"]
         print(
-            f"Labels scored ({figures['scorer']}) for {figures['scored']:,} of {figures['labelled']:,} labelled "
-            f"features ({figures['seconds']:.1f} s): mean AUROC {figures['mean_score']:.3f}, median "
-            f"{figures['median_score']:.3f}, {figures['good_share']:.0%} at {figures['good_at']} or more"
+            f"Labels scored ({figures['scorer']}) for {numbers.count(figures['scored'])} of "
+            f"{numbers.count(figures['labelled'])} labelled "
+            f"features ({figures['seconds']:.1f} s): mean AUROC {numbers.figure(figures['mean_score'])}, median "
+            f"{numbers.figure(figures['median_score'])}, {numbers.share(figures['good_share'], 0)} at "
+            f"{figures['good_at']} or more"
         )
     if "explanations" in found:
         _print_explanations(found["explanations"])
@@ -139,7 +148,7 @@ def _print_explanations(figures: dict) -> None:
     print(f"  {'':<12}" + "".join(f"{name:>17}" for name in explanations.SCORE_NAMES))
     for kind in ("label", "explanation"):
         values = [figures[f"{kind}_{name}"] for name in explanations.SCORE_NAMES]
-        print(f"  {kind:<12}" + "".join(f"{'–' if v is None else f'{v:.3f}':>17}" for v in values))
+        print(f"  {kind:<12}" + "".join(f"{numbers.figure(v):>17}" for v in values))
     for shown in figures["shown"]:
         print(f"  feature {shown['feature']}: {shown['explanation'] or '(no explanation)'}")
 
@@ -154,10 +163,11 @@ def cmd_compare(args, spec) -> None:
         return
     correlation = summary["pw_mcc_activations"]
     print(
-        f"SAE {spec.a} ({summary['d_sae'][0]:,} features) against SAE {spec.b} ({summary['d_sae'][1]:,}): PW-MCC "
-        f"{summary['pw_mcc_decoder']:.3f} on decoder cosine, "
+        f"SAE {spec.a} ({numbers.count(summary['d_sae'][0])} features) against SAE {spec.b} "
+        f"({numbers.count(summary['d_sae'][1])}): PW-MCC "
+        f"{numbers.figure(summary['pw_mcc_decoder'])} on decoder cosine, "
         + (
-            f"{correlation:.3f} on activations over {summary['tokens']:,} shared tokens"
+            f"{numbers.figure(correlation)} on activations over {numbers.count(summary['tokens'])} shared tokens"
             if correlation is not None
             else "no shared captured tokens for activations"
         )
@@ -165,6 +175,6 @@ def cmd_compare(args, spec) -> None:
     )
     print(
         "  "
-        + " · ".join(f"{kind} {summary[kind]:,}" for kind in evals.matching.KINDS)
+        + " · ".join(f"{kind} {numbers.count(summary[kind])}" for kind in evals.matching.KINDS)
         + f" (matched: decoder cosine ≥ {spec.threshold:g})"
     )

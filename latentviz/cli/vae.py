@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from latentviz import numbers
 from latentviz.cli.output import open_store
 from latentviz.errors import LatentvizError
 
@@ -32,10 +33,10 @@ def cmd_interpolate(args, spec) -> None:
         spec.start, spec.end, spec.steps, spec.method, options.pop("method"), **options
     )
     for row in path.itertuples():
-        print(f"{row.t:.2f}\t{row.text}")
+        print(f"{numbers.figure(row.t)}\t{row.text}")
     print(
-        f"smoothness (mean word edit distance between neighbours, lower is smoother): {smoothness:.2f}; "
-        f"between random dataset sentences: {space.smoothness_reference():.2f}"
+        f"smoothness (mean word edit distance between neighbours, lower is smoother): {numbers.figure(smoothness)}; "
+        f"between random dataset sentences: {numbers.figure(space.smoothness_reference())}"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentviz import activations, architectures, backbones, distributed, metrics, runs, settings
+from latentviz import activations, architectures, backbones, distributed, metrics, numbers, runs, settings
 from latentviz import train as loop
 from latentviz.errors import ConfigError
 from latentviz.fit.common import add_run, held_out_split, run_of
@@ -174,9 +174,12 @@ def rate_warning(history: list[dict], lr: float) -> str | None:
     last = history[-1]
     dead = max(row.get("dead", 0.0) for row in history)
     if last["fvu"] > FVU_RISE * best["fvu"]:
-        found = f"held-out FVU rose from {best['fvu']:.3f} (step {best['step']:,}) to {last['fvu']:.3f}"
+        found = (
+            f"held-out FVU rose from {numbers.figure(best['fvu'])} (step "
+            f"{numbers.count(best['step'])}) to {numbers.figure(last['fvu'])}"
+        )
     elif dead >= DEAD_SHARE:
-        found = f"{dead:.0%} of the latents went dead"
+        found = f"{numbers.share(dead, 0)} of the latents went dead"
     else:
         return None
     return f"{found}: the learning rate {lr:g} is likely too high for these activations; try {lr / 3:.1g}"

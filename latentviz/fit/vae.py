@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, latent_space, metrics, pipeline, settings
+from latentviz import backbones, latent_space, metrics, numbers, pipeline, settings
 from latentviz import train as loop
 from latentviz.constants import BEST_FILE
 from latentviz.fit.common import add_run, models, run_of, split_ids, validation_split
@@ -86,7 +86,8 @@ def failed_checks(figures: dict, run: VAERun) -> list[str]:
         kept = f"; the weights kept are step {figures['kept_step']}'s" if figures.get("kept_step") else ""
         failed.append(
             f"Overfitting: validation IW-NLL (K = 5) was lowest at step {figures['best_step']} "
-            f"({figures['best_iw_nll_k5']:.1f}) and ended at {figures['last_iw_nll_k5']:.1f}{kept}."
+            f"({numbers.figure(figures['best_iw_nll_k5'])}) and ended at "
+            f"{numbers.figure(figures['last_iw_nll_k5'])}{kept}."
         )
     if figures.get("kl_at_floor"):
         failed.append(
@@ -95,7 +96,8 @@ def failed_checks(figures: dict, run: VAERun) -> list[str]:
         )
     if figures.get("reconstructs_poorly"):
         failed.append(
-            f"Held-out sentences come back with {figures['held_out_word_accuracy']:.0%} of their words (greedy "
+            f"Held-out sentences come back with {numbers.share(figures['held_out_word_accuracy'], 0)} of "
+            "their words (greedy "
             "decoding from the posterior mean): the latent keeps what a sentence is about, not the sentence."
         )
     return failed
