@@ -162,6 +162,105 @@ def export(sae: SparseAutoencoder, folder: str | Path, *, prepend_bos: bool) -> 
 
 
 HUB_PREFIX = "hf:"
+RELEASE_PREFIX = "saelens:"
+REGISTRY_FILE = "pretrained_saes.yaml"  # SAELens's registry of released SAEs, inside its package
+# a release's conversion_func: how SAELens reads its files; the ones latentviz reads the same way
+READABLE_CONVERSIONS = {None: "SAELens's own layout", "gemma_2": "Gemma Scope's params.npz"}
+OVERRIDES_READ = ("hook_name", "model_name", "normalize_activations", "model_from_pretrained_kwargs")
+OVERRIDES_IGNORED = ("dataset_path",)  # where it was trained: nothing that changes what it computes
+
+
+@dataclass(frozen=True)
+class Release:
+    """A SAELens release's SAE as its registry gives it: the files (`hf:REPO/PATH`), the config fields
+    the registry sets over the folder's own (SAELens merges them at load), and the normalisation factor."""
+
+    files: str
+    overrides: dict
+    norm_scaling_factor: float | None
+    reads: dict  # layer, site, backbone for files that do not say (Gemma Scope's), from the release's names
+
+
+def registry() -> dict:
+    """SAELens's registry (pretrained_saes.yaml), read in place from an installed sae-lens package
+    without importing it: release names are SAELens's, so its own list resolves them."""
+    import importlib.util
+
+    import yaml
+
+    found = importlib.util.find_spec("sae_lens")
+    if found is None or not found.submodule_search_locations:
+        raise CheckpointError(
+            "SAELens release names are read from its registry: `pip install --no-deps sae-lens` to read them, "
+            "or give the files as hf:OWNER/REPO/PATH (the release's page names its repository)"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / REGISTRY_FILE
+    try:
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError) as error:
+        raise CheckpointError(f"{path}: SAELens's registry cannot be read ({error})") from None
+
+
+def release(name: str) -> Release:
+    """`saelens:RELEASE/SAE_ID` (as SAELens's SAE.from_pretrained(RELEASE, SAE_ID) names it) resolved
+    through SAELens's registry; a release it cannot compute the same way is refused in one line."""
+    import difflib
+
+    given = name[len(RELEASE_PREFIX) :].strip("/")
+    release_name, _, sae_id = given.partition("/")
+    if not sae_id:
+        raise CheckpointError(
+            f"{name}: write saelens:RELEASE/SAE_ID, e.g. saelens:gpt2-small-res-jb/blocks.8.hook_resid_pre"
+        )
+    releases = registry()
+    entry = releases.get(release_name)
+    if entry is None:
+        near = difflib.get_close_matches(release_name, list(releases), n=3)
+        raise CheckpointError(
+            f"{name}: SAELens's registry has no release {release_name!r}"
+            + (f"; did you mean {', '.join(near)}?" if near else "")
+        )
+    saes = {sae["id"]: sae for sae in entry.get("saes", [])}
+    if sae_id not in saes:
+        near = difflib.get_close_matches(sae_id, list(saes), n=3)
+        raise CheckpointError(
+            f"{name}: release {release_name} has no SAE {sae_id!r}"
+            + (f"; did you mean {', '.join(near)}?" if near else "")
+        )
+    conversion = entry.get("conversion_func")
+    if conversion not in READABLE_CONVERSIONS:
+        raise CheckpointError(
+            f"{name}: SAELens converts this release's files with {conversion}, which latentviz does not read; "
+            f"it reads releases in {' and '.join(READABLE_CONVERSIONS.values())}"
+        )
+    overrides = dict(entry.get("config_overrides") or {})
+    unknown = set(overrides) - set(OVERRIDES_READ) - set(OVERRIDES_IGNORED)
+    if unknown:
+        raise CheckpointError(
+            f"{name}: the registry sets {', '.join(sorted(unknown))} for it, which latentviz does not apply"
+        )
+    for ignored in OVERRIDES_IGNORED:
+        overrides.pop(ignored, None)
+    chosen = saes[sae_id]
+    reads = _gemma_scope_reads(name, entry, chosen["path"]) if conversion == "gemma_2" else {}
+    files = f"{HUB_PREFIX}{entry['repo_id']}/{chosen['path']}"
+    return Release(files, overrides, chosen.get("norm_scaling_factor"), reads)
+
+
+def _gemma_scope_reads(name: str, entry: dict, path: str) -> dict:
+    """Where a Gemma Scope release's SAE reads, as SAELens's gemma_2 conversion derives it: the
+    repository names the site (res, mlp, att), the folder layer_N TransformerLens's blocks.N."""
+    kind = re.search(r"-(res|mlp|att)\b", entry["repo_id"])
+    layer = re.match(r"layer_(\d+)/", path)
+    if kind is None or layer is None:
+        raise CheckpointError(f"{name}: cannot tell the site and layer from {entry['repo_id']}/{path}")
+    if kind.group(1) == "att":
+        raise CheckpointError(
+            f"{name}: Gemma Scope's attention SAEs read hook_z (each head's output before W_O), which latentviz "
+            "does not capture; its residual and MLP SAEs import"
+        )
+    site = {"res": "resid_post", "mlp": "mlp_out"}[kind.group(1)]
+    return {"layer": int(layer.group(1)) + 1, "site": site, "backbone": f"google/{entry['model']}"}
 
 
 def locate(path: str) -> Path:
@@ -200,12 +299,22 @@ def read(
 ) -> tuple[SparseAutoencoder, Reading]:
     """An SAE from a SAELens folder (inference folder or trainer checkpoint, SAELens 6 or older) or a
     Gemma Scope `params.npz`, and where it reads; `d_in`, when given, must match (the layer's width).
-    `folder` may name one in the local Hugging Face cache (`hf:OWNER/REPO/PATH`: see locate)."""
+    `folder` may name one in the local Hugging Face cache (`hf:OWNER/REPO/PATH`: see locate), or a
+    SAELens release's SAE (`saelens:RELEASE/SAE_ID`: see release), read as SAELens loads it."""
+    overrides = {}
+    if str(folder).startswith(RELEASE_PREFIX):
+        found = release(str(folder))
+        folder, overrides = found.files, found.overrides
+        norm_scaling_factor = norm_scaling_factor if norm_scaling_factor is not None else found.norm_scaling_factor
+        layer = layer if layer is not None else found.reads.get("layer")
+        site = site or found.reads.get("site")
+        backbone = backbone or found.reads.get("backbone")
     folder = locate(str(folder))
     if folder.name == GEMMA_SCOPE_FILE or (folder / GEMMA_SCOPE_FILE).exists():
         return _read_gemma_scope(folder, d_in, layer, site, backbone)
-    cfg = read_config(folder, "a SAELens SAE")
+    cfg = _overridden(read_config(folder, "a SAELens SAE"), overrides)
     where = folder / CONFIG_FILE
+    _check_unprocessed_model(cfg, where)
     for name in ("d_in", "d_sae"):
         if not isinstance(cfg.get(name), int):
             raise CheckpointError(f"{where}: needs an integer {name}")
@@ -241,6 +350,32 @@ def read(
     )
     sae = _built(config, tensors, folder / WEIGHTS_FILE, cfg.get("apply_b_dec_to_input", True), scale)
     return sae, where_it_reads
+
+
+def _overridden(cfg: dict, overrides: dict) -> dict:
+    """The folder's cfg with a registry's fields set over it, where SAELens 6 keeps them (under
+    metadata) and where older versions did (the top level)."""
+    cfg = dict(cfg)
+    metadata = dict(cfg["metadata"]) if isinstance(cfg.get("metadata"), dict) else None
+    for key, value in overrides.items():
+        cfg[key] = value
+        if metadata is not None:
+            metadata[key] = value
+    if metadata is not None:
+        cfg["metadata"] = metadata
+    return cfg
+
+
+def _check_unprocessed_model(cfg: dict, where: Path) -> None:
+    """An SAE trained on TransformerLens's centred residual stream (center_writing_weights: every write
+    has its mean over d_model removed) reads activations that differ from the model's own; latentviz
+    captures the model's own, so it is refused rather than read at the wrong point."""
+    kwargs = _found(cfg, "model_from_pretrained_kwargs")
+    if kwargs is not None and isinstance(kwargs[0], dict) and kwargs[0].get("center_writing_weights"):
+        raise CheckpointError(
+            f"{where}: trained on TransformerLens's centred residual stream ({kwargs[1]} center_writing_weights), "
+            "which latentviz does not reproduce; its latents would be read from the wrong activations"
+        )
 
 
 def _check_width(folder: Path, found: int, wanted: int | None) -> None:

@@ -191,7 +191,8 @@ class ImportSAE:
 
     path: str = option(
         "",
-        "the SAE's folder (or its params.npz), or hf:OWNER/REPO/PATH in the local Hugging Face cache",
+        "the SAE's folder (or its params.npz), hf:OWNER/REPO/PATH in the local Hugging Face cache, or "
+        "saelens:RELEASE/SAE_ID (a SAELens release, resolved by its registry when sae-lens is installed)",
         positional=True,
     )
     layer: int | None = option(None, "the layer it reads, when cfg.json names no hook (1-based)")

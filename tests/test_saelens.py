@@ -390,3 +390,130 @@ def test_a_gemma_scope_params_npz_reads_as_its_jumprelu(tmp_path):
         assert np.allclose(ours.numpy(), f, atol=1e-5)
         assert np.allclose(sae.decode(ours).numpy(), f @ params["W_dec"] + params["b_dec"], atol=1e-4)
     assert saelens.read(folder / "params.npz", layer=6, backbone="google/gemma-2-2b")[0].config.d_sae == 64
+
+
+def fake_hub_repo(cache, repo_id):
+    """A repository in the Hugging Face cache's layout (refs/main names the snapshot); its snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo / "snapshots" / commit
+
+
+def installed_registry(tmp_path, monkeypatch, releases: dict):
+    """An installed sae_lens package holding only its registry, pretrained_saes.yaml, in SAELens's format
+    (release → repo_id, conversion_func, model, config_overrides, saes: [{id, path, norm_scaling_factor}])."""
+    import yaml
+
+    package = tmp_path / "site" / "sae_lens"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('never imported: its registry is read in place')\n")
+    (package / "pretrained_saes.yaml").write_text(yaml.safe_dump(releases))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+
+def test_a_saelens_release_is_read_as_saelens_loads_it(tmp_path, monkeypatch):
+    """saelens:RELEASE/SAE_ID resolves through SAELens's own registry: its repository and path in the local
+    cache, its norm_scaling_factor folded as SAE.from_pretrained folds it, its config_overrides applied;
+    a release it reads differently (centred TransformerLens weights, other conversions) is refused."""
+    from huggingface_hub import constants
+
+    from latentviz import saelens
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    tensors = saelens_topk()
+    cfg = {"architecture": "topk", "d_in": 16, "d_sae": 64, "k": 4, "metadata": metadata()}
+    cfg["normalize_activations"] = "expected_average_only_in"
+    saelens_folder(fake_hub_repo(cache, "someone/smol-saes") / "l7", cfg, tensors)
+    plain = {**cfg, "normalize_activations": "none"}
+    saelens_folder(fake_hub_repo(cache, "someone/centred-saes") / "l7", plain, tensors)
+    entry = {"conversion_func": None, "model": "smollm2", "repo_id": "someone/smol-saes"}
+    installed_registry(
+        tmp_path,
+        monkeypatch,
+        {
+            "smol-res": {
+                **entry,
+                "saes": [{"id": "blocks.7.hook_resid_post", "path": "l7", "norm_scaling_factor": 2.5}],
+            },
+            "smol-moved": {
+                **entry,
+                "config_overrides": {"hook_name": "blocks.3.hook_resid_post", "dataset_path": "somewhere"},
+                "saes": [{"id": "sae", "path": "l7", "norm_scaling_factor": 2.5}],
+            },
+            "smol-centred": {
+                **entry,
+                "repo_id": "someone/centred-saes",
+                "config_overrides": {"model_from_pretrained_kwargs": {"center_writing_weights": True}},
+                "saes": [{"id": "sae", "path": "l7"}],
+            },
+            "smol-scope": {**entry, "conversion_func": "llama_scope", "saes": [{"id": "sae", "path": "l7"}]},
+        },
+    )
+    x = torch.randn(32, 16) * 7
+    f, x_hat_scaled = saelens_topk_forward(tensors, x * 2.5, 4, rescale=False)
+    sae, where = saelens.read("saelens:smol-res/blocks.7.hook_resid_post")
+    with torch.no_grad():  # the registry's factor folded in: raw activations in, SAELens's latents out
+        assert torch.allclose(sae.encode(x), f, atol=1e-4)
+        assert torch.allclose(sae.decode(sae.encode(x)), x_hat_scaled / 2.5, atol=1e-4)
+    assert where.layer == 8
+    assert saelens.read("saelens:smol-moved/sae")[1].layer == 4  # the registry's hook_name over the folder's
+    with pytest.raises(CheckpointError, match="centred residual stream .*center_writing_weights"):
+        saelens.read("saelens:smol-centred/sae")
+    with pytest.raises(CheckpointError, match="converts this release's files with llama_scope"):
+        saelens.read("saelens:smol-scope/sae")
+    with pytest.raises(CheckpointError, match="no release 'smol-rez'; did you mean smol-res"):
+        saelens.read("saelens:smol-rez/blocks.7.hook_resid_post")
+    with pytest.raises(CheckpointError, match="has no SAE 'blocks.8.hook_resid_post'; did you mean"):
+        saelens.read("saelens:smol-res/blocks.8.hook_resid_post")
+    with pytest.raises(CheckpointError, match="write saelens:RELEASE/SAE_ID"):
+        saelens.read("saelens:smol-res")
+
+
+def test_a_gemma_scope_release_says_where_it_reads(tmp_path, monkeypatch):
+    """A gemma_2 release's files (params.npz) name no hook: its repository names the site and its
+    folder layer_N the block, as SAELens's conversion reads them; attention SAEs (hook_z) are refused."""
+    from huggingface_hub import constants
+
+    from latentviz import saelens
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    g = np.random.default_rng(0)
+    params = {
+        "W_enc": g.normal(size=(16, 64)).astype(np.float32),
+        "W_dec": g.normal(size=(64, 16)).astype(np.float32),
+        "b_enc": np.zeros(64, np.float32),
+        "b_dec": np.zeros(16, np.float32),
+        "threshold": np.full(64, 0.1, np.float32),
+    }
+    for repo in ("google/gemma-scope-2b-pt-mlp", "google/gemma-scope-2b-pt-att"):
+        folder = fake_hub_repo(cache, repo) / "layer_5" / "width_16k" / "average_l0_20"
+        folder.mkdir(parents=True)
+        np.savez(folder / "params.npz", **params)
+    saes = [{"id": "layer_5/width_16k/canonical", "path": "layer_5/width_16k/average_l0_20"}]
+    gemma = {"conversion_func": "gemma_2", "model": "gemma-2-2b", "saes": saes}
+    installed_registry(
+        tmp_path,
+        monkeypatch,
+        {
+            "gemma-scope-2b-pt-mlp-canonical": {**gemma, "repo_id": "google/gemma-scope-2b-pt-mlp"},
+            "gemma-scope-2b-pt-att-canonical": {**gemma, "repo_id": "google/gemma-scope-2b-pt-att"},
+        },
+    )
+    sae, where = saelens.read("saelens:gemma-scope-2b-pt-mlp-canonical/layer_5/width_16k/canonical")
+    assert (where.layer, where.site, where.backbone) == (6, "mlp_out", "google/gemma-2-2b")
+    with pytest.raises(CheckpointError, match="attention SAEs read hook_z"):
+        saelens.read("saelens:gemma-scope-2b-pt-att-canonical/layer_5/width_16k/canonical")
+
+
+def test_a_release_name_without_saelens_installed_says_what_to_do(monkeypatch):
+    import importlib.util
+
+    from latentviz import saelens
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(CheckpointError, match="pip install --no-deps sae-lens.*hf:OWNER/REPO/PATH"):
+        saelens.read("saelens:gpt2-small-res-jb/blocks.8.hook_resid_pre")
