@@ -58,7 +58,7 @@ if not workspace.read_only and not training_now:
             200,
             spec.epochs,
             key=f"vae_epochs_{variant}",
-            help="passes over the training texts (90% of the dataset)",
+            help=runs.help_of(spec, "epochs"),
         )
         a, b, c, d = st.columns(4)
         latent_dim = a.select_slider("Latent dimensions", [2, 4, 8, 16, 32, 64], model.latent_dim, key="vae_dim")
