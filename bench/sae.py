@@ -170,13 +170,9 @@ def fit_peer(sae, x_train: torch.Tensor, schedule: train.TrainConfig, lr: float,
     return time.perf_counter() - start
 
 
-def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
-    """SAELens's BatchTopK with its inference threshold replaced by the mean of the smallest kept
-    activation over the final tenth of the training batches, at its final weights: L0 near k, like
-    latentviz's, so the two compare at equal L0. Its own threshold is put back after."""
-    from sae_lens import SAE
-
-    own = sae.topk_threshold.clone()
+def threshold_from_final_batches(sae, x_train, schedule) -> float:
+    """The mean of the smallest kept activation of SAELens's BatchTopK over the final tenth of the
+    training batches, at its final weights: latentviz's own threshold rule, giving an L0 near k."""
     final = range(schedule.steps - max(1, schedule.steps // 10), schedule.steps)
     smallest = []
     sae.train()
@@ -184,8 +180,17 @@ def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
         for step in final:
             kept = sae.encode_with_hidden_pre(x_train[train.batch_at(step, len(x_train), schedule)])[0]
             smallest.append(kept[kept > 0].min())
+    return float(torch.stack(smallest).mean())
+
+
+def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
+    """SAELens's BatchTopK with its inference threshold replaced by latentviz's rule
+    (threshold_from_final_batches), so the two compare at equal L0. Its own threshold is put back after."""
+    from sae_lens import SAE
+
+    own = sae.topk_threshold.clone()
     with tempfile.TemporaryDirectory() as folder:
-        sae.topk_threshold.fill_(float(torch.stack(smallest).mean()))
+        sae.topk_threshold.fill_(threshold_from_final_batches(sae, x_train, schedule))
         sae.save_inference_model(folder)
         loaded = SAE.load_from_disk(folder)
         sae.topk_threshold.copy_(own)
@@ -193,16 +198,16 @@ def peer_threshold_from_final_batches(sae, x_train, schedule, x_held) -> dict:
     return {"threshold_refit_fvu": refit["fvu"], "threshold_refit_l0": refit["l0"]}
 
 
-def best_of(sweep: list[dict], architecture: str, k: int) -> dict:
-    """The lowest held-out FVU; for jumprelu, whose L0 is learnt, among the runs within a quarter of
-    the target k (a denser SAE reconstructs better: FVU compares only at equal L0), else the run
-    nearest k."""
+def best_of(sweep: list[dict], architecture: str, k: int, on: str = "") -> dict:
+    """The lowest FVU (`on` names the split: its figures are row[on + "fvu"], row[on + "l0"]); for
+    jumprelu, whose L0 is learnt, among the runs within a quarter of the target k (a denser SAE
+    reconstructs better: FVU compares only at equal L0), else the run nearest k."""
     if architecture == "jumprelu":
-        near = [row for row in sweep if abs(row["l0"] - k) <= k / 4]
+        near = [row for row in sweep if abs(row[on + "l0"] - k) <= k / 4]
         if not near:
-            return min(sweep, key=lambda row: abs(row["l0"] - k))
+            return min(sweep, key=lambda row: abs(row[on + "l0"] - k))
         sweep = near
-    return min(sweep, key=lambda row: row["fvu"])
+    return min(sweep, key=lambda row: row[on + "fvu"])
 
 
 def exported_in_saelens(sae: SparseAutoencoder, x_held) -> float:

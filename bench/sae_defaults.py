@@ -3,9 +3,11 @@ latentviz at its defaults (several seeds) against latentviz's own best from a le
 SAELens's trainer swept the same way, on the same batches.
 
 Distributions (`--distributions`; each keeps the capture's by-text 90/10 split, the held-out tenth is
-what every figure is measured on):
+what every figure is reported on, and a tenth of the training texts is set aside again as a validation
+split, on which every choice is made):
   synthetic        latentviz.synthetic at its defaults, plus Gaussian noise: 2,048 known directions in
-                   256 dimensions, 23 active per token; 200,000 training and 20,000 held-out tokens.
+                   256 dimensions, 23 active per token; 200,000 training, 20,000 validation and 20,000
+                   held-out tokens.
                    MCC (metrics.feature_recovery) against the true directions is reported with FVU.
   synthetic-big    the same features 40× larger, behind a shared offset of norm 500 (residual streams
                    carry one): a scale-dependent default shows here.
@@ -19,9 +21,13 @@ Sides, each at `--steps` steps of the run spec's batch size, with the run spec's
   SAELens          its SAETrainer with its TopK/BatchTopK/JumpReLU training SAEs at their own defaults
                    (bench/sae.py: peer_sae), at each rate of `--peer-lrs`, with normalize_activations
                    "expected_average_only_in" (its recommended setting for models of unknown scale);
-                   its best rate again for the other seeds.
-The best of a sweep is chosen by held-out FVU (jumprelu: among the runs within a quarter of k), and its
-other seeds are run at that rate, so best and defaults both report mean ± spread over the seeds.
+                   jumprelu also at each initial θ of `--peer-thresholds`; its best again for the
+                   other seeds. BatchTopK is measured as SAELens saves it (a JumpReLU with its learnt
+                   threshold) and with the threshold set by latentviz's rule, for equal L0 (its own
+                   EMA threshold lands far from k); the latter is its row, the former kept beside it.
+The best of a sweep is chosen by validation FVU (jumprelu: among the runs within a quarter of k on
+validation), and its other seeds are run at that setting, so best and defaults both report mean ±
+spread over the seeds, on the held-out tokens that chose nothing.
 
 SAELens lives in its own environment (see bench/sae.py):
     /tmp/peers/bin/python bench/sae_defaults.py --db WORKSPACE --distributions synthetic capture:2 \
@@ -32,6 +38,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +59,9 @@ WIDTH_PER_DIMENSION = 8
 SYNTHETIC_NOISE = 0.15  # per dimension, in feature units: about an eighth of the variance is noise
 LRS = (3e-3, 8e-3, 2e-2)
 PEER_LRS = (3e-3, 1e-2)
+# jumprelu: SAELens's default initial θ and the point, in its normalised units, where about k of the
+# first batch's pre-activations pass (bench/sae.py): from 0.01 it does not reach L0 near k in 100 steps
+PEER_THRESHOLDS = (0.01, 0.25)
 
 
 def distribution(name: str, store: Store | None) -> dict:
@@ -63,6 +73,7 @@ def distribution(name: str, store: Store | None) -> dict:
         features = synthetic.Features(spec)
         return {
             "train": features.sample(200_000, seed=1),
+            "validation": features.sample(20_000, seed=3),
             "held": features.sample(20_000, seed=2),
             "truth": features.directions,
             "k": round(spec.active),
@@ -71,10 +82,13 @@ def distribution(name: str, store: Store | None) -> dict:
     capture_id = int(name.split(":")[1])
     capture = store.capture(capture_id)
     text_ids, states = activations.load(store, capture_id)
-    train_rows, held_rows = held_out_split(text_ids, runs.SAERun().training.seed)
+    seed = runs.SAERun().training.seed
+    train_rows, held_rows = held_out_split(text_ids, seed)
+    fit_rows, validation_rows = held_out_split(text_ids[train_rows], seed + 1)
     x = torch.from_numpy(states)
     return {
-        "train": x[train_rows],
+        "train": x[train_rows[fit_rows]],
+        "validation": x[train_rows[validation_rows]],
         "held": x[held_rows],
         "truth": None,
         "k": runs.SAERun().model.k,
@@ -83,8 +97,11 @@ def distribution(name: str, store: Store | None) -> dict:
 
 
 def measure(data: dict, encode, decode, decoder: torch.Tensor) -> dict:
+    """Held-out figures (what is reported) and validation FVU and L0 (what chooses)."""
     found = reconstruction_figures(data["held"], encode, decode, batch=4096)
     row = {name: found[name] for name in ("fvu", "l0", "dead_latents")}
+    chosen_on = reconstruction_figures(data["validation"], encode, decode, batch=4096)
+    row |= {"validation_fvu": chosen_on["fvu"], "validation_l0": chosen_on["l0"]}
     if data["truth"] is not None:
         row["mcc"] = metrics.feature_recovery(decoder.detach().numpy(), data["truth"].numpy())
     return row
@@ -106,16 +123,31 @@ def ours(data: dict, architecture: str, steps: int, seed: int, lr: float | None)
     return said(row | measure(data, sae.encode, sae.decode, sae.W_dec))
 
 
-def peer(data: dict, architecture: str, steps: int, seed: int, lr: float) -> dict:
-    """SAELens's trainer on the same batches (its own seed for the initialisation)."""
+def peer(data: dict, architecture: str, steps: int, seed: int, lr: float, threshold: float | None = None) -> dict:
+    """SAELens's trainer on the same batches (its own seed for the initialisation), measured as SAELens
+    loads it back (fit() has folded its normalisation into the weights: it reads raw activations)."""
+    from sae_lens import SAE
+
     d_in = data["train"].shape[1]
     torch.manual_seed(seed)
-    sae = peers.peer_sae(architecture, d_in, WIDTH_PER_DIMENSION * d_in, data["k"], normalize=True)
+    sae = peers.peer_sae(architecture, d_in, WIDTH_PER_DIMENSION * d_in, data["k"], threshold, normalize=True)
     schedule = train.TrainConfig(steps=steps, batch_size=runs.SAERun().training.batch_size)
     seconds = peers.fit_peer(sae, data["train"], schedule, lr, normalize=True)
-    sae.eval()  # fit() has folded its normalisation into the weights: encode and decode read raw activations
     row = {"side": "SAELens", "lr": lr, "seed": seed, "seconds": round(seconds, 1)}
-    return said(row | measure(data, sae.encode, sae.decode, sae.W_dec))
+    if architecture == "jumprelu":
+        row["init_threshold"] = sae.cfg.jumprelu_init_threshold
+    if architecture == "batchtopk":  # as saved, with its own threshold, kept beside the equal-L0 row
+        with tempfile.TemporaryDirectory() as folder:
+            sae.save_inference_model(folder)
+            loaded = SAE.load_from_disk(folder)
+        own = measure(data, loaded.encode, loaded.decode, loaded.W_dec)
+        row |= {f"own_threshold_{name}": value for name, value in own.items()}
+        sae.topk_threshold.fill_(peers.threshold_from_final_batches(sae, data["train"], schedule))
+    sae.eval()
+    with tempfile.TemporaryDirectory() as folder:
+        sae.save_inference_model(folder)
+        loaded = SAE.load_from_disk(folder)
+    return said(row | measure(data, loaded.encode, loaded.decode, loaded.W_dec))
 
 
 def said(row: dict) -> dict:
@@ -127,12 +159,13 @@ def said(row: dict) -> dict:
 def spread(rows: list[dict]) -> dict:
     """Mean and range over seeds of each figure."""
     out = {}
-    for name in ("fvu", "l0", "dead_latents", "mcc"):
+    for name in ("fvu", "l0", "dead_latents", "mcc", "validation_fvu", "own_threshold_fvu", "own_threshold_l0"):
         values = [row[name] for row in rows if name in row]
         if values:
             out[name] = statistics.fmean(values)
             out[f"{name}_range"] = [min(values), max(values)]
-    return out | {"seeds": [row["seed"] for row in rows], "lr": rows[0]["lr"]}
+    chosen = {name: rows[0][name] for name in ("lr", "init_threshold") if name in rows[0]}
+    return out | {"seeds": [row["seed"] for row in rows], **chosen}
 
 
 def main() -> None:
@@ -144,6 +177,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lrs", type=float, nargs="*", default=list(LRS))
     parser.add_argument("--peer-lrs", type=float, nargs="*", default=list(PEER_LRS))
+    parser.add_argument(
+        "--peer-thresholds", type=float, nargs="+", default=list(PEER_THRESHOLDS), help="jumprelu: SAELens's initial θ"
+    )
     parser.add_argument("--out", default="bench/results/sae_defaults.json")
     args = parser.parse_args()
     store = Store(args.db, read_only=True) if args.db else None
@@ -161,16 +197,24 @@ def main() -> None:
             sweep = defaults[:1] + [
                 ours(data, architecture, args.steps, first, lr) for lr in args.lrs if lr != default_lr
             ]
-            best = peers.best_of(sweep, architecture, data["k"])
+            best = peers.best_of(sweep, architecture, data["k"], on="validation_")
             rest = [row for row in defaults[1:] if row["lr"] == best["lr"]] or [
                 ours(data, architecture, args.steps, seed, best["lr"]) for seed in others
             ]
             result["ours_best"] = spread([best, *rest])
             result["ours_sweep"] = sweep
             if args.peer_lrs:
-                peer_sweep = [peer(data, architecture, args.steps, first, lr) for lr in args.peer_lrs]
-                peer_best = peers.best_of(peer_sweep, architecture, data["k"])
-                peer_rest = [peer(data, architecture, args.steps, seed, peer_best["lr"]) for seed in others]
+                thresholds = args.peer_thresholds if architecture == "jumprelu" else [None]
+                peer_sweep = [
+                    peer(data, architecture, args.steps, first, lr, threshold)
+                    for lr in args.peer_lrs
+                    for threshold in thresholds
+                ]
+                peer_best = peers.best_of(peer_sweep, architecture, data["k"], on="validation_")
+                peer_rest = [
+                    peer(data, architecture, args.steps, seed, peer_best["lr"], peer_best.get("init_threshold"))
+                    for seed in others
+                ]
                 result["saelens_best"] = spread([peer_best, *peer_rest])
                 result["saelens_sweep"] = peer_sweep
             report["results"].append(result)
