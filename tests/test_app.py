@@ -406,6 +406,9 @@ def test_sae_features_page_builds_lists_and_opens_a_feature(app, tmp_path, tiny_
     at.text_input(key="sae_search").set_value(stats.loc[feature, "label"].split(" · ")[0]).run()
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [trace["name"] for trace in figure["data"]][:2] == ["filtered out", "features"]  # the filter shows
+    assert "no labels, so features have no topic" in shown(at)  # this dataset has none: density instead
+    at.radio(key="sae_map_by").set_value("decoder").run()
+    assert not at.exception and at.query_params["map_by"] == "decoder" and len(at.get("plotly_chart")) == 1
 
     at.switch_page("views/sae_text.py").run()
     assert not at.exception and at.selectbox(key="sae_steer_feature").value == feature

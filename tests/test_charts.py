@@ -75,9 +75,20 @@ def test_curve_panels_each_carry_their_own_step_axis():
 
 def test_the_feature_maps_colour_bar_stays_below_the_mode_bar():
     points = pd.DataFrame({"feature": [0, 1], "x": [0.0, 1.0], "y": [0.0, 1.0], "log10_density": [-3.0, -1.0]})
-    points["label"] = ["a", "b"]
+    points["label"], points["topic"] = ["a", "b"], ["sport", "mixed"]
     bar = charts.feature_map_figure(points).data[-1].marker.colorbar
     assert bar.y + bar.len / 2 <= 0.85 and bar.title.side == "right"  # the mode bar sits at the top right
+
+
+def test_the_feature_map_coloured_by_topic_has_a_colour_per_topic_and_mixed_grey_beneath():
+    points = pd.DataFrame({"feature": range(4), "x": [0.0, 1, 2, 3], "y": 0.0, "log10_density": -2.0})
+    points["label"], points["topic"] = "<b>x</b>", ["sport", "mixed", "tech", "sport"]
+    figure = charts.feature_map_figure(points, colour="topic")
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces) == ["mixed", "sport", "tech"] and figure.layout.showlegend  # grey drawn first, beneath
+    assert traces["mixed"].marker.color == charts.maps.NOISE_COLOUR
+    assert traces["sport"].marker.color != traces["tech"].marker.color and list(traces["sport"].customdata) == [0, 3]
+    assert "&lt;b&gt;x&lt;/b&gt;" in traces["sport"].hovertext[0]  # labels come from text: escaped
 
 
 def test_dead_codes_are_drawn_as_visible_crosses_and_every_label_column_is_named():

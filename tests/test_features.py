@@ -134,3 +134,33 @@ def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_w
         pipeline.place(store, projection, ["a short one", long])
     with pytest.raises(LatentvizError, match="201 texts to place; place up to 200 at once"):
         pipeline.place(store, projection, ["a text"] * 201)
+
+
+def test_the_feature_map_places_features_of_the_same_texts_together_and_names_their_topic(trained_copy):
+    """Planted: features 0-9 fire only in texts of one label, 10-19 only in another's, 20-31 in every
+    text (five labels, a fifth each). Placed by their texts, each group sits together; their topic is
+    their label, the rest "mixed"."""
+    store = trained_copy
+    sae = int(store.models().set_index("kind").loc["sae", "id"])
+    stats = features.statistics(store, sae)
+    texts = store.texts("bbc-news")
+    first, second = sorted(texts["label"].unique())[:2]
+    ids = {label: texts.loc[texts["label"] == label, "id"].to_numpy()[:30] for label in (first, second)}
+    everyone = texts["id"].to_numpy()
+    fired = [(f, t) for f in range(10) for t in ids[first]] + [(f, t) for f in range(10, 20) for t in ids[second]]
+    fired += [(f, t) for f in range(20, 32) for t in everyone]
+    rows = np.array(fired)
+    store.set_feature_activations(sae, rows[:, 1], np.zeros(len(rows)), rows[:, 0], np.ones(len(rows)))
+
+    points = features.feature_map(store, sae, stats, "texts").set_index("feature")
+    assert list(points["topic"].iloc[:20]) == [first] * 10 + [second] * 10
+    assert (points["topic"].iloc[20:] == "mixed").all()
+    xy = points[["x", "y"]].to_numpy()
+
+    def spread(a, b):  # mean distance between two groups' points
+        return np.linalg.norm(xy[a][:, None] - xy[b][None], axis=-1).mean()
+
+    one, two = slice(0, 10), slice(10, 20)
+    assert max(spread(one, one), spread(two, two)) < 0.6 * spread(one, two)  # by decoder direction: 0.89 here
+    by_decoder = features.feature_map(store, sae, stats, "decoder")
+    assert len(by_decoder) == 32 and set(by_decoder["topic"]) <= {first, second, "mixed"}

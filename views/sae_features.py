@@ -1,5 +1,5 @@
 """Sparse autoencoder · Features: every feature's statistics in one sortable list (or on a map of
-decoder directions), and one feature's dashboard: activation histogram, top and interval examples with
+every feature), and one feature's dashboard: activation histogram, top and interval examples with
 per-token shading, logit effects, neighbours by decoder cosine, co-occurring features."""
 
 import pandas as pd
@@ -16,9 +16,13 @@ webapp.sae_figures(model_row["metrics"])
 stats = webapp.sae_statistics(workspace, model_id)
 
 
-@st.cache_data(max_entries=4, show_spinner="Laying out every feature by its decoder direction (UMAP)…")
-def load_map(db: str, model_id: int) -> pd.DataFrame:
-    return features.feature_map(workspace, model_id, stats)  # fixed once built, as the statistics are
+PLACEMENTS = {"texts": "the texts they fire in", "decoder": "their decoder directions"}
+COLOURS = {"topic": "topic", "density": "firing density"}
+
+
+@st.cache_data(max_entries=4, show_spinner="Laying out every feature (UMAP)…")
+def load_map(db: str, model_id: int, place_by: str) -> pd.DataFrame:
+    return features.feature_map(workspace, model_id, stats, place_by)  # fixed once built, as the statistics are
 
 
 # -- the list ------------------------------------------------------------------------------------------
@@ -68,23 +72,44 @@ if st.toggle(
     "Map of all features",
     value=query.get("map") == "1",
     key="sae_map_toggle",
-    help="UMAP of the decoder directions, coloured by firing density (the list's filter in colour, the rest grey); "
-    "click a point to open that feature",
+    help="UMAP of the features, placed by the texts they fire in (features of the same texts together) or by "
+    "their decoder directions, coloured by topic (the label most of its texts carry) or firing density; the "
+    "list's filter in colour, the rest grey; click a point to open that feature",
 ):
     query["map"] = "1"
+    left, right = st.columns(2)
+    place_by = left.radio(
+        "Place features by",
+        list(PLACEMENTS),
+        index=list(PLACEMENTS).index(webapp.from_url("map_by", features.MAP_PLACEMENTS[0], PLACEMENTS)),
+        format_func=PLACEMENTS.get,
+        horizontal=True,
+        key="sae_map_by",
+    )
+    colour = right.radio(
+        "Colour by",
+        list(COLOURS),
+        index=list(COLOURS).index(webapp.from_url("map_colour", "topic", COLOURS)),
+        format_func=COLOURS.get,
+        horizontal=True,
+        key="sae_map_colour",
+    )
+    query["map_by"], query["map_colour"] = place_by, colour
+    points = load_map(str(workspace.path), model_id, place_by)
+    if colour == "topic" and (points["topic"] == "").all():
+        st.caption("This dataset has no labels, so features have no topic: coloured by density instead.")
+        colour = "density"
     chosen = webapp.from_url("feature", None, cast=int)
     clicked = st.plotly_chart(
-        charts.feature_map_figure(
-            load_map(str(workspace.path), model_id), chosen, set(shown["feature"]) if filtered else None
-        ),
+        charts.feature_map_figure(points, chosen, set(shown["feature"]) if filtered else None, colour),
         key="sae_map",
         on_select="rerun",
         selection_mode="points",
         config={"scrollZoom": True, "displaylogo": False},
     )
-    points = [int(p["customdata"]) for p in clicked.selection.points if p.get("customdata") is not None]
-    picked = webapp.new_pick("sae_last_click", points)
-    if picked is not None and len(points) == 1:
+    clicked_features = [int(p["customdata"]) for p in clicked.selection.points if p.get("customdata") is not None]
+    picked = webapp.new_pick("sae_last_click", clicked_features)
+    if picked is not None and len(clicked_features) == 1:
         query["feature"] = str(picked)
 else:
     query["map"] = "0"

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
+from latentviz import numbers
 from latentviz.projection import NOISE
 
 PALETTE = [
@@ -209,9 +210,15 @@ def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) 
     )
 
 
-def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: set[int] | None = None) -> go.Figure:
-    """All SAE features by decoder direction (UMAP), coloured by log10 firing density; click to open
-    one. With `shown` (the list's filter), the other features are drawn small and grey beneath."""
+UNSORTED_TOPICS = ("mixed", "never fired")  # drawn grey, under the topics
+
+
+def feature_map_figure(
+    points: pd.DataFrame, chosen: int | None = None, shown: set[int] | None = None, colour: str = "density"
+) -> go.Figure:
+    """SAE features on their map (features.feature_map), coloured by log10 firing density or by topic
+    (a colour per label, a legend to click; "mixed" grey beneath); click to open one. With `shown`
+    (the list's filter), the other features are drawn small and grey beneath."""
     figure = go.Figure()
     inside = points
     if shown is not None:
@@ -226,37 +233,61 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
                     name="filtered out",
                     customdata=rest["feature"],
                     hoverinfo="skip",
+                    showlegend=False,
                     marker={"size": 3, "color": "#D0D0D0", "opacity": 0.5},
                 )
             )
+    size = 4 if shown is None else 8  # the filter's features stand out from the grey
     hover = [
-        f"feature {f}<br>{escaped(label)}<br>log10 density {d:.2f}"
-        for f, label, d in zip(inside["feature"], inside["label"], inside["log10_density"], strict=True)
-    ]
-    figure.add_trace(
-        go.Scattergl(
-            x=inside["x"],
-            y=inside["y"],
-            mode="markers",
-            customdata=inside["feature"],
-            hovertext=hover,
-            hovertemplate="%{hovertext}<extra></extra>",
-            name="features",
-            marker={
-                "size": 4 if shown is None else 8,  # the filter's features stand out from the grey
-                "color": inside["log10_density"],
-                "colorscale": "Viridis",
-                "opacity": 0.8,
-                # title along the bar, the bar kept below the mode bar (top right), which covered it
-                "colorbar": {
-                    "title": {"text": "log10 density", "side": "right"},
-                    "thickness": 12,
-                    "len": 0.8,
-                    "y": 0.4,
-                },
-            },
+        f"feature {f}<br>{escaped(label)}<br>topic {escaped(topic)} · log10 density {numbers.figure(d)}"
+        for f, label, topic, d in zip(
+            inside["feature"], inside["label"], inside["topic"], inside["log10_density"], strict=True
         )
-    )
+    ]
+    inside = inside.assign(hover=hover)
+    if colour == "topic":
+        topics = sorted(set(inside["topic"]) - set(UNSORTED_TOPICS), key=_natural)
+        colours = dict(zip(topics, categorical_colours(len(topics)), strict=True))
+        for topic in [t for t in UNSORTED_TOPICS if t in set(inside["topic"])] + topics:
+            rows = inside[inside["topic"] == topic]
+            figure.add_trace(
+                go.Scattergl(
+                    x=rows["x"],
+                    y=rows["y"],
+                    mode="markers",
+                    customdata=rows["feature"],
+                    hovertext=rows["hover"],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                    name=topic,
+                    marker={"size": size, "color": colours.get(topic, NOISE_COLOUR), "opacity": 0.8},
+                )
+            )
+    else:
+        figure.add_trace(
+            go.Scattergl(
+                x=inside["x"],
+                y=inside["y"],
+                mode="markers",
+                customdata=inside["feature"],
+                hovertext=inside["hover"],
+                hovertemplate="%{hovertext}<extra></extra>",
+                name="features",
+                showlegend=False,
+                marker={
+                    "size": size,
+                    "color": inside["log10_density"],
+                    "colorscale": "Viridis",
+                    "opacity": 0.8,
+                    # title along the bar, the bar kept below the mode bar (top right), which covered it
+                    "colorbar": {
+                        "title": {"text": "log10 density", "side": "right"},
+                        "thickness": 12,
+                        "len": 0.8,
+                        "y": 0.4,
+                    },
+                },
+            )
+        )
     if chosen is not None:
         row = points[points["feature"] == chosen]
         figure.add_trace(
@@ -266,6 +297,7 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
                 mode="markers",
                 name=f"feature {chosen}",
                 hoverinfo="skip",
+                showlegend=False,
                 marker={"symbol": "star", "size": 16, "color": "#D81B60", "line": {"width": 1, "color": "#FFFFFF"}},
             )
         )
@@ -275,7 +307,8 @@ def feature_map_figure(points: pd.DataFrame, chosen: int | None = None, shown: s
         # Pan, not box select: Streamlit turns click-to-pick off while the drag selects (clickmode
         # "event"), and a click is how one asks for a text's neighbours. Box and lasso are in the mode bar.
         dragmode="pan",
-        showlegend=False,
+        showlegend=colour == "topic",
+        legend={"itemsizing": "constant", "title": {"text": "topic"}},
         xaxis={"visible": False},
         yaxis={"visible": False},
     )

@@ -20,6 +20,7 @@ from latentviz.features.build import (
 )
 from latentviz.features.live import FiredOnText, Steered, fired_on_text, steer, text_activations, text_record
 from latentviz.features.reads import (
+    MAP_PLACEMENTS,
     OPENING_DENSITY,
     Dashboard,
     best_labelled,
@@ -34,6 +35,7 @@ from latentviz.features.reads import (
 )
 
 __all__ = [
+    "MAP_PLACEMENTS",
     "BATCH",
     "BLOCK",
     "BUCKETS",

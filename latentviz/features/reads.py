@@ -1,5 +1,5 @@
 """What the pages and the static site read of a built SAE: per-feature statistics, the feature a
-dashboard opens on, one feature's dashboard, its histogram, and the map of decoder directions."""
+dashboard opens on, one feature's dashboard, its histogram, and the map of every feature."""
 
 from __future__ import annotations
 
@@ -146,19 +146,75 @@ def histogram(stats_row) -> pd.DataFrame:
     return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
 
 
-def feature_map(store: Store, model_id: int, stats: pd.DataFrame) -> pd.DataFrame:
-    """Every feature placed by a UMAP (cosine) of its decoder direction: feature, x, y, log10 density, label."""
+MAP_PLACEMENTS = ("texts", "decoder")  # what places a feature on the map; the first is the page's default
+MAP_TEXT_DIMENSIONS = 50  # the feature-by-text matrix is reduced to this many before UMAP
+TOPIC_SHARE = 0.4  # a feature's topic: the label of at least this share of the texts it fires in, else "mixed"
+
+
+def feature_map(store: Store, model_id: int, stats: pd.DataFrame, place_by: str = MAP_PLACEMENTS[0]) -> pd.DataFrame:
+    """Every feature on a 2-D map: feature, x, y, log10 density, label and topic. Placed by the texts it
+    fires in (UMAP, cosine, of its idf-weighted feature-by-text incidence: features of the same texts sit
+    together; only features that fired) or by its decoder direction (UMAP, cosine; every feature). An
+    SAE's decoder directions are nearly orthogonal after a short run, so their map is a round cloud;
+    the texts a feature fires in carry the corpus's topics. Topic: the dataset label that at least
+    TOPIC_SHARE of its texts carry ("mixed" otherwise; empty where the dataset has no labels)."""
     from latentviz import projection
 
-    _, sae = load_sae(store, model_id)
-    coords, _ = projection.fit(sae.W_dec.detach().numpy(), "umap", projection.default_params("umap"))
-    density = stats.set_index("feature").loc[np.arange(len(coords))]
+    if place_by not in MAP_PLACEMENTS:
+        raise ValueError(f"place_by must be one of {MAP_PLACEMENTS}")
+    row, sae = load_sae(store, model_id)
+    incidence, text_ids = _feature_texts(store, model_id, sae.config.d_sae)
+    if place_by == "decoder":
+        placed = np.arange(sae.config.d_sae)
+        vectors = sae.W_dec.detach().numpy()
+    else:
+        from sklearn.decomposition import TruncatedSVD
+
+        placed = np.flatnonzero(incidence.getnnz(axis=1))
+        in_texts = np.asarray((incidence > 0).sum(axis=0)).ravel()
+        weighted = incidence[placed].multiply(np.log(len(text_ids) / (1 + in_texts))[None, :]).tocsr()
+        dimensions = min(MAP_TEXT_DIMENSIONS, min(weighted.shape) - 1)
+        vectors = TruncatedSVD(dimensions, random_state=0).fit_transform(weighted)
+    coords, _ = projection.fit(vectors, "umap", projection.default_params("umap"))
+    found = stats.set_index("feature").loc[placed]
     return pd.DataFrame(
         {
-            "feature": np.arange(len(coords)),
+            "feature": placed,
             "x": coords[:, 0],
             "y": coords[:, 1],
-            "log10_density": np.log10(density["density"].to_numpy().clip(min=1e-7)),
-            "label": density["label"].to_numpy(),
+            "log10_density": np.log10(found["density"].to_numpy().clip(min=1e-7)),
+            "label": found["label"].to_numpy(),
+            "topic": _topics(store, row["dataset"], incidence, text_ids)[placed],
         }
     )
+
+
+def _feature_texts(store: Store, model_id: int, d_sae: int):
+    """(features × texts incidence matrix, sparse; the texts' ids) of every text each feature fired in."""
+    import scipy.sparse
+
+    pairs = store.feature_texts(model_id)
+    text_ids, columns = np.unique(pairs["text_id"].to_numpy(), return_inverse=True)
+    incidence = scipy.sparse.csr_matrix(
+        (np.ones(len(pairs), np.float32), (pairs["feature"].to_numpy(), columns)), shape=(d_sae, len(text_ids))
+    )
+    return incidence, text_ids
+
+
+def _topics(store: Store, dataset: str, incidence, text_ids: np.ndarray) -> np.ndarray:
+    """Per feature, the label most of its texts carry (see feature_map); empty without labels."""
+    labels = store.texts(dataset).set_index("id")["label"].reindex(text_ids) if dataset else None
+    if labels is None or labels.isna().all():
+        return np.full(incidence.shape[0], "", dtype=object)
+    names, codes = np.unique(labels.fillna("").astype(str).to_numpy(), return_inverse=True)
+    import scipy.sparse
+
+    one_hot = scipy.sparse.csr_matrix(
+        (np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), len(names))
+    )
+    counts = np.asarray((incidence @ one_hot).todense())
+    share = counts.max(axis=1) / np.maximum(1, counts.sum(axis=1))
+    topic = names[counts.argmax(axis=1)].astype(object)
+    topic[share < TOPIC_SHARE] = "mixed"
+    topic[counts.sum(axis=1) == 0] = "never fired"
+    return topic
