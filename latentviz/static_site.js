@@ -5,7 +5,8 @@
 
 const PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D",
   "#FF9DA6", "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF"];
-const CONFIG = {scrollZoom: true, displaylogo: false, responsive: true};
+const CONFIG = {displaylogo: false, responsive: true};  // small charts: the wheel scrolls the page
+const MAP_CONFIG = {...CONFIG, scrollZoom: true};  // the map zooms with it once in use (wheelScrollsPage)
 const state = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
 const cache = {};
 const TABS = ["map", "features", "codebooks", "vaes"];
@@ -71,7 +72,7 @@ async function drawMap() {
   Plotly.react($("map-plot"), traces, {
     margin: {l: 0, r: 0, t: 10, b: 40}, hovermode: "closest", dragmode: "pan", uirevision: state.map,
     legend: {orientation: "h", itemsizing: "constant"}, xaxis: {visible: false}, yaxis: {visible: false},
-  }, CONFIG);
+  }, MAP_CONFIG);
   $("map-count").textContent = matched
     ? `${matched.length === 1 ? "1 text contains" : `${matched.length.toLocaleString()} texts contain`} “${state.q}”`
     : `${points.x.length.toLocaleString()} texts`;
@@ -214,10 +215,25 @@ async function drawVae() {
   }));
 }
 
+// The wheel over a chart scrolls the page unless the chart is in use (clicked since the pointer came
+// in) or Ctrl / ⌘ is held, as in the app's map: stopped before Plotly's own handler sees it.
+function wheelScrollsPage(element) {
+  let engaged = false;
+  element.addEventListener("pointerdown", () => { engaged = true; });
+  element.addEventListener("pointerleave", event => {
+    // Plotly covers the page while a click or drag lasts (its "dragcover"): that is not leaving
+    if (!(event.relatedTarget && event.relatedTarget.classList.contains("dragcover"))) engaged = false;
+  });
+  element.addEventListener("wheel", event => {
+    if (!(engaged || event.ctrlKey || event.metaKey)) event.stopPropagation();
+  }, {capture: true});
+}
+
 // -- start --------------------------------------------------------------------------------------------
 let index;
 (async () => {
   index = await load("data/index.json");
+  wheelScrollsPage($("map-plot"));
   options($("map-pick"), index.maps, state.map);
   options($("sae-pick"), index.saes, state.sae);
   options($("vq-pick"), index.codebooks, state.vq);

@@ -138,6 +138,33 @@ def test_clearing_the_neighbours_keeps_the_tab_one_was_on(page):
     assert page.get_by_role("tab", name="Your text").get_attribute("aria-selected") == "true"
 
 
+def test_the_wheel_scrolls_the_page_until_the_map_is_in_use(browser, served):
+    """Over the map the wheel scrolls the page (a hint says how to zoom); after a click on the map, or
+    with Ctrl held, it zooms."""
+    tab = browser.new_page(viewport={"width": 1400, "height": 700})
+    tab.goto(served)
+    owner, frame = map_frame(tab)
+    box = owner.bounding_box()
+    x_range = "() => document.getElementById('map')._fullLayout.xaxis.range.join(',')"
+    scrolled = "() => Math.max(window.scrollY, ...[...document.querySelectorAll('*')].map(e => e.scrollTop))"
+    start, top = frame.evaluate(x_range), tab.evaluate(scrolled)
+    tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + 150)
+    tab.mouse.wheel(0, 300)
+    tab.wait_for_timeout(500)
+    assert frame.evaluate(x_range) == start and tab.evaluate(scrolled) > top  # the page moved, the map did not
+    assert frame.evaluate("() => getComputedStyle(document.getElementById('hint')).opacity") != "0"
+    tab.keyboard.down("Control")
+    tab.mouse.wheel(0, -200)
+    tab.keyboard.up("Control")
+    frame.wait_for_function(f"() => ({x_range})() !== {json.dumps(start)}", timeout=10_000)  # zoomed
+    box = owner.bounding_box()  # the page scrolled under the pointer
+    tab.mouse.click(box["x"] + 40, box["y"] + 120)  # the map is in use: the wheel zooms it
+    zoomed = frame.evaluate(x_range)
+    tab.mouse.wheel(0, -200)
+    frame.wait_for_function(f"() => ({x_range})() !== {json.dumps(zoomed)}", timeout=10_000)
+    tab.close()
+
+
 def test_dragging_a_box_selects_and_counts_texts(page):
     owner, frame = map_frame(page)
     owner.scroll_into_view_if_needed()  # the map in view, wherever the last click left the page
@@ -384,6 +411,16 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
         tab.wait_for_function(drawn, timeout=60_000)
         assert re.fullmatch(r"\d+ texts contain “said”", tab.locator("#map-count").inner_text())
         tab.screenshot(path=str(ARTIFACTS / "static-map.png"))
+        x_range = "() => document.getElementById('map-plot')._fullLayout.xaxis.range.join(',')"
+        start, box = tab.evaluate(x_range), tab.locator("#map-plot").bounding_box()
+        tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        tab.mouse.wheel(0, -200)
+        tab.wait_for_timeout(500)
+        assert tab.evaluate(x_range) == start  # the wheel passed the map by, as in the app
+        box = tab.locator("#map-plot").bounding_box()  # the page scrolled under the pointer
+        tab.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        tab.mouse.wheel(0, -200)
+        tab.wait_for_function(f"() => ({x_range})() !== {json.dumps(start)}", timeout=10_000)  # in use: it zooms
 
         hostile = Store(db).projections()["id"].iloc[-1]
         tab.goto(f"{url}/#tab=map&map={hostile}&q=plain")  # a permalink: the hostile map, searched
