@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="bbc-news")
     parser.add_argument("--steps", type=int, default=4 * runs.VQRun().training.steps)  # time for pages to open
     parser.add_argument("--pages", type=int, nargs="+", default=[0, 1, 3])
+    parser.add_argument("--worker-threads", type=int, help="torch threads of the worker (default: torch's own)")
     parser.add_argument("--out", default="bench/results/watch.json")
     args = parser.parse_args()
     from dataclasses import replace
@@ -99,7 +100,10 @@ def main() -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         serve = [sys.executable, "-m", "latentviz", "serve", "--db", str(db), "--port", str(port)]
         server = launch([*serve, "--no-bootstrap", "--no-worker"], url, 120, env=env)
-        worker = subprocess.Popen([sys.executable, "-m", "latentviz", "worker", "--db", str(db)], env=env)
+        threads = {"OMP_NUM_THREADS": str(args.worker_threads)} if args.worker_threads else {}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "latentviz", "worker", "--db", str(db)], env={**env, **threads}
+        )
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
@@ -128,7 +132,7 @@ def main() -> None:
     base = rows[0]["steps_per_second"]
     for row in rows:
         row["slowdown"] = round(1 - row["steps_per_second"] / base, 3)
-    result = {"steps": args.steps, "dataset": args.dataset, "rows": rows}
+    result = {"steps": args.steps, "dataset": args.dataset, "worker_threads": args.worker_threads, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
