@@ -52,6 +52,8 @@ def test_placed_texts_are_numbered_as_in_their_list():
     figure = charts.map_figure(points(["a", "b"], ["x", "y"]), "label", placed=placed)
     yours = figure.data[-1]
     assert list(yours.text) == ["1", "2"] and yours.hovertext[0] == "1. first &lt;b&gt;"
+    # SVG, drawn above the WebGL points whatever their number; the numbers bold with a halo
+    assert yours.type == "scatter" and yours.textfont.shadow == "auto" and yours.textfont.weight == "bold"
 
 
 def test_curve_panels_each_carry_their_own_step_axis():

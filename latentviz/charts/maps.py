@@ -175,7 +175,8 @@ def map_overlays(
                 name="your text",
                 text=numbers,
                 textposition="top center",
-                textfont={"size": 13, "color": "#6A1B9A"},
+                # bold with a halo in the background's colour: legible over dense points
+                textfont={"size": 14, "color": "#6A1B9A", "weight": "bold", "shadow": "auto"},
                 hovertext=[f"{n}. {hover_text(t)}" for n, t in zip(numbers, placed["text"], strict=True)],
                 hovertemplate="%{hovertext}<extra>your text</extra>",
                 marker={"symbol": "star", "size": 18, "color": "#8E24AA", "line": {"width": 1.5, "color": "#FFFFFF"}},
