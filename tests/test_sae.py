@@ -394,7 +394,7 @@ def test_a_run_whose_curves_show_too_high_a_rate_is_told_so():
     assert rate_warning(falling, 8e-3) is None
     rising = falling + [{"step": 400, "fvu": 0.31, "dead": 0.02}]
     assert rate_warning(rising, 8e-3) == (
-        "held-out FVU rose from 0.250 (step 300) to 0.310: the learning rate 0.008 is likely too high for these "
+        "held-out FVU rose from 0.25 (step 300) to 0.31: the learning rate 0.008 is likely too high for these "
         "activations; try 0.003"
     )
     dying = [{**row, "dead": 0.3} for row in falling]

@@ -48,7 +48,7 @@ st.caption(
     f"Lower is smoother. For scale: two random sentences of this dataset differ by {numbers.figure(reference)} words."
 )
 previous = [path["text"].iloc[0]] + path["text"].tolist()[:-1]
-st.html(markup.changes_table([f"t = {numbers.figure(t)}" for t in path["t"]], path["text"].tolist(), previous))
+st.html(markup.changes_table([f"t = {t:.2f}" for t in path["t"]], path["text"].tolist(), previous))
 st.caption("Highlighted: the words that changed from the step before.")
 
 st.subheader("The path on this VAE's map")

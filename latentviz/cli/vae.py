@@ -33,7 +33,7 @@ def cmd_interpolate(args, spec) -> None:
         spec.start, spec.end, spec.steps, spec.method, options.pop("method"), **options
     )
     for row in path.itertuples():
-        print(f"{numbers.figure(row.t)}\t{row.text}")
+        print(f"{row.t:.2f}\t{row.text}")  # positions along the path, aligned
     print(
         f"smoothness (mean word edit distance between neighbours, lower is smoother): {numbers.figure(smoothness)}; "
         f"between random dataset sentences: {numbers.figure(space.smoothness_reference())}"
