@@ -11,7 +11,6 @@ import operator
 MISSING = "–"
 FIGURE_D3 = ",.4~r"  # d3: 4 significant digits, thousands separated, trailing zeros dropped (as `figure`)
 COUNT_D3 = ",d"  # d3: a whole number, thousands separated (as `count`)
-SHARE_D3 = ".1~%"  # d3: a percentage to one decimal, trailing zero dropped (as `share`)
 
 
 def _missing(value) -> bool:

@@ -241,7 +241,7 @@ def release(name: str) -> Release:
         )
     for ignored in OVERRIDES_IGNORED:
         overrides.pop(ignored, None)
-    _check_unprocessed_model(overrides, name)  # before anything is downloaded for it
+    _check_not_centred(overrides, name)  # before anything is downloaded for it
     chosen = saes[sae_id]
     reads = _gemma_scope_reads(name, entry, chosen["path"]) if conversion == "gemma_2" else {}
     files = f"{HUB_PREFIX}{entry['repo_id']}/{chosen['path']}"
@@ -315,7 +315,7 @@ def read(
         return _read_gemma_scope(folder, d_in, layer, site, backbone)
     cfg = _overridden(read_config(folder, "a SAELens SAE"), overrides)
     where = folder / CONFIG_FILE
-    _check_unprocessed_model(cfg, where)
+    _check_not_centred(cfg, where)
     for name in ("d_in", "d_sae"):
         if not isinstance(cfg.get(name), int):
             raise CheckpointError(f"{where}: needs an integer {name}")
@@ -367,7 +367,7 @@ def _overridden(cfg: dict, overrides: dict) -> dict:
     return cfg
 
 
-def _check_unprocessed_model(cfg: dict, where: Path | str) -> None:
+def _check_not_centred(cfg: dict, where: Path | str) -> None:
     """An SAE trained on TransformerLens's centred residual stream (center_writing_weights: every write
     has its mean over d_model removed) reads activations that differ from the model's own; latentviz
     captures the model's own, so it is refused rather than read at the wrong point."""

@@ -203,12 +203,12 @@ def _feature_texts(store: Store, model_id: int, d_sae: int):
 
 def _topics(store: Store, dataset: str, incidence, text_ids: np.ndarray) -> np.ndarray:
     """Per feature, the label most of its texts carry (see feature_map); empty without labels."""
+    import scipy.sparse
+
     labels = store.texts(dataset).set_index("id")["label"].reindex(text_ids) if dataset else None
     if labels is None or labels.isna().all():
         return np.full(incidence.shape[0], "", dtype=object)
     names, codes = np.unique(labels.fillna("").astype(str).to_numpy(), return_inverse=True)
-    import scipy.sparse
-
     one_hot = scipy.sparse.csr_matrix(
         (np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), len(names))
     )
