@@ -239,6 +239,21 @@ def from_url(name: str, default, options=None, cast=str):
     return value if options is None or value in options else default
 
 
+def url_radio(where, label: str, choices: dict, param: str, default: str, key: str, **kwargs) -> str:
+    """A horizontal radio over `choices` (value: the words shown), kept in the URL as ?param=value."""
+    value = where.radio(
+        label,
+        list(choices),
+        index=list(choices).index(from_url(param, default, choices)),
+        format_func=choices.get,
+        horizontal=True,
+        key=key,
+        **kwargs,
+    )
+    st.query_params[param] = value
+    return value
+
+
 def new_pick(key: str, picked: list):
     """The first of a table's or chart's selected items when the selection changed since the last
     run, else None: a selection stays set after the click that made it, so each click counts once."""

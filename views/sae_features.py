@@ -78,23 +78,10 @@ if st.toggle(
 ):
     query["map"] = "1"
     left, right = st.columns(2)
-    place_by = left.radio(
-        "Place features by",
-        list(PLACEMENTS),
-        index=list(PLACEMENTS).index(webapp.from_url("map_by", features.MAP_PLACEMENTS[0], PLACEMENTS)),
-        format_func=PLACEMENTS.get,
-        horizontal=True,
-        key="sae_map_by",
+    place_by = webapp.url_radio(
+        left, "Place features by", PLACEMENTS, "map_by", features.MAP_PLACEMENTS[0], "sae_map_by"
     )
-    colour = right.radio(
-        "Colour by",
-        list(COLOURS),
-        index=list(COLOURS).index(webapp.from_url("map_colour", "topic", COLOURS)),
-        format_func=COLOURS.get,
-        horizontal=True,
-        key="sae_map_colour",
-    )
-    query["map_by"], query["map_colour"] = place_by, colour
+    colour = webapp.url_radio(right, "Colour by", COLOURS, "map_colour", "topic", "sae_map_colour")
     points = load_map(str(workspace.path), model_id, place_by)
     if colour == "topic" and (points["topic"] == "").all():
         st.caption("This dataset has no labels, so features have no topic: coloured by density instead.")

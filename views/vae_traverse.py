@@ -12,16 +12,15 @@ space = webapp.pick_vae(workspace)
 text = webapp.text_param("text", space.examples(1)[0], "Sentence")
 kinds = {"dimension": "latent dimensions", "pca": "principal directions", "label": "label direction (A − B)"}
 left, middle, right = st.columns([2, 1, 1])
-kind = left.radio(
+kind = webapp.url_radio(
+    left,
     "Sweep",
-    list(kinds),
-    index=list(kinds).index(webapp.from_url("dir", "dimension", kinds)),
-    format_func=kinds.get,
-    horizontal=True,
-    key="vae_traverse_kind",
+    kinds,
+    "dir",
+    "dimension",
+    "vae_traverse_kind",
     help="σ is the spread of the dataset's posterior means along the direction",
 )
-query["dir"] = kind
 counts = [3, 5, 7, 9, 11]
 count = middle.select_slider(
     "Steps", counts, webapp.from_url("steps", steps.TRAVERSE.steps, counts, int), key="vae_traverse_steps"

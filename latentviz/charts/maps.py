@@ -246,49 +246,30 @@ def feature_map_figure(
         )
     ]
     inside = inside.assign(hover=hover)
+
+    def features(rows: pd.DataFrame, name: str, marker: dict) -> go.Scattergl:
+        return go.Scattergl(
+            x=rows["x"],
+            y=rows["y"],
+            mode="markers",
+            customdata=rows["feature"],
+            hovertext=rows["hover"],
+            hovertemplate="%{hovertext}<extra></extra>",
+            name=name,
+            marker={"size": size, "opacity": 0.8, **marker},
+        )
+
     if colour == "topic":
         topics = sorted(set(inside["topic"]) - set(UNSORTED_TOPICS), key=_natural)
         colours = dict(zip(topics, categorical_colours(len(topics)), strict=True))
         for topic in [t for t in UNSORTED_TOPICS if t in set(inside["topic"])] + topics:
             rows = inside[inside["topic"] == topic]
-            figure.add_trace(
-                go.Scattergl(
-                    x=rows["x"],
-                    y=rows["y"],
-                    mode="markers",
-                    customdata=rows["feature"],
-                    hovertext=rows["hover"],
-                    hovertemplate="%{hovertext}<extra></extra>",
-                    name=topic,
-                    marker={"size": size, "color": colours.get(topic, NOISE_COLOUR), "opacity": 0.8},
-                )
-            )
+            figure.add_trace(features(rows, topic, {"color": colours.get(topic, NOISE_COLOUR)}))
     else:
-        figure.add_trace(
-            go.Scattergl(
-                x=inside["x"],
-                y=inside["y"],
-                mode="markers",
-                customdata=inside["feature"],
-                hovertext=inside["hover"],
-                hovertemplate="%{hovertext}<extra></extra>",
-                name="features",
-                showlegend=False,
-                marker={
-                    "size": size,
-                    "color": inside["log10_density"],
-                    "colorscale": "Viridis",
-                    "opacity": 0.8,
-                    # title along the bar, the bar kept below the mode bar (top right), which covered it
-                    "colorbar": {
-                        "title": {"text": "log10 density", "side": "right"},
-                        "thickness": 12,
-                        "len": 0.8,
-                        "y": 0.4,
-                    },
-                },
-            )
-        )
+        # the colour bar's title along it, the bar kept below the mode bar (top right), which covered it
+        bar = {"title": {"text": "log10 density", "side": "right"}, "thickness": 12, "len": 0.8, "y": 0.4}
+        density = {"color": inside["log10_density"], "colorscale": "Viridis", "colorbar": bar}
+        figure.add_trace(features(inside, "features", density).update(showlegend=False))
     if chosen is not None:
         row = points[points["feature"] == chosen]
         figure.add_trace(
