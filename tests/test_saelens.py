@@ -234,19 +234,24 @@ def test_our_export_is_in_saelens_6_layout(tmp_path):
     assert back.config.model_name == "smollm2" and "metadata.model_name " + SMOLLM2_HUB in str(where)
 
 
+def fake_hub_repo(cache, repo_id):
+    """A repository in the Hugging Face cache's layout (huggingface_hub's docs, "Manage the cache":
+    refs/main names the snapshot); its snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo / "snapshots" / commit
+
+
 def test_an_sae_in_the_local_hugging_face_cache_is_found_by_repository_and_path(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     from latentviz import saelens
 
-    # the hub cache's layout (huggingface_hub's docs, "Manage the cache"): refs/main names the snapshot
     cache = tmp_path / "hub"
-    repo = cache / "models--someone--gpt2-saes"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
     sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=32, k=2, layer=8, model_name="smollm2"))
-    saelens.export(sae, repo / "snapshots" / commit / "blocks.7.hook_resid_post", prepend_bos=True)
+    saelens.export(sae, fake_hub_repo(cache, "someone/gpt2-saes") / "blocks.7.hook_resid_post", prepend_bos=True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     back, where = saelens.read("hf:someone/gpt2-saes/blocks.7.hook_resid_post")
     assert torch.equal(back.W_enc, sae.W_enc) and where.layer == 8
@@ -390,15 +395,6 @@ def test_a_gemma_scope_params_npz_reads_as_its_jumprelu(tmp_path):
         assert np.allclose(ours.numpy(), f, atol=1e-5)
         assert np.allclose(sae.decode(ours).numpy(), f @ params["W_dec"] + params["b_dec"], atol=1e-4)
     assert saelens.read(folder / "params.npz", layer=6, backbone="google/gemma-2-2b")[0].config.d_sae == 64
-
-
-def fake_hub_repo(cache, repo_id):
-    """A repository in the Hugging Face cache's layout (refs/main names the snapshot); its snapshot folder."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    return repo / "snapshots" / commit
 
 
 def installed_registry(tmp_path, monkeypatch, releases: dict):
