@@ -13,7 +13,6 @@ beside a VAE run).
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 from latentviz import jobs, runs
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 
 def run_until_done(store: Store, queued: list[tuple[str, dict]]) -> float:
@@ -51,7 +50,7 @@ def main() -> None:
     vae = ("train vae", jobs.training_params(vae_run))
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "jobs.duckdb"
-        shutil.copy(args.db, db)
+        copy_workspace(args.db, db)
         store = Store(db)
         worker = subprocess.Popen([sys.executable, "-m", "latentviz", "worker", "--db", str(db)])
         try:

@@ -13,7 +13,6 @@ second the server and the browsers took meanwhile. Target (issue 27): within 10%
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from serving import free_port, launch  # noqa: E402
 
 from latentviz import jobs, runs  # noqa: E402
-from latentviz.store import Store  # noqa: E402
+from latentviz.store import Store, copy_workspace  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -93,7 +92,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "watch.duckdb"
-        shutil.copy(args.db, db)
+        copy_workspace(args.db, db)
         store = Store(db)
         port = free_port()
         url = f"http://127.0.0.1:{port}"

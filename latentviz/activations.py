@@ -1,21 +1,23 @@
 """Captured language-model activations, the data SAEs train on: per-token hidden states of one
-layer over a dataset's texts, written as safetensors shards beside the workspace and registered
-in the store with each kept token (text, position, token string). A capture resumes shard by
+layer over a dataset's texts, written as Parquet shards beside the workspace (store/arrays.py) and
+registered in the store with each kept token (text, position, token string). A capture resumes shard by
 shard. Special tokens (BOS and the like) are left out, and so, by default, are attention sinks:
 positions whose norm is more than `sink_factor` times the median (SmolLM2's first token, for one).
 """
 
 from __future__ import annotations
 
+from contextlib import closing
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-import torch
-from safetensors.torch import load_file, save_file
 
-from latentviz import backbones, settings
-from latentviz.constants import SHARD_FILE
+from latentviz import backbones, engines, settings
 from latentviz.progress import Progress
+from latentviz.steps import Engine
 from latentviz.store import Store, StoreError
+from latentviz.store.arrays import read_states
 
 TEXTS_PER_SHARD = 256
 SINK_FACTOR = (
@@ -29,6 +31,25 @@ def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
     return norms > factor * np.median(norms) if len(norms) else np.zeros(0, bool)
 
 
+class Capturer:
+    """The capture step's worker (engines.py): the LM loaded once, then a chunk's per-token states."""
+
+    def __init__(self, backbone_name: str, cache: Path, layer: int, site: str, prepend_bos: bool | None):
+        self.model = backbones.shared(backbone_name, cache)
+        self.layer, self.site, self.prepend_bos = layer, site, prepend_bos
+
+    def __call__(self, chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows, positions, tokens, states = backbones.token_states(
+            self.model, chunk["texts"].tolist(), layer=self.layer, site=self.site, prepend_bos=self.prepend_bos
+        )
+        return {
+            "text_id": chunk["ids"][rows],
+            "position": np.asarray(positions),
+            "token": np.array(tokens, dtype=str),
+            "states": states,
+        }
+
+
 def capture(
     store: Store,
     dataset: str,
@@ -40,11 +61,12 @@ def capture(
     mask_sinks: bool = True,
     sink_factor: float = SINK_FACTOR,
     prepend_bos: bool | None = None,
+    engine: Engine | None = None,
     progress: Progress | None = None,
 ) -> int:
     """Capture block `layer`'s output (or its MLP or attention output: `site`) of `backbone_name` for
-    the dataset's texts (up to `max_tokens` kept tokens). Returns the capture id; an identical
-    capture is resumed or reused."""
+    the dataset's texts (up to `max_tokens` kept tokens), on `engine` (this process or a Ray cluster).
+    Returns the capture id; an identical capture is resumed or reused."""
     if not store.has_dataset(dataset):
         raise StoreError(f"no dataset named {dataset!r}; add it first")
     model = backbones.shared(backbone_name, settings.cache_dir(store.path))
@@ -59,29 +81,27 @@ def capture(
     texts = store.texts(dataset)
     done = store.shards(capture_id)
     kept = int(done["tokens"].sum())
-    folder = settings.cache_dir(store.path) / "activations" / str(capture_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    for shard, start in enumerate(range(0, len(texts), TEXTS_PER_SHARD)):
-        if kept >= max_tokens:
-            break
-        if shard in set(done["shard"]):
-            continue
-        chunk = texts.iloc[start : start + TEXTS_PER_SHARD]
-        rows, positions, tokens, states = backbones.token_states(
-            model, chunk["text"].tolist(), layer=layer, site=site, prepend_bos=prepend_bos
-        )
-        found = pd.DataFrame({"text_id": chunk["id"].to_numpy()[rows], "position": positions, "token": tokens})
-        sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
-        keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
-        masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # kept for display in their texts
-        path = folder / SHARD_FILE.format(shard=shard)
-        save_file(
-            {"states": torch.from_numpy(states[keep]).contiguous()}, path
-        )  # file first: a crash leaves it unregistered
-        store.add_shard(capture_id, shard, str(path), found[keep], found[masked])
-        kept += int(keep.sum())
-        if progress:
-            progress(kept, max_tokens, f"capturing {backbone_name} layer {layer} {site}")
+    shards = range(-(-len(texts) // TEXTS_PER_SHARD)) if kept < max_tokens else []
+    todo = [shard for shard in shards if shard not in set(done["shard"])]
+    chunks = [
+        {"ids": chunk["id"].to_numpy(), "texts": chunk["text"].to_numpy(str)}
+        for chunk in (texts.iloc[shard * TEXTS_PER_SHARD : (shard + 1) * TEXTS_PER_SHARD] for shard in todo)
+    ]
+    worker = (backbone_name, settings.cache_dir(store.path), layer, site, prepend_bos)
+    # closing: an early stop (enough tokens, Cancel) ends the run at once (on Ray: its workers stop)
+    with closing(engines.run(Capturer, worker, chunks, engine=engine)) as results:
+        for shard, found in zip(todo, results, strict=True):
+            states = found.pop("states")
+            found = pd.DataFrame(found)  # text_id, position, token: one row per state
+            sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
+            keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
+            masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # shown in their texts
+            store.add_shard(capture_id, shard, states[keep], found[keep], found[masked])
+            kept += int(keep.sum())
+            if progress:
+                progress(kept, max_tokens, f"capturing {backbone_name} layer {layer} {site}")
+            if kept >= max_tokens:
+                break
     store.mark_capture_complete(capture_id)
     return capture_id
 
@@ -91,6 +111,6 @@ def load(store: Store, capture_id: int) -> tuple[np.ndarray, np.ndarray]:
     shards = store.shards(capture_id)
     if shards.empty:
         raise StoreError(f"capture {capture_id} holds no activations; capture them first")
-    states = [load_file(path)["states"].numpy() for path in shards["path"]]
+    states = [read_states(path) for path in shards["path"]]
     tokens = store.capture_tokens(capture_id)
     return tokens["text_id"].to_numpy(), np.concatenate(states)

@@ -1,6 +1,8 @@
 """Bundles: a trained workspace in a folder of its own, to hand to someone or to host read-only.
 
     DIR/workspace.duckdb        the workspace trimmed to what is shown (store.Store.copy_into)
+    DIR/workspace.arrays/       the Parquet shards it catalogs: its encodings' vectors, its SAEs'
+                                feature activations
     DIR/workspace.models/<id>/  the checkpoints its models load (cfg.json and the weights: no
                                 optimizer or trainer state, which only resuming reads)
     DIR/manifest.json           versions, schema, what it holds, and every file's size and sha256
@@ -32,6 +34,7 @@ from latentviz.errors import LatentvizError
 from latentviz.store import SCHEMA_VERSION, Store
 
 MODELS = settings.models_dir(Path(WORKSPACE)).name  # where the served app looks for checkpoints
+ARRAYS = settings.arrays_dir(Path(WORKSPACE)).name  # its vectors and feature activations (store/arrays.py)
 SERVED = (CONFIG_FILE, WEIGHTS_FILE)  # what loading a checkpoint reads (models/base.load)
 
 
@@ -180,15 +183,17 @@ def _files(folder: Path) -> set[str]:
     return names
 
 
-def sizes(folder: Path, grouped: str = MODELS) -> dict[str, int]:
-    """Bytes per part of an export folder (a bundle, or a static site with grouped="data"): each file,
-    except that everything under `grouped/<name>/` is one part (a model's checkpoint, an SAE's
-    dashboards); and the total."""
+def sizes(folder: Path, grouped: dict[str, int] | None = None) -> dict[str, int]:
+    """Bytes per part of an export folder (a bundle, or a static site with grouped={"data": 2}): each
+    file, except that everything under a `grouped` folder's first levels is one part (a model's
+    checkpoint, an encoding's or an SAE's shards, an SAE's dashboards); and the total."""
+    grouped = grouped or {MODELS: 2, ARRAYS: 3}
     parts: dict[str, int] = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file():
             name = path.relative_to(folder).parts
-            part = "/".join(name[:2]) if name[0] == grouped and len(name) > 2 else "/".join(name)
+            depth = grouped.get(name[0], len(name))
+            part = "/".join(name[:depth])
             parts[part] = parts.get(part, 0) + path.stat().st_size
     return parts | {"total": sum(parts.values())}
 

@@ -15,7 +15,7 @@ SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"
 DEFAULT_DB_NAME = "latentviz.duckdb"
 MODELS_SUFFIX = ".models"
 CACHE_SUFFIX = ".cache"
-SHARD_FILE = "shard_{shard:05d}.safetensors"  # captured activations (activations.py), one file per shard
+ARRAYS_SUFFIX = ".arrays"  # Parquet shards of large arrays (store/arrays.py)
 
 # A bundle (bundle.py) and a static site (static_site.py)
 MANIFEST_FILE = "manifest.json"

@@ -9,16 +9,17 @@ interrupted encode resumes where it stopped.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, corpus, latent_space, projection, settings
+from latentviz import backbones, corpus, engines, latent_space, projection, settings
 from latentviz.neighbours import CosineIndex
 from latentviz.progress import Progress, quiet
-from latentviz.steps import CLUSTER, ENCODE, PROJECT
+from latentviz.steps import CLUSTER, ENCODE, PROJECT, Engine
 from latentviz.store import Store, StoreError
 
 ENCODE_CHUNK = 512  # texts encoded and committed at a time: an interruption loses at most this many
@@ -102,6 +103,24 @@ def require_dataset(store: Store, dataset: str) -> None:
 # -- encode ------------------------------------------------------------------------------------
 
 
+class Encoder:
+    """The encode step's worker (engines.py): the backbone loaded once, then one vector per text of a chunk."""
+
+    def __init__(self, backbone_name: str, cache: Path, layer: int, batch_size: int):
+        self.model = backbones.shared(backbone_name, cache)
+        self.layer, self.batch_size = layer, batch_size
+
+    def __call__(self, chunk: dict[str, np.ndarray], progress=None) -> dict[str, np.ndarray]:
+        vectors = backbones.encode(
+            self.model,
+            chunk["texts"].tolist(),
+            layer=self.layer,
+            batch_size=self.batch_size,
+            progress=progress and (lambda done, _total, _message: progress(done)),
+        )
+        return {"ids": chunk["ids"], "vectors": vectors}
+
+
 def encode(
     store: Store,
     dataset: str,
@@ -109,9 +128,11 @@ def encode(
     backbone_name: str = ENCODE.backbone,
     layer: int | None = None,
     batch_size: int = ENCODE.batch_size,
+    engine: Engine | None = None,
     progress: Progress = quiet,
 ) -> int:
-    """Encode every text of `dataset`; returns the encoding id. Resumes a partial encoding."""
+    """Encode every text of `dataset` (on `engine`: this process or a Ray cluster); returns the
+    encoding id. Resumes a partial encoding."""
     require_dataset(store, dataset)
     progress(0, None, f"loading {backbone_name}")
     model = backbone(store, backbone_name)
@@ -123,17 +144,17 @@ def encode(
     todo = todo.iloc[np.argsort(-todo["text"].str.len().to_numpy(), kind="stable")]
     total, done = len(texts), len(texts) - len(todo)
     progress(done, total, f"encoding with {backbone_name} layer {layer}" + (f" (resuming at {done})" if done else ""))
-    for start in range(0, len(todo), ENCODE_CHUNK):
-        chunk = todo.iloc[start : start + ENCODE_CHUNK]
-        vectors = backbones.encode(
-            model,
-            chunk["text"].tolist(),
-            layer=layer,
-            batch_size=batch_size,
-            progress=lambda d, _t, _m, done=done: progress(done + d, total, f"encoding with {backbone_name}"),
-        )
-        store.add_vectors(encoding_id, chunk["id"].to_numpy(), vectors)
-        done += len(chunk)
+    chunks = [
+        {"ids": chunk["id"].to_numpy(), "texts": chunk["text"].to_numpy(str)}
+        for chunk in (todo.iloc[start : start + ENCODE_CHUNK] for start in range(0, len(todo), ENCODE_CHUNK))
+    ]
+    worker = (backbone_name, settings.cache_dir(store.path), layer, batch_size)
+    within = lambda d: progress(done + d, total, f"encoding with {backbone_name}")  # noqa: E731 (local engine only)
+    with closing(engines.run(Encoder, worker, chunks, engine=engine, progress=within)) as results:
+        for result in results:
+            store.add_vectors(encoding_id, result["ids"], result["vectors"])
+            done += len(result["ids"])
+            progress(done, total, f"encoding with {backbone_name}")
     store.mark_encoding_complete(encoding_id)
     progress(total, total, f"encoded {total} texts")
     return encoding_id

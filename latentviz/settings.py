@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from latentviz.constants import CACHE_SUFFIX, DEFAULT_DB_NAME, MODELS_SUFFIX
+from latentviz.constants import ARRAYS_SUFFIX, CACHE_SUFFIX, DEFAULT_DB_NAME, MODELS_SUFFIX
 
 DB_ENV = "LATENTVIZ_DB"
 CACHE_ENV = "LATENTVIZ_CACHE"
@@ -55,6 +55,11 @@ def cache_dir(db: Path) -> Path:
 def user_cache() -> Path:
     """This user's cache folder for latentviz ($XDG_CACHE_HOME/latentviz, else ~/.cache/latentviz)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "latentviz"
+
+
+def arrays_dir(db: Path) -> Path:
+    """Per-workspace folder of Parquet shards: the vectors and activations its DuckDB file catalogs."""
+    return db.parent / (db.stem + ARRAYS_SUFFIX)
 
 
 def models_dir(db: Path) -> Path:

@@ -63,7 +63,7 @@ def export(
                 write(f"vae-{row.id}.json", _vae(store, int(row.id)))
                 index["vaes"].append({"id": int(row.id), "title": f"{row.name} (#{row.id})"})
         write("index.json", index)
-        sizes = bundle.sizes(staging, grouped="data")
+        sizes = bundle.sizes(staging, grouped={"data": 2})
     return sizes
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from latentviz import settings
 from latentviz.backbones import BATCH_SIZE
+from latentviz.engines import ENGINES
 from latentviz.models.base import option
 from latentviz.models.vae import BEAM_WIDTH, TEMPERATURE
 from latentviz.models.vae import DECODING as DECODING_METHODS
@@ -34,6 +35,17 @@ class Ingest:
 
 
 @dataclass
+class Engine:
+    """Where a step's heavy work runs (engines.py): here, or on a Ray cluster's workers."""
+
+    engine: str = option(
+        "local", "local: this process; ray: a Ray cluster's workers (pip install 'latentviz[ray]')", choices=ENGINES
+    )
+    address: str | None = option(None, "--engine ray: the cluster to join (none: start one on this machine)")
+    workers: int | None = option(None, "--engine ray: workers at once (none: one per GPU, else one per CPU)")
+
+
+@dataclass
 class Encode:
     """One vector per text from a backbone's hidden layer (resumes if interrupted)."""
 
@@ -41,6 +53,7 @@ class Encode:
     backbone: str = option(settings.DEFAULT_BACKBONE, "minilm, smollm2, a Hugging Face id or a local model folder")
     layer: int | None = option(None, "hidden layer to pool (none: the last for encoders, the middle for causal LMs)")
     batch_size: int = option(BATCH_SIZE, "texts per forward pass (try 128+ on a GPU)")  # the backbone's own
+    engine: Engine = field(default_factory=Engine)
 
 
 @dataclass
@@ -155,6 +168,7 @@ class Features:
 
     model: int = option(0, "the SAE's model id", positional=True)
     show: int = option(10, "best-labelled features to print")
+    engine: Engine = field(default_factory=Engine)
 
 
 @dataclass
@@ -303,6 +317,7 @@ class Worker:
 
     jobs: int = option(1, "jobs run at once (each heavy job uses every core)")
     idle_exit: float | None = option(None, "exit after this many seconds with an empty queue")
+    engine: Engine = field(default_factory=Engine)  # the jobs' encodes, captures and feature builds
 
 
 # Each spec's defaults, for the package's functions and the pages

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentviz import backbones, pipeline, settings
-from latentviz.store import Store
+from latentviz import backbones, pipeline
+from latentviz.store import Store, copy_workspace
 
 torch.set_num_threads(1)  # where the caller had set OMP_NUM_THREADS otherwise
 
@@ -154,7 +154,7 @@ def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
 
     def build(folder):
         db = folder / "workspace.duckdb"
-        shutil.copy(mapped_workspace, db)
+        copy_workspace(mapped_workspace, db)
         workspace = Store(db)
         workspace.add_dataset(
             "other", "test", pd.DataFrame({"text": ["left out", "also left out"], "label": ["a", "b"]})
@@ -183,6 +183,5 @@ def trained_workspace(mapped_workspace, tmp_path_factory, tiny_llama):
 def trained_copy(trained_workspace, tmp_path):
     """A writable copy of the trained workspace, its checkpoints beside it: a Store."""
     db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(settings.models_dir(trained_workspace), settings.models_dir(db))
+    copy_workspace(trained_workspace, db)
     return Store(db)

@@ -12,7 +12,7 @@ import specs
 from streamlit.testing.v1 import AppTest
 
 from latentviz import evals, features, fit, jobs, numbers, pipeline, steps
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -76,7 +76,7 @@ def test_bootstrap_starts_the_default_job_once(app, tmp_path, monkeypatch):
 
 def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     at = app(db)
     assert not at.exception and sum(drawn(at).values()) == 150
     assert at.query_params["map"] == str(at.selectbox(key="map").value)
@@ -114,7 +114,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
 
 def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     at = app(db)
     at.button(key="place").click().run()
     assert not at.exception and "no text to place" in shown(at)
@@ -196,7 +196,7 @@ def test_read_only_workspace_browses_but_offers_no_changes(app, mapped_workspace
 
 def test_codebook_page_trains_compares_and_colours_the_map(app, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     at = app(db)
     at.switch_page("views/codebook.py").run()
     assert not at.exception
@@ -233,7 +233,7 @@ def test_codebook_page_without_encodings_says_what_to_do(app, tmp_path):
 
 def test_codebook_page_offers_to_resume_an_interrupted_run(app, mapped_workspace, tmp_path, tiny_bert):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     store = Store(db)
 
     def stop_at_30(done, total, message):
@@ -301,7 +301,7 @@ def test_vae_pages_without_a_model_point_to_training(app, tmp_path):
 
 def test_train_a_vae_from_the_page_then_diagnose_traverse_interpolate_and_add(app, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     at = app(db)
     at.switch_page("views/vae_train.py").run()
     assert not at.exception
@@ -506,7 +506,7 @@ def test_queue_positions_read_as_english():
 
 def test_typed_text_can_be_kept_out_of_the_url(app, mapped_workspace, tmp_path, monkeypatch):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     monkeypatch.setenv("LATENTVIZ_TEXT_IN_URL", "0")  # as `serve --bundle` sets it
     at = app(db)
     at.text_input(key="q").input("said").run()

@@ -3,13 +3,14 @@
 import json
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from serving import free_port, launch
+
+from latentviz.store import copy_workspace
 
 CHROMIUM = "/usr/bin/chromium"
 # Screenshots of every page go here (look at them: AppTest cannot see a squashed chart)
@@ -37,7 +38,7 @@ POINT_XY = """() => {
 @pytest.fixture(scope="module")
 def served(mapped_workspace, tmp_path_factory):
     db = tmp_path_factory.mktemp("served") / "workspace.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     os.environ["LATENTVIZ_SERVED_DB"] = str(db)  # tests that queue work on the served workspace
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -388,8 +389,7 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
     from latentviz.store import Store
 
     db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(trained_workspace.parent / "workspace.models", tmp_path / "workspace.models")  # moved together
+    copy_workspace(trained_workspace, db)
     store = Store(db)
     attacks = ["<img src=x onerror=\"window.__pwned='img'\"> plain words", "<script>window.__pwned='s'</script> plain"]
     store.add_dataset("hostile", "test", pd.DataFrame({"text": attacks * 6, "label": ["<b onclick=x>l</b>"] * 12}))

@@ -39,6 +39,9 @@ def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_works
         assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
     sae_id = int(source.models().set_index("kind").loc["sae", "id"])  # its dashboards came along too
     assert copy.feature_summaries(sae_id).equals(source.feature_summaries(sae_id))
+    assert copy.feature_texts(sae_id).equals(source.feature_texts(sae_id))  # read from the bundle's own shards
+    shards = [name for name in manifest["files"] if name.startswith("workspace.arrays/")]
+    assert {name.split("/")[1] for name in shards} == {"encodings", "feature_activations"}
     ids, vectors = copy.vectors(int(copy.projections()["encoding_id"].iloc[0]))
     assert len(ids) == len(source.texts("bbc-news")) and vectors.shape[0] == len(ids)
 
@@ -80,6 +83,7 @@ def test_cli_export_prints_sizes_and_serve_checks_the_bundle_first(trained_works
     assert main(["export", "--db", str(trained_workspace), "--out", str(tmp_path / "demo")]) == 0
     out, err = capsys.readouterr()
     assert "workspace.duckdb" in out and "total" in out and "latentviz serve --bundle" in err
+    assert "workspace.arrays/encodings/encoding_id=" in out and ".parquet" not in out  # an encoding's shards: one part
     (tmp_path / "demo" / "workspace.duckdb").write_bytes(b"not a database")
     assert main(["serve", "--bundle", str(tmp_path / "demo")]) == 2
     assert "does not match its checksum" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from latentviz.cli import main
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 
 def run(capsys, *argv):
@@ -133,10 +133,9 @@ def test_train_vq_stores_model_curves_codes_and_metrics(tmp_path, capsys):
 
 
 def test_train_vq_bad_levels_get_one_line(tmp_path, capsys, mapped_workspace):
-    import shutil
 
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     code, _, err = run(
         capsys, "train", "vq", "--dataset", "bbc-news", "--quantizer", "fsq", "--levels", "8,x", "--db", str(db)
     )
@@ -321,7 +320,9 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
 
     store = Store(db)
     stats = features.statistics(store, figures["model"])
-    activations = store._frame("SELECT text_id, position, feature, value FROM feature_activations", [])
+    activations = store._activations_frame(
+        figures["model"], "SELECT text_id, position, feature, value FROM $activations"
+    )
     assert len(stats) == 64 and stats["fires"].sum() == len(activations)
     fired = stats[stats["fires"] > 0]
     assert (fired["histogram"].map(sum) == fired["fires"]).all()  # every activation in one bin

@@ -4,7 +4,7 @@ import pytest
 import specs
 
 from latentviz import codebook, fit
-from latentviz.store import Store, StoreError
+from latentviz.store import Store, StoreError, copy_workspace
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +59,9 @@ def test_examples_and_map_colours(trained):
 
 
 def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, tiny_llama, tmp_path):
-    import shutil
 
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     store = Store(db)
     model_id = fit.vq.train(
         store,

@@ -5,6 +5,7 @@ import torch
 
 from latentviz import features
 from latentviz.models.sae import SAEConfig, SparseAutoencoder
+from latentviz.store import copy_workspace
 
 
 def test_labels_are_whole_words_without_punctuation_and_say_how_sure_they_are():
@@ -109,7 +110,6 @@ def test_whole_word_tokens_start_a_word_and_are_letters(tiny_llama, tmp_path):
 def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_workspace, tmp_path):
     """Text → features, a steering prompt and texts to place are refused in one line past the
     per-text limit, before any LM runs (a 6,000-word prompt once ran 215 s of CPU on a demo)."""
-    import shutil
 
     import pytest
 
@@ -118,8 +118,7 @@ def test_every_lm_call_a_visitor_can_make_is_bounded_by_what_they_type(trained_w
     from latentviz.store import Store
 
     db = tmp_path / "workspace.duckdb"
-    shutil.copy(trained_workspace, db)
-    shutil.copytree(trained_workspace.parent / "workspace.models", tmp_path / "workspace.models")
+    copy_workspace(trained_workspace, db)
     store = Store(db)
     sae = int(store.models().set_index("kind").loc["sae", "id"])
     long = "word " * 6_000

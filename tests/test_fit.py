@@ -1,14 +1,12 @@
 """Training orchestration, the same for every family (latentviz/fit/): a run stopped part way resumes
 from its checkpoint and finishes, with no curve point written twice."""
 
-import shutil
-
 import pytest
 import specs
 
 from latentviz import fit, jobs, runs, settings, train
 from latentviz.errors import LatentvizError
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 STOP, EVERY = 20, 10  # a run is stopped at step 20; it evaluates and checkpoints every 10 steps
 # How a run is stopped: Ctrl-C in the CLI, or the Stop a page asks the worker for (jobs.Stopped)
@@ -46,7 +44,7 @@ def small_run(kind: str, backbone: str, tiny_llama: str):
 @pytest.mark.parametrize("kind", list(runs.FAMILIES))
 def test_a_stopped_run_resumes_from_its_checkpoint_and_finishes(kind, mapped_workspace, tiny_llama, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     store = Store(db)
     family = runs.FAMILIES[kind]
     run = small_run(kind, store.projections()["backbone"].iloc[0], tiny_llama)

@@ -12,7 +12,7 @@ import pytest
 import specs
 
 from latentviz import jobs, runs, settings, train
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 
 @pytest.fixture
@@ -165,10 +165,9 @@ def test_eta_comes_from_the_current_stages_rate():
 
 
 def test_kill_9_of_the_worker_leaves_the_store_consistent_and_the_run_resumable(mapped_workspace, tmp_path, tiny_bert):
-    import shutil
 
     db = tmp_path / "kill.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     store = Store(db)
     run = specs.vq(
         "bbc-news",

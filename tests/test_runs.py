@@ -1,7 +1,6 @@
 """Run specs: every default written once. The CLI's flags, the pages' form defaults and the specs
 agree; a stored run record reads back as the spec, old records included."""
 
-import shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from latentviz import cli, flags, runs
 from latentviz.errors import ConfigError, LatentvizError
-from latentviz.store import Store
+from latentviz.store import Store, copy_workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -180,7 +179,7 @@ def test_a_bug_is_not_shown_as_a_one_line_user_error(monkeypatch, tmp_path):
 @pytest.fixture
 def page(monkeypatch, mapped_workspace, tmp_path):
     db = tmp_path / "copy.duckdb"
-    shutil.copy(mapped_workspace, db)
+    copy_workspace(mapped_workspace, db)
     monkeypatch.setenv("LATENTVIZ_DB", str(db))
     monkeypatch.setenv("LATENTVIZ_READ_ONLY", "0")
     monkeypatch.setenv("LATENTVIZ_BOOTSTRAP", "0")

@@ -62,7 +62,7 @@ CAPTURE_FLAGS = (
 
 
 def parser() -> argparse.ArgumentParser:
-    from latentviz import flags, runs
+    from latentviz import flags, runs, steps
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help=f"workspace DuckDB file (default ${settings.DB_ENV} or {settings.DEFAULT_DB})")
@@ -88,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, formatter_class=Defaults)
         if name == "capture":
             flags.add_flags(p, spec, only=CAPTURE_FLAGS, required=("dataset",))
+            flags.add_flags(p, steps.Engine())
         elif spec is not None:
             flags.add_flags(p, spec)
         p.set_defaults(run=handler, spec=spec)

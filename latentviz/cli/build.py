@@ -36,6 +36,7 @@ def cmd_encode(args, spec) -> None:
             backbone_name=spec.backbone,
             layer=spec.layer,
             batch_size=spec.batch_size,
+            engine=spec.engine,
             progress=bar,
         )
     print(f"encoding {encoding_id}: dataset {spec.dataset!r}, backbone {spec.backbone}")
@@ -106,10 +107,11 @@ def _print_figures(args, model_id: int) -> None:
 
 
 def cmd_capture(args, run) -> None:
-    from latentviz import fit
+    from latentviz import fit, flags, steps
 
+    engine = flags.from_flags(steps.Engine(), args)
     with Bar() as bar:
-        capture_id = fit.sae.capture(open_store(args), run, progress=bar)
+        capture_id = fit.sae.capture(open_store(args), run, progress=bar, engine=engine)
     row = open_store(args).captures().set_index("id").loc[capture_id]
     print(
         f"capture {capture_id}: {int(row['tokens']):,} tokens of {run.backbone} layer {int(row['layer'])} {run.site} "

@@ -14,7 +14,7 @@ def cmd_features(args, spec) -> None:
 
     store = open_store(args)
     with Bar() as bar:
-        built = features.build(store, spec.model, progress=bar)
+        built = features.build(store, spec.model, progress=bar, engine=spec.engine)
         stats = features.statistics(store, spec.model)
     fired = stats[stats["fires"] > 0]
     parts = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in built["seconds"].items())

@@ -117,9 +117,14 @@ def _print_sizes(sizes: dict[str, int]) -> None:
 
 
 def cmd_worker(args, spec) -> None:
-    from latentviz import jobs
+    from latentviz import engines, jobs
 
     store = open_store(args)
-    print(f"latentviz: worker on {store.path}, {spec.jobs} job(s) at a time", file=sys.stderr, flush=True)
+    engines.use(spec.engine)
+    print(
+        f"latentviz: worker on {store.path}, {spec.jobs} job(s) at a time, engine {spec.engine.engine}",
+        file=sys.stderr,
+        flush=True,
+    )
     if not jobs.serve_worker(store, at_once=spec.jobs, idle_exit=spec.idle_exit):
         raise LatentvizError(f"a worker already runs on {store.path}")

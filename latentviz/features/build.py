@@ -1,4 +1,4 @@
-"""The bulk build: encode every captured token with the SAE, store the non-zero latents in DuckDB, and
+"""The bulk build: encode every captured token with the SAE, store the non-zero latents (Parquet shards), and
 build every feature's dashboard at once, as SAEDashboard's feature-centric view has it: statistics and
 an activation histogram, top and interval examples (each text once), a label from whole words with its
 confidence, the tokens its decoder direction most promotes and suppresses (blocked products through the
@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
 import torch
 
-from latentviz import activations, architectures, backbones, runs, settings
+from latentviz import architectures, backbones, engines, runs, settings
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress
+from latentviz.steps import Engine
 from latentviz.store import Store, StoreError
+from latentviz.store.arrays import read_states
 
 BATCH = 8192
 BLOCK = 512  # features per block of the logit and neighbour products: (512 × vocabulary) floats at a time
@@ -26,9 +29,32 @@ HISTOGRAM_BINS = 40
 TOP, BUCKETS, PER_BUCKET = 10, 10, 2  # top examples; interval examples: buckets from 0 to max, per bucket
 
 
-def build(store: Store, model_id: int, progress: Progress | None = None) -> dict:
-    """Encode every captured token with the SAE, store the non-zero latents and every feature's
-    dashboard. Returns the seconds each part took, and the token count."""
+class FeatureEncoder:
+    """The feature-activation step's worker (engines.py): the SAE loaded once, then every token of a
+    capture shard encoded; the non-zero latents as (row in the shard, feature, value)."""
+
+    def __init__(self, checkpoint: str):
+        from latentviz.models import base
+
+        self.sae = base.load(checkpoint).eval()
+
+    def __call__(self, chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        states = read_states(str(chunk["path"]))
+        rows, features, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+        with torch.no_grad():
+            for start in range(0, len(states), BATCH):
+                f = self.sae.encode(torch.from_numpy(states[start : start + BATCH]))
+                token, feature = torch.nonzero(f, as_tuple=True)
+                rows.append(token.numpy() + start)
+                features.append(feature.numpy())
+                values.append(f[token, feature].numpy())
+        return {"rows": np.concatenate(rows), "features": np.concatenate(features), "values": np.concatenate(values)}
+
+
+def build(store: Store, model_id: int, progress: Progress | None = None, engine: Engine | None = None) -> dict:
+    """Encode every captured token with the SAE (on `engine`: this process or a Ray cluster), store
+    the non-zero latents and every feature's dashboard. Returns the seconds each part took, and the
+    token count."""
     row, sae = load_sae(store, model_id)
     capture_id = runs.facts(row).get("capture")
     if capture_id is None:
@@ -45,17 +71,19 @@ def build(store: Store, model_id: int, progress: Progress | None = None) -> dict
             progress(step, 6, f"dashboards: {name} done")
 
     tokens = store.capture_tokens(capture_id)
-    _, states = activations.load(store, capture_id)
+    shards = store.shards(capture_id)
+    if shards.empty:
+        raise StoreError(f"capture {capture_id} holds no activations; capture them first")
+    starts = np.cumsum(shards["tokens"].to_numpy()) - shards["tokens"].to_numpy()
+    chunks = [{"path": np.array(path)} for path in shards["path"]]
     rows, features, values = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(states), BATCH):
-            f = sae.encode(torch.from_numpy(states[start : start + BATCH]))
-            token, feature = torch.nonzero(f, as_tuple=True)
-            rows.append(token.numpy() + start)
-            features.append(feature.numpy())
-            values.append(f[token, feature].numpy())
+    with closing(engines.run(FeatureEncoder, (row["checkpoint"],), chunks, engine=engine)) as results:
+        for start, count, found in zip(starts, shards["tokens"], results, strict=True):
+            rows.append(found["rows"] + start)
+            features.append(found["features"])
+            values.append(found["values"])
             if progress:
-                progress(min(start + BATCH, len(states)), len(states), "encoding the captured tokens with the SAE")
+                progress(int(start + count), len(tokens), "encoding the captured tokens with the SAE")
     rows, features = np.concatenate(rows), np.concatenate(features)
     store.set_feature_activations(
         model_id,
@@ -66,14 +94,14 @@ def build(store: Store, model_id: int, progress: Progress | None = None) -> dict
     )
     part("activations", 1)
     d_sae = sae.config.d_sae
-    summaries = _summaries(store, model_id, d_sae, len(states))
+    summaries = _summaries(store, model_id, d_sae, len(tokens))
     part("statistics and histograms", 2)
     lm, tokenizer = backbones.causal_lm(row["backbone"], settings.cache_dir(store.path))
     links = [logit_effects(sae, lm, tokenizer)]
     part("logit effects", 3)
     links.append(nearest_features(sae.W_dec.detach()))
     part("neighbours", 4)
-    links.append(cooccurring_features(rows, features, len(states), d_sae))
+    links.append(cooccurring_features(rows, features, len(tokens), d_sae))
     part("co-occurrence", 5)
     store.set_feature_examples(model_id, BUCKETS, TOP, PER_BUCKET)  # chosen in DuckDB as they are stored
     top = store.stored_examples(model_id).query("bucket == -1")
@@ -81,7 +109,7 @@ def build(store: Store, model_id: int, progress: Progress | None = None) -> dict
     summaries = summaries.merge(labels(words), on="feature", how="left").fillna({"label": "", "label_confidence": 0.0})
     store.set_feature_dashboards(model_id, summaries, pd.concat(links))
     part("examples and labels", 6)
-    return {"tokens": len(states), "seconds": seconds}
+    return {"tokens": len(tokens), "seconds": seconds}
 
 
 def _summaries(store: Store, model_id: int, d_sae: int, tokens: int) -> pd.DataFrame:

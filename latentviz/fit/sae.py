@@ -16,7 +16,7 @@ from latentviz.fit.common import add_run, held_out_split, run_of
 from latentviz.fit.common import curves as named_curves
 from latentviz.progress import Progress, quiet
 from latentviz.runs import SAERun
-from latentviz.steps import ExportSAE, ImportSAE
+from latentviz.steps import Engine, ExportSAE, ImportSAE
 from latentviz.store import Store, StoreError
 
 KIND = "sae"
@@ -58,8 +58,9 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
     return _fit(store, model_id, run, text_ids, states, progress)
 
 
-def capture(store: Store, run: SAERun, progress: Progress = quiet) -> int:
-    """Capture (or reuse) the activations the run reads: its LM, layer, site, tokens and sinks."""
+def capture(store: Store, run: SAERun, progress: Progress = quiet, engine: Engine | None = None) -> int:
+    """Capture (or reuse) the activations the run reads: its LM, layer, site, tokens and sinks (on
+    `engine`: this process or a Ray cluster)."""
     return activations.capture(
         store,
         run.dataset,
@@ -69,6 +70,7 @@ def capture(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         max_tokens=run.max_tokens,
         mask_sinks=not run.keep_sinks,
         prepend_bos=run.prepend_bos,
+        engine=engine,
         progress=progress,
     )
 

@@ -1,15 +1,18 @@
-"""The workspace: one DuckDB file, and `Store`, the one way in. The package owns the schema, its
-migrations and every SQL statement; nothing else opens DuckDB. Each module holds one domain
-(texts and encodings, models and curves, captures and features, the job queue); `Store` joins them.
+"""The workspace: one DuckDB file, its large arrays in Parquet shards beside it, and `Store`, the one
+way in. The package owns the schema, its migrations and every SQL statement; nothing else opens
+DuckDB. Each module holds one domain (the shards, texts and encodings, models and curves, captures
+and features, the job queue); `Store` joins them.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from latentviz import settings
 from latentviz.store.connection import StoreError
 from latentviz.store.features import Features
 from latentviz.store.jobs import Jobs
@@ -17,7 +20,16 @@ from latentviz.store.models import Models
 from latentviz.store.schema import EXPORTED, MIGRATIONS, NOT_EXPORTED, SCHEMA_VERSION, Schema
 from latentviz.store.texts import Texts
 
-__all__ = ["EXPORTED", "MIGRATIONS", "NOT_EXPORTED", "SCHEMA_VERSION", "Store", "StoreError"]
+__all__ = ["EXPORTED", "MIGRATIONS", "NOT_EXPORTED", "SCHEMA_VERSION", "Store", "StoreError", "copy_workspace"]
+
+
+def copy_workspace(source: Path, target: Path) -> None:
+    """Copy a workspace that no process is writing: its DuckDB file with the shards and checkpoints
+    beside it (the cache is rebuilt on demand). The copy's catalog names them relative to itself."""
+    shutil.copyfile(source, target)
+    for folder in (settings.arrays_dir, settings.models_dir):
+        if folder(source).is_dir():
+            shutil.copytree(folder(source), folder(target))
 
 
 class Store(Schema, Texts, Models, Features, Jobs):

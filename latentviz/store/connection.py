@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from latentviz import settings
 from latentviz.errors import LatentvizError
 
 # DuckDB's Python client shares one database instance between a process's connections to a file;
@@ -31,6 +32,16 @@ class StoreError(LatentvizError):
 
 def is_lock_error(error: Exception) -> bool:
     return "lock" in str(error).lower()
+
+
+def _sandbox(con, arrays: Path) -> None:
+    """Nothing we run reads other files than the workspace's own Parquet shards: allow their folder,
+    turn the rest off, then lock it. Connections to one file share settings, so only the first sets them."""
+    if con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+        return
+    con.execute("SET allowed_directories = $folders", {"folders": [f"{arrays}/"]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def insert(con, rows: pa.Table, sql: str, params: list | dict | None = None) -> None:
@@ -69,12 +80,8 @@ class Connection:
         while True:
             try:
                 with _OPEN_CLOSE:
-                    con = duckdb.connect(
-                        str(self.path),
-                        read_only=self.read_only,
-                        # Nothing we run reads or writes other files: turn that off, then lock it.
-                        config={"enable_external_access": False, "lock_configuration": True},
-                    )
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                    _sandbox(con, settings.arrays_dir(self.path))
                 break
             except duckdb.IOException as error:
                 if not is_lock_error(error) or time.monotonic() > deadline:

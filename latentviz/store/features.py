@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from latentviz.store.connection import Connection, insert
+from latentviz.store.arrays import Arrays, states_table
+from latentviz.store.connection import insert
 from latentviz.store.schema import DASHBOARD_TABLES
 
 
-class Features(Connection):
+class Features(Arrays):
     # -- captured activations ------------------------------------------------------------------------
 
     def capture_id(self, dataset: str, backbone: str, layer: int, params: dict) -> int:
@@ -44,16 +45,22 @@ class Features(Connection):
 
     def captures(self) -> pd.DataFrame:
         return self._frame(
-            """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.tokens), 0) AS tokens,
+            """SELECT c.id, c.dataset, c.backbone, c.layer, c.complete, coalesce(sum(s.rows), 0) AS tokens,
                count(s.shard) AS shards
-               FROM captures c LEFT JOIN capture_shards s ON s.capture_id = c.id GROUP BY ALL ORDER BY c.id"""
+               FROM captures c LEFT JOIN array_shards s ON s.kind = 'captures' AND s.owner = c.id
+               GROUP BY ALL ORDER BY c.id"""
         )
 
     def add_shard(
-        self, capture_id: int, shard: int, path: str, tokens: pd.DataFrame, masked: pd.DataFrame | None = None
+        self,
+        capture_id: int,
+        shard: int,
+        states: np.ndarray,
+        tokens: pd.DataFrame,
+        masked: pd.DataFrame | None = None,
     ) -> None:
-        """Register a written shard file, its tokens (text_id, position, token: one per row of the
-        file) and the tokens it left out (the same columns), in one transaction."""
+        """Write shard `shard` of a capture: its states (one row per kept token), its tokens (text_id,
+        position, token: one per row) and the tokens it left out (the same columns), in one transaction."""
 
         def arrow(frame: pd.DataFrame) -> pa.Table:
             return pa.table(
@@ -79,12 +86,15 @@ class Features(Connection):
                     "INSERT INTO capture_masked SELECT ?, text_id, position, token FROM incoming",
                     [capture_id],
                 )
-            con.execute("INSERT INTO capture_shards VALUES (?, ?, ?, ?)", [capture_id, shard, path, len(tokens)])
+            self.add_shards(con, "captures", capture_id, states_table(states), shard=shard)
 
     def shards(self, capture_id: int) -> pd.DataFrame:
-        return self._frame(
-            "SELECT shard, path, tokens FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id]
+        """shard, path (of its Parquet file) and tokens of each of a capture's shards, in order."""
+        shards = self._frame(
+            "SELECT shard, path, rows AS tokens FROM array_shards WHERE kind = 'captures' AND owner = ? ORDER BY shard",
+            [capture_id],
         )
+        return shards.assign(path=[str(self.arrays_dir / name) for name in shards["path"]])
 
     def capture_tokens(self, capture_id: int) -> pd.DataFrame:
         """Every kept token in shard order: shard, row, text_id, position, token."""
@@ -131,39 +141,43 @@ class Features(Connection):
                 "value": pa.array(values, pa.float32()),
             }
         )
-        with self._transaction() as con:
-            for table in ("feature_activations", *DASHBOARD_TABLES):
+        rows = rows.sort_by([("feature", "ascending"), ("text_id", "ascending"), ("position", "ascending")])
+        with self.deleting() as doomed, self._transaction() as con:
+            for table in DASHBOARD_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
-            insert(
-                con,
-                rows,
-                "INSERT INTO feature_activations SELECT ?, text_id, position, feature, value FROM incoming",
-                [model_id],
-            )
+            doomed += self.drop_shards(con, "feature_activations", [model_id])
+            self.add_shards(con, "feature_activations", model_id, rows)
+
+    def _activations_frame(self, model_id: int, sql: str, params: dict | None = None) -> pd.DataFrame:
+        """`sql`, where `$activations` stands for the relation reading this model's activation shards in place."""
+        with self._connect() as con:
+            relation, shards = self.shard_relation(con, "feature_activations", model_id)
+            return con.execute(sql.replace("$activations", relation), (params or {}) | shards).df()
 
     def feature_stats(self, model_id: int, tokens: int) -> pd.DataFrame:
         """Per feature that fired: firing count and density (over `tokens`), mean, max and quantiles."""
-        return self._frame(
-            """SELECT feature, count(*) AS fires, count(*) / ?::DOUBLE AS density, avg(value) AS mean,
+        return self._activations_frame(
+            model_id,
+            """SELECT feature, count(*) AS fires, count(*) / $tokens::DOUBLE AS density, avg(value) AS mean,
                       max(value) AS max, quantile_cont(value, 0.5) AS median, quantile_cont(value, 0.9) AS q90,
                       quantile_cont(value, 0.99) AS q99
-               FROM feature_activations WHERE model_id = ? GROUP BY feature ORDER BY feature""",
-            [tokens, model_id],
+               FROM $activations GROUP BY feature ORDER BY feature""",
+            {"tokens": tokens},
         )
 
     def feature_histograms(self, model_id: int, bins: int) -> pd.DataFrame:
         """Every feature's activation counts in `bins` equal intervals from 0 to its max: feature, bin, count."""
-        return self._frame(
-            """WITH a AS (SELECT feature, value, max(value) OVER (PARTITION BY feature) AS top
-                          FROM feature_activations WHERE model_id = ?)
-               SELECT feature, least(CAST(floor(value / top * ?) AS INTEGER), ? - 1) AS bin, count(*) AS count
+        return self._activations_frame(
+            model_id,
+            """WITH a AS (SELECT feature, value, max(value) OVER (PARTITION BY feature) AS top FROM $activations)
+               SELECT feature, least(CAST(floor(value / top * $bins) AS INTEGER), $bins - 1) AS bin, count(*) AS count
                FROM a GROUP BY ALL ORDER BY feature, bin""",
-            [model_id, bins, bins],
+            {"bins": bins},
         )
 
     _EXAMPLES = """WITH a AS (
                SELECT text_id, position, feature, value, max(value) OVER (PARTITION BY feature) AS top
-               FROM feature_activations WHERE model_id = $model),
+               FROM $activations),
            b AS (SELECT *, least(CAST(floor(value / top * $buckets) AS INTEGER), $buckets - 1) AS bucket FROM a),
            strongest AS (SELECT * FROM b QUALIFY row_number() OVER (
                PARTITION BY feature, text_id ORDER BY value DESC, position) = 1),
@@ -185,17 +199,19 @@ class Features(Connection):
         with self._transaction() as con:
             for table in ("feature_examples", "feature_example_values"):
                 con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
+            relation, shards = self.shard_relation(con, "feature_activations", model_id)
+            examples = self._EXAMPLES.replace("$activations", relation)
             con.execute(  # in feature order, so a feature's rows sit together and lookups skip the rest
-                f"INSERT INTO feature_examples SELECT $model, * FROM ({self._EXAMPLES}) ORDER BY feature, bucket, rank",
-                {"model": model_id, "buckets": buckets, "top": per_feature, "per_bucket": per_bucket},
+                f"INSERT INTO feature_examples SELECT $model, * FROM ({examples}) ORDER BY feature, bucket, rank",
+                {"model": model_id, "buckets": buckets, "top": per_feature, "per_bucket": per_bucket} | shards,
             )
             con.execute(
-                """INSERT INTO feature_example_values
-                   SELECT a.model_id, a.feature, a.text_id, a.position, a.value FROM feature_activations a
-                   SEMI JOIN feature_examples e ON e.model_id = a.model_id AND e.feature = a.feature
+                f"""INSERT INTO feature_example_values
+                   SELECT $model, a.feature, a.text_id, a.position, a.value FROM {relation} a
+                   SEMI JOIN feature_examples e ON e.model_id = $model AND e.feature = a.feature
                        AND e.text_id = a.text_id
-                   WHERE a.model_id = ? ORDER BY a.feature, a.text_id, a.position""",
-                [model_id],
+                   ORDER BY a.feature, a.text_id, a.position""",
+                {"model": model_id} | shards,
             )
 
     def set_feature_dashboards(self, model_id: int, summaries: pd.DataFrame, links: pd.DataFrame) -> None:
@@ -270,9 +286,8 @@ class Features(Connection):
 
     def feature_texts(self, model_id: int) -> pd.DataFrame:
         """(feature, text_id): every text each feature fired in."""
-        return self._frame(
-            "SELECT DISTINCT feature, text_id FROM feature_activations WHERE model_id = ? ORDER BY feature, text_id",
-            [model_id],
+        return self._activations_frame(
+            model_id, "SELECT DISTINCT feature, text_id FROM $activations ORDER BY feature, text_id"
         )
 
     def set_label_scores(self, model_id: int, scorer: str, scores: pd.DataFrame) -> None:
@@ -327,18 +342,25 @@ class Features(Connection):
         )
 
     def has_feature_activations(self, model_id: int) -> bool:
-        return self._has_rows("feature_activations", model_id)
+        with self._connect() as con:
+            return bool(
+                con.execute(
+                    "SELECT count(*) > 0 FROM array_shards WHERE kind = 'feature_activations' AND owner = ?",
+                    [model_id],
+                ).fetchone()[0]
+            )
 
     def feature_values(self, model_id: int, feature: int) -> np.ndarray:
-        frame = self._frame(
-            "SELECT value FROM feature_activations WHERE model_id = ? AND feature = ?", [model_id, feature]
+        frame = self._activations_frame(
+            model_id, "SELECT value FROM $activations WHERE feature = $feature", {"feature": feature}
         )
         return frame["value"].to_numpy()
 
     def feature_in_texts(self, model_id: int, feature: int, text_ids: list[int]) -> pd.DataFrame:
         """text_id, position, value of one feature's activations in the given texts."""
-        return self._frame(
-            """SELECT text_id, position, value FROM feature_activations
-                              WHERE model_id = ? AND feature = ? AND list_contains(?::BIGINT[], text_id)""",
-            [model_id, feature, [int(t) for t in text_ids]],
+        return self._activations_frame(
+            model_id,
+            """SELECT text_id, position, value FROM $activations
+               WHERE feature = $feature AND list_contains($texts::BIGINT[], text_id)""",
+            {"feature": feature, "texts": [int(t) for t in text_ids]},
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
-from latentviz.store.connection import Connection, StoreError, is_lock_error
+from latentviz.store.arrays import Arrays, move_tables_into_shards
+from latentviz.store.connection import StoreError, is_lock_error
 
-# Each entry migrates the schema from version i to i + 1. Never edit a released entry: append.
-MIGRATIONS: list[list[str]] = [
+# Each entry migrates the schema from version i to i + 1: SQL statements, or a function of the
+# connection and the store where rows move out to files. Never edit a released entry: append.
+MIGRATIONS: list[list[str | Callable]] = [
     [
         # Ids come from sequences, never max(id) + 1, so an id is never reused after a delete
         # (the app caches maps by projection id).
@@ -248,10 +251,25 @@ MIGRATIONS: list[list[str]] = [
             embedding DOUBLE,
             PRIMARY KEY (model_id, feature))""",
     ],
+    [
+        # Large arrays move out of the file into Parquet shards it catalogs (store/arrays.py); path is
+        # relative to the workspace's .arrays folder, so a copied workspace reads its own copies.
+        """CREATE TABLE array_shards (
+            kind VARCHAR NOT NULL,
+            owner INTEGER NOT NULL,
+            shard INTEGER NOT NULL,
+            path VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            PRIMARY KEY (kind, owner, shard))""",
+        move_tables_into_shards,
+        "DROP TABLE encoding_vectors",
+        "DROP TABLE feature_activations",
+        "DROP TABLE capture_shards",
+    ],
 ]
-# What `copy_into` keeps of each table, given $datasets and $models; the tables left out (the job queue,
-# capture shards: activations on disk that only training reads) start empty. tests/test_bundle.py checks
-# that every table is named here or in NOT_EXPORTED.
+# What `copy_into` keeps of each table, given $datasets and $models; the job queue starts empty, and so
+# do the captures' shards (activations only training reads; their tokens go, for the dashboards' texts).
+# tests/test_bundle.py checks that every table is named here or in NOT_EXPORTED.
 _OF_DATASETS = "list_contains($datasets, dataset)"
 _OF_MODELS = "list_contains($models, model_id)"
 _OF_ENCODINGS = f"encoding_id IN (SELECT id FROM source.encodings WHERE {_OF_DATASETS})"
@@ -260,7 +278,6 @@ EXPORTED = {
     "datasets": "list_contains($datasets, name)",
     "texts": _OF_DATASETS,
     "encodings": _OF_DATASETS,
-    "encoding_vectors": _OF_ENCODINGS,
     "projections": _OF_ENCODINGS,
     "projection_points": f"projection_id IN (SELECT id FROM source.projections WHERE {_OF_ENCODINGS})",
     "models": "list_contains($models, id)",
@@ -269,7 +286,9 @@ EXPORTED = {
     "captures": _OF_DATASETS,
     "capture_tokens": _OF_CAPTURES,
     "capture_masked": _OF_CAPTURES,
-    "feature_activations": _OF_MODELS,
+    # the shards' catalog rows; copy_into copies their files
+    "array_shards": f"""(kind = 'encodings' AND owner IN (SELECT id FROM source.encodings WHERE {_OF_DATASETS}))
+                        OR (kind = 'feature_activations' AND list_contains($models, owner))""",
     "feature_summaries": _OF_MODELS,
     "feature_links": _OF_MODELS,
     "feature_examples": _OF_MODELS,
@@ -280,7 +299,7 @@ EXPORTED = {
     "comparisons": f"{_OF_MODELS} AND list_contains($models, other_id)",
     "feature_matches": f"{_OF_MODELS} AND list_contains($models, other_id)",
 }
-NOT_EXPORTED = ("jobs", "capture_shards", "schema_version")
+NOT_EXPORTED = ("jobs", "schema_version")
 SEQUENCES = {
     "text_ids": "texts",
     "encoding_ids": "encodings",
@@ -301,7 +320,7 @@ DASHBOARD_TABLES = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Schema(Connection):
+class Schema(Arrays):
     """Migrating a workspace to this latentviz's schema, and copying part of it into a new one."""
 
     def _version(self, con) -> int:
@@ -311,7 +330,7 @@ class Schema(Connection):
         return con.execute("SELECT max(version) FROM schema_version").fetchone()[0] if exists else 0
 
     def _migrate(self) -> None:
-        with self._transaction() as con:
+        with self.deleting() as doomed, self._transaction() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             version = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -321,7 +340,10 @@ class Schema(Connection):
                 )
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
-                    con.execute(statement)
+                    if callable(statement):
+                        doomed += statement(con, self)  # files it replaced, deleted after the commit
+                    else:
+                        con.execute(statement)
                 con.execute("INSERT INTO schema_version VALUES (?)", [step + 1])
 
     def _check_version(self) -> None:
@@ -356,6 +378,7 @@ class Schema(Connection):
             for table, keep in EXPORTED.items():  # DuckDB wants exactly the parameters a statement names
                 used = {name: value for name, value in chosen.items() if f"${name}" in keep}
                 con.execute(f"INSERT INTO {table} SELECT * FROM source.{table} WHERE {keep}", used)
+            self.copy_shards_into(con, target)
             con.execute("UPDATE models SET checkpoint = ? || '/' || id WHERE checkpoint IS NOT NULL", [models_folder])
             for sequence, table in SEQUENCES.items():  # new ids continue after the copied ones
                 start = con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from latentviz.store.connection import Connection, StoreError, insert, npz_arrays, npz_bytes
+from latentviz.store.arrays import Arrays
+from latentviz.store.connection import StoreError, insert, npz_arrays, npz_bytes
 from latentviz.store.schema import DASHBOARD_TABLES
 
 
@@ -18,7 +19,10 @@ def _vector_table(text_ids: np.ndarray, vectors: np.ndarray) -> pa.Table:
     return pa.table({"text_id": pa.array(text_ids, pa.int64()), "vector": lists.cast(pa.list_(pa.float32()))})
 
 
-class Texts(Connection):
+SHARD_OWNERS = {"encodings": "encodings", "feature_activations": "models", "captures": "captures"}  # kind: table
+
+
+class Texts(Arrays):
     # -- datasets and texts --------------------------------------------------------------------
 
     def add_dataset(self, name: str, source: str, texts: pd.DataFrame, params: dict | None = None) -> int:
@@ -52,23 +56,28 @@ class Texts(Connection):
 
     def delete_dataset(self, name: str) -> None:
         """Remove a dataset with its texts, encodings, maps and models (checkpoint folders stay on disk)."""
-        with self._transaction() as con:
+        with self.deleting() as doomed, self._transaction() as con:
             if not con.execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0]:
                 raise StoreError(f"no dataset named {name!r}")
+            for kind, owners in (
+                ("encodings", "encodings"),
+                ("feature_activations", "models"),
+                ("captures", "captures"),
+            ):
+                ids = [row[0] for row in con.execute(f"SELECT id FROM {owners} WHERE dataset = ?", [name]).fetchall()]
+                doomed += self.drop_shards(con, kind, ids)
             encoding_ids = "SELECT id FROM encodings WHERE dataset = ?"
             projection_ids = f"SELECT id FROM projections WHERE encoding_id IN ({encoding_ids})"
             con.execute(f"DELETE FROM projection_points WHERE projection_id IN ({projection_ids})", [name])
             con.execute(f"DELETE FROM projections WHERE encoding_id IN ({encoding_ids})", [name])
-            con.execute(f"DELETE FROM encoding_vectors WHERE encoding_id IN ({encoding_ids})", [name])
             con.execute("DELETE FROM encodings WHERE dataset = ?", [name])
             model_ids = "SELECT id FROM models WHERE dataset = ?"
             con.execute(f"DELETE FROM text_codes WHERE model_id IN ({model_ids})", [name])
-            for table in ("feature_activations", *DASHBOARD_TABLES):
+            for table in DASHBOARD_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE model_id IN ({model_ids})", [name])
             capture_ids = "SELECT id FROM captures WHERE dataset = ?"
             con.execute(f"DELETE FROM capture_tokens WHERE capture_id IN ({capture_ids})", [name])
             con.execute(f"DELETE FROM capture_masked WHERE capture_id IN ({capture_ids})", [name])
-            con.execute(f"DELETE FROM capture_shards WHERE capture_id IN ({capture_ids})", [name])
             con.execute("DELETE FROM captures WHERE dataset = ?", [name])
             con.execute(f"DELETE FROM training_metrics WHERE model_id IN ({model_ids})", [name])
             con.execute(f"DELETE FROM evaluations WHERE model_id IN ({model_ids})", [name])
@@ -127,8 +136,9 @@ class Texts(Connection):
 
     def encodings(self, dataset: str | None = None) -> pd.DataFrame:
         return self._frame(
-            """SELECT e.id, e.dataset, e.backbone, e.layer, e.dim, e.complete, count(v.text_id) AS vectors, e.created
-               FROM encodings e LEFT JOIN encoding_vectors v ON v.encoding_id = e.id
+            """SELECT e.id, e.dataset, e.backbone, e.layer, e.dim, e.complete, coalesce(sum(s.rows), 0) AS vectors,
+                      e.created
+               FROM encodings e LEFT JOIN array_shards s ON s.kind = 'encodings' AND s.owner = e.id
                WHERE ? IS NULL OR e.dataset = ?
                GROUP BY ALL ORDER BY e.id""",
             [dataset, dataset],
@@ -142,17 +152,15 @@ class Texts(Connection):
 
     def encoded_text_ids(self, encoding_id: int) -> set[int]:
         with self._connect() as con:
-            rows = con.execute("SELECT text_id FROM encoding_vectors WHERE encoding_id = ?", [encoding_id]).fetchall()
+            relation, params = self.shard_relation(con, "encodings", encoding_id)
+            rows = con.execute(f"SELECT text_id FROM {relation}", params).fetchall()
         return {row[0] for row in rows}
 
     def add_vectors(self, encoding_id: int, text_ids, vectors: np.ndarray) -> None:
+        """Add these texts' vectors to the encoding, as a new shard."""
+        order = np.argsort(text_ids, kind="stable")
         with self._transaction() as con:
-            insert(
-                con,
-                _vector_table(np.asarray(text_ids), vectors),
-                "INSERT INTO encoding_vectors SELECT ?, text_id, vector FROM incoming",
-                [encoding_id],
-            )
+            self.add_shards(con, "encodings", encoding_id, _vector_table(np.asarray(text_ids)[order], vectors[order]))
 
     def mark_encoding_complete(self, encoding_id: int) -> None:
         with self._transaction() as con:
@@ -161,10 +169,8 @@ class Texts(Connection):
     def vectors(self, encoding_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(text ids, float32 matrix) of an encoding, ordered by text id."""
         with self._connect() as con:
-            table = con.sql(
-                "SELECT text_id, vector FROM encoding_vectors WHERE encoding_id = $id ORDER BY text_id",
-                params={"id": encoding_id},
-            ).to_arrow_table()
+            relation, params = self.shard_relation(con, "encodings", encoding_id)
+            table = con.sql(f"SELECT text_id, vector FROM {relation} ORDER BY text_id", params=params).to_arrow_table()
             dim = con.execute("SELECT dim FROM encodings WHERE id = ?", [encoding_id]).fetchone()
         ids = table.column("text_id").to_numpy()
         if len(ids) == 0:

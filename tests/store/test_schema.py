@@ -44,11 +44,64 @@ def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
     con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
     con.close()
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 10
+    assert store.schema_version() == SCHEMA_VERSION == 11
     assert store.captures().empty and not store.has_feature_activations(1) and not store.has_feature_dashboards(1)
     assert store.explanations(1).empty and store.label_scores(1).empty
     assert store.datasets()["name"].tolist() == ["old"]
     assert store.models().empty and store.add_model("vq", "m", "old", "minilm", {}) == 1
+
+
+def test_a_version_10_workspace_moves_its_vectors_and_activations_into_parquet_shards(tmp_path):
+    from safetensors.numpy import save_file
+
+    from latentviz import activations
+    from latentviz.store import MIGRATIONS
+
+    path = tmp_path / "v10.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, statements in enumerate(MIGRATIONS[:10], start=1):
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
+    con.execute("INSERT INTO texts VALUES (1, 'old', 'a', NULL, NULL), (2, 'old', 'b', NULL, NULL)")
+    con.execute(
+        "INSERT INTO encodings (id, dataset, backbone, layer, dim, complete) VALUES (4, 'old', 'tiny', 1, 3, true)"
+    )
+    con.execute("INSERT INTO encoding_vectors VALUES (4, 2, [4, 5, 6]), (4, 1, [1, 2, 3])")
+    con.execute("INSERT INTO feature_activations VALUES (9, 1, 0, 7, 0.5), (9, 2, 3, 7, 1.5), (9, 2, 1, 2, 2.0)")
+    states = np.arange(6, dtype=np.float32).reshape(3, 2)
+    old_shard = tmp_path / "v10.cache" / "activations" / "5" / "shard_00000.safetensors"
+    old_shard.parent.mkdir(parents=True)
+    save_file({"states": states}, old_shard)
+    for capture_id, shard_path in ((5, old_shard), (6, tmp_path / "cleared.safetensors")):  # 6: its cache is gone
+        con.execute(
+            "INSERT INTO captures (id, dataset, backbone, layer, complete) VALUES (?, 'old', 'lm', 1, true)",
+            [capture_id],
+        )
+        con.execute("INSERT INTO capture_shards VALUES (?, 0, ?, 3)", [capture_id, str(shard_path)])
+        con.execute(
+            "INSERT INTO capture_tokens VALUES (?, 0, 0, 1, 0, 'a'), (?, 0, 1, 2, 0, 'b'), (?, 0, 2, 2, 1, 'c')",
+            [capture_id] * 3,
+        )
+    con.close()
+    store = Store(path)
+    assert activations.load(store, 5)[1].tolist() == states.tolist() and not old_shard.exists()
+    assert store.captures().set_index("id")["tokens"].to_dict() == {5: 3, 6: 0}
+    assert not store.capture(6)["complete"] and store.capture_tokens(6).empty  # captured again from scratch
+    ids, vectors = store.vectors(4)
+    assert ids.tolist() == [1, 2] and vectors.tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert store.encodings()["vectors"].tolist() == [2]
+    assert store.feature_values(9, 7).tolist() == [0.5, 1.5] and store.has_feature_activations(9)
+    assert sorted(p.parent.relative_to(store.arrays_dir).as_posix() for p in store.arrays_dir.rglob("*.parquet")) == [
+        "captures/capture_id=5",
+        "encodings/encoding_id=4",
+        "feature_activations/model_id=9",
+    ]
+    with duckdb.connect(str(path)) as con:  # the rows left the file
+        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert not tables & {"encoding_vectors", "feature_activations", "capture_shards"}
 
 
 def test_ids_are_never_reused_after_a_delete(store):

@@ -1,0 +1,168 @@
+"""Large arrays beside the catalog: captured LM activations, encodings' vectors and SAEs' sparse
+feature activations live as Parquet shards in the workspace's `.arrays` folder, Hive-partitioned by
+what owns them
+
+    latentviz.arrays/captures/capture_id=2/part-00000-<random>.parquet
+    latentviz.arrays/encodings/encoding_id=3/part-00000-<random>.parquet
+    latentviz.arrays/feature_activations/model_id=7/part-00000-<random>.parquet
+
+and the DuckDB file keeps only their catalog (`array_shards`: which files, how many rows), reading them
+in place with `read_parquet`. The file stays small however many vectors it holds, and the shards are
+plain Parquet that any engine reads or writes (a distributed encode writes the same layout).
+
+A shard is written under a temporary name, renamed, and only then registered, in the caller's
+transaction: a crash leaves at most an unregistered file, which nothing reads. Removed shards are
+deleted once the transaction that unregistered them commits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from latentviz import settings
+from latentviz.store.connection import Connection
+
+# kind -> (the partition key, the columns a shard holds, how its rows are sorted: by feature, so
+# a lookup of one feature reads only the row groups whose statistics can hold it)
+KINDS = {
+    "captures": ("capture_id", {"states": "FLOAT[]"}, None),  # in the order of the capture's token rows
+    "encodings": ("encoding_id", {"text_id": "BIGINT", "vector": "FLOAT[]"}, "text_id"),
+    "feature_activations": (
+        "model_id",
+        {"text_id": "BIGINT", "position": "INTEGER", "feature": "INTEGER", "value": "REAL"},
+        "feature, text_id, position",
+    ),
+}
+ROWS_PER_SHARD = 2_000_000
+ROWS_PER_GROUP = 65_536
+
+
+def shard_name(kind: str, owner: int, shard: int) -> str:
+    """A new shard's path inside the arrays folder (Hive partitioning: the owner's id is in the path).
+    A random tail keeps a replacement's files apart from the ones it replaces until they are deleted."""
+    return f"{kind}/{KINDS[kind][0]}={owner}/part-{shard:05d}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def _empty(kind: str) -> str:
+    """A relation with a shard's columns and no rows: what an owner without shards reads."""
+    columns = ", ".join(f"NULL::{sql_type} AS {name}" for name, sql_type in KINDS[kind][1].items())
+    return f"(SELECT {columns} WHERE false)"
+
+
+def states_table(states: np.ndarray) -> pa.Table:
+    """A capture shard's rows: one fixed-size list of float32 per token."""
+    states = np.ascontiguousarray(states, dtype=np.float32)
+    return pa.table({"states": pa.FixedSizeListArray.from_arrays(pa.array(states.ravel()), states.shape[1])})
+
+
+def read_states(path: Path) -> np.ndarray:
+    """A capture shard's (tokens, d) float32 matrix."""
+    column = pq.read_table(path, columns=["states"]).column("states").combine_chunks()
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+
+
+def move_tables_into_shards(con, store: Arrays) -> list[Path]:
+    """Migration: the vectors and activations older workspaces kept inside the DuckDB file, and the
+    captures they kept as safetensors files in their cache, written out as shards (the tables are
+    dropped by the statements after this one). Returns the old capture files, deleted once this commits."""
+    from safetensors.numpy import load_file
+
+    for kind, table in (("encodings", "encoding_vectors"), ("feature_activations", "feature_activations")):
+        key, columns, order = KINDS[kind]
+        for (owner,) in con.execute(f"SELECT DISTINCT {key} FROM {table} ORDER BY {key}").fetchall():
+            rows = con.sql(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE {key} = ? ORDER BY {order}", params=[owner]
+            ).to_arrow_table()
+            store.add_shards(con, kind, owner, rows)
+    moved = []
+    for (capture_id,) in con.execute("SELECT DISTINCT capture_id FROM capture_shards ORDER BY 1").fetchall():
+        files = con.execute(
+            "SELECT shard, path FROM capture_shards WHERE capture_id = ? ORDER BY shard", [capture_id]
+        ).fetchall()
+        if not all(Path(path).is_file() for _, path in files):  # its cache was cleared: capture it again
+            for table in ("capture_tokens", "capture_masked"):
+                con.execute(f"DELETE FROM {table} WHERE capture_id = ?", [capture_id])
+            con.execute("UPDATE captures SET complete = false WHERE id = ?", [capture_id])
+            continue
+        for shard, path in files:
+            store.add_shards(con, "captures", capture_id, states_table(load_file(path)["states"]), shard=shard)
+            moved.append(Path(path))
+    return moved
+
+
+class Arrays(Connection):
+    """Writing, reading and removing a workspace's Parquet shards; every method takes the caller's
+    connection, so a shard's registration commits (or not) with the rest of the caller's change."""
+
+    @property
+    def arrays_dir(self) -> Path:
+        return settings.arrays_dir(self.path)
+
+    def add_shards(self, con, kind: str, owner: int, rows: pa.Table, shard: int | None = None) -> None:
+        """Write `rows` (a shard's columns, sorted as KINDS says) as new shards of `owner`, numbered from
+        `shard` (default: after its last)."""
+        owner, start = int(owner), shard
+        if start is None:
+            start = con.execute(
+                "SELECT coalesce(max(shard) + 1, 0) FROM array_shards WHERE kind = ? AND owner = ?", [kind, owner]
+            ).fetchone()[0]
+        for offset in range(0, max(rows.num_rows, 1), ROWS_PER_SHARD):
+            part = rows.slice(offset, ROWS_PER_SHARD)
+            if part.num_rows == 0:
+                return
+            name = shard_name(kind, owner, start + offset // ROWS_PER_SHARD)
+            path = self.arrays_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = path.with_name(path.name + ".partial")
+            pq.write_table(part, written, compression="zstd", row_group_size=ROWS_PER_GROUP)
+            os.replace(written, path)
+            con.execute(
+                "INSERT INTO array_shards VALUES (?, ?, ?, ?, ?)",
+                [kind, owner, start + offset // ROWS_PER_SHARD, name, part.num_rows],
+            )
+
+    def shard_relation(self, con, kind: str, owner: int) -> tuple[str, dict]:
+        """(SQL relation, its parameters) reading every shard of `owner` in place."""
+        owner = int(owner)
+        names = [
+            row[0]
+            for row in con.execute(
+                "SELECT path FROM array_shards WHERE kind = ? AND owner = ? ORDER BY shard", [kind, owner]
+            ).fetchall()
+        ]
+        if not names:
+            return _empty(kind), {}
+        return "read_parquet($shards)", {"shards": [str(self.arrays_dir / name) for name in names]}
+
+    def drop_shards(self, con, kind: str, owners: list[int]) -> list[Path]:
+        """Unregister every shard of these owners; returns their files, for `deleting` after the commit."""
+        owners = [int(owner) for owner in owners]
+        names = con.execute(
+            "SELECT path FROM array_shards WHERE kind = ? AND list_contains(?, owner)", [kind, owners]
+        ).fetchall()
+        con.execute("DELETE FROM array_shards WHERE kind = ? AND list_contains(?, owner)", [kind, owners])
+        return [self.arrays_dir / name for (name,) in names]
+
+    @contextmanager
+    def deleting(self):
+        """A list to put shard files in; they are deleted when the block ends without an error (after the
+        transaction inside it has committed), and kept, still registered, when it fails."""
+        doomed: list[Path] = []
+        yield doomed
+        for path in doomed:
+            path.unlink(missing_ok=True)
+
+    def copy_shards_into(self, con, target: Path) -> None:
+        """Copy the files of every shard the attached copy at `target` registers (Schema.copy_into)."""
+        destination = settings.arrays_dir(target)
+        for (name,) in con.execute("SELECT path FROM array_shards").fetchall():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.arrays_dir / name, destination / name)
