@@ -41,6 +41,17 @@ KINDS = {
         "feature, text_id, position",
     ),
 }
+# Dense float lists (a capture's states, an encoding's vectors): byte-stream split and lz4 read back 12×
+# faster than dictionary and zstd (80 against 959 ms for 6,551 SmolLM2 states) and stay 6% under raw
+# float32; the sparse activations' ids compress well with the defaults (dictionary) and zstd.
+WRITE_OPTIONS = {
+    kind: {
+        "compression": "lz4",
+        "use_dictionary": False,
+        "column_encoding": {f"{column}.list.element": "BYTE_STREAM_SPLIT"},
+    }
+    for kind, column in (("captures", "states"), ("encodings", "vector"))
+} | {"feature_activations": {"compression": "zstd"}}
 ROWS_PER_SHARD = 2_000_000
 ROWS_PER_GROUP = 65_536
 
@@ -122,7 +133,7 @@ class Arrays(Connection):
             path = self.arrays_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             written = path.with_name(path.name + ".partial")
-            pq.write_table(part, written, compression="zstd", row_group_size=ROWS_PER_GROUP)
+            pq.write_table(part, written, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS.get(kind, {}))
             os.replace(written, path)
             con.execute(
                 "INSERT INTO array_shards VALUES (?, ?, ?, ?, ?)",
