@@ -7,6 +7,7 @@ positions whose norm is more than `sink_factor` times the median (SmolLM2's firs
 
 from __future__ import annotations
 
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from latentviz import backbones, engines, settings
 from latentviz.progress import Progress
 from latentviz.steps import Engine
 from latentviz.store import Store, StoreError
-from latentviz.store.arrays import read_states
+from latentviz.store.arrays import read_states, shard_name, states_table, write_shard
 
 TEXTS_PER_SHARD = 256
 SINK_FACTOR = (
@@ -32,21 +33,39 @@ def sink_mask(states: np.ndarray, factor: float = SINK_FACTOR) -> np.ndarray:
 
 
 class Capturer:
-    """The capture step's worker (engines.py): the LM loaded once, then a chunk's per-token states."""
+    """The capture step's worker (engines.py): the LM loaded once, then a chunk's per-token states,
+    sinks left out, written as the chunk's shard file into the workspace's arrays folder (on a
+    cluster, a folder every worker shares); the tokens and the file's name go back to the step."""
 
-    def __init__(self, backbone_name: str, cache: Path, layer: int, site: str, prepend_bos: bool | None):
+    def __init__(
+        self,
+        backbone_name: str,
+        cache: Path,
+        layer: int,
+        site: str,
+        prepend_bos: bool | None,
+        sinks: float | None,
+        arrays: Path,
+        capture_id: int,
+        tag: str,
+    ):
         self.model = backbones.shared(backbone_name, cache)
-        self.layer, self.site, self.prepend_bos = layer, site, prepend_bos
+        self.layer, self.site, self.prepend_bos, self.sinks = layer, site, prepend_bos, sinks
+        self.arrays, self.capture_id, self.tag = arrays, capture_id, tag
 
     def __call__(self, chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, positions, tokens, states = backbones.token_states(
             self.model, chunk["texts"].tolist(), layer=self.layer, site=self.site, prepend_bos=self.prepend_bos
         )
+        sinks = sink_mask(states, self.sinks) if self.sinks else np.zeros(len(states), bool)
+        shard = int(chunk["shard"])
+        name = write_shard(self.arrays, "captures", self.capture_id, shard, states_table(states[~sinks]), self.tag)
         return {
             "text_id": chunk["ids"][rows],
             "position": np.asarray(positions),
             "token": np.array(tokens, dtype=str),
-            "states": states,
+            "sink": sinks,
+            "name": np.array(name),
         }
 
 
@@ -84,24 +103,44 @@ def capture(
     shards = range(-(-len(texts) // TEXTS_PER_SHARD)) if kept < max_tokens else []
     todo = [shard for shard in shards if shard not in set(done["shard"])]
     chunks = [
-        {"ids": chunk["id"].to_numpy(), "texts": chunk["text"].to_numpy(str)}
-        for chunk in (texts.iloc[shard * TEXTS_PER_SHARD : (shard + 1) * TEXTS_PER_SHARD] for shard in todo)
+        {"shard": np.array(shard), "ids": chunk["id"].to_numpy(), "texts": chunk["text"].to_numpy(str)}
+        for shard, chunk in ((s, texts.iloc[s * TEXTS_PER_SHARD : (s + 1) * TEXTS_PER_SHARD]) for s in todo)
     ]
-    worker = (backbone_name, settings.cache_dir(store.path), layer, site, prepend_bos)
-    # closing: an early stop (enough tokens, Cancel) ends the run at once (on Ray: its workers stop)
-    with closing(engines.run(Capturer, worker, chunks, engine=engine)) as results:
-        for shard, found in zip(todo, results, strict=True):
-            states = found.pop("states")
-            found = pd.DataFrame(found)  # text_id, position, token: one row per state
-            sinks = sink_mask(states, sink_factor) if mask_sinks else np.zeros(len(states), bool)
-            keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
-            masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # shown in their texts
-            store.add_shard(capture_id, shard, states[keep], found[keep], found[masked])
-            kept += int(keep.sum())
-            if progress:
-                progress(kept, max_tokens, f"capturing {backbone_name} layer {layer} {site}")
-            if kept >= max_tokens:
-                break
+    tag = uuid.uuid4().hex[:12]  # this run's files: those it wrote but never registered are deleted at the end
+    worker = (
+        backbone_name,
+        settings.cache_dir(store.path),
+        layer,
+        site,
+        prepend_bos,
+        mask_sinks and sink_factor,
+        store.arrays_dir,
+        capture_id,
+        tag,
+    )
+    try:
+        # closing: an early stop (enough tokens, Cancel) ends the run at once (on Ray: its workers stop)
+        with closing(engines.run(Capturer, worker, chunks, engine=engine)) as results:
+            for shard, found in zip(todo, results, strict=True):
+                name, sinks = str(found.pop("name")), found.pop("sink")
+                found = pd.DataFrame(found)  # text_id, position, token: one row per state
+                keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
+                if keep.sum() < (~sinks).sum():  # the last shard: cut its file at max_tokens
+                    states = read_states(store.arrays_dir / name)[: int(keep.sum())]
+                    (store.arrays_dir / name).unlink()
+                    name = write_shard(store.arrays_dir, "captures", capture_id, shard, states_table(states), tag)
+                masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # shown in their texts
+                store.add_shard(capture_id, shard, name, found[keep], found[masked])
+                kept += int(keep.sum())
+                if progress:
+                    progress(kept, max_tokens, f"capturing {backbone_name} layer {layer} {site}")
+                if kept >= max_tokens:
+                    break
+    finally:
+        registered = {Path(path).name for path in store.shards(capture_id)["path"]}
+        for path in (store.arrays_dir / shard_name("captures", capture_id, 0, tag)).parent.glob(f"*-{tag}.parquet"):
+            if path.name not in registered:
+                path.unlink()
     store.mark_capture_complete(capture_id)
     return capture_id
 

@@ -2,6 +2,7 @@
 what the local engine stores, to float tolerance (a Ray worker runs torch on one thread)."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +68,13 @@ def test_capture_and_feature_activations_on_ray_store_what_the_local_engine_stor
     np.testing.assert_allclose(
         activations.load(ray, captured[1])[1], activations.load(local, captured[0])[1], rtol=1e-5, atol=1e-5
     )
+
+    # a capture cut short: the last shard's file is cut at max_tokens, and the shards the workers wrote
+    # beyond it are deleted, never registered
+    short = activations.capture(ray, "bbc-news", tiny_llama, 3, max_tokens=120, engine=RAY)
+    files = {path.name for path in (ray.arrays_dir / "captures" / f"capture_id={short}").iterdir()}
+    assert files == {Path(path).name for path in ray.shards(short)["path"]} and len(files) == 1
+    np.testing.assert_array_equal(activations.load(ray, short)[1], activations.load(ray, captured[1])[1][:120])
 
     sae = int(local.models().set_index("kind").loc["sae", "id"])
     for store, engine in ((local, Engine()), (ray, RAY)):

@@ -56,10 +56,24 @@ ROWS_PER_SHARD = 2_000_000
 ROWS_PER_GROUP = 65_536
 
 
-def shard_name(kind: str, owner: int, shard: int) -> str:
+def shard_name(kind: str, owner: int, shard: int, tag: str | None = None) -> str:
     """A new shard's path inside the arrays folder (Hive partitioning: the owner's id is in the path).
-    A random tail keeps a replacement's files apart from the ones it replaces until they are deleted."""
-    return f"{kind}/{KINDS[kind][0]}={owner}/part-{shard:05d}-{uuid.uuid4().hex[:12]}.parquet"
+    A random tail (or the writing run's `tag`) keeps a replacement's files apart from the ones it
+    replaces until they are deleted."""
+    return f"{kind}/{KINDS[kind][0]}={owner}/part-{shard:05d}-{tag or uuid.uuid4().hex[:12]}.parquet"
+
+
+def write_shard(folder: Path, kind: str, owner: int, shard: int, rows: pa.Table, tag: str | None = None) -> str:
+    """Write one shard file under the arrays `folder` (temporary name, then renamed); its name. Nothing
+    reads it until it is registered (Arrays.register_shard): a worker on another machine writes its
+    own shards into a shared folder this way, and the step registers them as their results arrive."""
+    name = shard_name(kind, owner, shard, tag)
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_name(path.name + ".partial")
+    pq.write_table(rows, written, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS.get(kind, {}))
+    os.replace(written, path)
+    return name
 
 
 def _empty(kind: str) -> str:
@@ -77,7 +91,8 @@ def states_table(states: np.ndarray) -> pa.Table:
 def read_states(path: Path) -> np.ndarray:
     """A capture shard's (tokens, d) float32 matrix."""
     column = pq.read_table(path, columns=["states"]).column("states").combine_chunks()
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+    states = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+    return np.require(states, requirements="W")  # Arrow's buffers are read-only; torch wants to own them
 
 
 def move_tables_into_shards(con, store: Arrays) -> list[Path]:
@@ -125,20 +140,15 @@ class Arrays(Connection):
             start = con.execute(
                 "SELECT coalesce(max(shard) + 1, 0) FROM array_shards WHERE kind = ? AND owner = ?", [kind, owner]
             ).fetchone()[0]
-        for offset in range(0, max(rows.num_rows, 1), ROWS_PER_SHARD):
+        for number, offset in enumerate(range(0, rows.num_rows, ROWS_PER_SHARD), start=start):
             part = rows.slice(offset, ROWS_PER_SHARD)
-            if part.num_rows == 0:
-                return
-            name = shard_name(kind, owner, start + offset // ROWS_PER_SHARD)
-            path = self.arrays_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            written = path.with_name(path.name + ".partial")
-            pq.write_table(part, written, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS.get(kind, {}))
-            os.replace(written, path)
-            con.execute(
-                "INSERT INTO array_shards VALUES (?, ?, ?, ?, ?)",
-                [kind, owner, start + offset // ROWS_PER_SHARD, name, part.num_rows],
+            self.register_shard(
+                con, kind, owner, number, write_shard(self.arrays_dir, kind, owner, number, part), part.num_rows
             )
+
+    def register_shard(self, con, kind: str, owner: int, shard: int, name: str, rows: int) -> None:
+        """Add a written shard file (its name inside the arrays folder) to the catalog."""
+        con.execute("INSERT INTO array_shards VALUES (?, ?, ?, ?, ?)", [kind, int(owner), int(shard), name, int(rows)])
 
     def shard_relation(self, con, kind: str, owner: int) -> tuple[str, dict]:
         """(SQL relation, its parameters) reading every shard of `owner` in place."""

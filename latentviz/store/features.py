@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from latentviz.store.arrays import Arrays, states_table
+from latentviz.store.arrays import Arrays
 from latentviz.store.connection import insert
 from latentviz.store.schema import DASHBOARD_TABLES
 
@@ -55,12 +55,13 @@ class Features(Arrays):
         self,
         capture_id: int,
         shard: int,
-        states: np.ndarray,
+        name: str,
         tokens: pd.DataFrame,
         masked: pd.DataFrame | None = None,
     ) -> None:
-        """Write shard `shard` of a capture: its states (one row per kept token), its tokens (text_id,
-        position, token: one per row) and the tokens it left out (the same columns), in one transaction."""
+        """Register shard `shard` of a capture, its file `name` written (store/arrays.write_shard: one
+        state a row), with its tokens (text_id, position, token: one per row of the file) and the
+        tokens it left out (the same columns), in one transaction."""
 
         def arrow(frame: pd.DataFrame) -> pa.Table:
             return pa.table(
@@ -86,7 +87,7 @@ class Features(Arrays):
                     "INSERT INTO capture_masked SELECT ?, text_id, position, token FROM incoming",
                     [capture_id],
                 )
-            self.add_shards(con, "captures", capture_id, states_table(states), shard=shard)
+            self.register_shard(con, "captures", capture_id, shard, name, len(tokens))
 
     def shards(self, capture_id: int) -> pd.DataFrame:
         """shard, path (of its Parquet file) and tokens of each of a capture's shards, in order."""
