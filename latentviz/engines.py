@@ -79,8 +79,7 @@ class _Actor:
         self.worker = worker(*args)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [npz_bytes(self.worker(npz_arrays(chunk))) for chunk in batch["chunk"]]
-        return {"index": batch["index"], "result": np.array(results, dtype=object)}
+        return {"result": np.array([npz_bytes(self.worker(npz_arrays(chunk))) for chunk in batch["chunk"]], object)}
 
 
 def _on_ray(worker: type, args: tuple, chunks: list[dict], address: str | None, workers: int | None):
@@ -102,7 +101,7 @@ def _on_ray(worker: type, args: tuple, chunks: list[dict], address: str | None, 
         gpus = int(resources.get("GPU", 0))
         pool = workers or gpus or max(int(resources.get("CPU", 1)), 1)
         cpus = 1 if gpus else max(int(resources.get("CPU", 1)) // pool, 1)
-        items = [{"index": i, "chunk": npz_bytes(chunk)} for i, chunk in enumerate(chunks)]
+        items = [{"chunk": npz_bytes(chunk)} for chunk in chunks]
         results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _Actor,
             fn_constructor_args=(worker, args, cpus),
