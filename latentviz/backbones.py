@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -106,10 +107,13 @@ def smollm2_weights(cache: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    partial = cache / "smollm2.partial"
+    partial = cache / f"smollm2.partial-{os.getpid()}"  # processes converting at once (Ray workers) each their own
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    os.replace(partial, target)  # a crash mid-save leaves no half-written cache behind
+    try:
+        os.replace(partial, target)  # a crash mid-save leaves no half-written cache behind
+    except OSError:  # another process got there first: its copy is the same
+        shutil.rmtree(partial)
     return target
 
 
