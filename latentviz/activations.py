@@ -18,7 +18,7 @@ from latentviz import backbones, engines, settings
 from latentviz.progress import Progress
 from latentviz.steps import Engine
 from latentviz.store import Store, StoreError
-from latentviz.store.arrays import read_states, shard_name, states_table, write_shard
+from latentviz.store.arrays import owner_folder, read_states, states_table, write_shard
 
 TEXTS_PER_SHARD = 256
 SINK_FACTOR = (
@@ -125,9 +125,8 @@ def capture(
                 name, sinks = str(found.pop("name")), found.pop("sink")
                 found = pd.DataFrame(found)  # text_id, position, token: one row per state
                 keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
-                if keep.sum() < (~sinks).sum():  # the last shard: cut its file at max_tokens
+                if keep.sum() < (~sinks).sum():  # the last shard: its file rewritten, cut at max_tokens
                     states = read_states(store.arrays_dir / name)[: int(keep.sum())]
-                    (store.arrays_dir / name).unlink()
                     name = write_shard(store.arrays_dir, "captures", capture_id, shard, states_table(states), tag)
                 masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # shown in their texts
                 store.add_shard(capture_id, shard, name, found[keep], found[masked])
@@ -138,7 +137,7 @@ def capture(
                     break
     finally:
         registered = {Path(path).name for path in store.shards(capture_id)["path"]}
-        for path in (store.arrays_dir / shard_name("captures", capture_id, 0, tag)).parent.glob(f"*-{tag}.parquet"):
+        for path in (store.arrays_dir / owner_folder("captures", capture_id)).glob(f"*-{tag}.parquet"):
             if path.name not in registered:
                 path.unlink()
     store.mark_capture_complete(capture_id)

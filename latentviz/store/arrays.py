@@ -56,11 +56,15 @@ ROWS_PER_SHARD = 2_000_000
 ROWS_PER_GROUP = 65_536
 
 
+def owner_folder(kind: str, owner: int) -> str:
+    """The folder of an owner's shards inside the arrays folder (Hive partitioning: its id is in the path)."""
+    return f"{kind}/{KINDS[kind][0]}={owner}"
+
+
 def shard_name(kind: str, owner: int, shard: int, tag: str | None = None) -> str:
-    """A new shard's path inside the arrays folder (Hive partitioning: the owner's id is in the path).
-    A random tail (or the writing run's `tag`) keeps a replacement's files apart from the ones it
-    replaces until they are deleted."""
-    return f"{kind}/{KINDS[kind][0]}={owner}/part-{shard:05d}-{tag or uuid.uuid4().hex[:12]}.parquet"
+    """A new shard's path inside the arrays folder. A random tail (or the writing run's `tag`) keeps a
+    replacement's files apart from the ones it replaces until they are deleted."""
+    return f"{owner_folder(kind, owner)}/part-{shard:05d}-{tag or uuid.uuid4().hex[:12]}.parquet"
 
 
 def write_shard(folder: Path, kind: str, owner: int, shard: int, rows: pa.Table, tag: str | None = None) -> str:
