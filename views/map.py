@@ -234,8 +234,11 @@ def explore() -> None:
 
     chosen_rows = points[points["id"].isin(selected)] if len(selected) > 1 else None
     # fixed labels and a key: a tab whose label or place changed (a count, the neighbours above
-    # appearing or going) was a new tab set to Streamlit, which reopened the first tab on every click
-    tab_matches, tab_selection, tab_yours = st.tabs(["Search matches", "Selection", "Your text"], key="map_tabs")
+    # appearing or going) was a new tab set to Streamlit, which reopened the first tab on every click;
+    # "rerun" tells the server which tab is open, so a rerun racing a tab click cannot reopen the first
+    tab_matches, tab_selection, tab_yours = st.tabs(
+        ["Search matches", "Selection", "Your text"], key="map_tabs", on_change="rerun"
+    )
     with tab_matches:  # the count is in the caption under the search box
         if matches is None or matches.empty:
             st.info(
