@@ -67,7 +67,10 @@ def figures(x: torch.Tensor, encode, decode) -> dict:
 def ours(architecture: str, steps: int, x_train, x_held, batch_size: int, k: int) -> tuple[dict, SparseAutoencoder]:
     run = runs.SAERun()
     model = replace(run.model, d_in=x_train.shape[1], architecture=architecture, k=k)
-    config = replace(run.training, steps=steps, batch_size=batch_size, eval_every=10**9, checkpoint_every=10**9)
+    run = replace(run, model=model)
+    config = replace(
+        run.training, steps=steps, batch_size=batch_size, lr=runs.sae_lr(run), eval_every=10**9, checkpoint_every=10**9
+    )
     torch.manual_seed(config.seed)
     sae = SparseAutoencoder(model)
     start = time.perf_counter()

@@ -112,7 +112,7 @@ def ours(data: dict, architecture: str, steps: int, seed: int, lr: float | None)
     d_in = data["train"].shape[1]
     model = replace(spec.model, d_in=d_in, d_sae=WIDTH_PER_DIMENSION * d_in, architecture=architecture, k=data["k"])
     training = replace(spec.training, steps=steps, eval_every=10**9, checkpoint_every=10**9)
-    lr = training.lr if lr is None else lr
+    lr = runs.sae_lr(replace(spec, model=model)) if lr is None else lr
     torch.manual_seed(seed)
     sae = SparseAutoencoder(model)
     start = time.perf_counter()
@@ -180,6 +180,13 @@ def main() -> None:
     parser.add_argument(
         "--peer-thresholds", type=float, nargs="+", default=list(PEER_THRESHOLDS), help="jumprelu: SAELens's initial θ"
     )
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        default=["latentviz", "SAELens"],
+        choices=("latentviz", "SAELens"),
+        help="run one side per process to use two cores (each writes its own --out)",
+    )
     parser.add_argument("--out", default="bench/results/sae_defaults.json")
     args = parser.parse_args()
     store = Store(args.db, read_only=True) if args.db else None
@@ -191,19 +198,20 @@ def main() -> None:
         data = distribution(name, store)
         for architecture in args.architectures:
             result = {"distribution": name, "about": data["about"], "architecture": architecture, "k": data["k"]}
-            defaults = [ours(data, architecture, args.steps, seed, None) for seed in args.seeds]
-            result["defaults"] = spread(defaults)
-            default_lr = defaults[0]["lr"]
-            sweep = defaults[:1] + [
-                ours(data, architecture, args.steps, first, lr) for lr in args.lrs if lr != default_lr
-            ]
-            best = peers.best_of(sweep, architecture, data["k"], on="validation_")
-            rest = [row for row in defaults[1:] if row["lr"] == best["lr"]] or [
-                ours(data, architecture, args.steps, seed, best["lr"]) for seed in others
-            ]
-            result["ours_best"] = spread([best, *rest])
-            result["ours_sweep"] = sweep
-            if args.peer_lrs:
+            if "latentviz" in args.sides:
+                defaults = [ours(data, architecture, args.steps, seed, None) for seed in args.seeds]
+                result["defaults"] = spread(defaults)
+                default_lr = defaults[0]["lr"]
+                sweep = defaults[:1] + [
+                    ours(data, architecture, args.steps, first, lr) for lr in args.lrs if lr != default_lr
+                ]
+                best = peers.best_of(sweep, architecture, data["k"], on="validation_")
+                rest = [row for row in defaults[1:] if row["lr"] == best["lr"]] or [
+                    ours(data, architecture, args.steps, seed, best["lr"]) for seed in others
+                ]
+                result["ours_best"] = spread([best, *rest])
+                result["ours_sweep"] = sweep
+            if "SAELens" in args.sides and args.peer_lrs:
                 thresholds = args.peer_thresholds if architecture == "jumprelu" else [None]
                 peer_sweep = [
                     peer(data, architecture, args.steps, first, lr, threshold)

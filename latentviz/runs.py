@@ -61,6 +61,27 @@ class VAERun:
     derived = ("training.steps",)  # set from epochs
 
 
+# An SAE's rate falls as 1/√latents (Gao et al. 2024 fit the best rate against width; EleutherAI's
+# sparsify defaults to 2e-4 / √(latents / 2¹⁴)), anchored where it was chosen: 8e-3 at 4,608 latents
+# (SmolLM2 layer 8, inputs normalised; docs/defaults.md). At 2,048 latents (synthetic activations)
+# it gives 1.2e-2, where 8e-3 had lost 3-6% FVU to a swept 2e-2 (docs/benchmarks.md).
+SAE_LR, SAE_LR_LATENTS = 8e-3, 4608
+
+
+@dataclass
+class SAETraining(TrainConfig):
+    """The SAE loop's settings: as every family's, but the rate follows the width unless given."""
+
+    lr: float | None = option(
+        None, f"peak learning rate (default: {SAE_LR:g} × √({SAE_LR_LATENTS:,} / width); warm-up, then cosine decay)"
+    )
+
+
+def sae_lr(run: SAERun) -> float:
+    """The run's peak learning rate: as given, or from its width (SAE_LR)."""
+    return run.training.lr or SAE_LR * (SAE_LR_LATENTS / run.model.d_sae) ** 0.5
+
+
 @dataclass
 class SAERun:
     """A sparse autoencoder on a causal LM's activations at one layer and site."""
@@ -83,10 +104,10 @@ class SAERun:
         None, "a BOS token before every text (--prepend-bos) or none (--no-prepend-bos); default: as the tokenizer does"
     )
     model: SAEConfig = field(default_factory=SAEConfig)
-    # lr 8e-3: on SmolLM2 layer 8 with sinks masked, 3e-3 lost to SAELens's best (FVU 0.236 against
-    # 0.210 at 100 steps); 8e-3 reaches 0.198 with 185 dead latents of 4,608, where 1.2e-2 gains a
-    # little more for 764 dead (README, Defaults)
-    training: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=4096, lr=8e-3))
+    # the rate from the width (sae_lr): at 4,608 latents 8e-3, which on SmolLM2 layer 8 with sinks
+    # masked beat 3e-3 (FVU 0.198 against 0.236 at 100 steps; SAELens's best 0.210) with 185 dead
+    # latents, where 1.2e-2 gains a little more for 764 dead (docs/defaults.md)
+    training: SAETraining = field(default_factory=lambda: SAETraining(batch_size=4096))
 
     derived = ()
 
@@ -186,7 +207,7 @@ def from_dict(values: dict):
     return family.run(
         **{k: v for k, v in values.items() if k in known},
         model=family.model.config_from(values["model"]),
-        training=TrainConfig(**values["training"]),
+        training=type(family.run().training)(**values["training"]),
     )
 
 
@@ -198,7 +219,8 @@ def from_record(row: dict):
         return from_dict({**record, "kind": kind})
     family = FAMILIES[kind]
     model = family.model.config_from(record["model"])
-    training = TrainConfig(**record["training"]) if "training" in record else family.run().training
+    default = family.run().training
+    training = type(default)(**record["training"]) if "training" in record else default
     old = facts(row)
     if kind == "vq":
         return VQRun(

@@ -400,3 +400,20 @@ def test_a_run_whose_curves_show_too_high_a_rate_is_told_so():
     dying = [{**row, "dead": 0.3} for row in falling]
     assert rate_warning(dying, 3e-2).startswith("30% of the latents went dead: the learning rate 0.03")
     assert rate_warning([], 1e-3) is None
+
+
+def test_the_rate_follows_the_width_unless_given_and_is_stored_as_used(store, tiny_llama):
+    import pandas as pd
+    import specs
+
+    from latentviz import fit, runs
+
+    # 1/√latents, anchored at the width it was chosen on (Gao et al.; docs/defaults.md)
+    assert runs.sae_lr(runs.SAERun()) == pytest.approx(8e-3)
+    assert runs.sae_lr(specs.sae("x", model={"d_sae": 2048})) == pytest.approx(1.2e-2)
+    assert runs.sae_lr(specs.sae("x", model={"d_sae": 2048}, training={"lr": 1e-3})) == 1e-3
+    store.add_dataset("news", "test", pd.DataFrame({"text": SPLICE_TEXTS * 5}))
+    run = specs.sae("news", backbone=tiny_llama, layer=2, model={"d_sae": 32, "k": 4}, training={"steps": 2})
+    model_id = fit.sae.train(store, run)
+    stored = runs.from_record(store.model(model_id))
+    assert stored.training.lr == pytest.approx(8e-3 * (4608 / 32) ** 0.5)  # info and resume see the rate used

@@ -51,6 +51,7 @@ def train(store: Store, run: SAERun, progress: Progress = quiet) -> int:
         layer=layer,
         model=replace(run.model, d_in=states.shape[1], layer=layer, site=run.site, model_name=run.backbone),
     )
+    run = replace(run, training=replace(run.training, lr=runs.sae_lr(run)))  # stored as used: resume keeps it
     where = f"L{layer}" + ("" if run.site == "resid_post" else f" {run.site}")
     name = f"{run.model.architecture} SAE {run.model.d_sae} {where}"
     model_id = add_run(store, KIND, name, run.backbone, run, capture=capture_id) if distributed.is_main() else 0
