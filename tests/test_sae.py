@@ -252,6 +252,52 @@ def test_batchtopk_is_per_token_at_inference_and_round_trips(tmp_path):
         assert torch.equal(loaded.encode(x[:8]), together)
 
 
+def test_auxk_weighs_in_the_loss_as_in_gao_et_als_reference():
+    """OpenAI's reference: MSE / Var(x) + α · MSE(ê, e) / Var(e), e the residual and ê its reconstruction by
+    the top-k_aux dead latents; ours is that loss times Var(x) (the main term stays the plain MSE)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 16) * 3 + 2
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=64, k=4, aux_k=8, dead_after=1)).train()
+    sae.prepare(x)
+    sae.since_fired.zero_()
+    sae.since_fired[:32] = 10  # half the latents dead
+    loss = sae(x).loss.detach()
+    with torch.no_grad():
+        target, z = x * sae.input_scale, sae.pre_activations(x)
+        values, indices = z.topk(4, dim=-1)
+        x_hat = torch.zeros_like(z).scatter(-1, indices, values.relu()) @ sae.W_dec + sae.b_dec
+        residual = target - x_hat
+        values, indices = z[:, :32].topk(8, dim=-1)  # the dead latents' strongest
+        residual_hat = torch.zeros_like(z).scatter(-1, indices, values.relu()) @ sae.W_dec
+
+        def variance(v):  # per element, as the reference's normalized_mse
+            return (v - v.mean(0)).pow(2).mean()
+
+        reference = F.mse_loss(x_hat, target) / variance(target)
+        reference += sae.config.aux_coefficient * F.mse_loss(residual_hat, residual) / variance(residual)
+        per_token_variance = (target - target.mean(0)).pow(2).sum(-1).mean()
+    assert float(loss) / float(per_token_variance) == pytest.approx(float(reference), rel=1e-4)
+
+
+def test_batchtopk_training_decodes_its_kept_latents_as_the_dense_product_would():
+    torch.manual_seed(0)
+    x = torch.randn(64, 16) * 4 + 1
+    sae = SparseAutoencoder(SAEConfig(d_in=16, d_sae=48, architecture="batchtopk", k=3)).train()
+    sparse = sae(x)  # the first call sets b_dec and the input scale
+    sparse.loss.backward()
+    grads = [p.grad.clone() for p in (sae.W_enc, sae.W_dec, sae.b_enc)]
+    sae.zero_grad()
+    f = sae.activate(sae.pre_activations(x))
+    dense = (f @ sae.W_dec + sae.b_dec - x * sae.input_scale).pow(2).sum(-1).mean()  # no latent dead: no AuxK
+    assert sparse.metrics["mse"] == pytest.approx(float(dense.detach()), rel=1e-5)
+    dense.backward()
+    for sparse_grad, p in zip(grads, (sae.W_enc, sae.W_dec, sae.b_enc), strict=True):
+        assert torch.allclose(sparse_grad, p.grad, atol=1e-4)
+    assert sparse.metrics["l0"] == pytest.approx(3.0, abs=0.05)
+
+
 def test_capture_leaves_sinks_out_of_training_but_keeps_them_in_their_texts(store, tiny_llama):
     import pandas as pd
 
