@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from latentviz.constants import MODELS_SUFFIX
+from latentviz.settings import models_dir
 from latentviz.store.connection import Connection, StoreError, insert
 
 
@@ -55,6 +57,10 @@ class Models(Connection):
     def _checkpoint_path(self, stored: str) -> str:
         """Relative to the workspace's folder (finish_model, bundles); before that, workspaces kept
         the path as given, relative to where the command ran."""
+        owner, _, rest = stored.partition("/")
+        own = models_dir(self.path) / rest
+        if owner.endswith(MODELS_SUFFIX) and rest and own.exists():  # its own, also in a copy under another name
+            return str(own)
         beside = self.path.parent / stored
         return str(beside if beside.exists() or not Path(stored).exists() else Path(stored).resolve())
 

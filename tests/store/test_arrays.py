@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from latentviz import settings
 from latentviz.store import Store, copy_workspace
 
 from . import texts
@@ -90,3 +91,16 @@ def test_deleting_a_dataset_deletes_its_shards_and_a_copy_carries_its_own(store,
     copied = Store(copy, read_only=True)  # reads the copy's shards, not the deleted originals
     assert copied.vectors(encoding_id)[1].tolist() == [[1, 0], [0, 1]]
     assert copied.feature_values(model_id, 1).tolist() == [2.0]
+
+
+def test_a_copy_under_another_name_finds_its_checkpoints(store, tmp_path):
+    store.add_dataset("d", "test", texts("a a a a"))
+    model_id = store.add_model("sae", "m", "d", "tiny", {})
+    checkpoint = settings.models_dir(store.path) / str(model_id)
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "cfg.json").write_text("{}")
+    store.finish_model(model_id, str(checkpoint), {})
+    copy = tmp_path / "renamed.duckdb"
+    copy_workspace(store.path, copy)
+    found = Store(copy, read_only=True).model(model_id)["checkpoint"]
+    assert found == str(tmp_path / "renamed.models" / str(model_id))  # the copy's own, not the original's
