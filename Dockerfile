@@ -5,10 +5,18 @@
 #   docker run -p 8501:8501 -v "$PWD/other:/bundle:ro" latentviz-demo   # or mount another one
 #
 # CPU torch from PyTorch's own CPU index: the PyPI wheel pulls the CUDA libraries (gigabytes).
-FROM python:3.11-slim
+# Where Docker Hub or PyTorch's index cannot be reached, both are build arguments (docs/sharing.md):
+#   --build-arg BASE=<any Debian-based image with python3 and its venv module>
+#   --build-arg TORCH="--find-links <a folder or URL with the wheel> torch==2.13.0+cpu"
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
-ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# A virtual environment: the same on the official Python image and on a plain Debian base, whose
+# system Python pip will not install into.
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PATH=/opt/venv/bin:$PATH
+RUN python3 -m venv /opt/venv
+ARG TORCH="--index-url https://download.pytorch.org/whl/cpu torch==2.13.0"
+RUN pip install $TORCH
 
 WORKDIR /src
 COPY requirements.txt pyproject.toml README.md app.py ./
