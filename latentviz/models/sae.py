@@ -271,7 +271,8 @@ class SparseAutoencoder(LatentModel):
         if self.training and not bool(self.initialised):
             self._init_from(x)
         z = self.pre_activations(x)
-        if self.config.architecture == "topk":
+        arch = self.config.architecture
+        if arch == "topk":
             # Decode from the k active latents only: a weighted sum of k decoder rows per token
             # (embedding_bag) instead of a dense (B × d_sae) @ (d_sae × d_in) product. The top k of
             # relu(z) are relu of the top k of z: one pass over the (B × d_sae) pre-activations fewer.
@@ -280,7 +281,7 @@ class SparseAutoencoder(LatentModel):
             x_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
             active = values.detach() > 0
             fired, l0 = indices[active], float(active.sum(-1).float().mean())
-        elif self.config.architecture == "batchtopk":
+        elif arch == "batchtopk":
             # k per token on average: decode the kept latents only, as TopK does (a bag per token)
             f = self.activate(z)
             rows, latents = f.detach().nonzero(as_tuple=True)  # row-major: each token's latents together
@@ -295,7 +296,6 @@ class SparseAutoencoder(LatentModel):
         target = x * self.input_scale
         mse = (x_hat - target).pow(2).sum(-1).mean()
         loss = mse
-        arch = self.config.architecture
         if arch == "standard":
             loss = loss + self.config.l1_coefficient * (f * self.W_dec.norm(dim=1)).sum(-1).mean()
         elif arch == "jumprelu":
