@@ -92,7 +92,7 @@ def test_each_architecture_learns_a_planted_sparse_code(architecture, max_fvu, m
         architecture=architecture,
         k=3,
         l1_coefficient=0.3,
-        l0_coefficient=0.1,
+        l0_coefficient=0.012,  # × this data's variance, 8.4: a weight of 0.1
         jumprelu_sparsity="step",
         jumprelu_init_threshold=0.1,
         jumprelu_bandwidth=0.05,
@@ -150,12 +150,12 @@ def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
     assert first.metrics["l0"] == pytest.approx(4, abs=0.1)
     z = sae.pre_activations(x).detach()
     assert float(sae.bandwidth) == pytest.approx(JUMPRELU_RELATIVE_BANDWIDTH * float(z.std()), rel=1e-5)
-    # the loss is the MSE plus 1 · 2/k · (L0 − k)² per token (zero for tokens at L0 = k), weighed
-    # by the (normalised) data's variance per dimension
+    # the loss is the MSE plus the coefficient · 2/k · (L0 − k)² per token (zero for tokens at L0 = k),
+    # weighed by the (normalised) data's total variance E‖x − x̄‖², the MSE's own scale
     centred = x * sae.input_scale - sae.b_dec.detach()
-    variance = float((centred - centred.mean(0)).pow(2).sum(1).mean()) / 16
+    variance = float((centred - centred.mean(0)).pow(2).sum(1).mean())
     active = (z > sae.jump_threshold()).float().sum(-1)
-    penalty = variance * (2 / 4 * (active - 4).pow(2)).mean()
+    penalty = sae.config.l0_coefficient * variance * (2 / 4 * (active - 4).pow(2)).mean()
     assert float(first.loss.detach()) == pytest.approx(first.metrics["mse"] + float(penalty), rel=1e-5)
     # a checkpoint written before the quadratic penalty keeps training with the linear one
     assert SparseAutoencoder.config_from({"architecture": "jumprelu"}).jumprelu_sparsity == "step"

@@ -50,7 +50,10 @@ class SAEConfig:
     jumprelu_sparsity: str = option(
         "quadratic", "jumprelu: L0 penalty, quadratic around k or linear (step)", choices=JUMPRELU_SPARSITIES
     )
-    l0_coefficient: float = option(1.0, "jumprelu: weight of the L0 penalty", flag="l0")
+    # In FVU units (the penalty is weighed by the data's total variance): L0 settles where an extra
+    # latent's FVU gain, about 0.002 near k on SmolLM2 and synthetic data, meets 4·this·(L0 − k)/k,
+    # a few percent above k at 0.01 (docs/defaults.md)
+    l0_coefficient: float = option(0.01, "jumprelu: weight of the L0 penalty, in FVU units", flag="l0")
     # Set from the first batch when not given: each latent's threshold where k of d_sae tokens pass
     # it, so L0 starts at k (a fixed 0.001 on SmolLM2's raw activations, whose pre-activations are
     # ~3.5 wide, left L0 at 1,151 after 100 steps), and the window at a fraction of the
@@ -185,9 +188,10 @@ class SparseAutoencoder(LatentModel):
         # 0.01, 0.03 and 0.1 held it near 36, 0.01 at the lowest FVU; 1 overshot, 4,272 of 4,608
         # latents dead).
         self.register_buffer("threshold_scale", torch.ones(()))
-        # jumprelu: the L0 penalty in the MSE's units, the data's variance per dimension: the same
-        # coefficient then lands at the same L0 whatever the activations' size (as on data
-        # normalised to E‖x − x̄‖² = d_in)
+        # jumprelu: the L0 penalty in the MSE's units, the data's total variance E‖x − x̄‖², so the
+        # loss over it is FVU + coefficient · penalty. L0 settles where an extra latent's FVU gain
+        # meets the penalty's slope, whatever the activations' size and d_in (weighed per dimension
+        # instead, an MSE summed over d_in dimensions outgrew it: L0 41 for k 32 on 576 dimensions)
         self.register_buffer("penalty_scale", torch.ones(()))
         # jumprelu's straight-through window, a tensor so that reading it never syncs a GPU
         self.register_buffer("bandwidth", torch.tensor(float(config.jumprelu_bandwidth or 0.0)))
@@ -197,20 +201,19 @@ class SparseAutoencoder(LatentModel):
 
     def _init_from(self, x: torch.Tensor) -> None:
         """First batch: input scale, b_dec at the geometric median of the (scaled) data, and
-        jumprelu's threshold and window where not given."""
+        jumprelu's penalty scale, and its threshold and window where not given."""
         with torch.no_grad():
             if self.config.normalize_input:
                 self.input_scale.fill_(float(self.config.d_in**0.5 / x.norm(dim=1).mean()))
             self.b_dec.copy_(geometric_median(x * self.input_scale))
             if self.config.architecture == "jumprelu":
                 z = self.pre_activations(x)
+                centred = x * self.input_scale - self.b_dec
+                self.penalty_scale.fill_(float((centred - centred.mean(0)).pow(2).sum(1).mean()))
                 if self.config.jumprelu_bandwidth is None:
                     self.bandwidth.fill_(JUMPRELU_RELATIVE_BANDWIDTH * float(z.std()))
-                if self.config.jumprelu_init_threshold is None:  # θ, its step and the penalty from the data
-                    centred = x * self.input_scale - self.b_dec
+                if self.config.jumprelu_init_threshold is None:  # θ and its step from the data
                     self.threshold_scale.fill_(JUMPRELU_THRESHOLD_REACH * float(centred.abs().sum(1).mean()))
-                    variance = float((centred - centred.mean(0)).pow(2).sum(1).mean())
-                    self.penalty_scale.fill_(variance / self.config.d_in)
                     passed = max(1, round(len(x) * self.config.k / self.config.d_sae))
                     theta = z.kthvalue(max(1, len(x) - passed), dim=0).values.clamp(min=1e-6)
                     self.threshold.copy_(theta / self.threshold_scale)
