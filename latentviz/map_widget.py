@@ -20,7 +20,6 @@ from importlib import resources
 from pathlib import Path
 
 import plotly
-import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
 
@@ -70,12 +69,13 @@ def events(key: str) -> MapEvents:
     return MapEvents(None if clicked is None else int(clicked), [int(i) for i in value.get("selected") or []])
 
 
-def draw(base: Callable[[], go.Figure], base_key: str, overlays: list, *, dim: bool, height: int, key: str) -> None:
-    """The map: `base()` (charts.map_base), built and sent only when the browser lacks `base_key`,
-    and `overlays` (charts.map_overlays) on every run; `dim` fades the points under a search."""
+def draw(base: Callable[[], str], base_key: str, overlays: list, *, dim: bool, height: int, key: str) -> None:
+    """The map: `base()` (charts.map_base's figure as JSON), asked for and sent only when the browser
+    lacks `base_key`, and `overlays` (charts.map_overlays) on every run; `dim` fades the points under a
+    search."""
     value = st.session_state.get(key) or {}
     _component(
-        base=None if value.get("have") == base_key else base().to_json(),
+        base=None if value.get("have") == base_key else base(),
         base_key=base_key,
         overlays=json.dumps([trace.to_plotly_json() for trace in overlays], cls=plotly.utils.PlotlyJSONEncoder),
         dim=dim,

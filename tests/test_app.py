@@ -11,7 +11,7 @@ import pytest
 import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import evals, features, fit, jobs, numbers, pipeline, steps
+from latentviz import charts, evals, features, fit, jobs, numbers, pipeline, steps
 from latentviz.store import Store, copy_workspace
 
 TIMEOUT = 120
@@ -110,6 +110,18 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     assert not at.exception
     placed = at.session_state["placed"][at.selectbox(key="map").value]
     assert placed.points["text"].tolist() == ["A brand new sentence about the economy.", "Another about the cup final."]
+
+
+def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeypatch):
+    db = tmp_path / "shared.duckdb"
+    copy_workspace(mapped_workspace, db)
+    built = []
+    build = charts.map_base
+    monkeypatch.setattr(charts, "map_base", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+    first, second = app(db), app(db)  # two sessions, each a browser without the points
+    assert not first.exception and not second.exception
+    assert map_args(first)["base"] == map_args(second)["base"] and sum(drawn(second).values()) == 150
+    assert len(built) == 1  # built and encoded once, sent to both
 
 
 def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):

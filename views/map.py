@@ -26,6 +26,13 @@ def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series
     return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def map_payload(db: str, base_key: str, colour_column: str | None, _points: pd.DataFrame) -> str:
+    """The points as the map's browser side takes them, built once per map and colouring and shared
+    by every session (twenty visitors used to build and encode the same figure twenty times)."""
+    return charts.map_base(_points, colour_column).to_json()
+
+
 @st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
 def neighbour_index(db: str, encoding_id: int) -> CosineIndex:
     return CosineIndex(*workspace.vectors(encoding_id))  # a finished encoding never changes
@@ -209,9 +216,10 @@ def explore() -> None:
 
     # -- the map, at the page's full width, then what is chosen on it ------------------------------
     colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
+    base_key = f"{projection_id}:{color_by}:{k}"
     map_widget.draw(
-        lambda: charts.map_base(points, colour_column),
-        base_key=f"{projection_id}:{color_by}:{k}",
+        lambda: map_payload(str(workspace.path), base_key, colour_column, points),
+        base_key=base_key,
         overlays=charts.map_overlays(
             points,
             highlight_ids=None if matches is None else matches["id"],
