@@ -44,6 +44,10 @@ POINT_XY = """(share) => {
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
   return [box.left + xa.l2p(trace.x[i]), box.top + ya.l2p(trace.y[i])];
 }"""
+# The map's own hover label (#tip): cleared before each move, then shown with a text fetched on hover
+TIP_CLEARED = "() => { const tip = document.getElementById('tip'); tip.style.display = 'none'; tip.dataset.id = ''; }"
+HOVERED = """() => { const tip = document.getElementById('tip');
+  return tip.style.display === 'block' && tip.dataset.id !== '' && tip.querySelector('.text').textContent !== '…'; }"""
 CHOSEN = """() => { const t = document.getElementById('map')._fullData.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
 CLICKS = 5
@@ -93,9 +97,10 @@ def measure(url: str, n: int) -> dict:
         for i in range(CLICKS):  # points far apart in the trace: a new text each time
             x, y = frame.evaluate(POINT_XY, i / CLICKS)
             x, y = box["x"] + x, box["y"] + y
+            frame.evaluate(TIP_CLEARED)
             start = time.perf_counter()
             page.mouse.move(x, y)
-            frame.wait_for_selector(".hoverlayer .hovertext", timeout=60_000)
+            frame.wait_for_function(HOVERED, timeout=60_000)  # the text fetched and shown
             hovers.append(time.perf_counter() - start)
             before, table = frame.evaluate(CHOSEN), page.locator("[data-testid=stText]").first
             shown = table.inner_text() if before else None

@@ -2,9 +2,14 @@
 
 `st.plotly_chart` sends and redraws the whole figure on every rerun, so at 50,000 points a click
 took 6 s to show its neighbours. This component (map_widget.html: Streamlit's component protocol
-by hand, no build step) receives the points once per colouring, and after that only the overlays.
-Its two files are put together in a cache folder on first use: the page, and plotly.js from
-plotly's own Python package, so the browser fetches nothing from elsewhere.
+by hand, no build step) fetches the points once per colouring, and after that receives only the
+overlays. The points are a file beside the component's page (`publish`): positions and ids as
+binary arrays, built once per map and colouring and shared by every session, fetched over plain
+HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
+So a million points never travel as JSON through a session's websocket. The folder is put together
+on first use: the page, and plotly.js from plotly's own Python package, so the browser fetches
+nothing from elsewhere. Published files sit under a name drawn anew by each server process, which
+only its pages are told.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import pandas as pd
 import plotly
 import streamlit as st
 import streamlit.components.v1 as components
@@ -50,7 +57,56 @@ def _folder() -> Path:
     raise OSError("no writable folder for the map's browser files")
 
 
-_component = components.declare_component("latent_map", path=str(_folder()))
+FOLDER = _folder()
+_component = components.declare_component("latent_map", path=str(FOLDER))
+PUBLISHED = "maps"  # under FOLDER: one folder per server process, named by a random token
+_TOKEN = secrets.token_urlsafe(12)
+TEXTS_PER_FILE = 1000
+HOVER_CHARS = 280
+STALE_S = 24 * 3600  # another process's published files, untouched this long, are removed
+
+
+def _write(path: Path, content: str) -> None:
+    """All at once: the browser never reads half a file."""
+    staging = path.with_name(path.name + ".partial")
+    staging.write_text(content, encoding="utf-8")
+    os.replace(staging, path)
+
+
+def _own_folder() -> Path:
+    own = FOLDER / PUBLISHED / _TOKEN
+    if not own.exists():
+        for other in (FOLDER / PUBLISHED).glob("*"):  # left by servers that have stopped
+            if time.time() - other.stat().st_mtime > STALE_S:
+                shutil.rmtree(other, ignore_errors=True)
+        own.mkdir(parents=True)
+    return own
+
+
+def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFrame) -> str:
+    """Puts a map's points (charts.map_base's figure, as JSON) and, once per `texts_key`, its texts
+    (id, text) where the browser side fetches them; returns the points' path, relative to the page.
+    Texts are plain (shown as text, never as HTML), cut to HOVER_CHARS, a file per thousand ids."""
+    own = _own_folder()
+    name = hashlib.sha256(points_key.encode()).hexdigest()[:16]
+    folder = own / f"texts-{hashlib.sha256(texts_key.encode()).hexdigest()[:16]}"
+    if not folder.exists():
+        staging = Path(tempfile.mkdtemp(dir=own))
+        chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
+        for number, rows in texts.groupby(chunk):
+            short = [t if len(t) <= HOVER_CHARS else t[: HOVER_CHARS - 1] + "…" for t in rows["text"]]
+            (staging / f"{number}.json").write_text(json.dumps(dict(zip(rows["id"].tolist(), short, strict=True))))
+        try:
+            os.replace(staging, folder)
+        except OSError:  # published meanwhile by another session of this process
+            shutil.rmtree(staging, ignore_errors=True)
+    _write(own / f"{name}.json", f'{{"texts": {json.dumps(folder.name)}, "figure": {figure_json}}}')
+    return f"{PUBLISHED}/{_TOKEN}/{name}.json"
+
+
+def published(path: str) -> Path:
+    """The file behind a path `publish` returned."""
+    return FOLDER / path
 
 
 @dataclass
@@ -69,14 +125,11 @@ def events(key: str) -> MapEvents:
     return MapEvents(None if clicked is None else int(clicked), [int(i) for i in value.get("selected") or []])
 
 
-def draw(base: Callable[[], str], base_key: str, overlays: list, *, dim: bool, height: int, key: str) -> None:
-    """The map: `base()` (charts.map_base's figure as JSON), asked for and sent only when the browser
-    lacks `base_key`, and `overlays` (charts.map_overlays) on every run; `dim` fades the points under a
-    search."""
-    value = st.session_state.get(key) or {}
+def draw(points: str, overlays: list, *, dim: bool, height: int, key: str) -> None:
+    """The map: `points` (the path `publish` returned), fetched by the browser when it changes, and
+    `overlays` (charts.map_overlays) on every run; `dim` fades the points under a search."""
     _component(
-        base=None if value.get("have") == base_key else base(),
-        base_key=base_key,
+        points=points,
         overlays=json.dumps([trace.to_plotly_json() for trace in overlays], cls=plotly.utils.PlotlyJSONEncoder),
         dim=dim,
         dim_factor=charts.DIMMED,

@@ -1,5 +1,6 @@
 """The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
 
+import base64
 import json
 import re
 import shutil
@@ -7,11 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import specs
 from streamlit.testing.v1 import AppTest
 
-from latentviz import charts, evals, features, fit, jobs, numbers, pipeline, steps
+from latentviz import charts, evals, features, fit, jobs, map_widget, numbers, pipeline, steps
 from latentviz.store import Store, copy_workspace
 
 TIMEOUT = 120
@@ -40,10 +42,18 @@ def map_args(at) -> dict:
     return json.loads(element.proto.json_args)
 
 
+def points_published(at) -> dict:
+    """The map's points as its browser side fetches them (map_widget.publish)."""
+    return json.loads(map_widget.published(map_args(at)["points"]).read_text())
+
+
 def drawn(at) -> dict[str, int]:
-    """The map as sent to the browser: points per trace (colour), by trace name."""
-    base = json.loads(map_args(at)["base"])
-    return {trace["name"]: len(trace["hovertext"]) for trace in base["data"]}
+    """The map as the browser gets it: points per trace (colour), by trace name."""
+    counts = {}
+    for trace in points_published(at)["figure"]["data"]:
+        ids = trace["customdata"]  # binary: {dtype, bdata}
+        counts[trace["name"]] = len(base64.b64decode(ids["bdata"])) // np.dtype(ids["dtype"]).itemsize
+    return counts
 
 
 def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_path, tiny_bert, monkeypatch):
@@ -91,7 +101,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     assert not at.exception and at.query_params["color"] == "k-means cluster"
     at.slider(key="k").set_value(4).run()  # k sits beside the colouring and travels in the link
     assert not at.exception and at.query_params["k"] == "4"
-    names = {trace["name"] for trace in json.loads(map_args(at)["base"])["data"]}  # a new colouring: sent again
+    names = {trace["name"] for trace in points_published(at)["figure"]["data"]}  # a new colouring: published
     assert all(re.fullmatch(r"\d+ · \w+(, \w+)*", name) for name in names - {"search matches"}), names
 
     store = Store(db)
@@ -120,8 +130,16 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     monkeypatch.setattr(charts, "map_base", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
     first, second = app(db), app(db)  # two sessions, each a browser without the points
     assert not first.exception and not second.exception
-    assert map_args(first)["base"] == map_args(second)["base"] and sum(drawn(second).values()) == 150
-    assert len(built) == 1  # built and encoded once, sent to both
+    assert map_args(first)["points"] == map_args(second)["points"] and sum(drawn(second).values()) == 150
+    assert len(built) == 1  # built and published once, fetched by both
+    # no text travels with the points; each hover text is in the file of its thousand, as plain text
+    published = points_published(first)
+    assert all("hovertext" not in trace for trace in published["figure"]["data"])
+    store = Store(db)
+    row = store.projection_points(first.selectbox(key="map").value).iloc[7]
+    folder = map_widget.published(map_args(first)["points"]).parent / published["texts"]
+    chunk = json.loads((folder / f"{int(row['id']) // map_widget.TEXTS_PER_FILE}.json").read_text())
+    assert chunk[str(int(row["id"]))] == row["text"][: map_widget.HOVER_CHARS]
 
 
 def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):

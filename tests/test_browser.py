@@ -33,6 +33,10 @@ POINT_XY = """() => {
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
   return [box.left + xa.l2p(trace.x[0]), box.top + ya.l2p(trace.y[0]), trace.x.length];
 }"""
+# The map's own hover label (map_widget.html's #tip): shown, and its text fetched (not the "…" placeholder)
+HOVER_TEXT = "() => document.querySelector('#tip .text').textContent"
+HOVER_SHOWN = """() => { const tip = document.getElementById('tip');
+  return tip.style.display === 'block' && !['', '…'].includes(tip.querySelector('.text').textContent); }"""
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,7 @@ def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
     owner, frame = map_frame(page)
     x, y, _ = point_xy(owner, frame)
     page.mouse.move(x, y)
-    frame.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+    frame.wait_for_function(HOVER_SHOWN, timeout=10_000)  # the text, fetched when hovered
     frame.evaluate("() => { window.pointsBefore = document.getElementById('map').data[0].x; }")
     page.mouse.click(x, y)
     page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)  # under the map, in view
@@ -310,10 +314,11 @@ def test_hostile_text_runs_no_script_on_any_page(browser, served, tiny_bert):
                 x, y, _ = point_xy(owner, frame)  # again each time: a late redraw moves the points
                 tab.mouse.move(x + 1, y)
                 tab.mouse.move(x, y)
-                if frame.locator(".hoverlayer .hovertext").count():
+                if frame.evaluate(HOVER_SHOWN):
                     break
                 tab.wait_for_timeout(2_000)
-            assert frame.locator(".hoverlayer .hovertext").count(), "no hover label"
+            assert frame.evaluate(HOVER_SHOWN), "no hover label"
+            assert "<" in frame.evaluate(HOVER_TEXT), "the hovered text is shown as typed, markup and all"
         assert all(f.evaluate("() => window.__pwned") is None for f in tab.frames) and not dialogs, path
     tab.close()
 

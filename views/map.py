@@ -18,7 +18,7 @@ TEXT = {"text": st.column_config.TextColumn("text", width="large")}
 
 @st.cache_data(max_entries=8, show_spinner="Loading the map…")
 def load_points(db: str, projection_id: int) -> pd.DataFrame:
-    return charts.with_hover(workspace.projection_points(projection_id))  # projections never change: safe to cache
+    return workspace.projection_points(projection_id)  # projections never change: safe to cache
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
@@ -26,11 +26,12 @@ def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series
     return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def map_payload(db: str, base_key: str, colour_column: str | None, _points: pd.DataFrame) -> str:
-    """The points as the map's browser side takes them, built once per map and colouring and shared
-    by every session (twenty visitors used to build and encode the same figure twenty times)."""
-    return charts.map_base(_points, colour_column).to_json()
+@st.cache_data(max_entries=8, show_spinner="Preparing the map's points…")
+def publish_points(db: str, projection_id: int, colouring: str, colour: str | None, _points: pd.DataFrame) -> str:
+    """The points as the map's browser side fetches them, published once per map and colouring and
+    shared by every session (twenty visitors used to build and send the same figure twenty times)."""
+    figure = charts.map_base(_points, colour, hover=False).to_json()
+    return map_widget.publish(f"{db}:{projection_id}:{colouring}", figure, f"{db}:{projection_id}", _points)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
@@ -216,10 +217,8 @@ def explore() -> None:
 
     # -- the map, at the page's full width, then what is chosen on it ------------------------------
     colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
-    base_key = f"{projection_id}:{color_by}:{k}"
     map_widget.draw(
-        lambda: map_payload(str(workspace.path), base_key, colour_column, points),
-        base_key=base_key,
+        publish_points(str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points),
         overlays=charts.map_overlays(
             points,
             highlight_ids=None if matches is None else matches["id"],

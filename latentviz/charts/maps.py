@@ -12,6 +12,7 @@ import html
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
@@ -109,23 +110,29 @@ def map_figure(
     return figure
 
 
-def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640) -> go.Figure:
+def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640, hover: bool = True) -> go.Figure:
     """Every point of the map, one WebGL trace per colour. `points` has id, x, y, text, hover (see
-    `with_hover`) and the `color` column."""
+    `with_hover`) and the `color` column. Without `hover` the traces carry no text (the Latent Map's
+    component fetches it when a point is hovered) and their positions and ids are 32-bit: the figure
+    is about 16 bytes a point as JSON, its arrays sent as binary."""
     figure = go.Figure()
     groups = list(points.groupby(points[color].fillna(NO_LABEL).astype(str))) if color else [("texts", points)]
     groups.sort(key=lambda item: (item[0] != NOISE, _natural(item[0])))
     colours = iter(categorical_colours(sum(name != NOISE for name, _ in groups)))
     for name, group in groups:
+        text = (
+            {"hovertext": group["hover"], "hovertemplate": "%{hovertext}<extra>%{fullData.name}</extra>"}
+            if hover
+            else {"hoverinfo": "none", "meta": name}  # the raw name: the component shows it as text
+        )
         figure.add_trace(
             go.Scattergl(
-                x=group["x"],
-                y=group["y"],
+                x=group["x"].to_numpy(np.float32),
+                y=group["y"].to_numpy(np.float32),
                 mode="markers",
                 name=escaped(name),
-                customdata=group["id"],
-                hovertext=group["hover"],
-                hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+                customdata=group["id"].to_numpy(np.int32),
+                **text,
                 marker={
                     "size": 5 if len(points) < 20_000 else 3,
                     "color": NOISE_COLOUR if name == NOISE else next(colours),
@@ -159,7 +166,9 @@ def map_overlays(
     traces = []
     if highlight_ids is not None:
         traces.append(
-            _overlay(points[points["id"].isin(list(highlight_ids))], "search matches", "circle", "#111111", 8)
+            _overlay(
+                points[points["id"].isin(list(highlight_ids))], "search matches", "circle", "#111111", 8, hover=False
+            )
         )
     if neighbour_ids is not None:
         traces.append(_overlay(points[points["id"].isin(list(neighbour_ids))], "neighbours", "diamond", "#FFB000", 10))
@@ -198,15 +207,21 @@ def map_overlays(
     return traces
 
 
-def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int) -> go.Scattergl:
+def _overlay(rows: pd.DataFrame, name: str, symbol: str, color: str, size: int, *, hover: bool = True) -> go.Scattergl:
+    """A few marked points over the map, hover labels and all; without `hover` (search matches, which
+    can be most of a large map) the hover goes to the map's own point under each."""
+    text = (
+        {"hovertext": [hover_text(t) for t in rows["text"]], "hovertemplate": "%{hovertext}<extra>" + name + "</extra>"}
+        if hover
+        else {"hoverinfo": "skip"}
+    )
     return go.Scattergl(
         x=rows["x"],
         y=rows["y"],
         mode="markers",
         name=name,
         customdata=rows["id"],
-        hovertext=rows["hover"],
-        hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+        **text,
         marker={"symbol": symbol, "size": size, "color": color, "line": {"width": 1, "color": "#FFFFFF"}},
     )
 
