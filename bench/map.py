@@ -127,14 +127,18 @@ def measure(url: str, n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--points", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--points", type=int, nargs="+", default=[50_000, 200_000, 1_000_000])
+    parser.add_argument(
+        "--keep", help="a folder to keep the built workspaces in (map-N.duckdb), reused when there: 1M takes minutes"
+    )
     parser.add_argument("--out", default="bench/results/map.json")
     args = parser.parse_args()
     rows = []
     for n in args.points:
         with tempfile.TemporaryDirectory() as folder:
-            db = Path(folder) / "map.duckdb"
-            workspace(db, n)
+            db = Path(args.keep or folder) / f"map-{n}.duckdb"
+            if not db.exists():
+                workspace(db, n)
             server, url = serve(db)
             try:
                 rows.append(measure(url, n) | {"server_rss_mb": round(tree_rss_mb(server.pid))})

@@ -44,7 +44,7 @@ def map_args(at) -> dict:
 
 def points_published(at) -> dict:
     """The map's points as its browser side fetches them (map_widget.publish)."""
-    return json.loads(map_widget.published(map_args(at)["points"]).read_text())
+    return map_widget.published(map_args(at)["points"])
 
 
 def drawn(at) -> dict[str, int]:
@@ -137,7 +137,7 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     assert all("hovertext" not in trace for trace in published["figure"]["data"])
     store = Store(db)
     row = store.projection_points(first.selectbox(key="map").value).iloc[7]
-    folder = map_widget.published(map_args(first)["points"]).parent / published["texts"]
+    folder = (map_widget.FOLDER / map_args(first)["points"]).parent / published["texts"]
     chunk = json.loads((folder / f"{int(row['id']) // map_widget.TEXTS_PER_FILE}.json").read_text())
     assert chunk[str(int(row["id"]))] == row["text"][: map_widget.HOVER_CHARS]
 
