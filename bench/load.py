@@ -44,7 +44,8 @@ POINT_XY = """() => { const gd = document.getElementById('map');
   const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect(), i = Math.floor(Math.random() * t.x.length);
   return [box.left + xa.l2p(t.x[i]), box.top + ya.l2p(t.y[i])]; }"""
-CHOSEN = """() => { const t = document.getElementById('map')._fullData.find(t => t.name === 'chosen text');
+CHOSEN = """() => { const marks = document.getElementById('marks')._fullData || [];
+  const t = marks.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
 
 

@@ -48,7 +48,8 @@ POINT_XY = """(share) => {
 TIP_CLEARED = "() => { const tip = document.getElementById('tip'); tip.style.display = 'none'; tip.dataset.id = ''; }"
 HOVERED = """() => { const tip = document.getElementById('tip');
   return tip.style.display === 'block' && tip.dataset.id !== '' && tip.querySelector('.text').textContent !== '…'; }"""
-CHOSEN = """() => { const t = document.getElementById('map')._fullData.find(t => t.name === 'chosen text');
+CHOSEN = """() => { const marks = document.getElementById('marks')._fullData || [];
+  const t = marks.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
 CLICKS = 5
 POINTS_DRAWN = """() => { const gd = document.getElementById('map');

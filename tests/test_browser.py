@@ -129,7 +129,7 @@ def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
     page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)  # under the map, in view
     page.wait_for_selector("text=★", timeout=10_000)
     frame.wait_for_function(
-        "() => document.getElementById('map').data.some(t => t.name === 'neighbours')", timeout=30_000
+        "() => (document.getElementById('marks').data || []).some(t => t.name === 'neighbours')", timeout=30_000
     )
     # The points were not sent again: the frame still draws the very same arrays, only the overlays are new.
     assert frame.evaluate("() => document.getElementById('map').data[0].x === window.pointsBefore")
@@ -352,7 +352,7 @@ def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trai
             tab.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)
             tab.wait_for_selector("text=texts contain “said”", timeout=30_000)
             frame.wait_for_function(
-                "() => ['search matches', 'chosen text'].every(n => document.getElementById('map').data.some("
+                "() => ['search matches', 'chosen text'].every(n => (document.getElementById('marks').data || []).some("
                 "t => t.name === n))",
                 timeout=30_000,
             )
