@@ -16,9 +16,11 @@ SIMILARITY = {
 TEXT = {"text": st.column_config.TextColumn("text", width="large")}
 
 
-@st.cache_data(max_entries=8, show_spinner="Loading the map…")
+@st.cache_resource(max_entries=8, show_spinner="Loading the map…")
 def load_points(db: str, projection_id: int) -> pd.DataFrame:
-    return workspace.projection_points(projection_id)  # projections never change: safe to cache
+    """One frame shared by every session (cache_data would hand each run its own copy: 100 MB at a
+    million points); never changed in place. Projections never change: safe to cache."""
+    return workspace.projection_points(projection_id)
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
