@@ -14,6 +14,7 @@ only its pages are told.
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import json
@@ -41,7 +42,7 @@ def _folder() -> Path:
     name = "map-widget-" + hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
     for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
         folder = parent / name
-        if (folder / SITE_INDEX).exists():
+        if (folder / SITE_INDEX).exists() and os.access(folder, os.W_OK):  # maps are published into it
             return folder
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ PUBLISHED = "maps"  # under FOLDER: one folder per server process, named by a ra
 _TOKEN = secrets.token_urlsafe(12)
 TEXTS_PER_FILE = 1000
 HOVER_CHARS = 280
-STALE_S = 24 * 3600  # another process's published files, untouched this long, are removed
+STALE_S = 7 * 24 * 3600  # another process's published files, untouched this long, are removed
 
 
 def _write(path: Path, content: bytes) -> None:
@@ -81,6 +82,7 @@ def _own_folder() -> Path:
             if time.time() - other.stat().st_mtime > STALE_S:
                 shutil.rmtree(other, ignore_errors=True)
         own.mkdir(parents=True)
+        atexit.register(shutil.rmtree, own, ignore_errors=True)
     return own
 
 
@@ -95,7 +97,7 @@ def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFra
         staging = Path(tempfile.mkdtemp(dir=own))
         chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
         for number, rows in texts.groupby(chunk):
-            short = [t if len(t) <= HOVER_CHARS else t[: HOVER_CHARS - 1] + "…" for t in rows["text"]]
+            short = [t if len(t) <= HOVER_CHARS else t[: HOVER_CHARS - 1] + "…" for t in rows["text"].astype(str)]
             (staging / f"{number}.json").write_text(json.dumps(dict(zip(rows["id"].tolist(), short, strict=True))))
         try:
             os.replace(staging, folder)
@@ -106,6 +108,12 @@ def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFra
     # million points); served as application/gzip, which it leaves alone, and unpacked by the browser
     _write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))
     return f"{PUBLISHED}/{_TOKEN}/{name}.json.gz"
+
+
+def is_published(path: str) -> bool:
+    """Whether the file behind a path `publish` returned is still there (a stopped server's folder,
+    a week old, is cleared by the next one)."""
+    return (FOLDER / path).exists()
 
 
 def published(path: str) -> dict:

@@ -140,6 +140,10 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     folder = (map_widget.FOLDER / map_args(first)["points"]).parent / published["texts"]
     chunk = json.loads((folder / f"{int(row['id']) // map_widget.TEXTS_PER_FILE}.json").read_text())
     assert chunk[str(int(row["id"]))] == row["text"][: map_widget.HOVER_CHARS]
+    # another server cleared this one's files (they looked stale): the next run publishes them again
+    shutil.rmtree((map_widget.FOLDER / map_args(first)["points"]).parent)
+    first.run()
+    assert not first.exception and sum(drawn(first).values()) == 150
 
 
 def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):

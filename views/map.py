@@ -219,8 +219,13 @@ def explore() -> None:
 
     # -- the map, at the page's full width, then what is chosen on it ------------------------------
     colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
+    publication = (str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points)
+    points_file = publish_points(*publication)
+    if not map_widget.is_published(points_file):  # cleared meanwhile by another server
+        publish_points.clear()
+        points_file = publish_points(*publication)
     map_widget.draw(
-        publish_points(str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points),
+        points_file,
         overlays=charts.map_overlays(
             points,
             highlight_ids=None if matches is None else matches["id"],
