@@ -58,7 +58,7 @@ def cmd_serve(args, spec) -> None:
     command = [
         sys.executable,
         "-m",
-        "streamlit",
+        "latentviz.server",  # streamlit, its pages' imports started at once
         "run",
         str(app_script()),
         "--server.headless",
