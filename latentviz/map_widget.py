@@ -64,7 +64,6 @@ _component = components.declare_component("latent_map", path=str(FOLDER))
 PUBLISHED = "maps"  # under FOLDER: one folder per server process, named by a random token
 _TOKEN = secrets.token_urlsafe(12)
 TEXTS_PER_FILE = 1000
-HOVER_CHARS = 280
 STALE_S = 7 * 24 * 3600  # another process's published files, untouched this long, are removed
 
 
@@ -89,7 +88,8 @@ def _own_folder() -> Path:
 def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFrame) -> str:
     """Puts a map's points (charts.map_base's figure, as JSON) and, once per `texts_key`, its texts
     (id, text) where the browser side fetches them; returns the points' path, relative to the page.
-    Texts are plain (shown as text, never as HTML), cut to HOVER_CHARS, a file per thousand ids."""
+    Texts are plain (shown as text, never as HTML), shortened as hover labels are, a file per
+    TEXTS_PER_FILE ids."""
     own = _own_folder()
     name = hashlib.sha256(points_key.encode()).hexdigest()[:16]
     folder = own / f"texts-{hashlib.sha256(texts_key.encode()).hexdigest()[:16]}"
@@ -97,13 +97,14 @@ def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFra
         staging = Path(tempfile.mkdtemp(dir=own))
         chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
         for number, rows in texts.groupby(chunk):
-            short = [t if len(t) <= HOVER_CHARS else t[: HOVER_CHARS - 1] + "…" for t in rows["text"].astype(str)]
+            short = [charts.shortened(text) for text in rows["text"].astype(str)]
             (staging / f"{number}.json").write_text(json.dumps(dict(zip(rows["id"].tolist(), short, strict=True))))
         try:
             os.replace(staging, folder)
         except OSError:  # published meanwhile by another session of this process
             shutil.rmtree(staging, ignore_errors=True)
-    points = f'{{"texts": {json.dumps(folder.name)}, "figure": {figure_json}}}'.encode()
+    texts_at = f'"texts": {json.dumps(folder.name)}, "texts_per_file": {TEXTS_PER_FILE}'
+    points = f'{{{texts_at}, "figure": {figure_json}}}'.encode()  # the figure's JSON joined as it is
     # compressed here once: the server would gzip it again for every visitor (its level 5: seconds a
     # million points); served as application/gzip, which it leaves alone, and unpacked by the browser
     _write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))

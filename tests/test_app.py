@@ -139,7 +139,7 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     row = store.projection_points(first.selectbox(key="map").value).iloc[7]
     folder = (map_widget.FOLDER / map_args(first)["points"]).parent / published["texts"]
     chunk = json.loads((folder / f"{int(row['id']) // map_widget.TEXTS_PER_FILE}.json").read_text())
-    assert chunk[str(int(row["id"]))] == row["text"][: map_widget.HOVER_CHARS]
+    assert chunk[str(int(row["id"]))] == charts.shortened(row["text"])
     # another server cleared this one's files (they looked stale): the next run publishes them again
     shutil.rmtree((map_widget.FOLDER / map_args(first)["points"]).parent)
     first.run()

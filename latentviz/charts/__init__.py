@@ -26,6 +26,7 @@ from latentviz.charts.maps import (
     map_base,
     map_figure,
     map_overlays,
+    shortened,
     with_hover,
 )
 from latentviz.charts.training import (
@@ -53,6 +54,7 @@ __all__ = [
     "feature_map_figure",
     "frontier_chart",
     "hover_text",
+    "shortened",
     "kl_per_dim_chart",
     "label_heatmap",
     "label_score_histogram",

@@ -65,10 +65,17 @@ def escaped(value) -> str:
     return html.escape(str(value), quote=False)
 
 
-def hover_text(text: str, width: int = 70, max_chars: int = 280) -> str:
+HOVER_CHARS = 280  # a hover label's text is cut here
+
+
+def shortened(text: str, max_chars: int = HOVER_CHARS) -> str:
+    """`text`, cut to `max_chars` with an ellipsis."""
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def hover_text(text: str, width: int = 70, max_chars: int = HOVER_CHARS) -> str:
     """Escaped, wrapped and shortened text for a hover label."""
-    short = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-    return "<br>".join(escaped(line) for line in textwrap.wrap(short, width)) or "&nbsp;"
+    return "<br>".join(escaped(line) for line in textwrap.wrap(shortened(text, max_chars), width)) or "&nbsp;"
 
 
 def with_hover(points: pd.DataFrame) -> pd.DataFrame:
