@@ -85,9 +85,12 @@ def _own_folder() -> Path:
     return own
 
 
-def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFrame) -> str:
-    """Puts a map's points (charts.map_base's figure, as JSON) and, once per `texts_key`, its texts
-    (id, text) where the browser side fetches them; returns the points' path, relative to the page.
+def publish(
+    points_key: str, figure_json: str, texts_key: str, texts: pd.DataFrame, *, labels: list[dict], density_json: str
+) -> str:
+    """Puts a map's points (charts.map_base's figure, as JSON) with its area names (projection.map_labels)
+    and density layer (charts.map_density, as JSON) and, once per `texts_key`, its texts (id, text)
+    where the browser side fetches them; returns the points' path, relative to the page.
     Texts are plain (shown as text, never as HTML), shortened as hover labels are, a file per
     TEXTS_PER_FILE ids."""
     own = _own_folder()
@@ -103,8 +106,8 @@ def publish(points_key: str, figure_json: str, texts_key: str, texts: pd.DataFra
             os.replace(staging, folder)
         except OSError:  # published meanwhile by another session of this process
             shutil.rmtree(staging, ignore_errors=True)
-    texts_at = f'"texts": {json.dumps(folder.name)}, "texts_per_file": {TEXTS_PER_FILE}'
-    points = f'{{{texts_at}, "figure": {figure_json}}}'.encode()  # the figure's JSON joined as it is
+    head = json.dumps({"texts": folder.name, "texts_per_file": TEXTS_PER_FILE, "labels": labels})[:-1]
+    points = f'{head}, "density": {density_json}, "figure": {figure_json}}}'.encode()  # figures' JSON joined as is
     # compressed here once: the server would gzip it again for every visitor (its level 5: seconds a
     # million points); served as application/gzip, which it leaves alone, and unpacked by the browser
     _write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))
@@ -118,7 +121,8 @@ def is_published(path: str) -> bool:
 
 
 def published(path: str) -> dict:
-    """What the browser side reads from a path `publish` returned: {texts, figure}."""
+    """What the browser side reads from a path `publish` returned: {texts, texts_per_file, labels,
+    density, figure}."""
     return json.loads(gzip.decompress((FOLDER / path).read_bytes()))
 
 
@@ -126,16 +130,19 @@ def published(path: str) -> dict:
 class MapEvents:
     clicked: int | None  # the text clicked since the last run, if one was
     selected: list[int]  # the texts inside the box or lasso selection
+    hidden: set[str]  # the colours turned off in the legend (their names), on the map drawn from `points`
 
 
-def events(key: str) -> MapEvents:
-    """What the visitor did on the map drawn under `key`, read before drawing it again."""
+def events(key: str, points: str) -> MapEvents:
+    """What the visitor did on the map drawn under `key` from `points` (the path `publish` returned),
+    read before drawing it again."""
     value = st.session_state.get(key) or {}
     click = (value.get("frame"), value.get("click_seq"))
     seen = st.session_state.get(f"{key}_seen_click")
     st.session_state[f"{key}_seen_click"] = click
     clicked = value.get("click") if value.get("click_seq") and click != seen else None
-    return MapEvents(None if clicked is None else int(clicked), [int(i) for i in value.get("selected") or []])
+    hidden = set(value.get("hidden") or []) if value.get("hidden_in") == points else set()  # not another colouring's
+    return MapEvents(None if clicked is None else int(clicked), [int(i) for i in value.get("selected") or []], hidden)
 
 
 def draw(points: str, overlays: list, *, dim: bool, height: int, key: str) -> None:

@@ -221,3 +221,39 @@ def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
         name: [vocabulary[i] for i in np.argsort(-row, kind="stable")[:top] if row[i] > 0]
         for name, row in zip(names, weights, strict=True)
     }
+
+
+LABEL_LEVELS = (6, 24, 96)  # areas named at each zoom level: four times as many per level, each half as wide
+LABEL_MAX_TEXTS = 50_000  # texts read to name the areas of a larger map (a random sample)
+
+
+def map_labels(coords: np.ndarray, texts: list[str], levels=LABEL_LEVELS, seed: int = 0) -> list[dict]:
+    """Names for areas of a map, coarse to fine, as Embedding Atlas shows them by zoom level: at each
+    level the map is cut into `levels[level]` areas by k-means on the 2-D points, and each area is
+    named by its two most distinctive words (`cluster_words`). Each label sits on the area's point
+    nearest its centre (the centre of a crescent can lie in empty space). Returns [{x, y, text,
+    level, size}], coarse levels first and larger areas first within a level (the order a crowded
+    view keeps them in), `size` the area's share of the texts read; an area without a distinctive word
+    is left unnamed. The work is bounded: a map of more than LABEL_MAX_TEXTS texts is named from a sample."""
+    from sklearn.cluster import KMeans
+
+    chosen = np.arange(len(coords))
+    if len(chosen) > LABEL_MAX_TEXTS:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(chosen), LABEL_MAX_TEXTS, replace=False))
+    points = np.asarray(coords, np.float64)[chosen]
+    read = [texts[i] for i in chosen]
+    labels = []
+    for level, areas in enumerate(levels):
+        areas = min(areas, len(points) // 10)  # ten texts an area at least, or the words say nothing
+        if areas < 2:
+            break
+        kmeans = KMeans(n_clusters=areas, n_init=1, random_state=seed).fit(points)
+        words = cluster_words(read, kmeans.labels_.tolist(), top=2)
+        for area, centre in enumerate(kmeans.cluster_centers_):
+            if not words.get(area):
+                continue
+            members = points[kmeans.labels_ == area]
+            x, y = members[np.argmin(((members - centre) ** 2).sum(axis=1))].tolist()
+            share = len(members) / len(points)
+            labels.append({"x": x, "y": y, "text": " · ".join(words[area]), "level": level, "size": share})
+    return sorted(labels, key=lambda label: (label["level"], -label["size"]))  # the order they are placed in

@@ -122,6 +122,31 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     assert placed.points["text"].tolist() == ["A brand new sentence about the economy.", "Another about the cup final."]
 
 
+def test_colours_turned_off_in_the_legend_leave_the_search_and_the_map_names_its_areas(app, mapped_workspace, tmp_path):
+    db = tmp_path / "legend.duckdb"
+    copy_workspace(mapped_workspace, db)
+    at = app(db)
+    published = points_published(at)  # the areas' names and the density layer travel with the points
+    assert published["labels"] and {"x", "y", "text", "level", "size"} <= set(published["labels"][0])
+    assert published["density"]["type"] == "contour"
+
+    at.text_input(key="q").input("said").run()
+    matches = next(frame.value for frame in at.dataframe if "similarity" not in frame.value)
+    off = matches["label"].value_counts().index[0]  # the colour with the most matches
+    at.session_state["map_chart"] = {"hidden": [off], "hidden_in": map_args(at)["points"]}  # a legend click
+    at.run()
+    assert not at.exception
+    left = next(frame.value for frame in at.dataframe if "similarity" not in frame.value)
+    assert off not in set(left["label"]) and len(left) == (matches["label"] != off).sum()
+    marked = {trace["name"]: trace for trace in json.loads(map_args(at)["overlays"])}["search matches"]
+    assert sorted(marked["customdata"]) == sorted(left["id"])
+    assert "1 colour turned off in the legend" in shown(at)
+
+    at.selectbox(key="color").select("none").run()  # another colouring: what was hidden no longer applies
+    again = next(frame.value for frame in at.dataframe if "similarity" not in frame.value)
+    assert len(again) == len(matches) and "turned off" not in shown(at)
+
+
 def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeypatch):
     db = tmp_path / "shared.duckdb"
     copy_workspace(mapped_workspace, db)

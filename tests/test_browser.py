@@ -199,6 +199,32 @@ PAGES = [
 ]
 
 
+NAMES = "() => (document.getElementById('marks').layout.annotations || []).map(name => name.text)"
+ZOOM_IN_4X = """() => { const gd = document.getElementById('map');
+  const xa = gd._fullLayout.xaxis.range, ya = gd._fullLayout.yaxis.range;
+  const x = (xa[0] + xa[1]) / 2, y = (ya[0] + ya[1]) / 2, w = (xa[1] - xa[0]) / 8, h = (ya[1] - ya[0]) / 8;
+  return Plotly.relayout(gd, {'xaxis.range': [x - w, x + w], 'yaxis.range': [y - h, y + h]}).then(() => true); }"""
+
+
+def test_the_map_names_areas_by_zoom_draws_density_and_its_legend_filters(browser, served):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.goto(served)
+    owner, frame = map_frame(tab)
+    frame.wait_for_function(f"() => ({NAMES})().length > 0", timeout=30_000)
+    at_home = frame.evaluate(NAMES)
+    frame.evaluate(ZOOM_IN_4X)  # finer areas are named; the broad names left in view stay
+    frame.wait_for_function(f"() => ({NAMES})().some(name => !{json.dumps(at_home)}.includes(name))", timeout=10_000)
+    contour = "() => (document.getElementById('marks').data || []).some(trace => trace.type === 'contour')"
+    assert not frame.evaluate(contour)
+    frame.click("#density")
+    frame.wait_for_function(contour, timeout=10_000)
+    frame.click("#names")
+    frame.wait_for_function(f"() => ({NAMES})().length === 0", timeout=10_000)
+    frame.locator("#map .legend .traces").first.click()  # a colour off: the page leaves it out of the rest
+    tab.wait_for_selector("text=1 colour turned off in the legend", timeout=60_000)
+    tab.close()
+
+
 def test_every_page_draws_requests_only_its_own_host_and_is_photographed(browser, served):
     """One visit per page checks all three: it draws without a Python or a script error, nothing it
     loads comes from another host (icons, fonts and charts included), and its screenshot is kept."""

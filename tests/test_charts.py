@@ -102,3 +102,19 @@ def test_dead_codes_are_drawn_as_visible_crosses_and_every_label_column_is_named
     by_label = pd.DataFrame({"code": [1] * 5, "label": list("abcde"), "count": [3, 1, 4, 1, 5]})
     encoding = charts.label_heatmap(by_label).to_dict()["encoding"]
     assert encoding["x"]["axis"]["labelOverlap"] is False and encoding["color"]["legend"]["format"] == ",d"
+
+
+def test_the_density_layer_peaks_where_the_points_are_thickest():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dense, sparse = rng.normal((0, 0), 0.5, (4_000, 2)), rng.normal((10, 5), 0.5, (400, 2))
+    xy = np.vstack([dense, sparse])
+    trace = charts.map_density(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}))
+    z, x, y = np.asarray(trace.z), np.asarray(trace.x), np.asarray(trace.y)
+    assert z.shape == (len(y), len(x)) == (charts.maps.DENSITY_BINS, charts.maps.DENSITY_BINS)
+    top = np.unravel_index(z.argmax(), z.shape)  # rows are y
+    assert abs(x[top[1]]) < 0.5 and abs(y[top[0]]) < 0.5
+    island = z[np.argmin(abs(y - 5)), np.argmin(abs(x - 10))]  # the sparse island clears the lowest line
+    assert trace.contours.start < island < z.max()
+    assert trace.contours.coloring == "lines" and trace.hoverinfo == "skip"

@@ -111,3 +111,35 @@ def test_the_corpus_most_common_words_name_no_cluster():
     assert len(words["sport"]) == len(words["money"]) == 3 and "said" not in words["sport"] + words["money"]
     assert set(words["sport"]) <= set(sport_words) and set(words["money"]) <= set(money_words)
     assert "said" in projection.cluster_words(sport[:40] + money[:40], ["sport"] * 40 + ["money"] * 40, top=30)["sport"]
+
+
+def test_map_labels_name_each_area_by_its_own_words_coarse_first():
+    rng = np.random.default_rng(0)
+    vocabulary = {topic: [f"{topic}{chr(97 + i)}{chr(97 + j)}" for i in range(4) for j in range(5)] for topic in "pqrs"}
+    centres = {"p": (0, 0), "q": (30, 0), "r": (0, 30), "s": (30, 30)}
+    coords, texts, topics = [], [], []
+    for topic, centre in centres.items():
+        for _ in range(150):
+            coords.append(rng.normal(centre, 1.0))
+            texts.append(" ".join(rng.choice(vocabulary[topic], 4)))
+            topics.append(topic)
+    coords = np.array(coords)
+    labels = projection.map_labels(coords, texts, levels=(4, 16))
+    assert [label["level"] for label in labels] == sorted(label["level"] for label in labels)
+    coarse = [label for label in labels if label["level"] == 0]
+    assert len(coarse) == 4 and sum(label["size"] for label in coarse) == pytest.approx(1.0)
+    for label in labels:  # every name is its own area's words, and sits on one of its points
+        topic = label["text"][0]
+        assert all(word[0] == topic for word in label["text"].split(" · "))
+        assert np.hypot(label["x"] - centres[topic][0], label["y"] - centres[topic][1]) < 5
+        assert np.isclose(coords, [label["x"], label["y"]]).all(axis=1).any()
+    assert len([label for label in labels if label["level"] == 1]) > 8  # finer areas, named too
+
+
+def test_map_labels_read_a_bounded_sample_of_a_large_map(monkeypatch):
+    read = []
+    monkeypatch.setattr(projection, "LABEL_MAX_TEXTS", 500)
+    monkeypatch.setattr(projection, "cluster_words", lambda texts, clusters, top: read.append(len(texts)) or {})
+    coords = np.random.default_rng(0).normal(size=(5_000, 2))
+    assert projection.map_labels(coords, ["word"] * 5_000, levels=(4,)) == []
+    assert read == [500]

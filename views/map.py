@@ -3,7 +3,20 @@
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, codebook, corpus, estimates, fit, jobs, map_widget, numbers, pipeline, steps, webapp
+from latentviz import (
+    charts,
+    codebook,
+    corpus,
+    estimates,
+    fit,
+    jobs,
+    map_widget,
+    numbers,
+    pipeline,
+    projection,
+    steps,
+    webapp,
+)
 from latentviz.errors import LatentvizError
 from latentviz.neighbours import CosineIndex
 from latentviz.settings import PLACE_MAX_TEXTS
@@ -28,12 +41,23 @@ def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series
     return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
 
 
+@st.cache_data(max_entries=8, show_spinner="Naming the map's areas…")
+def area_names(db: str, projection_id: int, _points: pd.DataFrame) -> list[dict]:
+    return projection.map_labels(_points[["x", "y"]].to_numpy(), _points["text"].tolist())  # a map never changes
+
+
 @st.cache_data(max_entries=8, show_spinner="Preparing the map's points…")
 def publish_points(db: str, projection_id: int, colouring: str, colour: str | None, _points: pd.DataFrame) -> str:
     """The points as the map's browser side fetches them, published once per map and colouring and
     shared by every session (twenty visitors used to build and send the same figure twenty times)."""
-    figure = charts.map_base(_points, colour, hover=False).to_json()
-    return map_widget.publish(f"{db}:{projection_id}:{colouring}", figure, f"{db}:{projection_id}", _points)
+    return map_widget.publish(
+        f"{db}:{projection_id}:{colouring}",
+        charts.map_base(_points, colour, hover=False).to_json(),
+        f"{db}:{projection_id}",
+        _points,
+        labels=area_names(db, projection_id, _points),
+        density_json=charts.map_density(_points).to_json(),
+    )
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
@@ -204,9 +228,15 @@ def place_your_text(placed: pipeline.Placed | None) -> None:
 def explore() -> None:
     """The map and what is chosen on it. A fragment: a click on the map reruns only this part of
     the page, which keeps click → neighbours under a second at 50,000 points."""
+    colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
+    publication = (str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points)
+    points_file = publish_points(*publication)
+    if not map_widget.is_published(points_file):  # cleared meanwhile by another server
+        publish_points.clear()
+        points_file = publish_points(*publication)
     # What the visitor did on the map last, read before drawing, so a click shows its neighbours in
     # this same run.
-    map_events = map_widget.events("map_chart")
+    map_events = map_widget.events("map_chart", points_file)
     if map_events.clicked is not None:
         st.session_state["focus"] = map_events.clicked
     selected = map_events.selected
@@ -217,26 +247,32 @@ def explore() -> None:
     neighbours = None if focus is None else neighbour_index(str(workspace.path), encoding_id).neighbours(points, focus)
     placed = st.session_state.get("placed", {}).get(projection_id)
 
+    # the legend is the map's filter: the colours turned off there leave the search and the selection too
+    shown = points
+    if map_events.hidden and colour_column is not None:
+        shown = points[~points[colour_column].fillna(charts.NO_LABEL).astype(str).isin(map_events.hidden)]
+    found = None if matches is None else matches[matches["id"].isin(shown["id"])]
+
     # -- the map, at the page's full width, then what is chosen on it ------------------------------
-    colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
-    publication = (str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points)
-    points_file = publish_points(*publication)
-    if not map_widget.is_published(points_file):  # cleared meanwhile by another server
-        publish_points.clear()
-        points_file = publish_points(*publication)
     map_widget.draw(
         points_file,
         overlays=charts.map_overlays(
             points,
-            highlight_ids=None if matches is None else matches["id"],
+            highlight_ids=None if found is None else found["id"],
             focus_id=focus,
             neighbour_ids=None if neighbours is None else neighbours["id"],
             placed=None if placed is None else placed.points,
         ),
-        dim=matches is not None,
+        dim=found is not None,
         height=720,
         key="map_chart",
     )
+    if len(shown) < len(points):
+        turned_off = numbers.count(len(map_events.hidden), "colour")
+        st.caption(  # counted, not named: the names may be an upload's labels, and a caption is markdown
+            f"Showing {numbers.count(len(shown))} of {numbers.count(len(points))} texts: {turned_off} turned off in "
+            "the legend, left out of the search and the selection too. Click a name there to bring it back."
+        )
     st.caption(
         f"{numbers.count(len(points))} texts. Hover to read; click a point for its neighbours; drag a box to "
         "select (lasso and pan "
@@ -254,12 +290,14 @@ def explore() -> None:
         ["Search matches", "Selection", "Your text"], key="map_tabs", on_change="rerun"
     )
     with tab_matches:  # the count is in the caption under the search box
-        if matches is None or matches.empty:
+        if found is None or found.empty:
             st.info(
                 "Type a word in *Search texts* above: the texts containing it are listed here and marked on the map."
+                if found is None or len(matches) == len(found)
+                else "The texts that match are all in colours turned off in the legend."
             )
         else:
-            pick_from(matches, "matches_table")
+            pick_from(found, "matches_table")
     with tab_selection:
         show_selection(chosen_rows)
     with tab_yours:
