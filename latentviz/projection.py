@@ -192,23 +192,39 @@ def hdbscan_clusters(coords: np.ndarray, min_cluster_size: int = 25) -> np.ndarr
 COMMON_SHARE, COMMON_MIN_TEXTS = 0.05, 100  # cluster_words: a word in over 5% of 100+ texts names no cluster
 
 
-def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
+def word_counts(texts: list[str]):
+    """Each text's word counts (a sparse texts × words matrix) and the words, as `cluster_words`
+    reads texts: English stop words, numbers and words under three letters left out."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    try:
+        return vectorizer.fit_transform(texts), vectorizer.get_feature_names_out()
+    except ValueError:  # not one word in them (numbers, stop words): nothing to name a cluster by
+        return sparse.csr_matrix((len(texts), 0)), np.array([], dtype=str)
+
+
+def cluster_words(texts: list[str], clusters: list, top: int = 3, counts=None) -> dict:
     """Each cluster's most distinctive words by class-based TF-IDF (c-TF-IDF, as BERTopic defines it):
     a cluster's texts are one document; W(t, c) = tf(t, c) / Σ_t tf(t, c) · log(1 + A / f(t)), with
     f(t) the word's count over all clusters and A the mean word count of a cluster. English stop
     words, words in under two texts and, in a corpus of 100 texts or more, words in over 5% of them
-    (BBC News: "said", in 16% of its sentences, and "year") are left out. Returns {cluster: [word, ...]}."""
-    from sklearn.feature_extraction.text import CountVectorizer
+    (BBC News: "said", in 16% of its sentences, and "year") are left out. `counts`: `word_counts(texts)`,
+    when it is at hand (several clusterings of the same texts). Returns {cluster: [word, ...]}."""
+    from scipy import sparse
 
     if not texts:
         return {}
+    per_text, vocabulary = word_counts(texts) if counts is None else counts
     names = sorted(set(clusters), key=str)
-    joined = {name: [] for name in names}
-    for text, cluster in zip(texts, clusters, strict=True):
-        joined[cluster].append(text)
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
-    document_frequency = (vectorizer.fit_transform(texts) > 0).sum(axis=0).A1
-    counts = vectorizer.transform([" ".join(joined[name]) for name in names]).toarray().astype(float)
+    row = {name: i for i, name in enumerate(names)}
+    members = sparse.csr_matrix(
+        (np.ones(len(texts)), ([row[cluster] for cluster in clusters], np.arange(len(texts)))),
+        shape=(len(names), len(texts)),
+    )
+    counts = (members @ per_text).toarray().astype(float)  # a cluster's texts as one document
+    document_frequency = (per_text > 0).sum(axis=0).A1
     counts[:, document_frequency < 2] = 0  # a word of one text names no cluster
     if len(texts) >= COMMON_MIN_TEXTS:  # nor does one of the corpus's most common words
         counts[:, document_frequency > COMMON_SHARE * len(texts)] = 0
@@ -216,15 +232,14 @@ def cluster_words(texts: list[str], clusters: list, top: int = 3) -> dict:
     overall = counts.sum(axis=0)
     idf = np.log(1 + per_cluster.mean() / np.maximum(overall, 1))
     weights = counts / np.maximum(per_cluster, 1) * idf
-    vocabulary = vectorizer.get_feature_names_out()
     return {
-        name: [vocabulary[i] for i in np.argsort(-row, kind="stable")[:top] if row[i] > 0]
-        for name, row in zip(names, weights, strict=True)
+        name: [vocabulary[i] for i in np.argsort(-weight, kind="stable")[:top] if weight[i] > 0]
+        for name, weight in zip(names, weights, strict=True)
     }
 
 
 LABEL_LEVELS = (6, 24, 96)  # areas named at each zoom level: four times as many per level, each half as wide
-LABEL_MAX_TEXTS = 50_000  # texts read to name the areas of a larger map (a random sample)
+LABEL_MAX_TEXTS = 20_000  # texts read to name the areas of a larger map (a random sample): 200 an area
 
 
 def map_labels(coords: np.ndarray, texts: list[str], levels=LABEL_LEVELS, seed: int = 0) -> list[dict]:
@@ -242,13 +257,14 @@ def map_labels(coords: np.ndarray, texts: list[str], levels=LABEL_LEVELS, seed: 
         chosen = np.sort(np.random.default_rng(seed).choice(len(chosen), LABEL_MAX_TEXTS, replace=False))
     points = np.asarray(coords, np.float64)[chosen]
     read = [texts[i] for i in chosen]
+    counts = word_counts(read)  # once for every level
     labels = []
     for level, areas in enumerate(levels):
         areas = min(areas, len(points) // 10)  # ten texts an area at least, or the words say nothing
         if areas < 2:
             break
         kmeans = KMeans(n_clusters=areas, n_init=1, random_state=seed).fit(points)
-        words = cluster_words(read, kmeans.labels_.tolist(), top=2)
+        words = cluster_words(read, kmeans.labels_.tolist(), top=2, counts=counts)
         for area, centre in enumerate(kmeans.cluster_centers_):
             if not words.get(area):
                 continue

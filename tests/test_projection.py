@@ -139,7 +139,12 @@ def test_map_labels_name_each_area_by_its_own_words_coarse_first():
 def test_map_labels_read_a_bounded_sample_of_a_large_map(monkeypatch):
     read = []
     monkeypatch.setattr(projection, "LABEL_MAX_TEXTS", 500)
-    monkeypatch.setattr(projection, "cluster_words", lambda texts, clusters, top: read.append(len(texts)) or {})
+    monkeypatch.setattr(projection, "cluster_words", lambda texts, clusters, top, counts: read.append(len(texts)) or {})
     coords = np.random.default_rng(0).normal(size=(5_000, 2))
     assert projection.map_labels(coords, ["word"] * 5_000, levels=(4,)) == []
     assert read == [500]
+
+
+def test_texts_without_a_word_name_no_cluster_and_raise_nothing():
+    assert projection.cluster_words(["12 34", "56 of", "78"], [0, 1, 1]) == {0: [], 1: []}
+    assert projection.map_labels(np.random.default_rng(0).normal(size=(40, 2)), ["123"] * 40, levels=(2,)) == []
