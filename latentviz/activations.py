@@ -19,6 +19,7 @@ from latentviz.progress import Progress
 from latentviz.steps import Engine
 from latentviz.store import Store, StoreError
 from latentviz.store.arrays import owner_folder, read_states, states_table, write_shard
+from latentviz.store.locations import delete_files, files_in
 
 TEXTS_PER_SHARD = 256
 SINK_FACTOR = (
@@ -45,7 +46,7 @@ class Capturer:
         site: str,
         prepend_bos: bool | None,
         sinks: float | None,
-        arrays: Path,
+        arrays: str,
         capture_id: int,
         tag: str,
     ):
@@ -114,7 +115,7 @@ def capture(
         site,
         prepend_bos,
         mask_sinks and sink_factor,
-        store.arrays_dir,
+        store.arrays_location,
         capture_id,
         tag,
     )
@@ -126,8 +127,8 @@ def capture(
                 found = pd.DataFrame(found)  # text_id, position, token: one row per state
                 keep = ~sinks & (np.cumsum(~sinks) <= max_tokens - kept)  # stop exactly at max_tokens
                 if keep.sum() < (~sinks).sum():  # the last shard: its file rewritten, cut at max_tokens
-                    states = read_states(store.arrays_dir / name)[: int(keep.sum())]
-                    name = write_shard(store.arrays_dir, "captures", capture_id, shard, states_table(states), tag)
+                    states = read_states(store.array_path(name))[: int(keep.sum())]
+                    name = write_shard(store.arrays_location, "captures", capture_id, shard, states_table(states), tag)
                 masked = sinks & found["text_id"].isin(found["text_id"][keep]).to_numpy()  # shown in their texts
                 store.add_shard(capture_id, shard, name, found[keep], found[masked])
                 kept += int(keep.sum())
@@ -137,9 +138,8 @@ def capture(
                     break
     finally:
         registered = {Path(path).name for path in store.shards(capture_id)["path"]}
-        for path in (store.arrays_dir / owner_folder("captures", capture_id)).glob(f"*-{tag}.parquet"):
-            if path.name not in registered:
-                path.unlink()
+        written = files_in(store.arrays_location, owner_folder("captures", capture_id), f"-{tag}.parquet")
+        delete_files([store.array_path(name) for name in written if Path(name).name not in registered])
     store.mark_capture_complete(capture_id)
     return capture_id
 

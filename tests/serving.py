@@ -17,23 +17,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(command: list, url: str, seconds: float, **popen) -> subprocess.Popen:
-    """Start `command` and wait until `url` answers its health check; else kill it and fail with the
-    end of its output. The output goes to a file: a pipe read only on failure fills up and stalls a
-    server that talks a lot over a long run."""
+def launch(command: list, url: str, seconds: float, health: str = "/_stcore/health", **popen) -> subprocess.Popen:
+    """Start `command` and wait until `url` answers its health check (Streamlit's; or any answer at
+    `health` when that is not Streamlit's); else kill it and fail with the end of its output. The
+    output goes to a file: a pipe read only on failure fills up and stalls a server that talks a lot
+    over a long run."""
     log = tempfile.TemporaryFile()
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+            answer = urllib.request.urlopen(f"{url}{health}", timeout=2).read()
+            if answer == b"ok" or health != "/_stcore/health":
                 return server
         except OSError:
             time.sleep(0.5)
     server.kill()
     server.wait()
     log.seek(0)
-    pytest.fail("latentviz serve did not come up: " + log.read().decode()[-2000:])
+    pytest.fail(f"{command[:3]} did not come up: " + log.read().decode()[-2000:])
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -51,7 +51,10 @@ def test_encode_on_ray_stores_what_the_local_engine_stores(cluster, mapped_works
     )
     assert np.array_equal(local_ids, ray_ids) and local_vectors.shape == (150, 32)
     np.testing.assert_allclose(ray_vectors, local_vectors, rtol=1e-5, atol=1e-6)
-    assert ray.encodings("again")["complete"].all() and len(list(ray.arrays_dir.glob("encodings/*/*.parquet"))) > 4
+    assert (
+        ray.encodings("again")["complete"].all()
+        and len(list(Path(ray.arrays_location).glob("encodings/*/*.parquet"))) > 4
+    )
 
 
 def test_capture_and_feature_activations_on_ray_store_what_the_local_engine_stores(
@@ -72,7 +75,7 @@ def test_capture_and_feature_activations_on_ray_store_what_the_local_engine_stor
     # a capture cut short: the last shard's file is cut at max_tokens, and the shards the workers wrote
     # beyond it are deleted, never registered
     short = activations.capture(ray, "bbc-news", tiny_llama, 3, max_tokens=120, engine=RAY)
-    files = {path.name for path in (ray.arrays_dir / "captures" / f"capture_id={short}").iterdir()}
+    files = {path.name for path in (Path(ray.arrays_location) / "captures" / f"capture_id={short}").iterdir()}
     assert files == {Path(path).name for path in ray.shards(short)["path"]} and len(files) == 1
     np.testing.assert_array_equal(activations.load(ray, short)[1], activations.load(ray, captured[1])[1][:120])
 

@@ -7,6 +7,7 @@ and features, the job queue); `Store` joins them.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def copy_workspace(source: Path, target: Path) -> None:
 class Store(Schema, Texts, Models, Features, Jobs):
     """A latentviz workspace in one DuckDB file."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0):
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0, arrays: str | None = None
+    ):
+        """`arrays`: a URL where a new workspace keeps its Parquet shards (default $LATENTVIZ_ARRAYS; unset:
+        the .arrays folder beside the file)."""
         self.path = Path(path)
         self.read_only = read_only
         self.lock_timeout = lock_timeout
@@ -48,6 +53,9 @@ class Store(Schema, Texts, Models, Features, Jobs):
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._migrate()
+            wanted = os.environ.get(settings.ARRAYS_ENV) if arrays is None else arrays
+            if wanted:
+                self._place_arrays(wanted)
 
     def info(self) -> dict:
         """Everything in the workspace, as plain JSON-ready values."""
@@ -57,6 +65,7 @@ class Store(Schema, Texts, Models, Features, Jobs):
 
         return {
             "workspace": str(self.path),
+            "arrays": self.arrays_location,
             "schema_version": self.schema_version(),
             "datasets": records(self.datasets()),
             "encodings": records(self.encodings()),

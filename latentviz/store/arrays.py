@@ -10,9 +10,15 @@ and the DuckDB file keeps only their catalog (`array_shards`: which files, how m
 in place with `read_parquet`. The file stays small however many vectors it holds, and the shards are
 plain Parquet that any engine reads or writes (a distributed encode writes the same layout).
 
+The folder can instead be on object storage: a workspace created with $LATENTVIZ_ARRAYS set to a URL
+(s3://bucket/prefix, gs://..., any filesystem fsspec knows, with that filesystem's own credentials)
+keeps its shards there, and DuckDB reads them in place through the same fsspec filesystem, so a
+cluster's workers need the URL, not a shared disk.
+
 A shard is written under a temporary name, renamed, and only then registered, in the caller's
-transaction: a crash leaves at most an unregistered file, which nothing reads. Removed shards are
-deleted once the transaction that unregistered them commits.
+transaction: a crash leaves at most an unregistered file, which nothing reads (an object store shows
+an object only once it is whole: there it is written under its own name). Removed shards are deleted
+once the transaction that unregistered them commits.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import pyarrow.parquet as pq
 
 from latentviz import settings
 from latentviz.store.connection import Connection
+from latentviz.store.locations import delete_files, is_url, joined, remote
 
 # kind -> (the partition key, the columns a shard holds, how its rows are sorted: by feature, so
 # a lookup of one feature reads only the row groups whose statistics can hold it)
@@ -67,15 +74,21 @@ def shard_name(kind: str, owner: int, shard: int, tag: str | None = None) -> str
     return f"{owner_folder(kind, owner)}/part-{shard:05d}-{tag or uuid.uuid4().hex[:12]}.parquet"
 
 
-def write_shard(folder: Path, kind: str, owner: int, shard: int, rows: pa.Table, tag: str | None = None) -> str:
-    """Write one shard file under the arrays `folder` (temporary name, then renamed); its name. Nothing
-    reads it until it is registered (Arrays.register_shard): a worker on another machine writes its
-    own shards into a shared folder this way, and the step registers them as their results arrive."""
+def write_shard(location: str | Path, kind: str, owner: int, shard: int, rows: pa.Table, tag: str | None = None) -> str:
+    """Write one shard file into the shards folder at `location` (a local folder: temporary name, then
+    renamed); its name. Nothing reads it until it is registered (Arrays.register_shard): a worker on
+    another machine writes its own shards into a shared folder or bucket this way, and the step
+    registers them as their results arrive."""
     name = shard_name(kind, owner, shard, tag)
-    path = folder / name
+    options = {"row_group_size": ROWS_PER_GROUP, **WRITE_OPTIONS.get(kind, {})}
+    if is_url(location):
+        filesystem, path = remote(joined(location, name))
+        pq.write_table(rows, path, filesystem=filesystem, **options)
+        return name
+    path = Path(location) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     written = path.with_name(path.name + ".partial")
-    pq.write_table(rows, written, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS.get(kind, {}))
+    pq.write_table(rows, written, **options)
     os.replace(written, path)
     return name
 
@@ -92,9 +105,14 @@ def states_table(states: np.ndarray) -> pa.Table:
     return pa.table({"states": pa.FixedSizeListArray.from_arrays(pa.array(states.ravel()), states.shape[1])})
 
 
-def read_states(path: Path) -> np.ndarray:
-    """A capture shard's (tokens, d) float32 matrix."""
-    column = pq.read_table(path, columns=["states"]).column("states").combine_chunks()
+def read_states(path: str | Path) -> np.ndarray:
+    """A capture shard's (tokens, d) float32 matrix, from its path or URL."""
+    if is_url(path):
+        filesystem, inside = remote(str(path))
+        table = pq.read_table(inside, columns=["states"], filesystem=filesystem)
+    else:
+        table = pq.read_table(path, columns=["states"])
+    column = table.column("states").combine_chunks()
     states = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
     return np.require(states, requirements="W")  # Arrow's buffers are read-only; torch wants to own them
 
@@ -132,9 +150,16 @@ class Arrays(Connection):
     """Writing, reading and removing a workspace's Parquet shards; every method takes the caller's
     connection, so a shard's registration commits (or not) with the rest of the caller's change."""
 
+    _arrays_location: str | None = None  # read from the workspace by Connection._connect
+
     @property
-    def arrays_dir(self) -> Path:
-        return settings.arrays_dir(self.path)
+    def arrays_location(self) -> str:
+        """The shards folder: the workspace's `.arrays` folder beside its file, or the URL it was created with."""
+        return self._arrays_location or str(settings.arrays_dir(self.path))
+
+    def array_path(self, name: str) -> str:
+        """The path (or URL) of a shard file, from its name in the catalog."""
+        return joined(self.arrays_location, name)
 
     def add_shards(self, con, kind: str, owner: int, rows: pa.Table, shard: int | None = None) -> None:
         """Write `rows` (a shard's columns, sorted as KINDS says) as new shards of `owner`, numbered from
@@ -147,7 +172,7 @@ class Arrays(Connection):
         for number, offset in enumerate(range(0, rows.num_rows, ROWS_PER_SHARD), start=start):
             part = rows.slice(offset, ROWS_PER_SHARD)
             self.register_shard(
-                con, kind, owner, number, write_shard(self.arrays_dir, kind, owner, number, part), part.num_rows
+                con, kind, owner, number, write_shard(self.arrays_location, kind, owner, number, part), part.num_rows
             )
 
     def register_shard(self, con, kind: str, owner: int, shard: int, name: str, rows: int) -> None:
@@ -165,29 +190,32 @@ class Arrays(Connection):
         ]
         if not names:
             return _empty(kind), {}
-        return "read_parquet($shards)", {"shards": [str(self.arrays_dir / name) for name in names]}
+        return "read_parquet($shards)", {"shards": [self.array_path(name) for name in names]}
 
-    def drop_shards(self, con, kind: str, owners: list[int]) -> list[Path]:
+    def drop_shards(self, con, kind: str, owners: list[int]) -> list[str]:
         """Unregister every shard of these owners; returns their files, for `deleting` after the commit."""
         owners = [int(owner) for owner in owners]
         names = con.execute(
             "SELECT path FROM array_shards WHERE kind = ? AND list_contains(?, owner)", [kind, owners]
         ).fetchall()
         con.execute("DELETE FROM array_shards WHERE kind = ? AND list_contains(?, owner)", [kind, owners])
-        return [self.arrays_dir / name for (name,) in names]
+        return [self.array_path(name) for (name,) in names]
 
     @contextmanager
     def deleting(self):
-        """A list to put shard files in; they are deleted when the block ends without an error (after the
-        transaction inside it has committed), and kept, still registered, when it fails."""
-        doomed: list[Path] = []
+        """A list to put shard files (paths or URLs) in; they are deleted when the block ends without an
+        error (after the transaction inside it has committed), and kept, still registered, when it fails."""
+        doomed: list[str | Path] = []
         yield doomed
-        for path in doomed:
-            path.unlink(missing_ok=True)
+        delete_files([str(path) for path in doomed])
 
     def copy_shards_into(self, con, target: Path) -> None:
         """Copy the files of every shard the attached copy at `target` registers (Schema.copy_into)."""
-        destination = settings.arrays_dir(target)
+        destination = settings.arrays_dir(target)  # the copy's own folder, wherever this workspace's shards are
         for (name,) in con.execute("SELECT path FROM array_shards").fetchall():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.arrays_dir / name, destination / name)
+            if is_url(self.arrays_location):
+                filesystem, path = remote(self.array_path(name))
+                filesystem.get(path, str(destination / name))
+            else:
+                shutil.copyfile(self.array_path(name), destination / name)

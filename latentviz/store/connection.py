@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from latentviz import settings
 from latentviz.errors import LatentvizError
+from latentviz.store.locations import canonical, filesystem_of
 
 # DuckDB's Python client shares one database instance between a process's connections to a file;
 # opening or closing one while another thread does the same can leave a new connection without
@@ -34,12 +34,16 @@ def is_lock_error(error: Exception) -> bool:
     return "lock" in str(error).lower()
 
 
-def _sandbox(con, arrays: Path) -> None:
-    """Nothing we run reads other files than the workspace's own Parquet shards: allow their folder,
-    turn the rest off, then lock it. Connections to one file share settings, so only the first sets them."""
+def _sandbox(con, arrays: str) -> None:
+    """Nothing we run reads other files than the workspace's own Parquet shards: allow their folder (on
+    object storage: through its fsspec filesystem, registered here), turn the rest off, then lock it.
+    Connections to one file share settings and filesystems, so only the first sets them."""
     if con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
         return
-    con.execute("SET allowed_directories = $folders", {"folders": [f"{arrays}/"]})
+    remote = filesystem_of(arrays)
+    if remote is not None and remote.protocol[0] not in con.list_filesystems():
+        con.register_filesystem(remote)
+    con.execute("SET allowed_directories = $folders", {"folders": [f"{canonical(arrays)}/"]})
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -66,6 +70,19 @@ def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
+ARRAYS_SETTING = "arrays"  # workspace_settings: the URL of a workspace's shards folder on object storage
+
+
+def recorded_arrays(con) -> str | None:
+    """The shards folder a workspace was created with, when not beside its file (store/arrays.py)."""
+    if not con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'workspace_settings'"
+    ).fetchone()[0]:
+        return None
+    found = con.execute("SELECT value FROM workspace_settings WHERE name = ?", [ARRAYS_SETTING]).fetchone()
+    return found[0] if found else None
+
+
 class Connection:
     """One DuckDB file, opened for each call: the connection, transactions and small reads every
     domain of the store shares. `path`, `read_only` and `lock_timeout` are set by `Store`."""
@@ -81,7 +98,9 @@ class Connection:
             try:
                 with _OPEN_CLOSE:
                     con = duckdb.connect(str(self.path), read_only=self.read_only)
-                    _sandbox(con, settings.arrays_dir(self.path))
+                    if self._arrays_location is None:
+                        self._arrays_location = recorded_arrays(con)
+                    _sandbox(con, self.arrays_location)
                 break
             except duckdb.IOException as error:
                 if not is_lock_error(error) or time.monotonic() > deadline:

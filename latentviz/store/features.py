@@ -95,7 +95,7 @@ class Features(Arrays):
             "SELECT shard, path, rows AS tokens FROM array_shards WHERE kind = 'captures' AND owner = ? ORDER BY shard",
             [capture_id],
         )
-        return shards.assign(path=[str(self.arrays_dir / name) for name in shards["path"]])
+        return shards.assign(path=[self.array_path(name) for name in shards["path"]])
 
     def capture_tokens(self, capture_id: int) -> pd.DataFrame:
         """Every kept token in shard order: shard, row, text_id, position, token."""

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import duckdb
 
+from latentviz import settings
 from latentviz.store.arrays import Arrays, move_tables_into_shards
-from latentviz.store.connection import StoreError, is_lock_error
+from latentviz.store.connection import ARRAYS_SETTING, StoreError, is_lock_error, recorded_arrays
+from latentviz.store.locations import canonical, is_url, remote
 
 # Each entry migrates the schema from version i to i + 1: SQL statements, or a function of the
 # connection and the store where rows move out to files. Never edit a released entry: append.
@@ -266,6 +268,11 @@ MIGRATIONS: list[list[str | Callable]] = [
         "DROP TABLE feature_activations",
         "DROP TABLE capture_shards",
     ],
+    [
+        # What a workspace is created with: "arrays", its shards folder's URL on object storage
+        # (store/locations.py); without it, the .arrays folder beside the file
+        "CREATE TABLE workspace_settings (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    ],
 ]
 # What `copy_into` keeps of each table, given $datasets and $models; the job queue starts empty, and so
 # do the captures' shards (activations only training reads; their tokens go, for the dashboards' texts).
@@ -299,7 +306,7 @@ EXPORTED = {
     "comparisons": f"{_OF_MODELS} AND list_contains($models, other_id)",
     "feature_matches": f"{_OF_MODELS} AND list_contains($models, other_id)",
 }
-NOT_EXPORTED = ("jobs", "schema_version")
+NOT_EXPORTED = ("jobs", "schema_version", "workspace_settings")  # a copy's shards are in its own folder
 SEQUENCES = {
     "text_ids": "texts",
     "encoding_ids": "encodings",
@@ -345,6 +352,30 @@ class Schema(Arrays):
                     else:
                         con.execute(statement)
                 con.execute("INSERT INTO schema_version VALUES (?)", [step + 1])
+
+    def _place_arrays(self, wanted: str) -> None:
+        """Record `wanted` (a URL) as where a new workspace keeps its shards; refuse to move an existing one's."""
+        if not is_url(wanted):
+            raise StoreError(
+                f"{settings.ARRAYS_ENV} takes a URL (s3://bucket/prefix), not {wanted!r}: local shards always live "
+                "beside the workspace file"
+            )
+        if canonical(wanted) == canonical(self.arrays_location):
+            return
+        filesystem, path = remote(wanted)
+        try:
+            filesystem.exists(path)
+        except Exception as error:  # credentials, endpoint, bucket: whatever the filesystem says
+            problem = f"{type(error).__name__}: {error}"
+            raise StoreError(f"cannot reach {wanted} ({problem}); check its URL and credentials") from None
+        with self._transaction() as con:
+            if con.execute("SELECT count(*) FROM array_shards").fetchone()[0] or recorded_arrays(con) is not None:
+                raise StoreError(
+                    f"workspace {self.path} keeps its arrays at {self.arrays_location}, not {wanted}; they do not "
+                    f"move: unset {settings.ARRAYS_ENV}, or start a new workspace"
+                )
+            con.execute("INSERT INTO workspace_settings VALUES (?, ?)", [ARRAYS_SETTING, canonical(wanted)])
+        self._arrays_location = canonical(wanted)
 
     def _check_version(self) -> None:
         with self._connect() as con:

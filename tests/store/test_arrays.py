@@ -1,6 +1,8 @@
 """Large arrays as Parquet shards beside the DuckDB file: written, read in place, replaced, deleted,
 copied with the workspace, and nothing half-written when a change fails."""
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +15,10 @@ from . import texts
 
 
 def parquet_files(store: Store) -> list[str]:
-    return sorted(path.relative_to(store.arrays_dir).as_posix() for path in store.arrays_dir.rglob("*.parquet"))
+    return sorted(
+        path.relative_to(Path(store.arrays_location)).as_posix()
+        for path in Path(store.arrays_location).rglob("*.parquet")
+    )
 
 
 def test_vectors_are_parquet_shards_outside_the_duckdb_file_read_in_place(store):
@@ -24,7 +29,7 @@ def test_vectors_are_parquet_shards_outside_the_duckdb_file_read_in_place(store)
     store.add_vectors(encoding_id, ids[[1]], np.array([[4, 5, 6]], np.float32))
     files = parquet_files(store)
     assert len(files) == 2 and all(name.startswith(f"encodings/encoding_id={encoding_id}/part-") for name in files)
-    shard = pq.read_table(store.arrays_dir / files[0])  # plain Parquet any engine reads, sorted by text
+    shard = pq.read_table(Path(store.arrays_location) / files[0])  # plain Parquet any engine reads, sorted by text
     assert shard.column_names == ["text_id", "vector"] and shard.column("text_id").to_pylist() == sorted(ids[[2, 0]])
     got_ids, vectors = store.vectors(encoding_id)
     assert got_ids.tolist() == ids.tolist() and vectors.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
@@ -35,7 +40,7 @@ def test_vectors_are_parquet_shards_outside_the_duckdb_file_read_in_place(store)
 
 def test_the_sandbox_reads_the_workspace_shards_and_no_other_file(store, tmp_path):
     activations(store, 1, [1.0])
-    (shard,) = store.arrays_dir.rglob("*.parquet")
+    (shard,) = Path(store.arrays_location).rglob("*.parquet")
     outside = tmp_path / "elsewhere.parquet"
     pq.write_table(pq.read_table(shard), outside)
     with store._connect() as con:
@@ -71,7 +76,7 @@ def test_replacing_activations_deletes_the_old_shards_and_a_failed_change_keeps_
 
 def test_an_unregistered_file_is_never_read(store):
     activations(store, 3, [1.0, 2.0])
-    (folder,) = {path.parent for path in store.arrays_dir.rglob("*.parquet")}
+    (folder,) = {path.parent for path in Path(store.arrays_location).rglob("*.parquet")}
     pq.write_table(pq.read_table(next(folder.iterdir())), folder / "part-00001-crashed.parquet")  # never registered
     assert store.feature_values(3, 0).tolist() == [1.0]
 

@@ -1,5 +1,7 @@
 """The workspace's schema: migrations, the version guard, ids that are never reused, what info reports."""
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
     con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
     con.close()
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 11
+    assert store.schema_version() == SCHEMA_VERSION == 12
     assert store.captures().empty and not store.has_feature_activations(1) and not store.has_feature_dashboards(1)
     assert store.explanations(1).empty and store.label_scores(1).empty
     assert store.datasets()["name"].tolist() == ["old"]
@@ -94,7 +96,10 @@ def test_a_version_10_workspace_moves_its_vectors_and_activations_into_parquet_s
     assert ids.tolist() == [1, 2] and vectors.tolist() == [[1, 2, 3], [4, 5, 6]]
     assert store.encodings()["vectors"].tolist() == [2]
     assert store.feature_values(9, 7).tolist() == [0.5, 1.5] and store.has_feature_activations(9)
-    assert sorted(p.parent.relative_to(store.arrays_dir).as_posix() for p in store.arrays_dir.rglob("*.parquet")) == [
+    assert sorted(
+        p.parent.relative_to(Path(store.arrays_location)).as_posix()
+        for p in Path(store.arrays_location).rglob("*.parquet")
+    ) == [
         "captures/capture_id=5",
         "encodings/encoding_id=4",
         "feature_activations/model_id=9",
