@@ -6,25 +6,20 @@ by hand, no build step) fetches the points once per colouring, and after that re
 overlays. The points are a file beside the component's page (`publish`): positions and ids as
 binary arrays, built once per map and colouring and shared by every session, fetched over plain
 HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
-So a million points never travel as JSON through a session's websocket. The folder is put together
-on first use: the page, and plotly.js from plotly's own Python package, so the browser fetches
-nothing from elsewhere. Published files sit under a name drawn anew by each server process, which
-only its pages are told.
+So a million points never travel as JSON through a session's websocket. The component's folder
+(component_files) holds the page and plotly.js from plotly's own Python package, so the browser
+fetches nothing from elsewhere.
 """
 
 from __future__ import annotations
 
-import atexit
 import gzip
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -32,57 +27,12 @@ import plotly
 import streamlit as st
 import streamlit.components.v1 as components
 
-from latentviz import charts, settings
-from latentviz.constants import PLOTLY_FILE, SITE_INDEX
+from latentviz import charts, component_files
+from latentviz.constants import PLOTLY_FILE
 
-
-def _folder() -> Path:
-    """index.html and plotly.min.js side by side, as Streamlit serves a component's folder."""
-    page = resources.files("latentviz").joinpath("map_widget.html").read_bytes()
-    name = "map-widget-" + hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
-    for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
-        folder = parent / name
-        if (folder / SITE_INDEX).exists() and os.access(folder, os.W_OK):  # maps are published into it
-            return folder
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=parent, prefix=name + "."))
-            shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
-            (staging / SITE_INDEX).write_bytes(page)
-            try:
-                os.replace(staging, folder)  # all at once: another process never sees half a folder
-            except OSError:  # another process got there first
-                shutil.rmtree(staging, ignore_errors=True)
-            return folder
-        except OSError:
-            continue  # a read-only home (a container): the temporary folder then
-    raise OSError("no writable folder for the map's browser files")
-
-
-FOLDER = _folder()
+FOLDER = component_files.folder("map_widget.html", {PLOTLY_FILE: charts.PLOTLY_JS})
 _component = components.declare_component("latent_map", path=str(FOLDER))
-PUBLISHED = "maps"  # under FOLDER: one folder per server process, named by a random token
-_TOKEN = secrets.token_urlsafe(12)
 TEXTS_PER_FILE = 1000
-STALE_S = 7 * 24 * 3600  # another process's published files, untouched this long, are removed
-
-
-def _write(path: Path, content: bytes) -> None:
-    """All at once: the browser never reads half a file."""
-    staging = path.with_name(path.name + ".partial")
-    staging.write_bytes(content)
-    os.replace(staging, path)
-
-
-def _own_folder() -> Path:
-    own = FOLDER / PUBLISHED / _TOKEN
-    if not own.exists():
-        for other in (FOLDER / PUBLISHED).glob("*"):  # left by servers that have stopped
-            if time.time() - other.stat().st_mtime > STALE_S:
-                shutil.rmtree(other, ignore_errors=True)
-        own.mkdir(parents=True)
-        atexit.register(shutil.rmtree, own, ignore_errors=True)
-    return own
 
 
 def publish(
@@ -93,7 +43,7 @@ def publish(
     where the browser side fetches them; returns the points' path, relative to the page.
     Texts are plain (shown as text, never as HTML), shortened as hover labels are, a file per
     TEXTS_PER_FILE ids."""
-    own = _own_folder()
+    own = component_files.own_folder(FOLDER)
     name = hashlib.sha256(points_key.encode()).hexdigest()[:16]
     folder = own / f"texts-{hashlib.sha256(texts_key.encode()).hexdigest()[:16]}"
     if not folder.exists():
@@ -110,8 +60,8 @@ def publish(
     points = f'{head}, "density": {density_json}, "figure": {figure_json}}}'.encode()  # figures' JSON joined as is
     # compressed here once: the server would gzip it again for every visitor (its level 5: seconds a
     # million points); served as application/gzip, which it leaves alone, and unpacked by the browser
-    _write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))
-    return f"{PUBLISHED}/{_TOKEN}/{name}.json.gz"
+    component_files.write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))
+    return component_files.relative(FOLDER, own / f"{name}.json.gz")
 
 
 def is_published(path: str) -> bool:

@@ -8,7 +8,20 @@ import os
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, estimates, features, fit, jobs, latent_space, numbers, runs, settings, steps, train
+from latentviz import (
+    charts,
+    estimates,
+    features,
+    fit,
+    job_watch,
+    jobs,
+    latent_space,
+    numbers,
+    runs,
+    settings,
+    steps,
+    train,
+)
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -81,14 +94,20 @@ def start_default_map(workspace: Store) -> int:
 
 
 def job_status(workspace: Store) -> None:
-    """The queue while jobs wait or run (polled); a line for each job this page saw end; an error
-    box if the latest job failed or was cut off."""
-    for job_id in st.session_state.pop("_jobs_ended", set()):
+    """The queue while jobs wait or run (its bars updated in the browser: job_watch); a line for each
+    job that ended since this page last looked; an error box if the latest job failed or was cut off."""
+    cancel = job_watch.queue_events("job_queue").cancel  # read before drawing
+    if cancel is not None and not workspace.read_only:
+        jobs.cancel(workspace, cancel)
+    active = jobs.active(workspace)
+    seen = st.session_state.get("_jobs_seen", set())
+    st.session_state["_jobs_seen"] = set(active["id"])
+    for job_id in sorted(seen - set(active["id"])):
         job = workspace.job(job_id)
-        if job["status"] == "done":
+        if job is not None and job["status"] == "done":
             st.success(f"**{job['kind']}** is done.", icon=":material/check_circle:")
-    if not jobs.active(workspace).empty:
-        _poll_jobs(workspace)
+    if not active.empty:
+        job_watch.queue(workspace, active, can_cancel=not workspace.read_only, key="job_queue")
         return
     latest = workspace.jobs(limit=1)
     if latest.empty:
@@ -99,44 +118,6 @@ def job_status(workspace: Store) -> None:
     elif job["status"] == "interrupted":
         why = job["error"] if pd.notna(job["error"]) else "interrupted before it finished; start it again to resume"
         st.warning(f"{job['kind']}: {why}", icon=":material/pause_circle:")
-
-
-# How often a page looks at the queue and at a live run: each look costs the server (and the browser)
-# CPU that the training run shares on a laptop (bench/watch.py measures it); curves change only at evaluations.
-POLL_JOBS_SECONDS, POLL_CURVES_SECONDS = 2.0, 5.0
-
-
-@st.fragment(run_every=POLL_JOBS_SECONDS)
-def _poll_jobs(workspace: Store) -> None:
-    active = jobs.active(workspace)
-    seen = st.session_state.get("_jobs_seen", set())
-    st.session_state["_jobs_seen"] = set(active["id"])
-    if seen - set(active["id"]):
-        st.session_state["_jobs_ended"] = seen - set(active["id"])  # announced by job_status on the redraw
-        st.rerun()  # a job this page showed has ended: redraw the whole page with its results
-    for position, job in enumerate(active.itertuples()):
-        left, right = st.columns([6, 1], vertical_alignment="bottom")
-        if job.status == "queued":
-            waiting = position - int((active["status"] == "running").sum()) + 1
-            left.progress(0.0, text=f"**{job.kind}**: queued, {_ordinal(waiting)} in line")
-        else:
-            total = job.total if pd.notna(job.total) and job.total else None
-            message = job.message if isinstance(job.message, str) and job.message else "starting"  # NaN at first
-            count = f" — {numbers.count(job.done)} / {numbers.count(int(total))}" if total else ""
-            eta = jobs.eta_seconds(job)
-            remaining = f" · {estimates.about(eta)} left" if eta is not None and eta >= 1 else ""
-            left.progress(
-                min(1.0, job.done / total) if total else 0.0, text=f"**{job.kind}**: {message}{count}{remaining}"
-            )
-        if not workspace.read_only and right.button("Cancel", key=f"cancel_job_{job.id}", icon=":material/cancel:"):
-            jobs.cancel(workspace, int(job.id))
-
-
-def _ordinal(n: int) -> str:
-    if n == 1:
-        return "next"
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 # -- training runs, the same panel for every family ---------------------------------------------------
@@ -161,8 +142,9 @@ def training_panel(workspace: Store, kind: str) -> bool:
     return False
 
 
-@st.fragment(run_every=POLL_CURVES_SECONDS)
+@st.fragment
 def _live_training(workspace: Store, kind: str) -> None:
+    """A live run's curves and Stop; rerun alone (job_watch.curves) when the run records new figures."""
     family = runs.FAMILIES[kind]
     running = jobs.running(workspace)
     running = running[running["kind"].isin(family.jobs)]
@@ -187,6 +169,8 @@ def _live_training(workspace: Store, kind: str) -> None:
         )
     else:
         _draw_curves(curves, model_id)
+    points = len(workspace.training_metrics(model_id)) if model_id else 0  # as live_curve_points counts them
+    job_watch.curves(workspace, kind, model_id, points, key=f"{kind}_live_curves")  # last: it draws nothing
 
 
 def _draw_curves(curves: pd.DataFrame, model_id: int) -> None:

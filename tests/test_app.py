@@ -545,9 +545,9 @@ def test_sae_can_be_trained_from_the_train_page(app, tmp_path, tiny_llama, monke
 
 
 def test_queue_positions_read_as_english():
-    from latentviz.webapp import _ordinal
+    from latentviz.job_watch import ordinal
 
-    assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
         "next",
         "2nd",
         "3rd",

@@ -70,7 +70,7 @@ webapp.job_status(workspace)
 
 maps = workspace.projections()
 if maps.empty:
-    if not jobs.running(workspace).empty:
+    if not jobs.active(workspace).empty:  # queued or running: the map is on its way
         st.info(
             "**Building the map.** It appears here by itself when the work above is done.",
             icon=":material/hourglass_top:",

@@ -91,6 +91,15 @@ class Models(Connection):
             "SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id]
         )
 
+    def live_curve_points(self) -> pd.DataFrame:
+        """model_id, kind, points: how many held-out figures each unfinished model (a run training now,
+        or stopped) has recorded: one small query, however many pages watch the runs."""
+        return self._frame(
+            """SELECT m.id AS model_id, m.kind, count(t.model_id) AS points
+               FROM models m LEFT JOIN training_metrics t ON t.model_id = m.id
+               WHERE m.checkpoint IS NULL GROUP BY m.id, m.kind ORDER BY m.id"""
+        )
+
     def add_codes(
         self,
         model_id: int,

@@ -1,0 +1,159 @@
+"""The job queue and a live run's curves, watched without rerunning the page.
+
+A page that polled the queue reran its script every 2 s and the browser redrew the page each time:
+with the training run on the same two cores, one watching page slowed it by 13% and three by a third
+(bench/watch.py). Now one thread per server writes the queue's state to a small file beside this
+component's page (component_files) every second, while jobs wait or run, with one query however
+many pages watch; each page's component (job_watch.html) fetches that file, draws the progress bars
+itself, and asks Streamlit for a rerun only when what the page shows must change: a job started,
+ended or was cancelled (the whole page), or a live run recorded new held-out figures (only the
+curves' fragment, at most every CURVES_EVERY_S).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+import streamlit.components.v1 as components
+
+from latentviz import component_files, estimates, jobs, numbers
+from latentviz.store import Store
+
+FOLDER = component_files.folder("job_watch.html")
+_component = components.declare_component("job_watch", path=str(FOLDER))
+SNAPSHOT_EVERY_S = 1.0  # how often the server writes the queue's state, and a page fetches it
+IDLE_AFTER_S = 30.0  # the writer stops once nothing has waited or run this long
+CURVES_EVERY_S = 5.0  # a live chart is redrawn at most this often: curves change only at evaluations
+
+
+def ordinal(n: int) -> str:
+    if n == 1:
+        return "next"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def progress_lines(active: pd.DataFrame) -> list[dict]:
+    """What the queue shows for each job: {id, kind, status, text, share}."""
+    lines, running = [], int((active["status"] == "running").sum())
+    for position, job in enumerate(active.itertuples()):
+        if job.status == "queued":
+            text, share = f"queued, {ordinal(position - running + 1)} in line", 0.0
+        else:
+            total = job.total if pd.notna(job.total) and job.total else None
+            message = job.message if isinstance(job.message, str) and job.message else "starting"  # NaN at first
+            count = f" — {numbers.count(job.done)} / {numbers.count(int(total))}" if total else ""
+            eta = jobs.eta_seconds(job)
+            remaining = f" · {estimates.about(eta)} left" if eta is not None and eta >= 1 else ""
+            text, share = f"{message}{count}{remaining}", min(1.0, job.done / total) if total else 0.0
+        lines.append({"id": int(job.id), "kind": job.kind, "status": job.status, "text": text, "share": share})
+    return lines
+
+
+def snapshot(workspace: Store) -> dict:
+    """The queue's state as the pages' components read it."""
+    curves = workspace.live_curve_points()
+    return {
+        "jobs": progress_lines(jobs.active(workspace)),
+        "curves": [{"model": int(r.model_id), "kind": r.kind, "points": int(r.points)} for r in curves.itertuples()],
+    }
+
+
+class _Writer(threading.Thread):
+    """Writes a workspace's snapshot every SNAPSHOT_EVERY_S while jobs wait or run, then stops."""
+
+    def __init__(self, workspace: Store, path):
+        super().__init__(daemon=True, name=f"job-watch {workspace.path.name}")
+        self.workspace, self.path = workspace, path
+
+    def run(self) -> None:
+        quiet_since = None
+        while not _stopping.is_set():
+            state = snapshot(self.workspace)
+            component_files.write(self.path, json.dumps(state).encode())
+            if state["jobs"]:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > IDLE_AFTER_S:
+                return
+            _stopping.wait(SNAPSHOT_EVERY_S)
+
+
+_writers: dict[str, _Writer] = {}
+_writers_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def _stop_writers() -> None:
+    """Let the writers finish their query before the process ends (a thread stopped inside DuckDB at
+    exit aborts the process), and before their folder is removed."""
+    _stopping.set()
+    for writer in list(_writers.values()):
+        writer.join(5)
+
+
+def state_file(workspace: Store) -> str:
+    """The workspace's snapshot file, as the component fetches it; its writer is started when it is not
+    running, and a first snapshot is written now, so a page never fetches a missing or stale file."""
+    name = hashlib.sha256(str(workspace.path).encode()).hexdigest()[:16]
+    path = component_files.own_folder(FOLDER) / f"{name}.json"
+    with _writers_lock:
+        writer = _writers.get(str(workspace.path))
+        if writer is None or not writer.is_alive():
+            if not _writers:  # run at exit before the folder's removal, registered before this
+                atexit.register(_stop_writers)
+            component_files.write(path, json.dumps(snapshot(workspace)).encode())
+            writer = _writers[str(workspace.path)] = _Writer(workspace, path)
+            writer.start()
+    return component_files.relative(FOLDER, path)
+
+
+@dataclass
+class QueueEvents:
+    cancel: int | None  # the job whose Cancel was pressed since the last run
+
+
+def queue_events(key: str) -> QueueEvents:
+    """What the visitor did on the queue drawn under `key`, read before drawing it again."""
+    value = st.session_state.get(key) or {}
+    seq, seen = value.get("seq"), st.session_state.get(f"{key}_seen")
+    st.session_state[f"{key}_seen"] = seq
+    return QueueEvents(int(value["cancel"]) if value.get("cancel") is not None and seq != seen else None)
+
+
+def queue(workspace: Store, active: pd.DataFrame, *, can_cancel: bool, key: str) -> None:
+    """The queue's progress bars, updated in the browser every second; the page reruns when a job
+    starts or ends (the page draws something else then) or Cancel is pressed."""
+    _component(
+        mode="queue",
+        file=state_file(workspace),
+        every_ms=int(SNAPSHOT_EVERY_S * 1000),
+        jobs=progress_lines(active),
+        can_cancel=can_cancel,
+        key=key,
+        default=None,
+    )
+
+
+def curves(workspace: Store, kind: str, model_id: int | None, points: int, *, key: str) -> None:
+    """Nothing to see: asks for a rerun of the fragment it is drawn in when the newest unfinished model
+    of `kind` is another than `model_id`, or has more than `points` held-out figures."""
+    _component(
+        mode="curves",
+        file=state_file(workspace),
+        every_ms=int(SNAPSHOT_EVERY_S * 1000),
+        kind=kind,
+        model=model_id,
+        points=points,
+        gap_ms=int(CURVES_EVERY_S * 1000),
+        key=key,
+        default=None,
+    )
