@@ -272,7 +272,8 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         # the queue's frame (a live chart's watcher is a second, empty one)
         queue = tab.wait_for_selector("iframe[title*=job_watch] >> visible=true", timeout=30_000).content_frame()
         queue.wait_for_selector(".job .line:has-text('train vq')", timeout=30_000)  # both runs' bars, drawn
-        assert queue.locator(".job").count() == 2 and "queued, next in line" in queue.locator(".job").nth(1).inner_text()
+        assert queue.locator(".job").count() == 2
+        assert "queued, next in line" in queue.locator(".job").nth(1).inner_text()
         before = queue.locator(".job .line").first.inner_text()  # the bar moves without the page rerunning
         queue.wait_for_function(f"() => document.querySelector('.job .line').textContent !== {json.dumps(before)}")
         figures = "[data-testid=stMetricLabel]:has-text('Perplexity')"  # the finished run's figures
