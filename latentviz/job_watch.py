@@ -13,6 +13,7 @@ curves' fragment, at most every CURVES_EVERY_S).
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
 import threading
@@ -27,7 +28,6 @@ from latentviz import component_files, estimates, jobs, numbers
 from latentviz.store import Store
 
 FOLDER = component_files.folder("job_watch.html")
-_component = components.declare_component("job_watch", path=str(FOLDER))
 SNAPSHOT_EVERY_S = 1.0  # how often the server writes the queue's state, and a page fetches it
 IDLE_AFTER_S = 30.0  # the writer stops once nothing has waited or run this long
 CURVES_EVERY_S = 5.0  # a live chart is redrawn at most this often: curves change only at evaluations
@@ -116,6 +116,13 @@ def state_file(workspace: Store) -> str:
     return component_files.relative(FOLDER, path)
 
 
+@functools.cache
+def _component():
+    """Declared at the first page run that draws it: declared while the server starts (latentviz.server
+    imports this module early), the server's runtime would not know it, and its frame would be a 404."""
+    return components.declare_component("job_watch", path=str(FOLDER))
+
+
 @dataclass
 class QueueEvents:
     cancel: int | None  # the job whose Cancel was pressed since the last run
@@ -132,7 +139,7 @@ def queue_events(key: str) -> QueueEvents:
 def queue(workspace: Store, active: pd.DataFrame, *, can_cancel: bool, key: str) -> None:
     """The queue's progress bars, updated in the browser every second; the page reruns when a job
     starts or ends (the page draws something else then) or Cancel is pressed."""
-    _component(
+    _component()(
         mode="queue",
         file=state_file(workspace),
         every_ms=int(SNAPSHOT_EVERY_S * 1000),
@@ -146,7 +153,7 @@ def queue(workspace: Store, active: pd.DataFrame, *, can_cancel: bool, key: str)
 def curves(workspace: Store, kind: str, model_id: int | None, points: int, *, key: str) -> None:
     """Nothing to see: asks for a rerun of the fragment it is drawn in when the newest unfinished model
     of `kind` is another than `model_id`, or has more than `points` held-out figures."""
-    _component(
+    _component()(
         mode="curves",
         file=state_file(workspace),
         every_ms=int(SNAPSHOT_EVERY_S * 1000),

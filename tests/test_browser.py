@@ -309,7 +309,8 @@ def test_a_map_build_shows_its_umap_stage_while_it_fits(browser, served, tiny_be
         job = jobs.submit(store, "encode and map", {"dataset": "staged", "backbone": tiny_bert, "method": "umap"})
         tab.goto(f"{served}/data")  # as a first visit does: the page finds its job running
         tab.wait_for_selector("h1:has-text('Data')", timeout=90_000)
-        tab.wait_for_selector("text=fitting UMAP", timeout=120_000)  # the stage by name, while it runs
+        queue = tab.wait_for_selector("iframe[title*=job_watch]", timeout=90_000).content_frame()
+        queue.wait_for_selector("text=fitting UMAP", timeout=120_000)  # the stage by name, while it runs
         tab.screenshot(path=str(ARTIFACTS / "data-while-umap-fits.png"))
         assert jobs.wait(store, job, timeout=300)["status"] == "done"
     finally:
