@@ -25,13 +25,13 @@ STALE_S = 7 * 24 * 3600  # another process's published files, untouched this lon
 _TOKEN = secrets.token_urlsafe(12)
 
 
-def folder(page: str, files: dict[str, Path] | None = None) -> Path:
-    """A component's folder: the package's `page` as index.html, and `files` (name: source) beside it;
+def folder(page: str, files: dict | None = None) -> Path:
+    """A component's folder: the package's `page` as index.html, and `files` (name: source path) beside it;
     its name changes with their content, so a new version never meets an old browser cache."""
     content = resources.files("latentviz").joinpath(page).read_bytes()
     digest = hashlib.sha256(content)
     for name, source in sorted((files or {}).items()):
-        digest.update(name.encode() + str(os.path.getsize(source)).encode() + str(source).encode())
+        digest.update(name.encode() + Path(source).read_bytes())
     name = f"{Path(page).stem.replace('_', '-')}-{digest.hexdigest()[:12]}"
     for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
         found = parent / name

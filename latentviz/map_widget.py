@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -28,9 +29,11 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from latentviz import charts, component_files
-from latentviz.constants import PLOTLY_FILE
+from latentviz.constants import AREA_NAMES_FILE, PLOTLY_FILE
 
-FOLDER = component_files.folder("map_widget.html", {PLOTLY_FILE: charts.PLOTLY_JS})
+FOLDER = component_files.folder(
+    "map_widget.html", {PLOTLY_FILE: charts.PLOTLY_JS, AREA_NAMES_FILE: resources.files("latentviz") / AREA_NAMES_FILE}
+)
 _component = components.declare_component("latent_map", path=str(FOLDER))
 TEXTS_PER_FILE = 1000
 

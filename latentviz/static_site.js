@@ -69,10 +69,22 @@ async function drawMap() {
     hovertemplate: "%{hovertext}<extra>search matches</extra>",
     marker: {size: 8, color: "#111111", line: {width: 1, color: "#FFFFFF"}},
   });
-  Plotly.react($("map-plot"), traces, {
+  const plot = $("map-plot");
+  const drawn = plot.layout ? plot.layout.uirevision : null;  // the map now drawn: a new one gets a new home
+  await Plotly.react(plot, traces, {
     margin: {l: 0, r: 0, t: 10, b: 40}, hovermode: "closest", dragmode: "pan", uirevision: state.map,
     legend: {orientation: "h", itemsizing: "constant"}, xaxis: {visible: false}, yaxis: {visible: false},
+    annotations: plot.layout ? plot.layout.annotations : [],
   }, MAP_CONFIG);
+  if (drawn !== state.map) {
+    mapHome = {x: plot._fullLayout.xaxis.range.slice(), y: plot._fullLayout.yaxis.range.slice()};
+    mapNames = points.names;
+  }
+  if (!namesFollowZoom) {  // placing the names is a relayout too: it must not call itself again
+    plot.on("plotly_relayout", event => { if (!("annotations" in event)) nameAreas(); });
+    namesFollowZoom = true;
+  }
+  nameAreas();
   $("map-count").textContent = matched
     ? `${matched.length === 1 ? "1 text contains" : `${matched.length.toLocaleString()} texts contain`} “${state.q}”`
     : `${points.x.length.toLocaleString()} texts`;
@@ -87,6 +99,12 @@ async function drawMap() {
     }
     list.append(element("p", matched.length > 200 ? "The first 200 matches:" : "Matches:", {class: "muted"}), table);
   }
+}
+// The map's area names for the zoom level (area_names.js), placed again after each zoom or pan
+let mapHome = null, mapNames = [], namesFollowZoom = false;
+function nameAreas() {
+  const plot = $("map-plot");
+  Plotly.relayout(plot, {annotations: areaNames(mapNames, mapHome, plot._fullLayout)});
 }
 function escapeHtml(text) {  // legend names: Plotly renders a subset of HTML there (and decodes no &quot;)
   return String(text).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"})[c]);

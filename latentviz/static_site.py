@@ -1,10 +1,11 @@
 """`latentviz export --static DIR`: the workspace as plain files any static host serves (GitHub
 Pages, a static Space, a bucket), with no Python behind them.
 
-    DIR/index.html, site.js   the viewer (static_site.html and static_site.js in this package)
+    DIR/index.html, site.js   the viewer (static_site.html and static_site.js in this package), and
+                              area_names.js, the map's area names by zoom level (as in the app)
     DIR/plotly.min.js         from plotly's Python package: nothing is fetched at view time
     DIR/data/index.json       what the site holds
-    DIR/data/map-<id>.json    a map's points: x, y, escaped hover text, label
+    DIR/data/map-<id>.json    a map's points: x, y, escaped hover text, label; its area names
     DIR/data/sae-<id>.json    an SAE's feature list; data/sae-<id>/<feature>.json each dashboard
     DIR/data/vq-<id>.json     a VQ model's code usage, sorted, with its Lorenz curve and Gini
     DIR/data/vae-<id>.json    a text VAE's prior samples, a traversal and an interpolation, decoded
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentviz import bundle, charts, codebook, features, latent_space, settings
-from latentviz.constants import PLOTLY_FILE, SITE_INDEX
+from latentviz import bundle, charts, codebook, features, latent_space, projection, settings
+from latentviz.constants import AREA_NAMES_FILE, PLOTLY_FILE, SITE_INDEX
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -44,6 +45,7 @@ def export(
         package = resources.files("latentviz")
         (staging / SITE_INDEX).write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
+        (staging / AREA_NAMES_FILE).write_bytes(package.joinpath(AREA_NAMES_FILE).read_bytes())
         shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
         write = _Writer(staging / "data", max_mb, bundle.sizes(staging)["total"])
         index = {"maps": [], "saes": [], "codebooks": [], "vaes": []}
@@ -75,6 +77,7 @@ def _map(store: Store, projection_id: int) -> dict:
         "hover": points["hover"].tolist(),  # escaped and wrapped, as in the app
         "text": points["text"].tolist(),  # searched in the browser, shown as DOM text only
         "label": [None if label is None or label != label else str(label) for label in points["label"]],
+        "names": projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist()),  # by zoom level
     }
 
 

@@ -449,6 +449,9 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
         tab.goto(f"{url}/#tab=map&q=said")
         tab.wait_for_function(drawn, timeout=60_000)
         assert re.fullmatch(r"\d+ texts contain “said”", tab.locator("#map-count").inner_text())
+        tab.wait_for_function(  # its areas named, as in the app
+            "() => (document.getElementById('map-plot').layout.annotations || []).length > 0", timeout=10_000
+        )
         tab.screenshot(path=str(ARTIFACTS / "static-map.png"))
         x_range = "() => document.getElementById('map-plot')._fullLayout.xaxis.range.join(',')"
         start, box = tab.evaluate(x_range), tab.locator("#map-plot").bounding_box()
