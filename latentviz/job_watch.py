@@ -3,7 +3,7 @@
 A page that polled the queue reran its script every 2 s and the browser redrew the page each time:
 with the training run on the same two cores, one watching page slowed it by 13% and three by a third
 (bench/watch.py). Now one thread per server writes the queue's state to a small file beside this
-component's page (component_files) every second, while jobs wait or run, with one query however
+component's page (component_files) every 2 s, while jobs wait or run, with one connection however
 many pages watch; each page's component (job_watch.html) fetches that file, draws the progress bars
 itself, and asks Streamlit for a rerun only when what the page shows must change: a job started,
 ended or was cancelled (the whole page), or a live run recorded new held-out figures (only the
@@ -28,7 +28,7 @@ from latentviz import component_files, estimates, jobs, numbers
 from latentviz.store import Store
 
 FOLDER = component_files.folder("job_watch.html")
-SNAPSHOT_EVERY_S = 1.0  # how often the server writes the queue's state, and a page fetches it
+SNAPSHOT_EVERY_S = 2.0  # how often the server writes the queue's state (about 40 ms of CPU), and a page fetches it
 IDLE_AFTER_S = 30.0  # the writer stops once nothing has waited or run this long
 CURVES_EVERY_S = 5.0  # a live chart is redrawn at most this often: curves change only at evaluations
 
@@ -59,9 +59,9 @@ def progress_lines(active: pd.DataFrame) -> list[dict]:
 
 def snapshot(workspace: Store) -> dict:
     """The queue's state as the pages' components read it."""
-    curves = workspace.live_curve_points()
+    rows, curves = workspace.watched()
     return {
-        "jobs": progress_lines(jobs.active(workspace)),
+        "jobs": progress_lines(jobs.active(workspace, rows)),
         "curves": [{"model": int(r.model_id), "kind": r.kind, "points": int(r.points)} for r in curves.itertuples()],
     }
 
@@ -137,7 +137,7 @@ def queue_events(key: str) -> QueueEvents:
 
 
 def queue(workspace: Store, active: pd.DataFrame, *, can_cancel: bool, key: str) -> None:
-    """The queue's progress bars, updated in the browser every second; the page reruns when a job
+    """The queue's progress bars, updated in the browser every SNAPSHOT_EVERY_S; the page reruns when a job
     starts or ends (the page draws something else then) or Cancel is pressed."""
     _component()(
         mode="queue",

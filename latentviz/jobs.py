@@ -92,10 +92,10 @@ def cancel(store: Store, job_id: int) -> None:
     store.cancel_job(job_id)
 
 
-def active(store: Store) -> pd.DataFrame:
-    """Queued and running jobs, oldest first; running rows whose worker has died are marked
-    interrupted and left out."""
-    jobs = store.active_jobs()
+def active(store: Store, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Queued and running jobs, oldest first (`rows`: store.active_jobs(), when read already); running
+    rows whose worker has died are marked interrupted and left out."""
+    jobs = store.active_jobs() if rows is None else rows
     dead = [int(job.id) for job in jobs.itertuples() if job.status == "running" and not _alive(int(job.id), job.pid)]
     if dead and not store.read_only:
         for job_id in dead:

@@ -24,9 +24,10 @@ from latentviz.store.texts import Texts
 __all__ = ["EXPORTED", "MIGRATIONS", "NOT_EXPORTED", "SCHEMA_VERSION", "Store", "StoreError", "copy_workspace"]
 
 
-def copy_workspace(source: Path, target: Path) -> None:
+def copy_workspace(source: str | Path, target: str | Path) -> None:
     """Copy a workspace that no process is writing: its DuckDB file with the shards and checkpoints
     beside it (the cache is rebuilt on demand). The copy's catalog names them relative to itself."""
+    source, target = Path(source), Path(target)
     shutil.copyfile(source, target)
     for folder in (settings.arrays_dir, settings.models_dir):
         if folder(source).is_dir():
