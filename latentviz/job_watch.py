@@ -2,12 +2,12 @@
 
 A page that polled the queue reran its script every 2 s and the browser redrew the page each time:
 with the training run on the same two cores, one watching page slowed it by 13% and three by a third
-(bench/watch.py). Now one thread per server writes the queue's state to a small file beside this
-component's page (component_files) every 2 s, while jobs wait or run, with one connection however
-many pages watch; each page's component (job_watch.html) fetches that file, draws the progress bars
-itself, and asks Streamlit for a rerun only when what the page shows must change: a job started,
-ended or was cancelled (the whole page), or a live run recorded new held-out figures (only the
-curves' fragment, at most every CURVES_EVERY_S).
+(bench/watch.py; what it measures since: docs/benchmarks.md). Now one thread per server writes the
+queue's state to a small file beside this component's page (component_files) every 2 s, while jobs
+wait or run, with one connection however many pages watch; each page's component (job_watch.html)
+fetches that file, draws the progress bars itself, and asks Streamlit for a rerun only when what the
+page shows must change: a job started, ended or was cancelled (the whole page), or a live run
+recorded new held-out figures (only the curves' fragment, at most every CURVES_EVERY_S).
 """
 
 from __future__ import annotations
