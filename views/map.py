@@ -276,8 +276,8 @@ def explore() -> None:
     st.caption(
         f"{numbers.count(len(points))} texts. Hover to read; click a point for its neighbours; drag a box to "
         "select (lasso and pan "
-        "are in the bar above the map); scroll to zoom, double-click to zoom back out. Full screen: the button at the "
-        "map's lower right."
+        "are in the bar above the map); scroll to zoom, double-click to zoom back out; click a colour in the legend "
+        "to hide it. Area names, density and full screen: the buttons at the map's lower right."
     )
     if neighbours is not None:  # right under the map, not in a tab: a click shows its answer where one looks
         show_neighbours(focus, neighbours)
