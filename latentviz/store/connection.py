@@ -73,11 +73,15 @@ def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
 ARRAYS_SETTING = "arrays"  # workspace_settings: the URL of a workspace's shards folder on object storage
 
 
+def has_table(con, name: str) -> bool:
+    """Whether the workspace has this table yet (an older schema may not)."""
+    tables = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(tables, [name]).fetchone()[0])
+
+
 def recorded_arrays(con) -> str | None:
     """The shards folder a workspace was created with, when not beside its file (store/arrays.py)."""
-    if not con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'workspace_settings'"
-    ).fetchone()[0]:
+    if not has_table(con, "workspace_settings"):  # before schema v12
         return None
     found = con.execute("SELECT value FROM workspace_settings WHERE name = ?", [ARRAYS_SETTING]).fetchone()
     return found[0] if found else None

@@ -9,7 +9,7 @@ import duckdb
 
 from latentviz import settings
 from latentviz.store.arrays import Arrays, move_tables_into_shards
-from latentviz.store.connection import ARRAYS_SETTING, StoreError, is_lock_error, recorded_arrays
+from latentviz.store.connection import ARRAYS_SETTING, StoreError, has_table, is_lock_error, recorded_arrays
 from latentviz.store.locations import canonical, is_url, remote
 
 # Each entry migrates the schema from version i to i + 1: SQL statements, or a function of the
@@ -331,10 +331,9 @@ class Schema(Arrays):
     """Migrating a workspace to this latentviz's schema, and copying part of it into a new one."""
 
     def _version(self, con) -> int:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
-        return con.execute("SELECT max(version) FROM schema_version").fetchone()[0] if exists else 0
+        if not has_table(con, "schema_version"):  # a new, empty file
+            return 0
+        return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     def _migrate(self) -> None:
         with self.deleting() as doomed, self._transaction() as con:
