@@ -13,7 +13,7 @@ point (its neighbours), open the SAE Features page. Two kinds of client:
             software WebGL starves the server of CPU: these figures measure the clients too.
 
 Reported: errors (a Python exception on a page, a failed run, or any step over its 120 s limit),
-p50 / p95 of page loads and of clicks, the steps done, and the server's peak memory (its process
+p50 / p95 of page loads (both pages, and each) and of clicks, the steps done, and the server's peak memory (its process
 and children, sampled every 0.5 s).
 
     python bench/load.py --bundle demo [--client protocol|browser] [--sessions 20] [--seconds 60]
@@ -108,7 +108,7 @@ async def protocol_session(url: str, text_ids: list[int], deadline: float, recor
                     await asyncio.to_thread(fetch, address)
                     fetched.add(points)
                     shown["seconds"] += time.perf_counter() - start
-                record["page"].append(shown["seconds"])
+                record["map"].append(shown["seconds"])
                 clicks += 1
                 state = {
                     "frame": f"load-{number}",
@@ -127,7 +127,7 @@ async def protocol_session(url: str, text_ids: list[int], deadline: float, recor
                     opened = await run(page=features)
                     if not opened.get("Feature"):
                         record["errors"].append("the Features page showed no feature")
-                    record["page"].append(opened["seconds"])
+                    record["features"].append(opened["seconds"])
             except Exception as error:  # a step past its limit, or the connection gone: counted, then go on
                 record["errors"].append(
                     f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
@@ -146,7 +146,7 @@ async def session(browser, url: str, deadline: float, record: dict) -> None:
                 owner = await page.wait_for_selector("iframe[title*=latent_map]", timeout=STEP_LIMIT_MS)
                 frame = await owner.content_frame()
                 await frame.wait_for_function(DRAWN, timeout=STEP_LIMIT_MS)
-                record["page"].append(time.perf_counter() - start)
+                record["map"].append(time.perf_counter() - start)
                 await check(page, record)
 
                 await page.wait_for_timeout(500)
@@ -162,7 +162,7 @@ async def session(browser, url: str, deadline: float, record: dict) -> None:
                 start = time.perf_counter()
                 await page.goto(f"{url}/sae-features")
                 await page.wait_for_selector("text=Top activations", timeout=STEP_LIMIT_MS)
-                record["page"].append(time.perf_counter() - start)
+                record["features"].append(time.perf_counter() - start)
                 await check(page, record)
             except Exception as error:  # a step past its limit, or the page gone: counted, then go on
                 record["errors"].append(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
@@ -178,7 +178,7 @@ async def check(page, record: dict) -> None:
 async def drive(url: str, client: str, sessions: int, seconds: float, text_ids: list[int]) -> dict:
     from playwright.async_api import async_playwright
 
-    record = {"page": [], "click": [], "errors": []}
+    record = {"map": [], "features": [], "click": [], "errors": []}
     if client == "protocol":
         deadline = time.monotonic() + seconds
         await asyncio.gather(*(protocol_session(url, text_ids, deadline, record, n) for n in range(sessions)))
@@ -241,7 +241,9 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "errors": len(record["errors"]),
         "error_kinds": sorted(set(record["errors"]))[:10],
-        "page_loads": quantiles(record["page"]),
+        "page_loads": quantiles(record["map"] + record["features"]),
+        "map_loads": quantiles(record["map"]),
+        "features_loads": quantiles(record["features"]),
         "clicks": quantiles(record["click"]),
         "server_idle_mb": round(idle),
         "server_peak_mb": round(peak[0]),

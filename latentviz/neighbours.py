@@ -48,8 +48,10 @@ class CosineIndex:
 
     def table(self, points: pd.DataFrame, ids: np.ndarray, similarity: np.ndarray) -> pd.DataFrame:
         """The map's table of neighbours: id, text, label, similarity, x, y from `points`."""
-        rows = points.set_index("id").loc[ids, ["text", "label", "x", "y"]].reset_index()
-        return rows.assign(similarity=similarity.astype(float))[["id", "text", "label", "similarity", "x", "y"]]
+        rows = points.iloc[pd.Index(points["id"]).get_indexer(ids)]  # k rows taken, not the whole map re-indexed
+        return rows.reset_index(drop=True).assign(similarity=similarity.astype(float))[
+            ["id", "text", "label", "similarity", "x", "y"]
+        ]
 
     def neighbours(self, points: pd.DataFrame, text_id: int, k: int = 10) -> pd.DataFrame:
         """The map's table of a stored text's neighbours (see `table`)."""

@@ -8,6 +8,7 @@ from latentviz.constants import ARRAYS_SUFFIX, CACHE_SUFFIX, DEFAULT_DB_NAME, MO
 DB_ENV = "LATENTVIZ_DB"
 CACHE_ENV = "LATENTVIZ_CACHE"
 ARRAYS_ENV = "LATENTVIZ_ARRAYS"  # a URL: a new workspace keeps its Parquet shards there (store/locations.py)
+BUNDLE_ENV = "LATENTVIZ_BUNDLE"  # "1" (set by `serve --bundle`): the workspace is a checked bundle nothing writes
 WORKER_ENV = "LATENTVIZ_WORKER"  # "1" (set by `serve`): queuing a job starts a worker process if none runs
 DEFAULT_DB = Path("data") / DEFAULT_DB_NAME
 

@@ -1,6 +1,7 @@
 """The map's one neighbour search: exact cosine neighbours from memory."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from latentviz.errors import LatentvizError
@@ -33,3 +34,11 @@ def test_the_in_memory_index_on_a_known_answer():
     assert ids.tolist() == [30, 20] and similarity[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-6)
     with pytest.raises(LatentvizError, match="not in this encoding"):
         CosineIndex(np.array([1]), vectors[:1]).nearest_to_text(2, 3)
+    points = pd.DataFrame(  # the map's rows in another order than the index's
+        {"id": [40, 10, 30, 20], "text": ["d", "b", "a", "c"], "label": list("wxyz"), "x": [4.0, 2, 1, 3], "y": 0.0}
+    )
+    table = index.neighbours(points, 30, 3)
+    assert table["id"].tolist() == [20, 10, 40] and table["text"].tolist() == ["c", "b", "d"]
+    assert table["x"].tolist() == [3.0, 2.0, 4.0]
+    assert table["similarity"].tolist() == pytest.approx([np.sqrt(0.5), 0, -1])
+    assert list(table.columns) == ["id", "text", "label", "similarity", "x", "y"] and table.index.tolist() == [0, 1, 2]

@@ -5,7 +5,7 @@ density, and both dashboards of a pair side by side."""
 import pandas as pd
 import streamlit as st
 
-from latentviz import charts, evals, features, fit, jobs, markup, numbers, runs, steps, webapp
+from latentviz import charts, evals, fit, jobs, markup, numbers, runs, steps, webapp
 
 workspace = webapp.store()
 st.title("Compare two SAEs")
@@ -113,7 +113,7 @@ def card(column, sae_id: int, row: dict, feature: int) -> None:
             f"{numbers.figure(stats['max'])}"
         )
         if stats["fires"]:
-            examples = features.dashboard(workspace, sae_id, capture, feature).examples
+            examples = webapp.feature_dashboard(workspace, sae_id, capture, feature).examples
             st.html(markup.top_examples(examples[examples["bucket"] == -1].head(6), stats["max"]))
 
 

@@ -122,7 +122,7 @@ if feature in explained.index:
     llm = explained.loc[feature]
     st.html(markup.explanation(llm["explainer"], llm["explanation"], llm["detection"], llm["fuzzing"]))
 if row["fires"]:
-    opened = features.dashboard(workspace, model_id, runs.facts(model_row)["capture"], feature)
+    opened = webapp.feature_dashboard(workspace, model_id, runs.facts(model_row)["capture"], feature)
     examples = opened.examples
     left, right = st.columns([3, 2])
     with left:

@@ -48,6 +48,7 @@ def cmd_serve(args, spec) -> None:
         **os.environ,
         settings.DB_ENV: str(db),
         "LATENTVIZ_READ_ONLY": "1" if spec.read_only else "0",
+        settings.BUNDLE_ENV: "1" if spec.bundle else "0",
         "LATENTVIZ_BOOTSTRAP": "1" if spec.bootstrap else "0",
         settings.WORKER_ENV: "1" if spec.worker and not spec.read_only else "0",
         settings.ALLOWED_HOSTS_ENV: ",".join(spec.allow_host or []),

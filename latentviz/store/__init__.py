@@ -38,10 +38,17 @@ class Store(Schema, Texts, Models, Features, Jobs):
     """A latentviz workspace in one DuckDB file."""
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0, arrays: str | None = None
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_timeout: float = 60.0,
+        arrays: str | None = None,
+        hold_open: bool = False,
     ):
         """`arrays`: a URL where a new workspace keeps its Parquet shards (default $LATENTVIZ_ARRAYS; unset:
-        the .arrays folder beside the file)."""
+        the .arrays folder beside the file). `hold_open` (read-only only): keep the file open between
+        calls, for a workspace no process writes while this one lives (a served bundle)."""
         self.path = Path(path)
         self.read_only = read_only
         self.lock_timeout = lock_timeout
@@ -51,6 +58,10 @@ class Store(Schema, Texts, Models, Features, Jobs):
                     f"workspace {self.path} does not exist; create it first, e.g. `latentviz ingest bbc-news`"
                 )
             self._check_version()
+            if hold_open:
+                self._hold_open()
+        elif hold_open:
+            raise ValueError("only a read-only workspace can be held open")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._migrate()

@@ -1,7 +1,8 @@
 """The workspace's connection. Connections are short-lived: each call opens the file, does its work
 in one transaction and closes it again, so a CLI writer, the app and a read-only demo can take turns
 on one file (DuckDB lets one process write or many read, never both at once). A caller that finds
-the file locked waits and retries for up to `lock_timeout` seconds.
+the file locked waits and retries for up to `lock_timeout` seconds. A workspace nothing writes (a
+served bundle) can be held open instead (`Connection._hold_open`).
 """
 
 from __future__ import annotations
@@ -94,9 +95,32 @@ class Connection:
     path: Path
     read_only: bool
     lock_timeout: float
+    _held = None  # a connection kept open by _hold_open
+
+    def _hold_open(self) -> None:
+        """Keeps one read-only connection open for the process's life; every call then takes a cursor of
+        it (0.3 ms here) instead of opening the file (18 ms, and as long again to close it: most of a
+        page run's time with twenty visitors). Only for a workspace nothing writes: while it is held,
+        no other process can open the file to write."""
+        with _OPEN_CLOSE:
+            held = duckdb.connect(str(self.path), read_only=True)
+            self._arrays_location = recorded_arrays(held)
+            _sandbox(held, self.arrays_location)  # settings are the database's: its cursors share them
+        self._held = held
 
     @contextmanager
     def _connect(self):
+        con = self._open()
+        try:
+            yield con
+        finally:
+            with _OPEN_CLOSE:
+                con.close()
+
+    def _open(self):
+        if self._held is not None:
+            with _OPEN_CLOSE:
+                return self._held.cursor()
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
@@ -105,18 +129,13 @@ class Connection:
                     if self._arrays_location is None:
                         self._arrays_location = recorded_arrays(con)
                     _sandbox(con, self.arrays_location)
-                break
+                return con
             except duckdb.IOException as error:
                 if not is_lock_error(error) or time.monotonic() > deadline:
                     raise StoreError(
                         f"workspace {self.path} is busy (locked by another process); try again shortly"
                     ) from error
                 time.sleep(0.05)
-        try:
-            yield con
-        finally:
-            with _OPEN_CLOSE:
-                con.close()
 
     @contextmanager
     def _transaction(self):

@@ -110,3 +110,45 @@ def test_threads_of_one_process_share_the_workspace(store):
         thread.join()
     assert errors == []
     assert len(store.training_metrics(1)) == 300
+
+
+def test_a_held_open_workspace_reads_from_one_open_database_in_any_thread_still_sandboxed(tmp_path):
+    import threading
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "ws.duckdb"
+    writer = Store(path)
+    writer.add_dataset("d", "test", texts(*[f"sentence number {i}" for i in range(50)]))
+    writer.set_feature_activations(1, np.arange(3), np.zeros(3), np.arange(3), np.array([1.0, 2.0, 3.0]))
+    del writer
+    with pytest.raises(ValueError, match="read-only"):
+        Store(path, hold_open=True)
+    held = Store(path, read_only=True, hold_open=True)
+    with pytest.raises(duckdb.ConnectionException):  # the database is open here: no writer gets the file
+        duckdb.connect(str(path))
+
+    counts, errors = [], []
+
+    def reader():
+        for _ in range(30):
+            try:
+                counts.append((len(held.texts("d")), held.feature_values(1, 2).tolist()))  # the shards read in place
+            except Exception as error:  # collected: the assertion below shows them all
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and counts == [(50, [3.0])] * 120
+    (shard,) = (tmp_path / "ws.arrays").rglob("*.parquet")
+    outside = tmp_path / "elsewhere.parquet"
+    pq.write_table(pq.read_table(shard), outside)
+    with held._connect() as con:  # each call's cursor keeps the sandbox set on the held connection
+        with pytest.raises(duckdb.PermissionException):
+            con.execute("SELECT * FROM read_parquet(?)", [str(outside)])
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET enable_external_access = true")
