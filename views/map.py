@@ -241,7 +241,7 @@ def explore() -> None:
         st.session_state["focus"] = map_events.clicked
     selected = map_events.selected
     focus = st.session_state.get("focus", webapp.from_url("text", None, cast=int))
-    focus = focus if focus in set(points["id"]) else None
+    focus = focus if focus is not None and (points["id"].to_numpy() == focus).any() else None  # no set of every id
     if focus is not None:
         query["text"] = str(focus)
     neighbours = None if focus is None else neighbour_index(str(workspace.path), encoding_id).neighbours(points, focus)
