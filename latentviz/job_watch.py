@@ -4,10 +4,11 @@ A page that polled the queue reran its script every 2 s and the browser redrew t
 with the training run on the same two cores, one watching page slowed it by 13% and three by a third
 (bench/watch.py; what it measures since: docs/benchmarks.md). Now one thread per server writes the
 queue's state to a small file beside this component's page (component_files) every 2 s, while jobs
-wait or run, with one connection however many pages watch; each page's component (job_watch.html)
-fetches that file, draws the progress bars itself, and asks Streamlit for a rerun only when what the
-page shows must change: a job started, ended or was cancelled (the whole page), or a live run
-recorded new held-out figures (only the curves' fragment, at most every CURVES_EVERY_S).
+wait or run, with one connection however many pages watch, and with it the newest live run's
+held-out curves of each kind (read again only when the run has recorded new figures, at most every
+CURVES_EVERY_S). Each page's component (job_watch.html) fetches that file and draws the progress
+bars and the live curves itself; it asks Streamlit for a rerun only when what the page shows must
+change otherwise: a job started, ended or was cancelled, or another run went live.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
-from latentviz import component_files, estimates, jobs, numbers
+from latentviz import component_files, estimates, jobs, numbers, runs
 from latentviz.store import Store
 
 FOLDER = component_files.folder("job_watch.html")
 SNAPSHOT_EVERY_S = 2.0  # how often the server writes the queue's state (about 40 ms of CPU), and a page fetches it
 IDLE_AFTER_S = 30.0  # the writer stops once nothing has waited or run this long
-CURVES_EVERY_S = 5.0  # a live chart is redrawn at most this often: curves change only at evaluations
+CURVES_EVERY_S = 5.0  # a live run's curves are read again at most this often: they change only at evaluations
 
 
 def ordinal(n: int) -> str:
@@ -57,13 +58,45 @@ def progress_lines(active: pd.DataFrame) -> list[dict]:
     return lines
 
 
+def series(curves: pd.DataFrame) -> list[dict]:
+    """A run's curves (step, metric, value: fit.<kind>.curves) as the component draws them: one
+    {metric, steps, values} per metric, in the order the family names them."""
+    return [
+        {"metric": metric, "steps": rows["step"].astype(int).tolist(), "values": rows["value"].astype(float).tolist()}
+        for metric, rows in curves.groupby("metric", sort=False)
+    ]
+
+
+_read_curves: dict[tuple[str, int], tuple[int, float, list]] = {}  # (workspace, model): (points, when, series)
+
+
+def _live_series(workspace: Store, model_id: int, kind: str, points: int) -> list[dict]:
+    """A live run's curves, read again only when it has recorded new figures, at most every CURVES_EVERY_S
+    (a read is a few queries; the snapshot is written every SNAPSHOT_EVERY_S)."""
+    key = (str(workspace.path), model_id)
+    read = _read_curves.get(key)
+    if read is None or (read[0] != points and time.monotonic() - read[1] >= CURVES_EVERY_S):
+        read = _read_curves[key] = (
+            points,
+            time.monotonic(),
+            series(runs.FAMILIES[kind].fit.curves(workspace, model_id)),
+        )
+    return read[2]
+
+
 def snapshot(workspace: Store) -> dict:
-    """The queue's state as the pages' components read it."""
-    rows, curves = workspace.watched()
-    return {
-        "jobs": progress_lines(jobs.active(workspace, rows)),
-        "curves": [{"model": int(r.model_id), "kind": r.kind, "points": int(r.points)} for r in curves.itertuples()],
-    }
+    """The queue's state as the pages' components read it: its jobs' lines, and for each kind its newest
+    unfinished run (training now, or stopped), with its curves while a job of that kind runs."""
+    rows, live = workspace.watched()
+    active = jobs.active(workspace, rows)
+    running = set(active.loc[active["status"] == "running", "kind"])
+    curves = []
+    for run in live.groupby("kind", sort=False).tail(1).itertuples():  # ordered by id: the newest of each kind
+        model, kind, points = int(run.model_id), run.kind, int(run.points)
+        watched = points and any(job in running for job in runs.FAMILIES[kind].jobs)
+        shown = _live_series(workspace, model, kind, points) if watched else []
+        curves.append({"model": model, "kind": kind, "points": points, "series": shown})
+    return {"jobs": progress_lines(active), "curves": curves}
 
 
 class _Writer(threading.Thread):
@@ -150,17 +183,18 @@ def queue(workspace: Store, active: pd.DataFrame, *, can_cancel: bool, key: str)
     )
 
 
-def curves(workspace: Store, kind: str, model_id: int | None, points: int, *, key: str) -> None:
-    """Nothing to see: asks for a rerun of the fragment it is drawn in when the newest unfinished model
-    of `kind` is another than `model_id`, or has more than `points` held-out figures."""
+def curves(workspace: Store, kind: str, model_id: int | None, shown: pd.DataFrame, *, empty: str, key: str) -> None:
+    """A live run's held-out curves (`shown`: fit.<kind>.curves as this run read them, or `empty` said
+    while there are none), redrawn in the browser as the run records more; asks for a rerun of the
+    fragment it is drawn in only when the newest unfinished model of `kind` is another than `model_id`."""
     _component()(
         mode="curves",
         file=state_file(workspace),
         every_ms=int(SNAPSHOT_EVERY_S * 1000),
         kind=kind,
         model=model_id,
-        points=points,
-        gap_ms=int(CURVES_EVERY_S * 1000),
+        series=series(shown),
+        empty=empty,
         key=key,
         default=None,
     )

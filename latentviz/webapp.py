@@ -145,7 +145,8 @@ def training_panel(workspace: Store, kind: str) -> bool:
 
 @st.fragment
 def _live_training(workspace: Store, kind: str) -> None:
-    """A live run's curves and Stop; rerun alone (job_watch.curves) when the run records new figures."""
+    """A live run's curves and Stop; the curves are redrawn in the browser as the run records them
+    (job_watch.curves), and this fragment reruns only when another run goes live."""
     family = runs.FAMILIES[kind]
     running = jobs.running(workspace)
     running = running[running["kind"].isin(family.jobs)]
@@ -154,24 +155,21 @@ def _live_training(workspace: Store, kind: str) -> None:
     unfinished = fit.common.models(workspace, kind, finished=False)
     model_id = int(unfinished["id"].max()) if not unfinished.empty else None
     st.subheader(f"Training run #{model_id} (live)" if model_id else "Preparing the training data")
-    # on the left, under the title: the chart's hover toolbar (top right) never covers it
+    # on the left, under the title, with nothing over it
     if st.button(
         "Stop", icon=":material/stop_circle:", key=f"{kind}_stop", help="stops after the current step; resume it later"
     ):
         jobs.cancel(workspace, int(running["id"].iloc[0]))
-    curves = family.fit.curves(workspace, model_id) if model_id else pd.DataFrame()
-    if curves.empty:
-        every = (
-            f" (every {fit.common.run_of(workspace, model_id, kind)[1].training.eval_every} steps)" if model_id else ""
-        )
-        st.caption(
-            f"No curves yet: they appear after the first held-out evaluation{every}; the progress above says what is "
-            "being done."
-        )
-    else:
-        _draw_curves(curves, model_id)
-    points = len(workspace.training_metrics(model_id)) if model_id else 0  # as live_curve_points counts them
-    job_watch.curves(workspace, kind, model_id, points, key=f"{kind}_live_curves")  # last: it draws nothing
+    every = f" (every {fit.common.run_of(workspace, model_id, kind)[1].training.eval_every} steps)" if model_id else ""
+    job_watch.curves(
+        workspace,
+        kind,
+        model_id,
+        family.fit.curves(workspace, model_id) if model_id else pd.DataFrame(columns=["step", "metric", "value"]),
+        empty=f"No curves yet: they appear after the first held-out evaluation{every}; the progress above says "
+        "what is being done.",
+        key=f"{kind}_live_curves",
+    )
 
 
 def _draw_curves(curves: pd.DataFrame, model_id: int) -> None:

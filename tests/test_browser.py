@@ -4,6 +4,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,7 +270,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         second = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(200_000))
         tab.goto(f"{served}/codebook")
         tab.wait_for_selector("text=Training run #", timeout=90_000)  # the first run, live
-        # the queue's frame (a live chart's watcher is a second, empty one)
+        # the queue's frame, the first of two (the live curves are drawn in the second)
         queue = tab.wait_for_selector("iframe[title*=job_watch] >> visible=true", timeout=30_000).content_frame()
         queue.wait_for_selector(".job .line:has-text('train vq')", timeout=30_000)  # both runs' bars, drawn
         assert queue.locator(".job").count() == 2
@@ -282,6 +283,26 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         tab.wait_for_selector(figures, timeout=30_000)  # redrawn by itself
         assert tab.get_by_text("train vq is done").count() == 1  # and says so
         assert store.job(second)["status"] in ("queued", "running")
+        # the second run, live: one SVG panel per metric, drawn by the live panel's own frame, gaining points
+        # as the run records them, with no rerun of the page
+        live, deadline = None, time.monotonic() + 60
+        while live is None and time.monotonic() < deadline:
+            live = next((frame for frame in tab.frames if frame.query_selector("#curves svg")), None)
+            tab.wait_for_timeout(200)
+        assert live is not None, "no live curves drawn"
+        panels = live.locator("#curves svg .metric").all_text_contents()
+        assert {"perplexity", "utilisation", "reconstruction"} <= set(panels), panels
+        drawn = live.evaluate("() => document.querySelectorAll('#curves svg')[0].querySelectorAll('circle').length")
+        live.evaluate(  # a rerun of the page or of its fragment sends the frame its args again
+            "() => { window.renders = 0; window.addEventListener('message', e => {"
+            " if (e.data && e.data.type === 'streamlit:render') window.renders += 1; }); }"
+        )
+        live.wait_for_function(
+            f"() => document.querySelectorAll('#curves svg')[0].querySelectorAll('circle').length > {drawn}",
+            timeout=60_000,
+        )
+        assert live.evaluate("() => window.renders") == 0
+        tab.screenshot(path=str(ARTIFACTS / "codebook-live-curves.png"))
         tab.wait_for_timeout(2_000)
         tab.screenshot(path=str(ARTIFACTS / "codebook-after-a-run-while-another-trains.png"))
     finally:

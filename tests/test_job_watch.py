@@ -1,5 +1,6 @@
-"""The job queue as pages watch it: one file the server writes every second, whatever the number of
-pages, and a component that asks the page to rerun only when what it shows must change."""
+"""The job queue as pages watch it: one file the server writes every 2 s, whatever the number of
+pages, with the live runs' curves, and a component that asks the page to rerun only when what it
+shows must change."""
 
 import json
 import os
@@ -16,6 +17,7 @@ def state(store: Store) -> dict:
 def test_one_writer_per_workspace_writes_the_queue_and_stops_when_nothing_waits(tmp_path, monkeypatch):
     monkeypatch.setattr(job_watch, "SNAPSHOT_EVERY_S", 0.05)
     monkeypatch.setattr(job_watch, "IDLE_AFTER_S", 0.3)
+    monkeypatch.setattr(job_watch, "CURVES_EVERY_S", 0.05)
     store = Store(tmp_path / "watched.duckdb")
     first = jobs.submit(store, "default map", {"dataset": "bbc-news"})
     second = jobs.submit(store, "encode and map", {"dataset": "other"})
@@ -41,9 +43,25 @@ def test_one_writer_per_workspace_writes_the_queue_and_stops_when_nothing_waits(
     deadline = time.monotonic() + 10
     while [c["points"] for c in state(store)["curves"]] != [2] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert state(store)["curves"] == [{"model": model, "kind": "sae", "points": 2}]
+    assert state(store)["curves"] == [{"model": model, "kind": "sae", "points": 2, "series": []}]  # no SAE job runs
 
     store.finish_job(claimed["id"], "done")
     jobs.cancel(store, second)
+    training = jobs.submit(store, "train sae", {})
+    store.claim_job(os.getpid())  # the SAE's training runs: its curves travel with the queue, named for people
+    deadline = time.monotonic() + 10
+    while not state(store)["curves"][0]["series"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state(store)["curves"][0]["series"] == [
+        {"metric": "FVU", "steps": [10], "values": [0.5]},
+        {"metric": "L0", "steps": [10], "values": [30.0]},
+    ]
+    store.add_training_metrics(model, 20, "held_out", {"fvu": 0.25, "l0": 31.0})  # read again: it has new figures
+    deadline = time.monotonic() + 10
+    while len(state(store)["curves"][0]["series"][0]["steps"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state(store)["curves"][0]["series"][0] == {"metric": "FVU", "steps": [10, 20], "values": [0.5, 0.25]}
+
+    store.finish_job(training, "done")
     writer.join(10)  # nothing waits or runs: the writer leaves, with the empty queue written
     assert not writer.is_alive() and state(store)["jobs"] == []
