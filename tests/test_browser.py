@@ -249,6 +249,21 @@ def test_every_page_draws_requests_only_its_own_host_and_is_photographed(browser
         tab.close()
 
 
+def found_frame(tab, selector: str, seconds: float = 60):
+    """The first of the page's frames that shows `selector`, looked for until `seconds` have passed (None);
+    frames a rerun replaces meanwhile are skipped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for frame in tab.frames:
+            try:
+                if frame.query_selector(selector):
+                    return frame
+            except Exception:  # detached while looked at: the next round sees its replacement
+                continue
+        tab.wait_for_timeout(200)
+    return None
+
+
 def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
     """The Codebook shows the first run's results when it ends, while a second run still waits or trains."""
     import specs
@@ -266,7 +281,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
     os.environ[settings.WORKER_ENV] = "1"  # as under `serve`: queuing starts a worker process
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        first = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(600))
+        first = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(3000))  # still running when looked at
         second = jobs.submit(store, runs.FAMILIES["vq"].train_job, run(200_000))
         tab.goto(f"{served}/codebook")
         tab.wait_for_selector("text=Training run #", timeout=90_000)  # the first run, live
@@ -285,10 +300,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         assert store.job(second)["status"] in ("queued", "running")
         # the second run, live: one SVG panel per metric, drawn by the live panel's own frame, gaining points
         # as the run records them, with no rerun of the page
-        live, deadline = None, time.monotonic() + 60
-        while live is None and time.monotonic() < deadline:
-            live = next((frame for frame in tab.frames if frame.query_selector("#curves svg")), None)
-            tab.wait_for_timeout(200)
+        live = found_frame(tab, "#curves svg")
         assert live is not None, "no live curves drawn"
         panels = live.locator("#curves svg .metric").all_text_contents()
         assert {"perplexity", "utilisation", "reconstruction"} <= set(panels), panels
@@ -330,8 +342,9 @@ def test_a_map_build_shows_its_umap_stage_while_it_fits(browser, served, tiny_be
         job = jobs.submit(store, "encode and map", {"dataset": "staged", "backbone": tiny_bert, "method": "umap"})
         tab.goto(f"{served}/data")  # as a first visit does: the page finds its job running
         tab.wait_for_selector("h1:has-text('Data')", timeout=90_000)
-        queue = tab.wait_for_selector("iframe[title*=job_watch]", timeout=90_000).content_frame()
-        queue.wait_for_selector("text=fitting UMAP", timeout=120_000)  # the stage by name, while it runs
+        # the stage by name, while it runs; the queue's frame is looked up afresh each time, as a page rerun
+        # (a job of an earlier test found interrupted) may replace it
+        assert found_frame(tab, "text=fitting UMAP", 120) is not None, "the UMAP stage was not shown"
         tab.screenshot(path=str(ARTIFACTS / "data-while-umap-fits.png"))
         assert jobs.wait(store, job, timeout=300)["status"] == "done"
     finally:
