@@ -1,6 +1,6 @@
 """Does watching slow the work? A VQ training run at the Codebook's defaults (4x the steps, so pages
 have time to open), run by the worker, with
-no page open, then with 1 and 3 headless Chromium pages on the Codebook (its live panel polling),
+no page open, then with 1 and 3 headless Chromium pages on the Codebook (its live panel watching),
 on a copy of a workspace that has a MiniLM encoding of the dataset. Each row: the run's steps/s,
 measured from the job's own progress between 20% and 90% of its steps, and the CPU seconds per
 second the server and the browsers took meanwhile. Target (issue 27): within 10% of no page.
@@ -8,6 +8,8 @@ second the server and the browsers took meanwhile. Target (issue 27): within 10%
     latentviz ingest bbc-news --limit 1000 --db /tmp/watch.duckdb
     latentviz encode --dataset bbc-news --db /tmp/watch.duckdb
     python bench/watch.py --db /tmp/watch.duckdb [--steps 8000] [--pages 0 1 3] [--out bench/results/watch.json]
+
+Single runs move by about ten points on two cores: repeat the cells (`--pages 0 1 3 0 1 3`) and compare means.
 """
 
 import argparse
