@@ -94,8 +94,9 @@ class Jobs(Connection):
         return self._frame(ACTIVE_JOBS)
 
     def watched(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """`active_jobs` and `live_curve_points` in one connection: opening the file costs more CPU
-        (about 40 ms here) than both queries, and the queue's watcher asks every few seconds."""
+        """`active_jobs` and each unfinished model's count of held-out figures (LIVE_CURVE_POINTS) in one
+        connection: opening the file costs more CPU (about 40 ms here) than both queries, and the queue's
+        watcher asks every few seconds."""
         with self._connect() as con:
             return con.execute(ACTIVE_JOBS).df(), con.execute(LIVE_CURVE_POINTS).df()
 

@@ -13,6 +13,8 @@ from latentviz.constants import MODELS_SUFFIX
 from latentviz.settings import models_dir
 from latentviz.store.connection import Connection, StoreError, insert
 
+# model_id, kind, points: how many held-out figures each unfinished model (a run training now, or
+# stopped) has recorded (Jobs.watched reads it with the queue)
 LIVE_CURVE_POINTS = """SELECT m.id AS model_id, m.kind, count(t.model_id) AS points
     FROM models m LEFT JOIN training_metrics t ON t.model_id = m.id
     WHERE m.checkpoint IS NULL GROUP BY m.id, m.kind ORDER BY m.id"""
@@ -94,11 +96,6 @@ class Models(Connection):
         return self._frame(
             "SELECT step, split, name, value FROM training_metrics WHERE model_id = ? ORDER BY step, name", [model_id]
         )
-
-    def live_curve_points(self) -> pd.DataFrame:
-        """model_id, kind, points: how many held-out figures each unfinished model (a run training now,
-        or stopped) has recorded: one small query, however many pages watch the runs."""
-        return self._frame(LIVE_CURVE_POINTS)
 
     def add_codes(
         self,
