@@ -3,12 +3,14 @@ shaped for the Codebook page's charts and the static site."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from latentviz import metrics, projection, runs
+from latentviz.fit import common as fit_common
 from latentviz.fit import vq as fit_vq
 from latentviz.store import Store, StoreError
 
@@ -94,8 +96,15 @@ def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10
     return hits.assign(length=hits["text"].str.len()).sort_values("length").head(k)[columns]
 
 
-def is_token_model(store: Store, model_id: int) -> bool:
-    return runs.from_record(store.model(model_id)).tokens
+def sentence_code_models(store: Store, dataset: str) -> list[int]:
+    """The finished VQ models of a dataset with one code per text, not per token (the map colours its
+    points by them): one read of the store, which a page run opens for each."""
+    rows = fit_common.models(store, "vq", dataset=dataset)
+    return [int(r.id) for r in rows.itertuples() if not runs.from_record(_record(r)).tokens]
+
+
+def _record(row) -> dict:
+    return {"kind": row.kind, "config": json.loads(row.config or "{}")}
 
 
 def code_colours(store: Store, model_id: int, top: int = 15) -> pd.Series:

@@ -7,8 +7,8 @@ overlays. The points are a file beside the component's page (`publish`): positio
 binary arrays, built once per map and colouring and shared by every session, fetched over plain
 HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
 So a million points never travel as JSON through a session's websocket. The component's folder
-(component_files) holds the page and plotly.js from plotly's own Python package, so the browser
-fetches nothing from elsewhere.
+(component_files) holds the page and plotly.js from plotly's own Python package (compressed once,
+unpacked by the browser), so the browser fetches nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from latentviz import charts, component_files
 from latentviz.constants import AREA_NAMES_FILE, PLOTLY_FILE
 
 FOLDER = component_files.folder(
-    "map_widget.html", {PLOTLY_FILE: charts.PLOTLY_JS, AREA_NAMES_FILE: resources.files("latentviz") / AREA_NAMES_FILE}
+    "map_widget.html",
+    {AREA_NAMES_FILE: resources.files("latentviz") / AREA_NAMES_FILE},
+    gzipped={f"{PLOTLY_FILE}.gz": charts.PLOTLY_JS},
 )
 _component = components.declare_component("latent_map", path=str(FOLDER))
 TEXTS_PER_FILE = 1000

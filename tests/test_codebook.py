@@ -52,6 +52,7 @@ def test_examples_and_map_colours(trained):
     top = int(book.usage["code"].iloc[0])
     examples = codebook.examples(store, model_id, top, k=5)
     assert 0 < len(examples) <= 5 and examples["text"].str.len().is_monotonic_increasing
+    assert codebook.sentence_code_models(store, "d") == [model_id] and codebook.sentence_code_models(store, "x") == []
     colours = codebook.code_colours(store, model_id, top=2)
     assert len(colours) == 150 and colours.nunique() <= 3
     with pytest.raises(StoreError, match="no finished VQ model"):
@@ -77,7 +78,7 @@ def test_a_token_level_model_quantises_each_tokens_activation(mapped_workspace, 
     )
     codes = store.codes(model_id)
     assert len(codes) == 2000 and codes["token"].notna().all() and (codes["slot"] >= 1).all()  # CLS left out
-    assert codebook.is_token_model(store, model_id)
+    assert model_id not in codebook.sentence_code_models(store, "bbc-news")  # no colour for the map
     book = codebook.codebook(store, model_id)
     assert book.usage["count"].sum() == 2000
     examples = codebook.examples(store, model_id, int(book.usage["code"].iloc[0]), k=3)

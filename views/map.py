@@ -8,7 +8,6 @@ from latentviz import (
     codebook,
     corpus,
     estimates,
-    fit,
     jobs,
     map_widget,
     numbers,
@@ -66,10 +65,12 @@ def neighbour_index(db: str, encoding_id: int) -> CosineIndex:
 
 
 st.title("Latent Map")
-webapp.job_status(workspace)
+status = st.container()  # the jobs' status, drawn after the map: its store reads would hold the map back
 
 maps = workspace.projections()
 if maps.empty:
+    with status:
+        webapp.job_status(workspace)
     if not jobs.active(workspace).empty:  # queued or running: the map is on its way
         st.info(
             "**Building the map.** It appears here by itself when the work above is done.",
@@ -104,11 +105,7 @@ query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = load_points(str(workspace.path), projection_id)
 
-code_models = {
-    f"code of VQ model #{r.id}": int(r.id)
-    for r in fit.common.models(workspace, "vq", dataset=dataset).itertuples()
-    if not codebook.is_token_model(workspace, int(r.id))
-}  # sentence-level codes only: one per point
+code_models = {f"code of VQ model #{i}": i for i in codebook.sentence_code_models(workspace, dataset)}
 colour_options = (["label"] if points["label"].notna().any() else []) + [
     *(f"{method} cluster" for method in steps.CLUSTERINGS),
     *code_models,
@@ -305,4 +302,6 @@ def explore() -> None:
 
 
 explore()
+with status:
+    webapp.job_status(workspace)
 neighbour_index(str(workspace.path), encoding_id)  # loaded after the map is drawn: the first click is as quick
