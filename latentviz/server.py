@@ -1,7 +1,8 @@
-"""`streamlit run`, with the pages' heavy imports (torch, transformers, UMAP: about 4 s on 2 cores)
+"""`streamlit run`, with the pages' heavy imports (torch, transformers, scikit-learn: about 6 s on 2 cores)
 started in the background as the server starts, so the first visitor does not wait for them.
 `latentviz serve` runs this module in place of `python -m streamlit`."""
 
+import importlib
 import threading
 
 from streamlit.web.cli import main
@@ -9,6 +10,10 @@ from streamlit.web.cli import main
 
 def _import_what_pages_use() -> None:
     from latentviz import charts, codebook, fit, pipeline, webapp  # noqa: F401
+
+    # after them, as the pages use it: imported where used, but the map's first run names its areas
+    # with k-means (2 s here)
+    importlib.import_module("sklearn.cluster")
 
 
 if __name__ == "__main__":

@@ -397,3 +397,14 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert code == 2 and "no cfg.json" in err and len(err.strip().splitlines()) == 1
     info = json.loads(run(capsys, "info", "--db", db)[1])
     assert [m["kind"] for m in info["models"]] == ["sae", "sae"]
+
+
+def test_serve_warms_up_what_the_map_s_first_run_imports():
+    """`latentviz serve` imports the pages' heavy modules as it starts, scikit-learn's k-means (the
+    map's area names) among them: checked in a fresh interpreter, where nothing else imported them."""
+    code = (
+        "import sys; from latentviz import server; server._import_what_pages_use(); "
+        "print(all(m in sys.modules for m in ('sklearn.cluster', 'latentviz.pipeline', 'torch')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
