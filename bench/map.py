@@ -6,7 +6,7 @@ Chromium (Debian's /usr/bin/chromium, software WebGL) through Playwright:
 
   draw       page load until the WebGL scatter holds every point: the first visit to a server
              just started (its first page run imports and loads the points), and a later visit
-             (and until the areas' names and the marks over the points are drawn, which follow)
+             (and until the areas' names and the marks over the points are drawn too)
   hover      mouse over a point until its hover label shows
   neighbours click on a point until the chosen text is marked on the map and its neighbours
              table under the map shows it (the whole Streamlit rerun: the cosine neighbours, the
@@ -138,7 +138,7 @@ def measure(url: str, n: int) -> dict:
         "points": n,
         "draw_s": round(draw, 2),  # the first visit to a server just started
         "draw_again_s": round(draw_again, 2),
-        "names_again_s": round(marks_again, 2),  # the areas' names and the marks, drawn once the points are
+        "names_again_s": round(marks_again, 2),  # the areas' names and the marks too
         "hover_s": round(float(np.median(hovers)), 2),
         "first_click_to_neighbours_s": round(clicks[0], 2),  # loads the vectors for the in-memory index
         "click_to_neighbours_s": round(float(np.median(clicks[1:])), 2),
