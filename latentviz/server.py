@@ -11,8 +11,7 @@ from streamlit.web.cli import main
 def _import_what_pages_use() -> None:
     from latentviz import charts, codebook, fit, pipeline, webapp  # noqa: F401
 
-    # after them, as the pages use it: imported where used, but the map's first run names its areas
-    # with k-means (2 s here)
+    # imported where it is used, but the map's first run names its areas with k-means (2 s here)
     importlib.import_module("sklearn.cluster")
 
 
