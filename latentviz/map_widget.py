@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly
 import streamlit as st
@@ -54,9 +56,12 @@ def publish(
     if not folder.exists():
         staging = Path(tempfile.mkdtemp(dir=own))
         chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
-        for number, rows in texts.groupby(chunk):
-            short = [charts.shortened(text) for text in rows["text"].astype(str)]
-            (staging / f"{number}.json").write_text(json.dumps(dict(zip(rows["id"].tolist(), short, strict=True))))
+        order = np.argsort(chunk, kind="stable")  # each file's ids together, in plain lists (a groupby: 2× slower)
+        ids, short = texts["id"].to_numpy()[order].tolist(), texts["text"].astype(str).to_numpy()[order]
+        starts = np.flatnonzero(np.diff(chunk[order], prepend=-1)).tolist()  # where each file's ids begin
+        for start, end in itertools.pairwise([*starts, len(ids)]):
+            lines = dict(zip(ids[start:end], map(charts.shortened, short[start:end]), strict=True))
+            (staging / f"{ids[start] // TEXTS_PER_FILE}.json").write_text(json.dumps(lines))
         try:
             os.replace(staging, folder)
         except OSError:  # published meanwhile by another session of this process

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import specs
 from streamlit.testing.v1 import AppTest
@@ -169,6 +170,18 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     shutil.rmtree((map_widget.FOLDER / map_args(first)["points"]).parent)
     first.run()
     assert not first.exception and sum(drawn(first).values()) == 150
+
+
+def test_hover_texts_are_filed_by_thousand_whatever_their_order():
+    texts = pd.DataFrame({"id": [2100, 5, 999, 1000, 3], "text": ["b" * 400, "a", "d", "e", "c"]})
+    points = map_widget.publish("order-test", "{}", "order-test", texts, labels=[], density_json="null")
+    folder = (map_widget.FOLDER / points).parent / map_widget.published(points)["texts"]
+    files = {path.name: json.loads(path.read_text()) for path in folder.iterdir()}
+    assert files == {
+        "0.json": {"5": "a", "999": "d", "3": "c"},
+        "1.json": {"1000": "e"},
+        "2.json": {"2100": charts.shortened("b" * 400)},
+    }
 
 
 def test_empty_place_request_gets_a_clear_error(app, mapped_workspace, tmp_path):
