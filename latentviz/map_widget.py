@@ -57,10 +57,10 @@ def publish(
         staging = Path(tempfile.mkdtemp(dir=own))
         chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
         order = np.argsort(chunk, kind="stable")  # each file's ids together, in plain lists (a groupby: 2× slower)
-        ids, short = texts["id"].to_numpy()[order].tolist(), texts["text"].astype(str).to_numpy()[order]
+        ids, sorted_text = texts["id"].to_numpy()[order].tolist(), texts["text"].astype(str).to_numpy()[order]
         starts = np.flatnonzero(np.diff(chunk[order], prepend=-1)).tolist()  # where each file's ids begin
         for start, end in itertools.pairwise([*starts, len(ids)]):
-            lines = dict(zip(ids[start:end], map(charts.shortened, short[start:end]), strict=True))
+            lines = dict(zip(ids[start:end], map(charts.shortened, sorted_text[start:end]), strict=True))
             (staging / f"{ids[start] // TEXTS_PER_FILE}.json").write_text(json.dumps(lines))
         try:
             os.replace(staging, folder)
