@@ -334,7 +334,7 @@ def test_a_map_build_shows_its_umap_stage_while_it_fits(browser, served, tiny_be
     from latentviz.store import Store
 
     store = Store(os.environ["LATENTVIZ_SERVED_DB"])
-    # enough points for UMAP to fit for several seconds (40 took under one: too quick for the queue's
+    # enough points for UMAP to fit for several seconds (40 fitted too quickly for the queue's
     # snapshots, written every SNAPSHOT_EVERY_S, to catch the stage every time)
     texts = [f"sentence number {i} about {topic}" for i in range(1500) for topic in ("markets", "football")]
     store.add_dataset("staged", "test", pd.DataFrame({"text": texts}))
