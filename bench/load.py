@@ -38,14 +38,10 @@ from latentviz.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 STEP_LIMIT_MS = 120_000
-DRAWN = """() => { const gd = document.getElementById('map');
-  return !!(gd && gd._fullData && gd._fullData.length); }"""
-POINT_XY = """() => { const gd = document.getElementById('map');
-  const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect(), i = Math.floor(Math.random() * t.x.length);
-  return [box.left + xa.l2p(t.x[i]), box.top + ya.l2p(t.y[i])]; }"""
-CHOSEN = """() => { const marks = document.getElementById('marks')._fullData || [];
-  const t = marks.find(t => t.name === 'chosen text');
+# In the map's frame (map_widget.html, drawn by point_map.js)
+DRAWN = "() => !!(window.pointMap && window.pointMap.count > 0)"
+POINT_XY = "() => window.pointMap.pointOnPage(Math.random())"
+CHOSEN = """() => { const t = window.pointMap.marks.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
 
 

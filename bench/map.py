@@ -39,29 +39,20 @@ from latentviz import pipeline  # noqa: E402
 from latentviz.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-# In the map's frame (map_widget.html): a data point's position in the frame, from Plotly's own axis
-# transforms, and how many points are drawn.
-POINT_XY = """(share) => {
-  const gd = document.getElementById('map');
-  const trace = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const i = Math.floor(share * (trace.x.length - 1));
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  return [box.left + xa.l2p(trace.x[i]), box.top + ya.l2p(trace.y[i])];
-}"""
+# In the map's frame (map_widget.html, point_map.js): where a point is in the frame, and how many are drawn.
+POINT_XY = "(share) => window.pointMap.pointOnPage(share)"
 # The map's own hover label (#tip): cleared before each move, then shown with a text fetched on hover
-TIP_CLEARED = "() => { const tip = document.getElementById('tip'); tip.style.display = 'none'; tip.dataset.id = ''; }"
-HOVERED = """() => { const tip = document.getElementById('tip');
+TIP_CLEARED = "() => window.pointMap.tip().hide()"
+HOVERED = """() => { const tip = window.pointMap.tip().element;
   return tip.style.display === 'block' && tip.dataset.id !== '' && tip.querySelector('.text').textContent !== '…'; }"""
-CHOSEN = """() => { const marks = document.getElementById('marks')._fullData || [];
-  const t = marks.find(t => t.name === 'chosen text');
+CHOSEN = """() => { const t = window.pointMap.marks.find(t => t.name === 'chosen text');
   return t ? String(t.customdata[0]) : null; }"""
 CLICKS = 5
 # Clicked back to back, a click waits for the end of the last one's run and redraw, which go on after
 # its table shows: those alternated between about 0.25 s and 0.6-0.9 s at 200,000 points
 SETTLE_MS = 1_500
-MARKS_DRAWN = "() => { const marks = document.getElementById('marks'); return !!(marks && marks._fullLayout); }"
-POINTS_DRAWN = """() => { const gd = document.getElementById('map');
-  return gd && gd._fullData ? gd._fullData.reduce((n, t) => n + t.x.length, 0) : 0; }"""
+MARKS_DRAWN = "() => !!(window.pointMap && window.pointMap.placedNames)"
+POINTS_DRAWN = "() => window.pointMap ? window.pointMap.count : 0"
 
 
 def workspace(path: Path, n: int) -> None:

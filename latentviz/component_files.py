@@ -8,7 +8,6 @@ home is read-only (a container)."""
 from __future__ import annotations
 
 import atexit
-import gzip
 import hashlib
 import os
 import secrets
@@ -26,14 +25,12 @@ STALE_S = 7 * 24 * 3600  # another process's published files, untouched this lon
 _TOKEN = secrets.token_urlsafe(12)
 
 
-def folder(page: str, files: dict | None = None, gzipped: dict | None = None) -> Path:
-    """A component's folder: the package's `page` as index.html, and `files` (name: source path) beside it,
-    `gzipped` ones (name: source path) compressed once here: the server would compress a large script
-    again for every visitor (plotly.js: 0.15 s of its CPU each), and leaves application/gzip alone. Its
-    name changes with their content, so a new version never meets an old browser cache."""
+def folder(page: str, files: dict | None = None) -> Path:
+    """A component's folder: the package's `page` as index.html, and `files` (name: source path) beside it.
+    Its name changes with their content, so a new version never meets an old browser cache."""
     content = resources.files("latentviz").joinpath(page).read_bytes()
     digest = hashlib.sha256(content)
-    for name, source in sorted({**(files or {}), **(gzipped or {})}.items()):
+    for name, source in sorted((files or {}).items()):
         digest.update(name.encode() + Path(source).read_bytes())
     name = f"{Path(page).stem.replace('_', '-')}-{digest.hexdigest()[:12]}"
     for parent in (settings.user_cache(), Path(tempfile.gettempdir())):
@@ -45,8 +42,6 @@ def folder(page: str, files: dict | None = None, gzipped: dict | None = None) ->
             staging = Path(tempfile.mkdtemp(dir=parent, prefix=name + "."))
             for file, source in (files or {}).items():
                 shutil.copyfile(source, staging / file)
-            for file, source in (gzipped or {}).items():
-                (staging / file).write_bytes(gzip.compress(Path(source).read_bytes(), compresslevel=9, mtime=0))
             (staging / SITE_INDEX).write_bytes(content)
             try:
                 os.replace(staging, found)  # all at once: another process never sees half a folder

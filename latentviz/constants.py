@@ -22,4 +22,4 @@ MANIFEST_FILE = "manifest.json"
 BUNDLE_WORKSPACE = "workspace.duckdb"
 SITE_INDEX = "index.html"
 PLOTLY_FILE = "plotly.min.js"
-AREA_NAMES_FILE = "area_names.js"  # a map's area names by zoom level: the map component's and the static site's
+POINT_MAP_FILE = "point_map.js"  # the map's renderer: the map component's and the static site's

@@ -1,4 +1,4 @@
-"""The Latent Map in a page: a Plotly WebGL scatter that keeps its points between reruns.
+"""The Latent Map in a page: our own canvas renderer (point_map.js) that keeps its points between reruns.
 
 `st.plotly_chart` sends and redraws the whole figure on every rerun, so at 50,000 points a click
 took 6 s to show its neighbours. This component (map_widget.html: Streamlit's component protocol
@@ -7,8 +7,9 @@ overlays. The points are a file beside the component's page (`publish`): positio
 binary arrays, built once per map and colouring and shared by every session, fetched over plain
 HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
 So a million points never travel as JSON through a session's websocket. The component's folder
-(component_files) holds the page and plotly.js from plotly's own Python package (compressed once,
-unpacked by the browser), so the browser fetches nothing from elsewhere.
+(component_files) holds the page and point_map.js, so the browser fetches nothing from elsewhere.
+Points and overlays are Plotly-style traces (charts.map_base, charts.map_overlays): the same figures
+`st.plotly_chart` draws elsewhere, of which point_map.js reads the markers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,47 +33,72 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from latentviz import charts, component_files
-from latentviz.constants import AREA_NAMES_FILE, PLOTLY_FILE
+from latentviz.constants import POINT_MAP_FILE
 
-FOLDER = component_files.folder(
-    "map_widget.html",
-    {AREA_NAMES_FILE: resources.files("latentviz") / AREA_NAMES_FILE},
-    gzipped={f"{PLOTLY_FILE}.gz": charts.PLOTLY_JS},
-)
+FOLDER = component_files.folder("map_widget.html", {POINT_MAP_FILE: resources.files("latentviz") / POINT_MAP_FILE})
 _component = components.declare_component("latent_map", path=str(FOLDER))
 TEXTS_PER_FILE = 1000
 
 
 def publish(
-    points_key: str, figure_json: str, texts_key: str, texts: pd.DataFrame, *, labels: list[dict], density_json: str
+    points_key: str, points: pd.DataFrame, colour: str | None, texts_key: str, *, labels: list[dict], density_json: str
 ) -> str:
-    """Puts a map's points (charts.map_base's figure, as JSON) with its area names (projection.map_labels)
-    and density layer (charts.map_density, as JSON) and, once per `texts_key`, its texts (id, text)
-    where the browser side fetches them; returns the points' path, relative to the page.
-    Texts are plain (shown as text, never as HTML), shortened as hover labels are, a file per
-    TEXTS_PER_FILE ids."""
+    """Puts a map's points (id, x, y, text and the `colour` column), drawn by colour (charts.map_groups),
+    with its area names (projection.map_labels) and density layer (charts.map_density, as JSON) where
+    the browser side fetches them; returns their path, relative to the page. One gzipped file: a
+    4-byte length, a JSON head ({texts, texts_per_file, labels, density, traces: [{name, color,
+    opacity, size, count}]}) padded to 4 bytes, then x and y (float32) and ids (int32), trace by
+    trace: typed arrays, read by the browser as they are. The hover texts, once per `texts_key`, are
+    written meanwhile in a thread (`published` waits for them): the points need not wait."""
     own = component_files.own_folder(FOLDER)
     name = hashlib.sha256(points_key.encode()).hexdigest()[:16]
     folder = own / f"texts-{hashlib.sha256(texts_key.encode()).hexdigest()[:16]}"
-    if not folder.exists():
-        staging = Path(tempfile.mkdtemp(dir=own))
-        chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
-        order = np.argsort(chunk, kind="stable")  # each file's ids together, in plain lists (a groupby: 2× slower)
-        ids, sorted_text = texts["id"].to_numpy()[order].tolist(), texts["text"].astype(str).to_numpy()[order]
-        starts = np.flatnonzero(np.diff(chunk[order], prepend=-1)).tolist()  # where each file's ids begin
-        for start, end in itertools.pairwise([*starts, len(ids)]):
-            lines = dict(zip(ids[start:end], map(charts.shortened, sorted_text[start:end]), strict=True))
-            (staging / f"{ids[start] // TEXTS_PER_FILE}.json").write_text(json.dumps(lines))
-        try:
-            os.replace(staging, folder)
-        except OSError:  # published meanwhile by another session of this process
-            shutil.rmtree(staging, ignore_errors=True)
-    head = json.dumps({"texts": folder.name, "texts_per_file": TEXTS_PER_FILE, "labels": labels})[:-1]
-    points = f'{head}, "density": {density_json}, "figure": {figure_json}}}'.encode()  # figures' JSON joined as is
+    with _WRITERS_LOCK:
+        writing = _WRITERS.get(folder.name)
+        if not folder.exists() and not (writing and writing.is_alive()):
+            writer = threading.Thread(target=_write_texts, args=(folder, points[["id", "text"]]), daemon=True)
+            _WRITERS[folder.name] = writer
+            writer.start()
+    groups = charts.map_groups(points, colour)
+    traces = [{"name": group, "count": len(rows), **marker} for group, rows, marker in groups]
+    head = json.dumps({"texts": folder.name, "texts_per_file": TEXTS_PER_FILE, "labels": labels, "traces": traces})[:-1]
+    head = f'{head}, "density": {density_json}}}'.encode()  # the density's JSON joined as is
+    head += b" " * (-len(head) % 4)  # the arrays start on a multiple of 4 bytes
+    ordered = pd.concat([rows for _, rows, _ in groups]) if groups else points
+    body = b"".join(
+        [
+            np.uint32(len(head)).tobytes(),
+            head,
+            ordered["x"].to_numpy("<f4").tobytes(),
+            ordered["y"].to_numpy("<f4").tobytes(),
+            ordered["id"].to_numpy("<i4").tobytes(),
+        ]
+    )
     # compressed here once: the server would gzip it again for every visitor (its level 5: seconds a
     # million points); served as application/gzip, which it leaves alone, and unpacked by the browser
-    component_files.write(own / f"{name}.json.gz", gzip.compress(points, compresslevel=1, mtime=0))
-    return component_files.relative(FOLDER, own / f"{name}.json.gz")
+    component_files.write(own / f"{name}.bin.gz", gzip.compress(body, compresslevel=1, mtime=0))
+    return component_files.relative(FOLDER, own / f"{name}.bin.gz")
+
+
+_WRITERS: dict[str, threading.Thread] = {}  # hover-text folders being written, by name
+_WRITERS_LOCK = threading.Lock()
+
+
+def _write_texts(folder: Path, texts: pd.DataFrame) -> None:
+    """Texts (id, text) as files of TEXTS_PER_FILE ids each, plain (shown as text, never as HTML) and
+    shortened as hover labels are; all at once: a browser asking meanwhile gets 404 and asks again."""
+    staging = Path(tempfile.mkdtemp(dir=folder.parent))
+    chunk = texts["id"].to_numpy() // TEXTS_PER_FILE
+    order = np.argsort(chunk, kind="stable")  # each file's ids together, in plain lists (a groupby: 2× slower)
+    ids, sorted_text = texts["id"].to_numpy()[order].tolist(), texts["text"].astype(str).to_numpy()[order]
+    starts = np.flatnonzero(np.diff(chunk[order], prepend=-1)).tolist()  # where each file's ids begin
+    for start, end in itertools.pairwise([*starts, len(ids)]):
+        lines = dict(zip(ids[start:end], map(charts.shortened, sorted_text[start:end]), strict=True))
+        (staging / f"{ids[start] // TEXTS_PER_FILE}.json").write_text(json.dumps(lines))
+    try:
+        os.replace(staging, folder)
+    except OSError:  # published meanwhile by another process's session
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def is_published(path: str) -> bool:
@@ -81,9 +108,18 @@ def is_published(path: str) -> bool:
 
 
 def published(path: str) -> dict:
-    """What the browser side reads from a path `publish` returned: {texts, texts_per_file, labels,
-    density, figure}."""
-    return json.loads(gzip.decompress((FOLDER / path).read_bytes()))
+    """What the browser side reads from a path `publish` returned, its hover texts written: the head
+    ({texts, texts_per_file, labels, density, traces}) with x, y and id arrays."""
+    body = gzip.decompress((FOLDER / path).read_bytes())
+    length = int(np.frombuffer(body[:4], "<u4")[0])
+    head = json.loads(body[4 : 4 + length])
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(head["texts"])
+    if writer is not None:
+        writer.join()
+    arrays = np.frombuffer(body[4 + length :], "<f4")
+    n = len(arrays) // 3
+    return head | {"x": arrays[:n], "y": arrays[n : 2 * n], "id": np.frombuffer(body[4 + length :], "<i4")[2 * n :]}
 
 
 @dataclass

@@ -3,10 +3,7 @@
 // (#tab=map&map=1&q=vote), so a link reproduces it.
 "use strict";
 
-const PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D",
-  "#FF9DA6", "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF"];
 const CONFIG = {displaylogo: false, responsive: true};  // small charts: the wheel scrolls the page
-const MAP_CONFIG = {...CONFIG, scrollZoom: true};  // the map zooms with it once in use (wheelScrollsPage)
 const state = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
 const cache = {};
 const TABS = ["map", "features", "codebooks", "vaes"];
@@ -43,48 +40,31 @@ function show(tab) {
 }
 
 // -- the map ------------------------------------------------------------------------------------------
+// point_map.js draws it, as in the app: the colourings' traces and the points' order for each come
+// from the export (charts.map_groups), so colours match the app's.
+const HOVER_CHARS = 280;  // a hover label's text is cut here, as in the app
+let pointMap = null, drawnMap = null;
 async function drawMap() {
   if (!index.maps.length) return empty($("tab-map"), "This site holds no map.");
   const points = await load(`data/map-${$("map-pick").value}.json`);
   state.map = $("map-pick").value; state.colour = $("map-colour").value; state.q = $("map-search").value; save();
   const query = state.q.trim().toLowerCase();
   const matched = query ? points.text.map((t, i) => t.toLowerCase().includes(query) ? i : -1).filter(i => i >= 0) : null;
-  const groups = new Map();
-  points.x.forEach((_, i) => {
-    const name = state.colour === "label" ? (points.label[i] ?? "(no label)") : "texts";
-    if (!groups.has(name)) groups.set(name, []);
-    groups.get(name).push(i);
-  });
-  const names = [...groups.keys()].sort((a, b) => a.localeCompare(b, undefined, {numeric: true}));
-  const size = points.x.length < 20000 ? 5 : 3;
-  const traces = names.map((name, n) => ({
-    type: "scattergl", mode: "markers", name: escapeHtml(name),
-    x: groups.get(name).map(i => points.x[i]), y: groups.get(name).map(i => points.y[i]),
-    hovertext: groups.get(name).map(i => points.hover[i]), hovertemplate: "%{hovertext}<extra>%{fullData.name}</extra>",
-    marker: {size, color: PALETTE[n % PALETTE.length], opacity: matched ? 0.15 : 0.75},
-  }));
-  if (matched) traces.push({
-    type: "scattergl", mode: "markers", name: "search matches",
-    x: matched.map(i => points.x[i]), y: matched.map(i => points.y[i]), hovertext: matched.map(i => points.hover[i]),
-    hovertemplate: "%{hovertext}<extra>search matches</extra>",
-    marker: {size: 8, color: "#111111", line: {width: 1, color: "#FFFFFF"}},
-  });
-  const plot = $("map-plot");
-  const drawn = plot.layout ? plot.layout.uirevision : null;  // the map now drawn: a new one gets a new home
-  await Plotly.react(plot, traces, {
-    margin: {l: 0, r: 0, t: 10, b: 40}, hovermode: "closest", dragmode: "pan", uirevision: state.map,
-    legend: {orientation: "h", itemsizing: "constant"}, xaxis: {visible: false}, yaxis: {visible: false},
-    annotations: plot.layout ? plot.layout.annotations : [],
-  }, MAP_CONFIG);
-  if (drawn !== state.map) {
-    mapHome = {x: plot._fullLayout.xaxis.range.slice(), y: plot._fullLayout.yaxis.range.slice()};
-    mapNames = points.names;
+  if (!pointMap) window.pointMap = pointMap = new PointMap($("map-plot"), {height: 640, mode: "pan"});  // window: for the tests
+  pointMap.options.text = i => {  // the ids here are the points' rows in this map's file
+    const text = points.text[i];
+    return text.length <= HOVER_CHARS ? text : text.slice(0, HOVER_CHARS - 1) + "…";
+  };
+  const colouring = points.colourings[state.colour === "label" ? "label" : "none"];
+  const order = colouring.order;
+  if (drawnMap !== `${state.map}:${state.colour}`) {
+    drawnMap = `${state.map}:${state.colour}`;
+    pointMap.setNames(points.names);
+    pointMap.setDensity(points.density);
+    pointMap.setPoints({traces: colouring.traces, x: order.map(i => points.x[i]), y: order.map(i => points.y[i]), ids: order});
   }
-  if (!namesFollowZoom) {  // placing the names is a relayout too: it must not call itself again
-    plot.on("plotly_relayout", event => { if (!("annotations" in event)) nameAreas(); });
-    namesFollowZoom = true;
-  }
-  nameAreas();
+  pointMap.setMarks(matched ? [{name: "search matches", x: matched.map(i => points.x[i]), y: matched.map(i => points.y[i]),
+    customdata: matched, marker: {size: 8, color: "#111111", line: {width: 1, color: "#FFFFFF"}}}] : [], matched ? 0.8 : 0);
   $("map-count").textContent = matched
     ? `${matched.length === 1 ? "1 text contains" : `${matched.length.toLocaleString()} texts contain`} “${state.q}”`
     : `${points.x.length.toLocaleString()} texts`;
@@ -99,15 +79,6 @@ async function drawMap() {
     }
     list.append(element("p", matched.length > 200 ? "The first 200 matches:" : "Matches:", {class: "muted"}), table);
   }
-}
-// The map's area names for the zoom level (area_names.js), placed again after each zoom or pan
-let mapHome = null, mapNames = [], namesFollowZoom = false;
-function nameAreas() {
-  const plot = $("map-plot");
-  Plotly.relayout(plot, {annotations: areaNames(mapNames, mapHome, plot._fullLayout)});
-}
-function escapeHtml(text) {  // legend names: Plotly renders a subset of HTML there (and decodes no &quot;)
-  return String(text).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"})[c]);
 }
 
 // -- SAE features -------------------------------------------------------------------------------------
@@ -233,25 +204,10 @@ async function drawVae() {
   }));
 }
 
-// The wheel over a chart scrolls the page unless the chart is in use (clicked since the pointer came
-// in) or Ctrl / ⌘ is held, as in the app's map: stopped before Plotly's own handler sees it.
-function wheelScrollsPage(element) {
-  let engaged = false;
-  element.addEventListener("pointerdown", () => { engaged = true; });
-  element.addEventListener("pointerleave", event => {
-    // Plotly covers the page while a click or drag lasts (its "dragcover"): that is not leaving
-    if (!(event.relatedTarget && event.relatedTarget.classList.contains("dragcover"))) engaged = false;
-  });
-  element.addEventListener("wheel", event => {
-    if (!(engaged || event.ctrlKey || event.metaKey)) event.stopPropagation();
-  }, {capture: true});
-}
-
 // -- start --------------------------------------------------------------------------------------------
 let index;
 (async () => {
   index = await load("data/index.json");
-  wheelScrollsPage($("map-plot"));
   options($("map-pick"), index.maps, state.map);
   options($("sae-pick"), index.saes, state.sae);
   options($("vq-pick"), index.codebooks, state.vq);

@@ -2,16 +2,15 @@
 Pages, a static Space, a bucket), with no Python behind them.
 
     DIR/index.html, site.js   the viewer (static_site.html and static_site.js in this package), and
-                              area_names.js, the map's area names by zoom level (as in the app)
-    DIR/plotly.min.js         from plotly's Python package: nothing is fetched at view time
+                              point_map.js, the app's map renderer
+    DIR/plotly.min.js         from plotly's Python package, for the other charts: nothing is fetched at view time
     DIR/data/index.json       what the site holds
-    DIR/data/map-<id>.json    a map's points: x, y, escaped hover text, label; its area names
+    DIR/data/map-<id>.json    a map's points: x, y, text, label, their colourings, area names, density
     DIR/data/sae-<id>.json    an SAE's feature list; data/sae-<id>/<feature>.json each dashboard
     DIR/data/vq-<id>.json     a VQ model's code usage, sorted, with its Lorenz curve and Gini
     DIR/data/vae-<id>.json    a text VAE's prior samples, a traversal and an interpolation, decoded
 
-The viewer puts every text on the page as DOM text (never as HTML); the map's hover labels are
-escaped here, since Plotly renders a subset of HTML in them. Its Content-Security-Policy allows
+The viewer puts every text on the page as DOM text (never as HTML). Its Content-Security-Policy allows
 the site's own files only. Written under DIR.partial and renamed when complete; over the size
 limit, nothing is left and the error says the size.
 """
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from latentviz import bundle, charts, codebook, features, latent_space, projection, settings
-from latentviz.constants import AREA_NAMES_FILE, PLOTLY_FILE, SITE_INDEX
+from latentviz.constants import PLOTLY_FILE, POINT_MAP_FILE, SITE_INDEX
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
 
@@ -45,7 +44,7 @@ def export(
         package = resources.files("latentviz")
         (staging / SITE_INDEX).write_bytes(package.joinpath("static_site.html").read_bytes())
         (staging / "site.js").write_bytes(package.joinpath("static_site.js").read_bytes())
-        (staging / AREA_NAMES_FILE).write_bytes(package.joinpath(AREA_NAMES_FILE).read_bytes())
+        (staging / POINT_MAP_FILE).write_bytes(package.joinpath(POINT_MAP_FILE).read_bytes())
         shutil.copyfile(charts.PLOTLY_JS, staging / PLOTLY_FILE)
         write = _Writer(staging / "data", max_mb, bundle.sizes(staging)["total"])
         index = {"maps": [], "saes": [], "codebooks": [], "vaes": []}
@@ -70,14 +69,24 @@ def export(
 
 
 def _map(store: Store, projection_id: int) -> dict:
-    points = charts.with_hover(store.projection_points(projection_id))
+    points = store.projection_points(projection_id)
+    colourings = {}  # the traces as the app draws them (charts.map_groups), and the points' order for each
+    for colouring, column in (("label", "label"), ("none", None)):
+        groups = charts.map_groups(points.assign(row=np.arange(len(points))), column)
+        colourings[colouring] = {
+            "traces": [{"name": name, "count": len(rows), **marker} for name, rows, marker in groups],
+            "order": np.concatenate([rows["row"].to_numpy() for _, rows, _ in groups]).tolist(),
+        }
+    density = json.loads(charts.map_density(points).to_json())
+    density["z"] = [[float(f"{v:.4g}") for v in row] for row in density["z"]]  # 4 digits: a third of the bytes
     return {
         "x": np.round(points["x"].to_numpy(float), 4).tolist(),
         "y": np.round(points["y"].to_numpy(float), 4).tolist(),
-        "hover": points["hover"].tolist(),  # escaped and wrapped, as in the app
-        "text": points["text"].tolist(),  # searched in the browser, shown as DOM text only
+        "text": points["text"].tolist(),  # searched and shown in the browser, as DOM text only
         "label": [None if label is None or label != label else str(label) for label in points["label"]],
+        "colourings": colourings,
         "names": projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist()),  # by zoom level
+        "density": density,
     }
 
 

@@ -1,6 +1,5 @@
 """The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
 
-import base64
 import json
 import re
 import shutil
@@ -51,9 +50,10 @@ def points_published(at) -> dict:
 def drawn(at) -> dict[str, int]:
     """The map as the browser gets it: points per trace (colour), by trace name."""
     counts = {}
-    for trace in points_published(at)["figure"]["data"]:
-        ids = trace["customdata"]  # binary: {dtype, bdata}
-        counts[trace["name"]] = len(base64.b64decode(ids["bdata"])) // np.dtype(ids["dtype"]).itemsize
+    published = points_published(at)
+    for trace in published["traces"]:
+        counts[trace["name"]] = trace["count"]
+    assert sum(counts.values()) == len(published["id"]) == len(published["x"])
     return counts
 
 
@@ -102,7 +102,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     assert not at.exception and at.query_params["color"] == "k-means cluster"
     at.slider(key="k").set_value(4).run()  # k sits beside the colouring and travels in the link
     assert not at.exception and at.query_params["k"] == "4"
-    names = {trace["name"] for trace in points_published(at)["figure"]["data"]}  # a new colouring: published
+    names = {trace["name"] for trace in points_published(at)["traces"]}  # a new colouring: published
     assert all(re.fullmatch(r"\d+ · \w+(, \w+)*", name) for name in names - {"search matches"}), names
 
     store = Store(db)
@@ -152,17 +152,19 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     db = tmp_path / "shared.duckdb"
     copy_workspace(mapped_workspace, db)
     built = []
-    build = charts.map_base
-    monkeypatch.setattr(charts, "map_base", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+    build = charts.map_groups
+    monkeypatch.setattr(charts, "map_groups", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
     first, second = app(db), app(db)  # two sessions, each a browser without the points
     assert not first.exception and not second.exception
     assert map_args(first)["points"] == map_args(second)["points"] and sum(drawn(second).values()) == 150
     assert len(built) == 1  # built and published once, fetched by both
     # no text travels with the points; each hover text is in the file of its thousand, as plain text
     published = points_published(first)
-    assert all("hovertext" not in trace for trace in published["figure"]["data"])
+    assert set(published) == {"texts", "texts_per_file", "labels", "density", "traces", "x", "y", "id"}
     store = Store(db)
     row = store.projection_points(first.selectbox(key="map").value).iloc[7]
+    at = int(np.flatnonzero(published["id"] == row["id"])[0])  # its position travels as float32, beside its id
+    assert (published["x"][at], published["y"][at]) == (np.float32(row["x"]), np.float32(row["y"]))
     folder = (map_widget.FOLDER / map_args(first)["points"]).parent / published["texts"]
     chunk = json.loads((folder / f"{int(row['id']) // map_widget.TEXTS_PER_FILE}.json").read_text())
     assert chunk[str(int(row["id"]))] == charts.shortened(row["text"])
@@ -174,7 +176,8 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
 
 def test_hover_texts_are_filed_by_thousand_whatever_their_order():
     texts = pd.DataFrame({"id": [2100, 5, 999, 1000, 3], "text": ["b" * 400, "a", "d", "e", "c"]})
-    points = map_widget.publish("order-test", "{}", "order-test", texts, labels=[], density_json="null")
+    texts = texts.assign(x=0.0, y=0.0)
+    points = map_widget.publish("order-test", texts, None, "order-test", labels=[], density_json="null")
     folder = (map_widget.FOLDER / points).parent / map_widget.published(points)["texts"]
     files = {path.name: json.loads(path.read_text()) for path in folder.iterdir()}
     assert files == {

@@ -27,16 +27,13 @@ ARGS = [
 ]
 pytestmark = pytest.mark.browser
 
-# In the map's frame (map_widget.html): a data point's position, from Plotly's own axis transforms.
-POINT_XY = """() => {
-  const gd = document.getElementById('map');
-  const trace = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  return [box.left + xa.l2p(trace.x[0]), box.top + ya.l2p(trace.y[0]), trace.x.length];
-}"""
-# The map's own hover label (map_widget.html's #tip): shown, and its text fetched (not the "…" placeholder)
-HOVER_TEXT = "() => document.querySelector('#tip .text').textContent"
-HOVER_SHOWN = """() => { const tip = document.getElementById('tip');
+# In the map's frame (map_widget.html, drawn by point_map.js): the first point's position in the frame,
+# and how many points its colour has.
+POINT_XY = """() => { const map = window.pointMap, first = map.traces[0];
+  return [...map.pointOnPage(0), first.end - first.start]; }"""
+# The map's own hover label (point_map.js's .pm-tip): shown, and its text fetched (not the "…" placeholder)
+HOVER_TEXT = "() => document.querySelector('.pm-tip .text').textContent"
+HOVER_SHOWN = """() => { const tip = document.querySelector('.pm-tip');
   return tip.style.display === 'block' && !['', '…'].includes(tip.querySelector('.text').textContent); }"""
 
 
@@ -94,10 +91,7 @@ def map_frame(tab):
     """The Latent Map's frame element and frame, once its points are drawn."""
     owner = tab.wait_for_selector("iframe[title*=latent_map]", timeout=90_000)
     frame = owner.content_frame()
-    frame.wait_for_function(
-        "() => { const gd = document.getElementById('map'); return gd && gd._fullData && gd._fullData.length }",
-        timeout=60_000,
-    )
+    frame.wait_for_function("() => window.pointMap && window.pointMap.count > 0", timeout=60_000)
     return owner, frame
 
 
@@ -117,7 +111,7 @@ def test_map_is_drawn_with_points(page, tmp_path_factory):
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     coloured = (np.abs(pixels - pixels.mean(2, keepdims=True)).sum(2) > 60).sum()  # saturated marker pixels
-    assert coloured > 500, "the WebGL scatter drew no coloured markers"
+    assert coloured > 500, "the map drew no coloured points"
 
 
 def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
@@ -125,15 +119,13 @@ def test_hover_shows_the_sentence_and_click_lists_neighbours(page):
     x, y, _ = point_xy(owner, frame)
     page.mouse.move(x, y)
     frame.wait_for_function(HOVER_SHOWN, timeout=10_000)  # the text, fetched when hovered
-    frame.evaluate("() => { window.pointsBefore = document.getElementById('map').data[0].x; }")
+    frame.evaluate("() => { window.pointsBefore = window.pointMap.x; }")
     page.mouse.click(x, y)
     page.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)  # under the map, in view
     page.wait_for_selector("text=★", timeout=10_000)
-    frame.wait_for_function(
-        "() => (document.getElementById('marks').data || []).some(t => t.name === 'neighbours')", timeout=30_000
-    )
+    frame.wait_for_function("() => window.pointMap.marks.some(t => t.name === 'neighbours')", timeout=30_000)
     # The points were not sent again: the frame still draws the very same arrays, only the overlays are new.
-    assert frame.evaluate("() => document.getElementById('map').data[0].x === window.pointsBefore")
+    assert frame.evaluate("() => window.pointMap.x === window.pointsBefore")
 
 
 def test_clearing_the_neighbours_keeps_the_tab_one_was_on(page):
@@ -151,7 +143,7 @@ def test_the_wheel_scrolls_the_page_until_the_map_is_in_use(browser, served):
     tab.goto(served)
     owner, frame = map_frame(tab)
     box = owner.bounding_box()
-    x_range = "() => document.getElementById('map')._fullLayout.xaxis.range.join(',')"
+    x_range = "() => window.pointMap.view.x.join(',')"
     scrolled = "() => Math.max(window.scrollY, ...[...document.querySelectorAll('*')].map(e => e.scrollTop))"
     start, top = frame.evaluate(x_range), tab.evaluate(scrolled)
     tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + 150)
@@ -171,6 +163,16 @@ def test_the_wheel_scrolls_the_page_until_the_map_is_in_use(browser, served):
     tab.close()
 
 
+# The box around every point drawn, in the map's frame, 4 px wider a side
+POINTS_BOX = """() => { const map = window.pointMap, plot = map.plot.getBoundingClientRect();
+  let [left, top, right, bottom] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (let i = 0; i < map.count; i++) {
+    const [x, y] = map.toPixels(map.x[i], map.y[i]);
+    left = Math.min(left, x); top = Math.min(top, y); right = Math.max(right, x); bottom = Math.max(bottom, y);
+  }
+  return [plot.left + left - 4, plot.top + top - 4, plot.left + right + 4, plot.top + bottom + 4]; }"""
+
+
 def test_dragging_a_box_selects_and_counts_texts(page):
     owner, frame = map_frame(page)
     owner.scroll_into_view_if_needed()  # the map in view, wherever the last click left the page
@@ -181,6 +183,50 @@ def test_dragging_a_box_selects_and_counts_texts(page):
     page.mouse.up()
     page.get_by_role("tab", name="Selection").click(timeout=60_000)
     page.wait_for_selector("text=texts selected", timeout=30_000)
+    # a lasso around every point selects them all
+    frame.click("button[data-mode=lasso]")
+    owner.scroll_into_view_if_needed()
+    box, (left, top, right, bottom) = owner.bounding_box(), frame.evaluate(POINTS_BOX)  # where the tab left the page
+    left, top, right, bottom = box["x"] + left, box["y"] + top, box["x"] + right, box["y"] + bottom
+    page.mouse.move(left, top)
+    page.mouse.down()
+    for x, y in [(right, top), (right, bottom), (left, bottom), (left, top + 1)]:
+        page.mouse.move(x, y, steps=5)
+    page.mouse.up()
+    count = frame.evaluate("window.pointMap.count")
+    page.wait_for_selector(f"text={count} texts selected", timeout=30_000)
+    frame.click("button[data-mode=select]")
+
+
+RENDERER = Path(__file__).resolve().parent.parent / "latentviz" / "point_map.js"
+
+
+def test_the_renderer_puts_points_on_their_pixels_and_contours_on_the_level(browser):
+    """point_map.js alone in a blank page: a point's colour lands on its pixel and the pick index there
+    names it; marching squares on a cone z = distance from its centre give segments on the circle of
+    the level's radius."""
+    tab = browser.new_page(viewport={"width": 400, "height": 300})
+    tab.set_content(f"<div id=map style='width:200px'></div><script>{RENDERER.read_text()}</script>")
+    pixel = tab.evaluate("""() => {
+      const map = new PointMap(document.getElementById('map'), {height: 100});
+      const red = count => [{name: 'a', color: '#ff0000', opacity: 1, size: 1, count}];  // opaque, 1 px
+      map.setPoints({traces: red(2), x: [0, 10], y: [0, 10], ids: [7, 8]});
+      map.setView([0, 10], [0, 10]);
+      const [px, py] = map.toPixels(5, 5);
+      map.setPoints({traces: red(3), x: [0, 10, 5], y: [0, 10, 5], ids: [7, 8, 9]});  // the same extent: the view stays
+      const ratio = window.devicePixelRatio || 1, qx = Math.floor(px * ratio), qy = Math.floor(py * ratio);
+      const rgb = map.pointsCanvas.getContext('2d').getImageData(qx, qy, 1, 1).data;
+      return {rgb: Array.from(rgb.slice(0, 3)), picked: map.ids[map.pick[qy * map.pointsCanvas.width + qx]],
+              nearest: map.ids[map.nearest(px, py)], empty: map.nearest(20, 80)};
+    }""")
+    assert pixel == {"rgb": [255, 0, 0], "picked": 9, "nearest": 9, "empty": -1}
+    radii = tab.evaluate("""() => {
+      const xs = Array.from({length: 41}, (_, i) => -2 + i * 0.1), ys = xs;
+      const z = ys.map(y => xs.map(x => Math.hypot(x, y)));
+      return contourSegments(z, xs, ys, 1.5).flatMap(([ax, ay, bx, by]) => [Math.hypot(ax, ay), Math.hypot(bx, by)]);
+    }""")
+    assert len(radii) > 100 and max(abs(r - 1.5) for r in radii) < 0.01  # every end on the circle of radius 1.5
+    tab.close()
 
 
 PAGES = [
@@ -200,11 +246,10 @@ PAGES = [
 ]
 
 
-NAMES = "() => (document.getElementById('marks').layout.annotations || []).map(name => name.text)"
-ZOOM_IN_4X = """() => { const gd = document.getElementById('map');
-  const xa = gd._fullLayout.xaxis.range, ya = gd._fullLayout.yaxis.range;
+NAMES = "() => window.pointMap.placedNames || []"
+ZOOM_IN_4X = """() => { const xa = window.pointMap.view.x, ya = window.pointMap.view.y;
   const x = (xa[0] + xa[1]) / 2, y = (ya[0] + ya[1]) / 2, w = (xa[1] - xa[0]) / 8, h = (ya[1] - ya[0]) / 8;
-  return Plotly.relayout(gd, {'xaxis.range': [x - w, x + w], 'yaxis.range': [y - h, y + h]}).then(() => true); }"""
+  window.pointMap.setView([x - w, x + w], [y - h, y + h]); }"""
 
 
 def test_the_map_names_areas_by_zoom_draws_density_and_its_legend_filters(browser, served):
@@ -215,13 +260,13 @@ def test_the_map_names_areas_by_zoom_draws_density_and_its_legend_filters(browse
     at_home = frame.evaluate(NAMES)
     frame.evaluate(ZOOM_IN_4X)  # finer areas are named; the broad names left in view stay
     frame.wait_for_function(f"() => ({NAMES})().some(name => !{json.dumps(at_home)}.includes(name))", timeout=10_000)
-    contour = "() => (document.getElementById('marks').data || []).some(trace => trace.type === 'contour')"
+    contour = "() => window.pointMap.densityLines > 0"  # segments of contour lines drawn
     assert not frame.evaluate(contour)
     frame.click("#density")
     frame.wait_for_function(contour, timeout=10_000)
     frame.click("#names")
     frame.wait_for_function(f"() => ({NAMES})().length === 0", timeout=10_000)
-    frame.locator("#map .legend .traces").first.click()  # a colour off: the page leaves it out of the rest
+    frame.locator(".pm-legend.base .item").first.click()  # a colour off: the page leaves it out of the rest
     tab.wait_for_selector("text=1 colour turned off in the legend", timeout=60_000)
     tab.close()
 
@@ -422,8 +467,7 @@ def test_a_bundle_serves_read_only_and_permalinks_restore_the_view(browser, trai
             tab.wait_for_selector("text=Nearest neighbours (cosine)", timeout=60_000)
             tab.wait_for_selector("text=texts contain “said”", timeout=30_000)
             frame.wait_for_function(
-                "() => ['search matches', 'chosen text'].every(n => (document.getElementById('marks').data || []).some("
-                "t => t.name === n))",
+                "() => ['search matches', 'chosen text'].every(n => window.pointMap.marks.some(t => t.name === n))",
                 timeout=30_000,
             )
             assert tab.get_by_role("combobox", name="Map").input_value().endswith(f"(#{projection_id})")
@@ -480,16 +524,14 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
     tab.on("request", lambda request: hosts.add(request.url.split("/")[2]))
     tab.on("pageerror", lambda error: failures.append(str(error)))
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    drawn = "() => { const gd = document.getElementById('map-plot'); return gd._fullData && gd._fullData.length }"
+    drawn = "() => window.pointMap && window.pointMap.count > 0"  # the app's renderer, point_map.js
     try:
         tab.goto(f"{url}/#tab=map&q=said")
         tab.wait_for_function(drawn, timeout=60_000)
         assert re.fullmatch(r"\d+ texts contain “said”", tab.locator("#map-count").inner_text())
-        tab.wait_for_function(  # its areas named, as in the app
-            "() => (document.getElementById('map-plot').layout.annotations || []).length > 0", timeout=10_000
-        )
+        tab.wait_for_function("() => (window.pointMap.placedNames || []).length > 0", timeout=10_000)  # as in the app
         tab.screenshot(path=str(ARTIFACTS / "static-map.png"))
-        x_range = "() => document.getElementById('map-plot')._fullLayout.xaxis.range.join(',')"
+        x_range = "() => window.pointMap.view.x.join(',')"
         start, box = tab.evaluate(x_range), tab.locator("#map-plot").bounding_box()
         tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         tab.mouse.wheel(0, -200)

@@ -23,7 +23,10 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     (vae,) = index["vaes"]
 
     points = json.loads((site / "data" / f"map-{index['maps'][0]['id']}.json").read_text())
-    assert len(points["x"]) == len(source.texts("bbc-news")) and len(points["hover"]) == len(points["x"])
+    assert len(points["x"]) == len(source.texts("bbc-news")) == len(points["text"])
+    for colouring in points["colourings"].values():  # every point once, in its colour's trace
+        assert sorted(colouring["order"]) == list(range(len(points["x"])))
+        assert sum(trace["count"] for trace in colouring["traces"]) == len(points["x"])
     features = json.loads((site / "data" / f"sae-{sae['id']}.json").read_text())
     fired = [row[0] for row in features["rows"] if row[features["columns"].index("fires")] > 0]
     dashboards = {int(p.stem) for p in (site / "data" / f"sae-{sae['id']}").iterdir()}
@@ -44,7 +47,7 @@ def test_the_site_holds_every_map_feature_dashboard_and_codebook(trained_workspa
     assert len(decoded["samples"]) == 8 and all(isinstance(text, str) for text in decoded["samples"])
     assert len(decoded["traversal"]["rows"]) == 3 * 7 and len(decoded["interpolation"]["rows"]) == 7
 
-    page = (site / "index.html").read_text() + (site / "site.js").read_text()
+    page = "".join((site / name).read_text() for name in ("index.html", "site.js", "point_map.js"))
     assert (
         ".innerHTML" not in page
         and "insertAdjacentHTML" not in page

@@ -51,9 +51,9 @@ def publish_points(db: str, projection_id: int, colouring: str, colour: str | No
     shared by every session (twenty visitors used to build and send the same figure twenty times)."""
     return map_widget.publish(
         f"{db}:{projection_id}:{colouring}",
-        charts.map_base(_points, colour, hover=False).to_json(),
-        f"{db}:{projection_id}",
         _points,
+        colour,
+        f"{db}:{projection_id}",
         labels=area_names(db, projection_id, _points),
         density_json=charts.map_density(_points).to_json(),
     )

@@ -1,9 +1,10 @@
-"""The Latent Map and the SAE feature map: Plotly `Scattergl` figures, and the palette and label
-escaping every chart shares.
+"""The maps: the Latent Map's colours and traces (`map_groups`, drawn by point_map.js through
+map_widget, and by the static site), its overlays and density layer; Plotly `Scattergl` figures for
+the small maps drawn by `st.plotly_chart` (the VAE path, the SAE feature map); and the palette and
+label escaping every chart shares.
 
-Scattergl draws with WebGL, so 50,000 points pan, zoom and hover smoothly, where Vega-Lite
-(Altair) renders every mark as SVG/canvas and stalls. Text shown in hover labels and legends is
-HTML-escaped first: Plotly renders a subset of HTML there, and the text may be an untrusted upload.
+Text shown in Plotly's hover labels and legends is HTML-escaped first: Plotly renders a subset of
+HTML there, and the text may be an untrusted upload. point_map.js shows text as text.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ PALETTE = [
     "#8C564B",
     "#17BECF",
 ]
-# plotly.js as plotly's Python package ships it: the map component and the static site serve this copy
+# plotly.js as plotly's Python package ships it: the static site serves this copy (its small charts)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 NO_LABEL = "(no label)"
 NOISE_COLOUR = "#C9C9C9"
@@ -117,34 +118,42 @@ def map_figure(
     return figure
 
 
-def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640, hover: bool = True) -> go.Figure:
-    """Every point of the map, one WebGL trace per colour. `points` has id, x, y, text, hover (see
-    `with_hover`) and the `color` column. Without `hover` the traces carry no text (the Latent Map's
-    component fetches it when a point is hovered) and their positions and ids are 32-bit: the figure
-    is about 16 bytes a point as JSON, its arrays sent as binary."""
-    figure = go.Figure()
+def map_groups(points: pd.DataFrame, color: str | None = None) -> list[tuple[str, pd.DataFrame, dict]]:
+    """The map's points by colour, as drawn: (name, rows, marker), noise first, then the names in
+    natural order, each a colour of its own; `points` has id, x, y and the `color` column."""
     groups = list(points.groupby(points[color].fillna(NO_LABEL).astype(str))) if color else [("texts", points)]
     groups.sort(key=lambda item: (item[0] != NOISE, _natural(item[0])))
     colours = iter(categorical_colours(sum(name != NOISE for name, _ in groups)))
-    for name, group in groups:
-        text = (
-            {"hovertext": group["hover"], "hovertemplate": "%{hovertext}<extra>%{fullData.name}</extra>"}
-            if hover
-            else {"hoverinfo": "none", "meta": name}  # the raw name: the component shows it as text
+    size = 5 if len(points) < 20_000 else 3
+    return [
+        (
+            name,
+            group,
+            {
+                "size": size,
+                "color": NOISE_COLOUR if name == NOISE else next(colours),
+                "opacity": 0.75 * (0.6 if name == NOISE else 1),
+            },
         )
+        for name, group in groups
+    ]
+
+
+def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640) -> go.Figure:
+    """Every point of the map, one WebGL trace per colour (`map_groups`). `points` has id, x, y,
+    hover (see `with_hover`) and the `color` column."""
+    figure = go.Figure()
+    for name, group, marker in map_groups(points, color):
         figure.add_trace(
             go.Scattergl(
-                x=group["x"].to_numpy(np.float32),
-                y=group["y"].to_numpy(np.float32),
+                x=group["x"],
+                y=group["y"],
                 mode="markers",
                 name=escaped(name),
-                customdata=group["id"].to_numpy(np.int32),
-                **text,
-                marker={
-                    "size": 5 if len(points) < 20_000 else 3,
-                    "color": NOISE_COLOUR if name == NOISE else next(colours),
-                    "opacity": 0.75 * (0.6 if name == NOISE else 1),
-                },
+                customdata=group["id"],
+                hovertext=group["hover"],
+                hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
+                marker=marker,
             )
         )
     figure.update_layout(
