@@ -8,8 +8,8 @@ binary arrays, built once per map and colouring and shared by every session, fet
 HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
 So a million points never travel as JSON through a session's websocket. The component's folder
 (component_files) holds the page and point_map.js, so the browser fetches nothing from elsewhere.
-Points and overlays are Plotly-style traces (charts.map_base, charts.map_overlays): the same figures
-`st.plotly_chart` draws elsewhere, of which point_map.js reads the markers.
+The points come by colour (charts.map_groups); the overlays and the density layer are Plotly-style
+traces (charts.map_overlays, charts.map_density), of which point_map.js reads the markers and lines.
 """
 
 from __future__ import annotations
