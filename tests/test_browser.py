@@ -345,7 +345,7 @@ def test_a_page_redraws_when_its_job_ends_while_another_waits(browser, served):
         assert store.job(second)["status"] in ("queued", "running")
         # the second run, live: one SVG panel per metric, drawn by the live panel's own frame, gaining points
         # as the run records them, with no rerun of the page
-        live = found_frame(tab, "#curves svg")
+        live = found_frame(tab, "#curves svg .metric")  # a panel's name drawn: not an empty frame being replaced
         assert live is not None, "no live curves drawn"
         panels = live.locator("#curves svg .metric").all_text_contents()
         assert {"perplexity", "utilisation", "reconstruction"} <= set(panels), panels
