@@ -42,7 +42,6 @@ function show(tab) {
 // -- the map ------------------------------------------------------------------------------------------
 // point_map.js draws it, as in the app: the colourings' traces and the points' order for each come
 // from the export (charts.map_groups), so colours match the app's.
-const HOVER_CHARS = 280;  // a hover label's text is cut here, as in the app
 let pointMap = null, drawnMap = null;
 async function drawMap() {
   if (!index.maps.length) return empty($("tab-map"), "This site holds no map.");
@@ -51,9 +50,9 @@ async function drawMap() {
   const query = state.q.trim().toLowerCase();
   const matched = query ? points.text.map((t, i) => t.toLowerCase().includes(query) ? i : -1).filter(i => i >= 0) : null;
   if (!pointMap) window.pointMap = pointMap = new PointMap($("map-plot"), {height: 640, mode: "pan"});  // window: for the tests
-  pointMap.options.text = i => {  // the ids here are the points' rows in this map's file
+  pointMap.options.text = i => {  // the ids here are the points' rows in this map's file, cut as in the app
     const text = points.text[i];
-    return text.length <= HOVER_CHARS ? text : text.slice(0, HOVER_CHARS - 1) + "…";
+    return text.length <= points.hover_chars ? text : text.slice(0, points.hover_chars - 1) + "…";
   };
   const colouring = points.colourings[state.colour === "label" ? "label" : "none"];
   const order = colouring.order;

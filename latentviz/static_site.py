@@ -83,6 +83,7 @@ def _map(store: Store, projection_id: int) -> dict:
         "x": np.round(points["x"].to_numpy(float), 4).tolist(),
         "y": np.round(points["y"].to_numpy(float), 4).tolist(),
         "text": points["text"].tolist(),  # searched and shown in the browser, as DOM text only
+        "hover_chars": charts.HOVER_CHARS,  # where a hover label cuts it
         "label": [None if label is None or label != label else str(label) for label in points["label"]],
         "colourings": colourings,
         "names": projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist()),  # by zoom level

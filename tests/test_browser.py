@@ -531,6 +531,8 @@ def test_the_static_site_works_over_plain_http_and_runs_no_hostile_script(
         assert re.fullmatch(r"\d+ texts contain “said”", tab.locator("#map-count").inner_text())
         tab.wait_for_function("() => (window.pointMap.placedNames || []).length > 0", timeout=10_000)  # as in the app
         tab.screenshot(path=str(ARTIFACTS / "static-map.png"))
+        tab.mouse.move(*tab.evaluate("() => window.pointMap.pointOnPage(0)"))  # its text, as in the app
+        tab.wait_for_function(HOVER_SHOWN, timeout=10_000)
         x_range = "() => window.pointMap.view.x.join(',')"
         start, box = tab.evaluate(x_range), tab.locator("#map-plot").bounding_box()
         tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -15,6 +15,7 @@ from latentviz.charts.evaluations import (
 )
 from latentviz.charts.maps import (
     DIMMED,
+    HOVER_CHARS,
     NO_LABEL,
     NOISE_COLOUR,
     PALETTE,
@@ -45,6 +46,7 @@ __all__ = [
     "DIMMED",
     "NO_LABEL",
     "NOISE_COLOUR",
+    "HOVER_CHARS",
     "PALETTE",
     "PLOTLY_JS",
     "absorption_chart",
