@@ -8,7 +8,7 @@ binary arrays, built once per map and colouring and shared by every session, fet
 HTTP; hover texts are files of a thousand texts each, fetched when a point under them is hovered.
 So a million points never travel as JSON through a session's websocket. The component's folder
 (component_files) holds the page and point_map.js, so the browser fetches nothing from elsewhere.
-The points come by colour (charts.map_groups); the overlays and the density layer are Plotly-style
+The points come by colour (charts.map_colouring); the overlays and the density layer are Plotly-style
 traces (charts.map_overlays, charts.map_density), of which point_map.js reads the markers and lines.
 """
 
@@ -43,7 +43,7 @@ TEXTS_PER_FILE = 1000
 def publish(
     points_key: str, points: pd.DataFrame, colour: str | None, texts_key: str, *, labels: list[dict], density_json: str
 ) -> str:
-    """Puts a map's points (id, x, y, text and the `colour` column), drawn by colour (charts.map_groups),
+    """Puts a map's points (id, x, y, text and the `colour` column), drawn by colour (charts.map_colouring),
     with its area names (projection.map_labels) and density layer (charts.map_density, as JSON) where
     the browser side fetches them; returns their path, relative to the page. One gzipped file: a
     4-byte length, a JSON head ({texts, texts_per_file, labels, density, traces: [{name, color,
@@ -59,19 +59,17 @@ def publish(
             writer = threading.Thread(target=_write_texts, args=(folder, points[["id", "text"]]), daemon=True)
             _WRITERS[folder.name] = writer
             writer.start()
-    groups = charts.map_groups(points, colour)
-    traces = [{"name": group, "count": len(rows), **marker} for group, rows, marker in groups]
+    traces, order = charts.map_colouring(points, colour)
     head = json.dumps({"texts": folder.name, "texts_per_file": TEXTS_PER_FILE, "labels": labels, "traces": traces})[:-1]
     head = f'{head}, "density": {density_json}}}'.encode()  # the density's JSON joined as is
     head += b" " * (-len(head) % 4)  # the arrays start on a multiple of 4 bytes
-    ordered = pd.concat([rows for _, rows, _ in groups]) if groups else points
     body = b"".join(
         [
             np.uint32(len(head)).tobytes(),
             head,
-            ordered["x"].to_numpy("<f4").tobytes(),
-            ordered["y"].to_numpy("<f4").tobytes(),
-            ordered["id"].to_numpy("<i4").tobytes(),
+            points["x"].to_numpy("<f4")[order].tobytes(),
+            points["y"].to_numpy("<f4")[order].tobytes(),
+            points["id"].to_numpy("<i4")[order].tobytes(),
         ]
     )
     # compressed here once: the server would gzip it again for every visitor (its level 5: seconds a

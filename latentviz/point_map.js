@@ -19,7 +19,6 @@ const POINT_MAP_CSS = `
 .pm-legend .item { display: inline-flex; align-items: center; gap: 4px; cursor: default; white-space: nowrap; }
 .pm-legend.base .item { cursor: pointer; }
 .pm-legend .item.off { opacity: 0.35; }
-.pm-legend .swatch { width: 10px; height: 10px; border-radius: 50%; display: inline-block; }
 .pm-plot { position: relative; overflow: hidden; cursor: crosshair; touch-action: none; }
 .pm-plot.pan { cursor: grab; }
 .pm-plot canvas { position: absolute; left: 0; top: 0; }
@@ -124,7 +123,7 @@ const HOVER_RADIUS = 6;  // px: how near the pointer a point must be to be hover
 
 class PointMap {
   // root: an empty element; options: {height, mode ("select", "lasso" or "pan"), text(id) → Promise<string>,
-  // onClick(id), onSelect(ids or null), onHidden(names), onView(), onWheelPassed() (the page scrolled instead)}
+  // onClick(id), onSelect(ids or null), onHidden(names), onWheelPassed() (the page scrolled instead)}
   constructor(root, options) {
     if (!document.getElementById("pm-style")) {
       document.head.appendChild(Object.assign(document.createElement("style"), {id: "pm-style", textContent: POINT_MAP_CSS}));
@@ -436,7 +435,6 @@ class PointMap {
   viewChanged() {
     this.drawPoints();
     this.drawMarks();
-    if (this.options.onView) this.options.onView();
   }
 
   nearest(px, py) {  // the point drawn under CSS px (px, py), within HOVER_RADIUS: its index, or -1
@@ -635,7 +633,7 @@ function legendItem(name, colour, symbol) {
   const item = document.createElement("span");
   item.className = "item";
   const swatch = document.createElement("canvas");
-  swatch.width = 12; swatch.height = 12; swatch.className = "swatch-canvas";
+  swatch.width = 12; swatch.height = 12;
   const context = swatch.getContext("2d");
   context.fillStyle = colour; context.strokeStyle = "#fff"; context.lineWidth = 1;
   symbolPath(context, symbol, 6, 6, 5.5); context.fill();

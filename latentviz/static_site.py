@@ -70,13 +70,10 @@ def export(
 
 def _map(store: Store, projection_id: int) -> dict:
     points = store.projection_points(projection_id)
-    colourings = {}  # the traces as the app draws them (charts.map_groups), and the points' order for each
+    colourings = {}  # the traces as the app draws them, and the points' order for each
     for colouring, column in (("label", "label"), ("none", None)):
-        groups = charts.map_groups(points.assign(row=np.arange(len(points))), column)
-        colourings[colouring] = {
-            "traces": [{"name": name, "count": len(rows), **marker} for name, rows, marker in groups],
-            "order": np.concatenate([rows["row"].to_numpy() for _, rows, _ in groups]).tolist(),
-        }
+        traces, order = charts.map_colouring(points, column)
+        colourings[colouring] = {"traces": traces, "order": order.tolist()}
     density = json.loads(charts.map_density(points).to_json())
     density["z"] = [[float(f"{v:.4g}") for v in row] for row in density["z"]]  # 4 digits: a third of the bytes
     return {

@@ -152,8 +152,8 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     db = tmp_path / "shared.duckdb"
     copy_workspace(mapped_workspace, db)
     built = []
-    build = charts.map_groups
-    monkeypatch.setattr(charts, "map_groups", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+    build = charts.map_colouring
+    monkeypatch.setattr(charts, "map_colouring", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
     first, second = app(db), app(db)  # two sessions, each a browser without the points
     assert not first.exception and not second.exception
     assert map_args(first)["points"] == map_args(second)["points"] and sum(drawn(second).values()) == 150

@@ -1,4 +1,4 @@
-"""The maps: the Latent Map's colours and traces (`map_groups`, drawn by point_map.js through
+"""The maps: the Latent Map's colours and traces (`map_colouring`, drawn by point_map.js through
 map_widget, and by the static site), its overlays and density layer; Plotly `Scattergl` figures for
 the small maps drawn by `st.plotly_chart` (the VAE path, the SAE feature map); and the palette and
 label escaping every chart shares.
@@ -137,6 +137,15 @@ def map_groups(points: pd.DataFrame, color: str | None = None) -> list[tuple[str
         )
         for name, group in groups
     ]
+
+
+def map_colouring(points: pd.DataFrame, color: str | None = None) -> tuple[list[dict], np.ndarray]:
+    """The map's colours as point_map.js draws them: a trace per colour ({name, count, size, color,
+    opacity}, `map_groups`) and the points' positions in `points`, trace by trace."""
+    groups = map_groups(points.reset_index(drop=True), color)
+    traces = [{"name": name, "count": len(rows), **marker} for name, rows, marker in groups]
+    order = np.concatenate([rows.index.to_numpy() for _, rows, _ in groups]) if groups else np.arange(len(points))
+    return traces, order
 
 
 def map_base(points: pd.DataFrame, color: str | None = None, *, height: int = 640) -> go.Figure:
