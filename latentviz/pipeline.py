@@ -194,8 +194,23 @@ def project(
     progress(0, 1, f"fitting {method.upper()} on {len(text_ids)} points")
     coords, state = projection.fit(vectors, method, params)
     projection_id = store.add_projection(encoding_id, method, params, state, text_ids, coords)
+    progress(0, 1, "naming the map's areas")
+    area_names(store, projection_id)
     progress(1, 1, f"{method.upper()} map ready")
     return projection_id
+
+
+def area_names(store: Store, projection_id: int, points: pd.DataFrame | None = None) -> list[dict]:
+    """A map's area names by zoom level: stored as the map is made; a map made before that is named
+    here (from `points`, its projection_points where given) and keeps its names where the workspace
+    is writable."""
+    names = store.area_names(projection_id)
+    if names is None:
+        points = store.projection_points(projection_id) if points is None else points
+        names = projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist())
+        if not store.read_only:
+            store.set_area_names(projection_id, names)
+    return names
 
 
 # -- place new text ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentviz import bundle, charts, codebook, features, latent_space, projection, settings
+from latentviz import bundle, charts, codebook, features, latent_space, pipeline, settings
 from latentviz.constants import PLOTLY_FILE, POINT_MAP_FILE, SITE_INDEX
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
@@ -83,7 +83,7 @@ def _map(store: Store, projection_id: int) -> dict:
         "hover_chars": charts.HOVER_CHARS,  # where a hover label cuts it
         "label": [None if label is None or label != label else str(label) for label in points["label"]],
         "colourings": colourings,
-        "names": projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist()),  # by zoom level
+        "names": pipeline.area_names(store, projection_id, points),  # by zoom level
         "density": density,
     }
 

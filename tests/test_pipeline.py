@@ -1,5 +1,6 @@
 """The map steps the CLI and the pages share: placing new text, clustering a map."""
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -51,3 +52,22 @@ def test_clusters_name_every_text_of_the_map(mapped_workspace):
     assert all(name == projection.NOISE or name.split(" · ")[0].isdigit() for name in hdbscan)
     with pytest.raises(projection.ProjectionError, match="unknown clustering"):
         pipeline.clusters(store, projection_id, "spectral")
+
+
+def test_a_map_keeps_its_area_names_and_an_older_map_is_named_once(mapped_workspace, tmp_path):
+    store = Store(mapped_workspace, read_only=True)
+    projection_id = int(store.projections()["id"].iloc[0])
+    points = store.projection_points(projection_id)
+    stored = store.area_names(projection_id)  # named as the map was made: its first view only reads them
+    assert stored and stored == projection.map_labels(points[["x", "y"]].to_numpy(), points["text"].tolist())
+    assert pipeline.area_names(store, projection_id) == stored
+
+    copy = tmp_path / "older.duckdb"
+    copy.write_bytes(mapped_workspace.read_bytes())
+    with duckdb.connect(str(copy)) as con:  # a map made before names were stored, as the migration leaves it
+        con.execute("UPDATE projections SET area_names = NULL")
+    older = Store(copy)
+    assert older.area_names(projection_id) is None
+    read_only = Store(copy, read_only=True)
+    assert pipeline.area_names(read_only, projection_id) == stored and read_only.area_names(projection_id) is None
+    assert pipeline.area_names(older, projection_id) == stored and older.area_names(projection_id) == stored

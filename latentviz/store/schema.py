@@ -273,6 +273,11 @@ MIGRATIONS: list[list[str | Callable]] = [
         # (store/locations.py); without it, the .arrays folder beside the file
         "CREATE TABLE workspace_settings (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
     ],
+    [
+        # A map's area names by zoom level (projection.map_labels), stored as the map is made so that
+        # its first view only reads them; NULL for a map made before, named on its first view.
+        "ALTER TABLE projections ADD COLUMN area_names JSON",
+    ],
 ]
 # What `copy_into` keeps of each table, given $datasets and $models; the job queue starts empty, and so
 # do the captures' shards (activations only training reads; their tokens go, for the dashboards' texts).

@@ -232,8 +232,20 @@ class Texts(Arrays):
             raise StoreError(f"no projection with id {projection_id}")
         return {"id": row[0], "encoding_id": row[1], "method": row[2]}, json.loads(row[3]), npz_arrays(row[4])
 
+    def area_names(self, projection_id: int) -> list[dict] | None:
+        """A map's stored area names (projection.map_labels), or None where they were never stored."""
+        with self._connect() as con:
+            row = con.execute("SELECT area_names FROM projections WHERE id = ?", [projection_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no projection with id {projection_id}")
+        return None if row[0] is None else json.loads(row[0])
+
+    def set_area_names(self, projection_id: int, names: list[dict]) -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE projections SET area_names = ? WHERE id = ?", [json.dumps(names), projection_id])
+
     def projection_points(self, projection_id: int) -> pd.DataFrame:
-        return self._frame(
+        return self._arrow_frame(
             """SELECT p.text_id AS id, p.x, p.y, t.text, t.label
                FROM projection_points p JOIN texts t ON t.id = p.text_id
                WHERE p.projection_id = ? ORDER BY p.text_id""",

@@ -46,7 +46,7 @@ def test_a_version_1_workspace_is_migrated_and_keeps_its_data(tmp_path):
     con.execute("INSERT INTO datasets (name, source) VALUES ('old', 'test')")
     con.close()
     store = Store(path)
-    assert store.schema_version() == SCHEMA_VERSION == 12
+    assert store.schema_version() == SCHEMA_VERSION == 13
     assert store.captures().empty and not store.has_feature_activations(1) and not store.has_feature_dashboards(1)
     assert store.explanations(1).empty and store.label_scores(1).empty
     assert store.datasets()["name"].tolist() == ["old"]
