@@ -14,6 +14,7 @@ traces (charts.map_overlays, charts.map_density), of which point_map.js reads th
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import itertools
@@ -36,7 +37,15 @@ from latentviz import charts, component_files
 from latentviz.constants import POINT_MAP_FILE
 
 FOLDER = component_files.folder("map_widget.html", {POINT_MAP_FILE: resources.files("latentviz") / POINT_MAP_FILE})
-_component = components.declare_component("latent_map", path=str(FOLDER))
+
+
+@functools.cache
+def _component():
+    """Declared at the first page run that draws it, not on import: `serve`'s warm-up imports this module
+    before the server's runtime exists, which would then not know it (its frame a 404)."""
+    return components.declare_component("latent_map", path=str(FOLDER))
+
+
 TEXTS_PER_FILE = 1000
 
 
@@ -142,7 +151,7 @@ def events(key: str, points: str) -> MapEvents:
 def draw(points: str, overlays: list, *, dim: bool, height: int, key: str) -> None:
     """The map: `points` (the path `publish` returned), fetched by the browser when it changes, and
     `overlays` (charts.map_overlays) on every run; `dim` fades the points under a search."""
-    _component(
+    _component()(
         points=points,
         overlays=json.dumps([trace.to_plotly_json() for trace in overlays], cls=plotly.utils.PlotlyJSONEncoder),
         dim=dim,

@@ -16,7 +16,9 @@ from latentviz import (
     job_watch,
     jobs,
     latent_space,
+    map_widget,
     numbers,
+    pipeline,
     runs,
     settings,
     steps,
@@ -340,6 +342,65 @@ def sae_figures(figures: dict) -> None:
         help="(CE_zero − CE_sae) / (CE_zero − CE_clean); Δ LM loss "
         f"{numbers.figure(figures['delta_lm_loss'])} nats/token",
     )
+
+
+# -- the map's points: read and published once per map, for every session ---------------------------
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the map…")
+def _map_points(_workspace: Store, db: str, projection_id: int) -> pd.DataFrame:
+    return _workspace.projection_points(projection_id)
+
+
+def map_points(workspace: Store, projection_id: int) -> pd.DataFrame:
+    """A map's points (id, x, y, text, label): one frame shared by every session (cache_data would hand
+    each run its own copy: 100 MB at a million points), never changed in place. A map never changes."""
+    return _map_points(workspace, str(workspace.path), projection_id)
+
+
+def colour_column(color_by: str) -> str | None:
+    """The column of the map's points a "Colour by" choice colours them by (a clustering's or a code's
+    goes in "cluster")."""
+    return {"label": "label", "none": None}.get(color_by, "cluster")
+
+
+@st.cache_data(max_entries=16, show_spinner="Preparing the map's points…")
+def _published_map(_workspace: Store, db: str, projection_id: int, colouring: str, _points: pd.DataFrame) -> str:
+    color_by = colouring.split(":")[0]
+    return map_widget.publish(
+        f"{db}:{projection_id}:{colouring}",
+        _points,
+        colour_column(color_by),
+        f"{db}:{projection_id}",
+        labels=pipeline.area_names(_workspace, projection_id, _points),
+        density_json=charts.map_density(_points).to_json(),
+    )
+
+
+def published_map(workspace: Store, projection_id: int, points: pd.DataFrame, color_by: str, k: int = 0) -> str:
+    """The map's points as its browser side fetches them (map_widget.publish), coloured by `color_by`
+    (k clusters for k-means), published once per map and colouring and shared by every session
+    (twenty visitors used to build and send the same figure twenty times)."""
+    publication = (workspace, str(workspace.path), projection_id, f"{color_by}:{k}", points)
+    path = _published_map(*publication)
+    if not map_widget.is_published(path):  # cleared meanwhile by another server
+        _published_map.clear()
+        path = _published_map(*publication)
+    return path
+
+
+def prepare_newest_map() -> None:
+    """The map page's first view made ready as the server starts (`serve`'s warm-up), so its first
+    visitor only reads it: the newest map's points, published coloured by label where it has labels,
+    as that view shows them (an unlabelled map opens coloured by clusters, worked out on the page)."""
+    workspace = store()
+    maps = workspace.projections()
+    if maps.empty:
+        return
+    projection_id = int(maps["id"].max())
+    points = map_points(workspace, projection_id)
+    if points["label"].notna().any():
+        published_map(workspace, projection_id, points, "label")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the feature dashboards…")

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentviz import settings
 from latentviz.cli import main
 from latentviz.store import Store, copy_workspace
 
@@ -399,12 +401,20 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
     assert [m["kind"] for m in info["models"]] == ["sae", "sae"]
 
 
-def test_serve_warms_up_what_the_map_s_first_run_imports():
-    """`latentviz serve` imports the pages' heavy modules as it starts, scikit-learn's k-means (the
-    map's area names) among them: checked in a fresh interpreter, where nothing else imported them."""
+def test_serve_warms_up_the_pages_imports_and_the_map_s_first_view(mapped_workspace):
+    """`latentviz serve` imports the pages' heavy modules as it starts and reads and publishes the
+    newest map as its page first shows it (coloured by label), so the first visitor only reads them:
+    checked in a fresh interpreter, where after the warm-up the store and the publisher both fail."""
     code = (
-        "import sys; from latentviz import server; server._import_what_pages_use(); "
-        "print(all(m in sys.modules for m in ('sklearn.cluster', 'latentviz.pipeline', 'torch')))"
+        "import sys; from latentviz import map_widget, server, webapp; from latentviz.store import Store\n"
+        "server._warm_up()\n"
+        "def fail(*args, **kwargs): raise AssertionError('not prepared')\n"
+        "Store.projection_points = map_widget.publish = fail\n"
+        "workspace = webapp.store(); newest = int(workspace.projections()['id'].max())\n"
+        "points = webapp.map_points(workspace, newest)\n"
+        "published = map_widget.published(webapp.published_map(workspace, newest, points, 'label'))\n"
+        "print('torch' in sys.modules, len(points), len(published['x']), len(published['traces']))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == "True", done.stderr[-2000:]
+    env = {**os.environ, settings.DB_ENV: str(mapped_workspace), "LATENTVIZ_READ_ONLY": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.stdout.split() == ["True", "150", "150", "5"], done.stderr[-2000:]

@@ -12,7 +12,6 @@ from latentviz import (
     map_widget,
     numbers,
     pipeline,
-    projection,
     steps,
     webapp,
 )
@@ -28,35 +27,9 @@ SIMILARITY = {
 TEXT = {"text": st.column_config.TextColumn("text", width="large")}
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the map…")
-def load_points(db: str, projection_id: int) -> pd.DataFrame:
-    """One frame shared by every session (cache_data would hand each run its own copy: 100 MB at a
-    million points); never changed in place. Projections never change: safe to cache."""
-    return workspace.projection_points(projection_id)
-
-
 @st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
 def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series:
     return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
-
-
-@st.cache_data(max_entries=8, show_spinner="Naming the map's areas…")
-def area_names(db: str, projection_id: int, _points: pd.DataFrame) -> list[dict]:
-    return projection.map_labels(_points[["x", "y"]].to_numpy(), _points["text"].tolist())  # a map never changes
-
-
-@st.cache_data(max_entries=8, show_spinner="Preparing the map's points…")
-def publish_points(db: str, projection_id: int, colouring: str, colour: str | None, _points: pd.DataFrame) -> str:
-    """The points as the map's browser side fetches them, published once per map and colouring and
-    shared by every session (twenty visitors used to build and send the same figure twenty times)."""
-    return map_widget.publish(
-        f"{db}:{projection_id}:{colouring}",
-        _points,
-        colour,
-        f"{db}:{projection_id}",
-        labels=area_names(db, projection_id, _points),
-        density_json=charts.map_density(_points).to_json(),
-    )
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
@@ -103,7 +76,7 @@ pick, colour, find = st.columns([3, 2, 3])
 projection_id = pick.selectbox("Map", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="map")
 query["map"] = str(projection_id)
 dataset = maps.set_index("id").loc[projection_id, "dataset"]
-points = load_points(str(workspace.path), projection_id)
+points = webapp.map_points(workspace, projection_id)
 
 code_models = {f"code of VQ model #{i}": i for i in codebook.sentence_code_models(workspace, dataset)}
 colour_options = (["label"] if points["label"].notna().any() else []) + [
@@ -225,12 +198,8 @@ def place_your_text(placed: pipeline.Placed | None) -> None:
 def explore() -> None:
     """The map and what is chosen on it. A fragment: a click on the map reruns only this part of
     the page, which keeps click → neighbours under a second at 50,000 points."""
-    colour_column = {"label": "label", "none": None}.get(color_by, "cluster")
-    publication = (str(workspace.path), projection_id, f"{color_by}:{k}", colour_column, points)
-    points_file = publish_points(*publication)
-    if not map_widget.is_published(points_file):  # cleared meanwhile by another server
-        publish_points.clear()
-        points_file = publish_points(*publication)
+    colour_column = webapp.colour_column(color_by)
+    points_file = webapp.published_map(workspace, projection_id, points, color_by, k)
     # What the visitor did on the map last, read before drawing, so a click shows its neighbours in
     # this same run.
     map_events = map_widget.events("map_chart", points_file)
