@@ -104,6 +104,16 @@ def test_dead_codes_are_drawn_as_visible_crosses_and_every_label_column_is_named
     assert encoding["x"]["axis"]["labelOverlap"] is False and encoding["color"]["legend"]["format"] == ",d"
 
 
+def test_the_density_layers_blur_is_scipys_gaussian_filter():
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    counts = np.random.default_rng(0).poisson(3.0, (30, 30)).astype(float)
+    for sigma in ((0.5, 0.5), (1.7, 4.2), (12.0, 40.0)):  # the last reaches past the grid: reflected again
+        blurred = charts.maps.gaussian_blur(30, sigma[0]) @ counts @ charts.maps.gaussian_blur(30, sigma[1]).T
+        assert np.allclose(blurred, gaussian_filter(counts, sigma=sigma), rtol=0, atol=1e-12)
+
+
 def test_the_density_layer_peaks_where_the_points_are_thickest():
     import numpy as np
 
