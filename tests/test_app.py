@@ -70,7 +70,8 @@ def test_empty_workspace_shows_what_to_do_and_builds_the_default_map(app, tmp_pa
     at.button(key="build_default").click().run()
     store = Store(tmp_path / "empty.duckdb")
     job_id = int(store.jobs()["id"].iloc[0])
-    assert jobs.wait(store, job_id)["status"] == "done"
+    job = jobs.wait(store, job_id)
+    assert job["status"] == "done", job
     at.run()
     assert not at.exception
     assert at.selectbox(key="map").value == int(store.projections()["id"].iloc[0])
@@ -211,7 +212,8 @@ def test_data_page_adds_bbc_news_and_encodes(app, tmp_path, tiny_bert):
     at.selectbox(key="method").select("pca")
     at.button(key="encode").click().run()
     job_id = int(store.jobs()["id"].iloc[0])
-    assert jobs.wait(store, job_id)["status"] == "done"
+    job = jobs.wait(store, job_id)
+    assert job["status"] == "done", job
     assert store.projections()["method"].tolist() == ["pca"]
     at.run()
     assert not at.exception and [len(table.value) for table in at.dataframe] == [1, 1]  # datasets, encodings
