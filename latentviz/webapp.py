@@ -365,10 +365,9 @@ def colour_column(color_by: str) -> str | None:
 
 
 @st.cache_data(max_entries=16, show_spinner="Preparing the map's points…")
-def _published_map(_workspace: Store, db: str, projection_id: int, colouring: str, _points: pd.DataFrame) -> str:
-    color_by = colouring.split(":")[0]
+def _published_map(_workspace: Store, db: str, projection_id: int, color_by: str, k: int, _points: pd.DataFrame) -> str:
     return map_widget.publish(
-        f"{db}:{projection_id}:{colouring}",
+        f"{db}:{projection_id}:{color_by}:{k}",
         _points,
         colour_column(color_by),
         f"{db}:{projection_id}",
@@ -381,7 +380,7 @@ def published_map(workspace: Store, projection_id: int, points: pd.DataFrame, co
     """The map's points as its browser side fetches them (map_widget.publish), coloured by `color_by`
     (k clusters for k-means), published once per map and colouring and shared by every session
     (twenty visitors used to build and send the same figure twenty times)."""
-    publication = (workspace, str(workspace.path), projection_id, f"{color_by}:{k}", points)
+    publication = (workspace, str(workspace.path), projection_id, color_by, k, points)
     path = _published_map(*publication)
     if not map_widget.is_published(path):  # cleared meanwhile by another server
         _published_map.clear()
