@@ -4,9 +4,10 @@ Builds a workspace of N synthetic texts (sentences from a small vocabulary, five
 vectors around five centres, a PCA map), serves it with `latentviz serve`, and drives headless
 Chromium (Debian's /usr/bin/chromium, software WebGL) through Playwright:
 
-  draw       page load until the WebGL scatter holds every point: the first visit to a server
-             just started (its first page run imports and loads the points), and a later visit
-             (and until the areas' names and the marks over the points are drawn too)
+  draw       page load until the map holds every point: the first visit to a server just started
+             (at once when it answers: `server_up_s` after `latentviz serve` was run, while its
+             warm-up may still be importing and preparing the map), and a later visit (and until
+             the areas' names and the marks over the points are drawn too)
   hover      mouse over a point until its hover label shows
   neighbours click on a point until the chosen text is marked on the map and its neighbours
              table under the map shows it (the whole Streamlit rerun: the cosine neighbours, the
@@ -151,9 +152,13 @@ def main() -> None:
             db = Path(args.keep or folder) / f"map-{n}.duckdb"
             if not db.exists():
                 workspace(db, n)
+            started = time.perf_counter()
             server, url = serve(db)
+            up = time.perf_counter() - started  # `latentviz serve` run until the server answers
             try:
-                rows.append(measure(url, n) | {"server_rss_mb": round(tree_rss_mb(server.pid))})
+                rows.append(
+                    {"server_up_s": round(up, 2)} | measure(url, n) | {"server_rss_mb": round(tree_rss_mb(server.pid))}
+                )
             finally:
                 server.terminate()
                 server.wait(30)
