@@ -34,6 +34,9 @@ def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_works
     assert copy.datasets()["name"].tolist() == ["bbc-news"]
     assert len(copy.texts("bbc-news")) == len(source.texts("bbc-news"))
     assert copy.projections()["id"].tolist() == source.projections()["id"].tolist()
+    for projection_id in source.projections()["id"].astype(int):  # named once: a read-only copy only reads them
+        names = source.area_names(projection_id)
+        assert names and copy.area_names(projection_id) == names
     for model_id in model_ids:
         checkpoint = copy.model(model_id)["checkpoint"]
         assert checkpoint.startswith(str(moved)) and base.load(checkpoint) is not None
