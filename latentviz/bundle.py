@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentviz import __version__, settings
+from latentviz import __version__, pipeline, settings
 from latentviz.constants import BUNDLE_WORKSPACE as WORKSPACE
 from latentviz.constants import CONFIG_FILE, WEIGHTS_FILE
 from latentviz.constants import MANIFEST_FILE as MANIFEST
@@ -44,6 +44,9 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
     datasets, chosen = choose(store, datasets, model_ids)
     with building(Path(out)) as staging:
         store.copy_into(staging / WORKSPACE, datasets, [int(i) for i in chosen["id"]], MODELS)
+        named = Store(staging / WORKSPACE)  # a map made before its names were kept is named here, once:
+        for projection_id in named.projections()["id"].astype(int):  # the served copy cannot keep them
+            pipeline.area_names(named, projection_id)
         for model_id in chosen["id"].astype(int):
             checkpoint, copy = Path(store.model(model_id)["checkpoint"]), staging / MODELS / str(model_id)
             copy.mkdir(parents=True)

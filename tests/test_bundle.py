@@ -9,13 +9,24 @@ from latentviz import bundle
 from latentviz.cli import main
 from latentviz.errors import LatentvizError
 from latentviz.models import base
-from latentviz.store import EXPORTED, NOT_EXPORTED, SCHEMA_VERSION, Store
+from latentviz.store import EXPORTED, NOT_EXPORTED, SCHEMA_VERSION, Store, copy_workspace
 
 
 def test_every_table_is_either_exported_or_left_out_on_purpose(store):
     with duckdb.connect(str(store.path), read_only=True) as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert tables == set(EXPORTED) | set(NOT_EXPORTED)
+
+
+def test_a_bundle_names_the_maps_its_workspace_never_named(mapped_workspace, tmp_path):
+    older = tmp_path / "older.duckdb"
+    copy_workspace(mapped_workspace, older)
+    with duckdb.connect(str(older)) as con:  # maps made before schema v13 kept their names
+        con.execute("UPDATE projections SET area_names = NULL")
+    bundle.export(Store(older, read_only=True), tmp_path / "demo")
+    copy, named = Store(bundle.check(tmp_path / "demo"), read_only=True), Store(mapped_workspace, read_only=True)
+    for projection_id in named.projections()["id"].astype(int):
+        assert named.area_names(projection_id) and copy.area_names(projection_id) == named.area_names(projection_id)
 
 
 def test_export_keeps_only_what_is_shown_and_moves_with_its_folder(trained_workspace, tmp_path):
