@@ -44,21 +44,21 @@ def export(store: Store, out: Path, *, datasets: list[str] | None = None, model_
     datasets, chosen = choose(store, datasets, model_ids)
     with building(Path(out)) as staging:
         store.copy_into(staging / WORKSPACE, datasets, [int(i) for i in chosen["id"]], MODELS)
-        named = Store(staging / WORKSPACE)  # a map made before its names were kept is named here, once:
-        for projection_id in named.projections()["id"].astype(int):  # the served copy cannot keep them
-            pipeline.area_names(named, projection_id)
+        copied = Store(staging / WORKSPACE)
+        maps = [int(i) for i in copied.projections()["id"]]
+        for projection_id in maps:  # a map made before its names were kept is named here, once: the
+            pipeline.area_names(copied, projection_id)  # served copy, read-only, could not keep them
         for model_id in chosen["id"].astype(int):
             checkpoint, copy = Path(store.model(model_id)["checkpoint"]), staging / MODELS / str(model_id)
             copy.mkdir(parents=True)
             for name in SERVED:
                 shutil.copyfile(checkpoint / name, copy / name)
-        copied = Store(staging / WORKSPACE, read_only=True)
         manifest = {
             "latentviz": __version__,
             "schema": SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "datasets": datasets,
-            "maps": [int(i) for i in copied.projections()["id"]],
+            "maps": maps,
             "models": [
                 {"id": int(r.id), "kind": r.kind, "name": r.name, "dataset": r.dataset, "backbone": r.backbone}
                 for r in chosen.itertuples()

@@ -41,7 +41,7 @@ function show(tab) {
 
 // -- the map ------------------------------------------------------------------------------------------
 // point_map.js draws it, as in the app: the colourings' traces and the points' order for each come
-// from the export (charts.map_groups), so colours match the app's.
+// from the export (charts.map_colouring), so colours match the app's.
 let pointMap = null, drawnMap = null;
 async function drawMap() {
   if (!index.maps.length) return empty($("tab-map"), "This site holds no map.");
