@@ -28,7 +28,6 @@ MINILM = "minilm"
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_IDS = {MINILM: "sentence-transformers/all-MiniLM-L6-v2", SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct"}
-BATCH_SIZE = 32  # on CPU, small length-sorted batches beat large ones (measured: 32 > 64 > 128 sentences/s)
 MAX_TOKENS = 256  # MiniLM's max_seq_length; longer texts are truncated, as sentence-transformers does
 
 
@@ -278,7 +277,7 @@ def encode(
     texts: Sequence[str],
     *,
     layer: int | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = settings.ENCODE_BATCH_SIZE,
     normalize: bool = True,
     progress: Progress | None = None,
 ) -> np.ndarray:
@@ -315,7 +314,7 @@ def token_states(
     *,
     layer: int | None = None,
     site: str = "resid_post",
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = settings.ENCODE_BATCH_SIZE,
     max_tokens: int | None = None,
     prepend_bos: bool | None = None,
     progress: Progress | None = None,
@@ -360,7 +359,7 @@ def last_token_states(
     layer: int,
     site: str = "resid_post",
     prepend_bos: bool | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = settings.ENCODE_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Block `layer`'s `site` output at each text's last token (N, C), as probing benchmarks read a
@@ -375,7 +374,7 @@ def last_token_states_of_ids(
     ids: list[list[int]],
     layer: int,
     site: str = "resid_post",
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = settings.ENCODE_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """last_token_states for token id lists built by the caller (a prompt ending on a chosen token)."""

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentviz import metrics, projection, runs
-from latentviz.fit import common as fit_common
-from latentviz.fit import vq as fit_vq
+from latentviz import fit, metrics, projection, runs
 from latentviz.store import Store, StoreError
 
 
@@ -60,7 +58,7 @@ def codebook(store: Store, model_id: int, stage: int = 0) -> Codebook:
         lorenz=pd.DataFrame({"codes": shares_codes, "uses": shares_uses}),
         gini=metrics.gini(counts),
         held_out=row["metrics"],
-        curves=fit_vq.curves(store, model_id),
+        curves=fit.vq.curves(store, model_id),
         by_label=by_label,
         vectors=_vectors_2d(base.load(row["checkpoint"]), counts, stage),
     )
@@ -99,7 +97,7 @@ def examples(store: Store, model_id: int, code: int, stage: int = 0, k: int = 10
 def sentence_code_models(store: Store, dataset: str) -> list[int]:
     """The finished VQ models of a dataset with one code per text, not per token (the map colours its
     points by them): one read of the store, which a page run opens for each."""
-    rows = fit_common.models(store, "vq", dataset=dataset)
+    rows = fit.common.models(store, "vq", dataset=dataset)
     return [int(r.id) for r in rows.itertuples() if not runs.from_record(_record(r)).tokens]
 
 

@@ -1,4 +1,4 @@
-"""Command-line flags generated from a spec: every field made with `option(...)` (models/base.py) becomes
+"""Command-line flags generated from a spec: every field made with `option(...)` (below) becomes
 a flag whose help states its default, so the CLI, the pages and the package read one default. Used for
 the run specs (runs.py) and the step specs (steps.py)."""
 
@@ -7,9 +7,36 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import field, fields, is_dataclass, replace
 
 from latentviz.errors import ConfigError
+
+
+def option(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices=None,
+    derived: bool = False,
+    required: bool = False,
+    positional: bool = False,
+):
+    """A config field with its help text: this module turns such fields of the run and step specs into
+    CLI flags whose help states this default, and the pages read the same default. `flag` renames the
+    flag; `derived` marks a field set from the data or the backbone (no flag); `required` and
+    `positional` say how the command line must give it. A list default is copied."""
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "derived": derived,
+        "required": required,
+        "positional": positional,
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _options(spec, prefix: str = ""):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentviz import evals, features, pipeline, runs, settings, steps
+from latentviz import pipeline, runs, settings, steps
 from latentviz.progress import Progress
 from latentviz.steps import WORKER
 from latentviz.store import Store
@@ -27,7 +27,7 @@ from latentviz.store import Store
 IDLE_EXIT = 300.0  # seconds a worker started for the app waits on an empty queue before it exits
 
 
-# -- what a job of each kind runs -----------------------------------------------------------------------
+# -- what a job of each kind runs (features and evals import torch: here, in the worker, not in the pages) --
 
 
 def _encode_and_map(store: Store, params: dict, progress: Progress) -> int:
@@ -38,9 +38,27 @@ def _encode_and_map(store: Store, params: dict, progress: Progress) -> int:
     return pipeline.project(store, encoding_id, method=params["method"], progress=progress)
 
 
+def _features(store: Store, params: dict, progress: Progress) -> None:
+    from latentviz import features
+
+    features.build(store, params["model"], progress=progress)
+
+
+def _evaluate(store: Store, params: dict, progress: Progress):
+    from latentviz import evals
+
+    return evals.evaluate(store, steps.Evaluate(**params), progress=progress)
+
+
+def _compare(store: Store, params: dict, progress: Progress):
+    from latentviz import evals
+
+    return evals.compare(store, steps.Compare(**params), progress=progress)
+
+
 def _after_training(store: Store, kind: str, model_id: int, progress: Progress) -> None:
     if kind == "sae":  # so the Features page opens the new SAE's dashboards as soon as training ends
-        features.build(store, model_id, progress=progress)
+        _features(store, {"model": model_id}, progress)
 
 
 def _training(family: runs.Family) -> dict[str, Callable]:
@@ -60,9 +78,9 @@ KINDS: dict[str, Callable[[Store, dict, Progress], object]] = {
     "project": lambda store, params, progress: pipeline.project(
         store, params["encoding"], method=params["method"], progress=progress
     ),
-    "features": lambda store, params, progress: features.build(store, params["model"], progress=progress),
-    "evaluate": lambda store, params, progress: evals.evaluate(store, steps.Evaluate(**params), progress=progress),
-    "compare": lambda store, params, progress: evals.compare(store, steps.Compare(**params), progress=progress),
+    "features": _features,
+    "evaluate": _evaluate,
+    "compare": _compare,
     **{name: run for family in runs.FAMILIES.values() for name, run in _training(family).items()},
 }
 

@@ -12,7 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, corpus, ops, settings
+from latentviz import corpus, ops, settings
 from latentviz.errors import LatentvizError
 from latentviz.steps import ARITHMETIC, DECODING, DIRECTIONS, INTERPOLATE, SAMPLE, TRAVERSE
 from latentviz.store import Store, StoreError
@@ -65,6 +65,8 @@ class LatentSpace:
     def latents(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior means and log-variances (N, D) of texts."""
         import torch
+
+        from latentviz import backbones
 
         if not texts or not all(t.strip() for t in texts):
             raise corpus.CorpusError("give a non-empty sentence to encode")
@@ -221,6 +223,7 @@ class LatentSpace:
 
 def open_space(store: Store, model_id: int) -> LatentSpace:
     """The latent space of the trained VAE with this id."""
+    from latentviz import backbones
     from latentviz.models import base
 
     row = store.trained_model(model_id, "vae", "VAE")

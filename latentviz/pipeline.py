@@ -12,15 +12,19 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from latentviz import backbones, corpus, engines, latent_space, projection, settings
+from latentviz import corpus, engines, latent_space, projection, settings
 from latentviz.neighbours import CosineIndex
 from latentviz.progress import Progress, quiet
 from latentviz.steps import CLUSTER, ENCODE, PROJECT, Engine
 from latentviz.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from latentviz.backbones import Backbone
 
 ENCODE_CHUNK = 512  # texts encoded and committed at a time: an interruption loses at most this many
 
@@ -85,11 +89,13 @@ def save_selection(store: Store, dataset: str, text_ids, name: str) -> int:
     return len(chosen)
 
 
-# -- backbones, loaded once per process --------------------------------------------------------
+# -- backbones, loaded once per process (backbones imports torch: on use, so the map's pages need none) --
 
 
-def backbone(store: Store, name: str) -> backbones.Backbone:
+def backbone(store: Store, name: str) -> Backbone:
     """The named backbone, loaded on first use and then kept for the life of the process."""
+    from latentviz import backbones
+
     return backbones.shared(name, settings.cache_dir(store.path))
 
 
@@ -107,10 +113,14 @@ class Encoder:
     """The encode step's worker (engines.py): the backbone loaded once, then one vector per text of a chunk."""
 
     def __init__(self, backbone_name: str, cache: Path, layer: int, batch_size: int):
+        from latentviz import backbones
+
         self.model = backbones.shared(backbone_name, cache)
         self.layer, self.batch_size = layer, batch_size
 
     def __call__(self, chunk: dict[str, np.ndarray], progress=None) -> dict[str, np.ndarray]:
+        from latentviz import backbones
+
         vectors = backbones.encode(
             self.model,
             chunk["texts"].tolist(),
@@ -133,6 +143,8 @@ def encode(
 ) -> int:
     """Encode every text of `dataset` (on `engine`: this process or a Ray cluster); returns the
     encoding id. Resumes a partial encoding."""
+    from latentviz import backbones
+
     require_dataset(store, dataset)
     progress(0, None, f"loading {backbone_name}")
     model = backbone(store, backbone_name)
@@ -239,6 +251,8 @@ def place(store: Store, projection_id: int, texts: list[str], k: int = 10, index
     if encoding["backbone"].startswith("vae#"):  # a VAE's map: its posterior means
         new_vectors = latent_space.open_space(store, int(encoding["backbone"][4:])).latents(texts)[0]
     else:
+        from latentviz import backbones
+
         new_vectors = backbones.encode(backbone(store, encoding["backbone"]), texts, layer=int(encoding["layer"]))
     return _placed(store, projection_id, fitted, new_vectors, texts, k, index)
 

@@ -1,6 +1,6 @@
 """One run spec per model family: what to train on (dataset, backbone, layer, site), the model's
-config and the training loop's config. Every default lives here or in the config dataclasses it
-nests, each field with its help text; the CLI's `train vq|vae|sae` flags are generated from these
+config and the training loop's config. Every default lives here or in the config dataclasses it nests
+(configs.py), each field with its help text; the CLI's `train vq|vae|sae` flags are generated from these
 specs (flags.py; their help states the default), the pages' forms read their defaults from a spec or
 a named preset below, and the store keeps `asdict(run)` with each model and reads it back as the spec.
 FAMILIES registers each family once: its spec, model class, training module and jobs.
@@ -13,11 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import ClassVar
 
 from latentviz import settings
-from latentviz.models.base import REGISTRY, option
-from latentviz.models.sae import SAEConfig
-from latentviz.models.vae import VAEConfig
-from latentviz.models.vq import VQConfig
-from latentviz.train import TrainConfig
+from latentviz.configs import SAEConfig, TrainConfig, VAEConfig, VQConfig
+from latentviz.flags import option
 
 
 @dataclass
@@ -126,6 +123,9 @@ class Family:
 
     @property
     def model(self) -> type:
+        """models.<kind>'s model class (imported on use: it loads torch, which the map's pages never need)."""
+        from latentviz.models import REGISTRY
+
         return REGISTRY[self.kind]
 
     @property
@@ -206,7 +206,7 @@ def from_dict(values: dict):
     known = {f.name for f in fields(family.run)} - {"model", "training"}
     return family.run(
         **{k: v for k, v in values.items() if k in known},
-        model=family.model.config_from(values["model"]),
+        model=type(family.run().model).from_saved(values["model"]),
         training=type(family.run().training)(**values["training"]),
     )
 
@@ -218,7 +218,7 @@ def from_record(row: dict):
     if "dataset" in record:
         return from_dict({**record, "kind": kind})
     family = FAMILIES[kind]
-    model = family.model.config_from(record["model"])
+    model = type(family.run().model).from_saved(record["model"])
     default = family.run().training
     training = type(default)(**record["training"]) if "training" in record else default
     old = facts(row)

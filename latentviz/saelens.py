@@ -29,10 +29,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latentviz import backbones
+from latentviz.configs import SAEConfig
 from latentviz.constants import CONFIG_FILE
 from latentviz.constants import SAELENS_WEIGHTS_FILE as WEIGHTS_FILE
 from latentviz.models.base import CheckpointError, read_config
-from latentviz.models.sae import SAEConfig, SparseAutoencoder
+from latentviz.models.sae import SparseAutoencoder
 
 SAE_LENS_VERSION = "6.0.0"  # the layout written: SAELens reads a cfg without a version as pre-6
 ARCHITECTURES = {

@@ -16,6 +16,9 @@ BUILTIN_DATASET = "bbc-news"
 DEFAULT_LIMIT = 5000  # sentences in the default balanced subset: a first map in about a minute on 2 cores
 DEFAULT_BACKBONE = "minilm"
 DEFAULT_DECODER_LM = "smollm2"  # the pretrained-decoder VAE's language model
+# Texts per forward pass when encoding: on CPU, small length-sorted batches beat large ones
+# (measured: 32 > 64 > 128 sentences/s)
+ENCODE_BATCH_SIZE = 32
 
 # Where in a block activations are read (SAEs): TransformerLens's hook names without the blocks.N prefix
 SITES = {

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from latentviz import settings
-from latentviz.backbones import BATCH_SIZE
+from latentviz.configs import BEAM_WIDTH, TEMPERATURE
+from latentviz.configs import DECODING as DECODING_METHODS
 from latentviz.engines import ENGINES
-from latentviz.models.base import option
-from latentviz.models.vae import BEAM_WIDTH, TEMPERATURE
-from latentviz.models.vae import DECODING as DECODING_METHODS
+from latentviz.flags import option
 from latentviz.projection import METHODS
 
 # -- the map pipeline ---------------------------------------------------------------------------------
@@ -52,7 +51,7 @@ class Encode:
     dataset: str = option("", "the dataset to encode", required=True)
     backbone: str = option(settings.DEFAULT_BACKBONE, "minilm, smollm2, a Hugging Face id or a local model folder")
     layer: int | None = option(None, "hidden layer to pool (none: the last for encoders, the middle for causal LMs)")
-    batch_size: int = option(BATCH_SIZE, "texts per forward pass (try 128+ on a GPU)")  # the backbone's own
+    batch_size: int = option(settings.ENCODE_BATCH_SIZE, "texts per forward pass (try 128+ on a GPU)")
     engine: Engine = field(default_factory=Engine)
 
 

@@ -10,38 +10,16 @@ import json
 import math
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from latentviz import distributed
+from latentviz.configs import TrainConfig
 from latentviz.constants import OPTIMIZER_FILE, TRAINER_FILE
-from latentviz.errors import ConfigError
 from latentviz.models import base
-from latentviz.models.base import option
-
-
-@dataclass
-class TrainConfig:
-    """The loop's settings. Each family's run spec (runs.py) states its own values; these
-    defaults are the loop's, for tests and benchmarks that build a loop directly."""
-
-    steps: int = option(2000, "optimiser steps")
-    batch_size: int = option(256, "rows per step")
-    lr: float = option(1e-3, "peak learning rate (linear warm-up, then cosine decay to a tenth)")
-    warmup: int = option(100, "warm-up steps (at most a tenth of the steps)")
-    eval_every: int = option(100, "steps between held-out evaluations (the curves)")
-    checkpoint_every: int = option(500, "steps between checkpoints (a stopped run resumes from the last)")
-    seed: int = option(42, "seed of the initialisation, the batches and the held-out split")
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
 
 
 def warmup_steps(config: TrainConfig) -> int:

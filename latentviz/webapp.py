@@ -22,7 +22,6 @@ from latentviz import (
     runs,
     settings,
     steps,
-    train,
 )
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
@@ -187,9 +186,11 @@ def _curves_spec(curves: pd.DataFrame, columns: int) -> dict:
 
 
 def _resume_offers(workspace: Store, kind: str) -> None:
+    from latentviz.train import checkpoint_step
+
     family = runs.FAMILIES[kind]
     for run in fit.common.models(workspace, kind, finished=False).itertuples():
-        step = train.checkpoint_step(settings.models_dir(workspace.path) / str(run.id))  # where a resume starts
+        step = checkpoint_step(settings.models_dir(workspace.path) / str(run.id))  # where a resume starts
         left, right = st.columns([4, 1])
         left.warning(
             f"Run #{run.id} ({run.name} on {run.dataset}) stopped before it finished"
@@ -276,7 +277,7 @@ def pick_vae(workspace: Store) -> latent_space.LatentSpace:
     if trained.empty:
         if jobs.active(workspace)["kind"].isin(runs.FAMILIES["vae"].jobs).any():  # queued or training
             st.info("**A VAE is on its way.** This page opens it when it is done.", icon=":material/hourglass_top:")
-            training_panel(workspace, fit.vae.KIND)  # its live curves (or its place in the queue), here too
+            training_panel(workspace, "vae")  # its live curves (or its place in the queue), here too
             st.stop()
         st.info(
             f"**No VAE yet.** Train one on the Train page: {estimates.about(estimates.VAE_S)} on a 2-core laptop CPU "
@@ -303,7 +304,7 @@ SAE_FEATURES_URL = "sae-features"  # the Features page's url_path (app.py): wher
 def pick_sae(workspace: Store) -> tuple[int, dict]:
     """A select box of trained SAEs (the choice kept in the URL as ?model=): (model id, its row); stops
     the page with a pointer to the Train page when there is none."""
-    trained = fit.common.models(workspace, fit.sae.KIND)
+    trained = fit.common.models(workspace, "sae")
     if trained.empty:
         training = jobs.running(workspace)["kind"].isin(runs.FAMILIES["sae"].jobs).any()
         st.info(

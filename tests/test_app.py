@@ -1,8 +1,11 @@
 """The app in Streamlit's AppTest: each page renders, its widgets drive the package, nothing raises."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -173,6 +176,22 @@ def test_visitors_share_one_map_payload(app, mapped_workspace, tmp_path, monkeyp
     shutil.rmtree((map_widget.FOLDER / map_args(first)["points"]).parent)
     first.run()
     assert not first.exception and sum(drawn(first).values()) == 150
+
+
+def test_the_map_page_draws_without_loading_torch(trained_workspace):
+    """The page a visitor lands on (the Latent Map; every model family trained, so it offers each VQ
+    model's codes as colours) imports no torch, which would add about 1.5 s to a new server's first
+    visit: run in a fresh interpreter, as a server's first page run is."""
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}).run()\n"
+        "maps = [e for e in at.get('component_instance') if e.proto.component_name.endswith('latent_map')]\n"
+        "print(len(at.exception), len(maps), 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "LATENTVIZ_DB": str(trained_workspace), "LATENTVIZ_READ_ONLY": "1", "LATENTVIZ_BOOTSTRAP": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.stdout.split()[-3:] == ["0", "1", "False"], done.stdout[-1000:] + done.stderr[-2000:]
 
 
 def test_hover_texts_are_filed_by_thousand_whatever_their_order():

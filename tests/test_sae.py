@@ -158,7 +158,7 @@ def test_jumprelu_starts_at_l0_k_and_its_quadratic_penalty_is_zero_there():
     penalty = sae.config.l0_coefficient * variance * (2 / 4 * (active - 4).pow(2)).mean()
     assert float(first.loss.detach()) == pytest.approx(first.metrics["mse"] + float(penalty), rel=1e-5)
     # a checkpoint written before the quadratic penalty keeps training with the linear one
-    assert SparseAutoencoder.config_from({"architecture": "jumprelu"}).jumprelu_sparsity == "step"
+    assert SAEConfig.from_saved({"architecture": "jumprelu"}).jumprelu_sparsity == "step"
 
 
 def test_jumprelu_is_relu_then_threshold_and_keeps_its_thresholds_non_negative():

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from latentviz import charts, codebook, estimates, fit, numbers, runs, settings, webapp
+from latentviz.configs import QUANTIZERS
 from latentviz.errors import LatentvizError
-from latentviz.models.vq import QUANTIZERS
 
 workspace = webapp.store()
 query = st.query_params

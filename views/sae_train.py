@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from latentviz import estimates, fit, numbers, runs, settings, webapp
-from latentviz.models.sae import ARCHITECTURES
+from latentviz.configs import ARCHITECTURES
 
 workspace = webapp.store()
 st.title("Train an SAE")

@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from latentviz import charts, estimates, fit, runs, webapp
-from latentviz.models.vae import ANNEALING, VARIANTS
+from latentviz.configs import ANNEALING, VARIANTS
 
 workspace = webapp.store()
 

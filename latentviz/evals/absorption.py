@@ -29,7 +29,7 @@ import torch
 from latentviz import backbones, runs, settings
 from latentviz.errors import LatentvizError
 from latentviz.evals.probing import select_latents
-from latentviz.features.build import word_tokens
+from latentviz.features.bulk import word_tokens
 from latentviz.features.reads import load_sae
 from latentviz.progress import Progress, quiet
 from latentviz.store import Store

@@ -3,6 +3,13 @@
 `curves(store, model_id)` and their held-out figures. What they share is in `common`; each family is
 registered once, in runs.FAMILIES."""
 
-from latentviz.fit import common, sae, vae, vq
+import importlib
 
 __all__ = ["common", "sae", "vae", "vq"]
+
+
+def __getattr__(name: str):
+    """`fit.sae` and the others are imported on first use: they load torch, which the map's pages never need."""
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

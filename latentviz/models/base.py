@@ -21,33 +21,6 @@ class CheckpointError(LatentvizError):
     """A checkpoint folder that cannot be loaded; the message says what is wrong with it."""
 
 
-def option(
-    default,
-    help: str,
-    *,
-    flag: str | None = None,
-    choices=None,
-    derived: bool = False,
-    required: bool = False,
-    positional: bool = False,
-):
-    """A config field with its help text: flags.py turns such fields of the run and step specs into
-    CLI flags whose help states this default, and the pages read the same default. `flag` renames the
-    flag; `derived` marks a field set from the data or the backbone (no flag); `required` and
-    `positional` say how the command line must give it. A list default is copied."""
-    metadata = {
-        "help": help,
-        "flag": flag,
-        "choices": choices,
-        "derived": derived,
-        "required": required,
-        "positional": positional,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass
 class StepOutput:
     loss: torch.Tensor  # what the optimiser minimises
@@ -58,22 +31,11 @@ class LatentModel(torch.nn.Module):
     """What the training loop (train.fit) calls on every model family; each hook does nothing
     unless the family needs it. Subclasses set `config_class` and are registered by kind."""
 
-    config_class: type
+    config_class: type  # a configs.SavedConfig
     kind: str
-    # Fields added to a config after checkpoints were written without them, with the value that
-    # reproduces those older models (the dataclass default may have moved on since); and fields
-    # older checkpoints have that no longer exist (they only steered training).
-    absent_in_old_checkpoints: dict = {}
-    retired_fields: tuple[str, ...] = ()
     # Buffers added after checkpoints were written without them: such a checkpoint keeps the
     # buffer's initial value, which must reproduce the older model.
     tensors_absent_in_old_checkpoints: tuple[str, ...] = ()
-
-    @classmethod
-    def config_from(cls, saved: dict):
-        """The config of a saved cfg.json or run record, older ones included."""
-        saved = {k: v for k, v in {**cls.absent_in_old_checkpoints, **saved}.items() if k not in cls.retired_fields}
-        return cls.config_class(**saved)
 
     def prepare(self, *first_batch: torch.Tensor) -> None:
         """Shown a new run's first batch whole before its first step, for data-dependent initialisation
@@ -136,10 +98,10 @@ def load(folder: str | Path, device: torch.device | str = "cpu") -> torch.nn.Mod
             f"{folder / CONFIG_FILE}: unknown model kind {kind!r}; known: {', '.join(sorted(REGISTRY))}"
         )
     cls = REGISTRY[kind]
-    unknown = set(config) - {f.name for f in fields(cls.config_class)} - set(cls.retired_fields)
+    unknown = set(config) - {f.name for f in fields(cls.config_class)} - set(cls.config_class.retired_fields)
     if unknown:
         raise CheckpointError(f"{folder / CONFIG_FILE}: unknown fields {', '.join(sorted(unknown))} for a {kind} model")
-    model = cls(cls.config_from(config))
+    model = cls(cls.config_class.from_saved(config))
     if not (folder / WEIGHTS_FILE).exists():
         raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
     state = load_file(folder / WEIGHTS_FILE)

@@ -16,89 +16,17 @@ reconstructs the residual from the top dead latents (Gao et al., 2024).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from latentviz import distributed
-from latentviz.errors import ConfigError
-from latentviz.models.base import LatentModel, StepOutput, option, register
+from latentviz.configs import SAEConfig
+from latentviz.models.base import LatentModel, StepOutput, register
 
-ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
-JUMPRELU_SPARSITIES = ("quadratic", "step")
 JUMPRELU_RELATIVE_BANDWIDTH = 0.3  # × the first batch's pre-activation std (README, Defaults)
 # θ's parameter is θ / (this × E‖x − b_dec‖₁): see SparseAutoencoder.threshold_scale
 JUMPRELU_THRESHOLD_REACH = 0.01
-
-
-@dataclass
-class SAEConfig:
-    d_in: int = option(576, "activation size", derived=True)  # set from the capture
-    d_sae: int = option(4608, "latents (8 × SmolLM2's 576)", flag="width")
-    architecture: str = option(
-        "topk", "standard (ReLU + L1), topk, batchtopk or jumprelu", flag="arch", choices=ARCHITECTURES
-    )
-    k: int = option(32, "topk / batchtopk: active latents per token; jumprelu: the L0 the quadratic penalty aims at")
-    # On normalised inputs (E‖x‖ = √d_in), so it means the same on any activations' size. SmolLM2
-    # layer 4, 100 steps: λ 0.1, 0.3, 1 gave L0 230, 91, 4.7; 0.5 lands near k = 32 (docs/defaults.md).
-    # (Anthropic's 2024 recipe uses 5, on runs far longer than these, at a far smaller rate.)
-    l1_coefficient: float = option(0.5, "standard: weight of the L1 penalty", flag="l1")
-    # quadratic: 2/k·(L0 − k)² per token (Gemma Scope 2, SAELens's "quadratic" mode) lands near L0 = k
-    # with no coefficient to tune per dataset; the linear L0 penalty's L0 depends on the data's scale
-    jumprelu_sparsity: str = option(
-        "quadratic", "jumprelu: L0 penalty, quadratic around k or linear (step)", choices=JUMPRELU_SPARSITIES
-    )
-    # In FVU units (the penalty is weighed by the data's total variance): L0 settles where an extra
-    # latent's FVU gain, about 0.002 near k on SmolLM2 and synthetic data, meets 4·this·(L0 − k)/k,
-    # a few percent above k at 0.01 (docs/defaults.md)
-    l0_coefficient: float = option(0.01, "jumprelu: weight of the L0 penalty, in FVU units", flag="l0")
-    # Set from the first batch when not given: each latent's threshold where k of d_sae tokens pass
-    # it, so L0 starts at k (a fixed 0.001 on SmolLM2's raw activations, whose pre-activations are
-    # ~3.5 wide, left L0 at 1,151 after 100 steps), and the window at a fraction of the
-    # pre-activations' spread (a fixed 0.001 holds almost no token, so θ hardly learns).
-    jumprelu_bandwidth: float | None = option(
-        None, "jumprelu: width of the straight-through window (default: 0.3 × the first batch's pre-activation std)"
-    )
-    jumprelu_init_threshold: float | None = option(
-        None,
-        "jumprelu: initial threshold, raw units (default: per latent, passed by k of every d_sae first-batch "
-        "tokens, with θ's step and the penalty scaled to the data)",
-    )
-    aux_k: int = option(256, "topk / batchtopk: dead latents used by the AuxK loss")
-    aux_coefficient: float = option(1 / 32, "topk / batchtopk: weight of the AuxK loss")
-    # Gao et al. use 10M tokens; CPU runs are far shorter
-    dead_after: int = option(200_000, "tokens without firing after which a latent counts as dead for AuxK")
-    # The encoder starts as the decoder's transpose, scaled down (Anthropic's 2024 update and SAELens
-    # start their latents at a tenth of the decoder's scale): BatchTopK on SmolLM2 layer 16's MLP output,
-    # 100 steps, validation FVU 0.370 at 1 against 0.348 at 0.1; synthetic MCC 0.408 against 0.424
-    # (docs/defaults.md)
-    encoder_init: float = option(
-        0.1, "topk / batchtopk: the encoder's row norm at the start (the decoder's rows are unit)"
-    )
-    # On: every other default then means the same on activations of any size (SAELens's
-    # expected_average_only_in; Anthropic's 2024 update). Exports fold the factor back in.
-    normalize_input: bool = option(True, "scale inputs so that E‖x‖ = √d_in (the factor is set from the first batch)")
-    # Where it reads: set from the run (runs.SAERun), stored so a checkpoint knows its hook point.
-    layer: int = option(
-        8, "block whose output is read (1-based, as hidden_states[layer]; SAELens: blocks.{layer-1})", derived=True
-    )
-    site: str = option("resid_post", "resid_post, mlp_out or attn_out (settings.SITES)", derived=True)
-    model_name: str = option("smollm2", "the LM it reads", derived=True)
-
-    def __post_init__(self):
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"unknown SAE architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
-        if self.jumprelu_sparsity not in JUMPRELU_SPARSITIES:
-            raise ConfigError(
-                f"unknown jumprelu_sparsity {self.jumprelu_sparsity!r}; use one of {', '.join(JUMPRELU_SPARSITIES)}"
-            )
-        for name in ("d_in", "d_sae", "k"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.k > self.d_sae:
-            raise ConfigError(f"k = {self.k} is more than the {self.d_sae} latents")
 
 
 def spread(values: torch.Tensor) -> torch.Tensor:
@@ -156,8 +84,6 @@ def geometric_median(x: torch.Tensor, iterations: int = 100, tolerance: float = 
 @register("sae")
 class SparseAutoencoder(LatentModel):
     config_class = SAEConfig
-    # written when the L0 penalty was linear, and when the encoder started at the decoder's scale
-    absent_in_old_checkpoints = {"jumprelu_sparsity": "step", "encoder_init": 1.0}
     # as they trained: θ and penalty unscaled, the window from their config
     tensors_absent_in_old_checkpoints = ("threshold_scale", "penalty_scale", "bandwidth")
 

@@ -14,70 +14,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentviz.configs import BEAM_WIDTH, DECODING, TEMPERATURE, VAEConfig
 from latentviz.errors import ConfigError
-from latentviz.models.base import LatentModel, StepOutput, option, register
+from latentviz.models.base import LatentModel, StepOutput, register
 from latentviz.vocab import BOS, EOS, PAD, UNK, Vocab
-
-VARIANTS = ("rnn", "pretrained-encoder", "pretrained-decoder")
-ANNEALING = ("none", "linear", "cyclical")
-DECODING = ("greedy", "beam", "sample")
-BEAM_WIDTH, TEMPERATURE = 5, 1.0  # decoding's defaults (steps.Decoding reads them)
-
-
-@dataclass
-class VAEConfig:
-    vocab: list[str] = option([], "the decoder's words, built from the training texts", derived=True)
-    variant: str = option(
-        "pretrained-encoder",
-        "pretrained-encoder reads the dataset's stored MiniLM vectors into a GRU decoder; "
-        "rnn learns its own GRU encoder; pretrained-decoder decodes with a frozen causal LM (Optimus-style)",
-        choices=VARIANTS,
-    )
-    d_in: int = option(384, "sentence-embedding size, for the pretrained encoder", derived=True)
-    latent_dim: int = option(32, "dimensions of z")
-    embed_dim: int = option(256, "word-embedding size of the GRUs")
-    # 256 wide and 32 words: on BBC News' 5,000 sentences, 5 minutes of training on 2 cores (measured)
-    hidden: int = option(256, "GRU width (and encoder MLP width)")
-    max_len: int = option(32, "words per sentence; longer ones are cut")
-    beta: float = option(1.0, "KL weight")
-    anneal: str = option(
-        "linear", "KL weight schedule: none, linear ramp from 0, or cyclical ramps (Fu et al., 2019)", choices=ANNEALING
-    )
-    # Over the run's own length, so every run reaches its β whatever its steps (Fu et al. use 4 cycles, R = 0.5)
-    anneal_share: float = option(0.5, "linear: share of the run over which β ramps up from 0 to its value")
-    anneal_cycles: int = option(4, "cyclical: cycles over the run, β ramping over the first half of each")
-    free_bits: float = option(0.5, "KL floor per latent dimension, in nats (Kingma et al., 2016)")
-    word_dropout: float = option(0.0, "share of the decoder's input words hidden, so it must use z")
-    dropout: float = option(0.0, "dropout on the decoder's input embeddings and GRU outputs, while training")
-    # On by default: z also adds to the word logits (Dieng et al., 2019); reconstructions keep their key words
-    skip: bool = option(True, "GRU decoder: a skip connection from z to the word logits")
-    iw_samples: int = option(
-        1,
-        "train on the IWAE bound with K samples (1: the ELBO); for K > 1, β, its annealing and free bits do not apply",
-    )
-    decoder_lm: str = option("smollm2", "pretrained-decoder: the causal LM (a backbone name, folder or hub id)")
-    lm_dim: int = option(0, "pretrained-decoder: that LM's hidden size", derived=True)
-    prefix_len: int = option(4, "pretrained-decoder: prefix embeddings made from z")
-
-    def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown VAE variant {self.variant!r}; use one of {', '.join(VARIANTS)}")
-        if self.anneal not in ANNEALING:
-            raise ConfigError(f"unknown annealing {self.anneal!r}; use one of {', '.join(ANNEALING)}")
-        for name in ("word_dropout", "dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
-        if not 0 < self.anneal_share <= 1:
-            raise ConfigError(f"anneal share must be in (0, 1], got {self.anneal_share}")
-        for name in ("latent_dim", "embed_dim", "hidden", "max_len", "anneal_cycles", "iw_samples", "prefix_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def beta_at(step: int, steps: int, config: VAEConfig) -> float:
@@ -310,8 +255,6 @@ class TextVAE(LatentModel):
     """Sentence → q(z|x) = N(μ, diag σ²) → words. Batches are (token ids, embeddings)."""
 
     config_class = VAEConfig
-    absent_in_old_checkpoints = {"skip": False}  # written before the skip connection existed
-    retired_fields = ("anneal_steps",)  # a fixed ramp length; schedules now follow the run's length
 
     def __init__(self, config: VAEConfig):
         super().__init__()

@@ -14,17 +14,15 @@ Every quantiser maps z (N, D) to `Quantized(z_q, indices, loss, stats)`:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentviz.configs import VQConfig
 from latentviz.errors import ConfigError
-from latentviz.models.base import LatentModel, StepOutput, option, register
-
-QUANTIZERS = ("vq", "vq-ema", "fsq", "rvq")
+from latentviz.models.base import LatentModel, StepOutput, register
 
 
 class Quantized(NamedTuple):
@@ -228,51 +226,6 @@ class ResidualVQ(nn.Module):
 
 
 # -- the sentence VQ model -------------------------------------------------------------------------
-
-
-@dataclass
-class VQConfig:
-    d_in: int = option(384, "input vector size", derived=True)  # set from the encoding or the LM
-    groups: int = option(4, "codes per sentence (token-level models: 1)", flag="codes")
-    d_code: int = option(32, "size of each quantised group (FSQ: the number of levels)")
-    hidden: int = option(512, "width of the encoder and decoder MLPs")
-    quantizer: str = option(
-        "vq-ema",
-        "vq: codebook loss + straight-through; vq-ema: EMA codebook; fsq: finite scalar; rvq: residual stages",
-        choices=QUANTIZERS,
-    )
-    codebook_size: int = option(256, "K, codes in the codebook (vq, vq-ema, rvq)")
-    levels: list[int] = option([8, 5, 5, 5], "FSQ values per dimension, e.g. 8,5,5,5 (codebook = their product)")
-    stages: int = option(4, "residual VQ stages (rvq only)")
-    commitment: float = option(0.25, "weight of the commitment loss")
-    decay: float = option(0.99, "EMA decay of the codebook (vq-ema, rvq)")
-    # On by default: without them a large share of K dies in the first steps (see README, Codebook).
-    kmeans_init: bool = option(True, "initialise the codebook by k-means++ on the first batch")
-    restart_dead: bool = option(True, "re-seed codes whose EMA usage falls below 3% of their fair share")
-    rotation_trick: bool = option(False, "rotation-trick gradients instead of straight-through")
-    cosine: bool = option(False, "cosine-similarity codebook")
-
-    def __post_init__(self):
-        if self.quantizer not in QUANTIZERS:
-            raise ConfigError(f"unknown quantizer {self.quantizer!r}; use one of {', '.join(QUANTIZERS)}")
-        if self.quantizer == "fsq":
-            self.d_code = len(self.levels)
-        if self.quantizer == "rvq" and self.stages < 2:
-            raise ConfigError(f"residual VQ needs at least 2 stages, got {self.stages}")
-        for name in ("d_in", "groups", "d_code", "hidden", "codebook_size", "stages"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.decay < 1:
-            raise ConfigError(f"decay must be in (0, 1), got {self.decay}")
-
-    @property
-    def stage_count(self) -> int:
-        """Stages of codes each vector gets: `stages` for rvq, one for the others."""
-        return self.stages if self.quantizer == "rvq" else 1
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.levels) if self.quantizer == "fsq" else self.codebook_size
 
 
 def build_quantizer(config: VQConfig) -> nn.Module:
