@@ -49,7 +49,8 @@ page = st.navigation(
 with st.sidebar:
     st.caption(f"Workspace `{workspace.path.name}`" + (" · read-only" if workspace.read_only else ""))
 
-try:
-    page.run()
-except LatentvizError as error:  # what a user can fix (a missing checkpoint, a bad file): one line, no traceback
-    st.error(str(error).splitlines()[0], icon=":material/error:")
+with webapp.page_run():
+    try:
+        page.run()
+    except LatentvizError as error:  # what a user can fix (a missing checkpoint, a bad file): one line, no traceback
+        st.error(str(error).splitlines()[0], icon=":material/error:")

@@ -3,7 +3,10 @@ Kept small: pages draw, the pipeline computes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +28,30 @@ from latentviz import (
 )
 from latentviz.errors import LatentvizError
 from latentviz.store import Store
+
+_page_runs_lock = threading.Lock()
+_pages_running, _last_page_run_end = 0, time.monotonic()
+
+
+@contextlib.contextmanager
+def page_run():
+    """Wraps every page run (app.py): the server's warm-up holds its torch imports until no page has
+    run for a moment (server.py)."""
+    global _pages_running, _last_page_run_end
+    with _page_runs_lock:
+        _pages_running += 1
+    try:
+        yield
+    finally:
+        with _page_runs_lock:
+            _pages_running -= 1
+            _last_page_run_end = time.monotonic()
+
+
+def seconds_since_a_page_ran() -> float:
+    """0 while a page runs; else the time since the last run ended (or since this module was imported)."""
+    with _page_runs_lock:
+        return 0.0 if _pages_running else time.monotonic() - _last_page_run_end
 
 
 @st.cache_resource

@@ -402,19 +402,24 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
 
 
 def test_serve_warms_up_the_pages_imports_and_the_map_s_first_view(mapped_workspace):
-    """`latentviz serve` imports the pages' heavy modules as it starts and reads and publishes the
-    newest map as its page first shows it (coloured by label), so the first visitor only reads them:
-    checked in a fresh interpreter, where after the warm-up the store and the publisher both fail."""
+    """`latentviz serve` reads and publishes the newest map as its page first shows it (coloured by
+    label), so the first visitor only reads them, and imports the other pages' torch modules once no
+    page is running: checked in a fresh interpreter, where a page runs while the warm-up starts (no
+    torch meanwhile), and after the warm-up the store and the publisher both fail."""
     code = (
-        "import sys; from latentviz import map_widget, server, webapp; from latentviz.store import Store\n"
-        "server._warm_up()\n"
+        "import sys, threading, time; from latentviz import map_widget, server, webapp\n"
+        "from latentviz.store import Store\n"
+        "with webapp.page_run():\n"
+        "    warm_up = threading.Thread(target=server._warm_up); warm_up.start(); time.sleep(server.QUIET_S + 2)\n"
+        "    while_a_page_ran = 'torch' in sys.modules\n"
+        "warm_up.join()\n"
         "def fail(*args, **kwargs): raise AssertionError('not prepared')\n"
         "Store.projection_points = map_widget.publish = fail\n"
         "workspace = webapp.store(); newest = int(workspace.projections()['id'].max())\n"
         "points = webapp.map_points(workspace, newest)\n"
         "published = map_widget.published(webapp.published_map(workspace, newest, points, 'label'))\n"
-        "print('torch' in sys.modules, len(points), len(published['x']), len(published['traces']))"
+        "print(while_a_page_ran, 'torch' in sys.modules, len(points), len(published['x']), len(published['traces']))"
     )
     env = {**os.environ, settings.DB_ENV: str(mapped_workspace), "LATENTVIZ_READ_ONLY": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert done.stdout.split() == ["True", "150", "150", "5"], done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "150", "150", "5"], done.stderr[-2000:]
