@@ -272,7 +272,7 @@ def place_vectors(
 def _placed(store: Store, projection_id: int, fitted, new_vectors, labels, k, index) -> Placed:
     row, params, state = fitted
     points = store.projection_points(projection_id)
-    index = index or CosineIndex(*store.vectors(row["encoding_id"]))
+    index = index or CosineIndex.of_encoding(store, row["encoding_id"])
     train_vectors = train_coords = None
     if row["method"] == "umap":  # placement reads cosine distances: the index's unit vectors serve
         train_vectors, train_coords = index.rows_of(points["id"]), points[["x", "y"]].to_numpy(np.float32)

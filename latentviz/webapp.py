@@ -27,6 +27,7 @@ from latentviz import (
     steps,
 )
 from latentviz.errors import LatentvizError
+from latentviz.neighbours import CosineIndex
 from latentviz.store import Store
 
 _page_runs_lock = threading.Lock()
@@ -386,6 +387,17 @@ def map_points(workspace: Store, projection_id: int) -> pd.DataFrame:
     return _map_points(workspace, str(workspace.path), projection_id)
 
 
+@st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
+def _neighbour_index(_workspace: Store, db: str, encoding_id: int) -> CosineIndex:
+    return CosineIndex.of_encoding(_workspace, encoding_id)
+
+
+def neighbour_index(workspace: Store, encoding_id: int) -> CosineIndex:
+    """A map's vectors in memory for its clicks' neighbours, shared by every session. A finished
+    encoding never changes."""
+    return _neighbour_index(workspace, str(workspace.path), encoding_id)
+
+
 def colour_column(color_by: str) -> str | None:
     """The column of the map's points a "Colour by" choice colours them by (a clustering's or a code's
     goes in "cluster")."""
@@ -416,18 +428,21 @@ def published_map(workspace: Store, projection_id: int, points: pd.DataFrame, co
     return path
 
 
-def prepare_newest_map() -> None:
+def prepare_newest_map() -> int | None:
     """The map page's first view made ready as the server starts (`serve`'s warm-up), so its first
     visitor only reads it: the newest map's points, published coloured by label where it has labels,
-    as that view shows them (an unlabelled map opens coloured by clusters, worked out on the page)."""
+    as that view shows them (an unlabelled map opens coloured by clusters, worked out on the page).
+    Returns the map's encoding (whose vectors its clicks need), None where there is no map."""
     workspace = store()
     maps = workspace.projections()
     if maps.empty:
-        return
-    projection_id = int(maps["id"].max())
+        return None
+    newest = maps.loc[maps["id"].idxmax()]
+    projection_id = int(newest["id"])
     points = map_points(workspace, projection_id)
     if points["label"].notna().any():
         published_map(workspace, projection_id, points, "label")
+    return int(newest["encoding_id"])
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the feature dashboards…")

@@ -403,9 +403,10 @@ def test_capture_train_export_and_import_an_sae(tmp_path, capsys, tiny_llama):
 
 def test_serve_warms_up_the_pages_imports_and_the_map_s_first_view(mapped_workspace):
     """`latentviz serve` reads and publishes the newest map as its page first shows it (coloured by
-    label), so the first visitor only reads them, and imports the other pages' torch modules once no
-    page is running: checked in a fresh interpreter, where a page runs while the warm-up starts (no
-    torch meanwhile), and after the warm-up the store and the publisher both fail."""
+    label), so the first visitor only reads them, and once no page is running, loads the map's vectors
+    for its first click and imports the other pages' torch modules: checked in a fresh interpreter,
+    where a page runs while the warm-up starts (no torch meanwhile), and after the warm-up the store's
+    reads and the publisher all fail."""
     code = (
         "import sys, threading, time; from latentviz import map_widget, server, webapp\n"
         "from latentviz.store import Store\n"
@@ -414,12 +415,14 @@ def test_serve_warms_up_the_pages_imports_and_the_map_s_first_view(mapped_worksp
         "    while_a_page_ran = 'torch' in sys.modules\n"
         "warm_up.join()\n"
         "def fail(*args, **kwargs): raise AssertionError('not prepared')\n"
-        "Store.projection_points = map_widget.publish = fail\n"
-        "workspace = webapp.store(); newest = int(workspace.projections()['id'].max())\n"
-        "points = webapp.map_points(workspace, newest)\n"
-        "published = map_widget.published(webapp.published_map(workspace, newest, points, 'label'))\n"
-        "print(while_a_page_ran, 'torch' in sys.modules, len(points), len(published['x']), len(published['traces']))"
+        "Store.projection_points = Store.vectors = map_widget.publish = fail\n"
+        "workspace = webapp.store(); maps = workspace.projections(); newest = maps.loc[maps['id'].idxmax()]\n"
+        "points = webapp.map_points(workspace, int(newest['id']))\n"
+        "published = map_widget.published(webapp.published_map(workspace, int(newest['id']), points, 'label'))\n"
+        "index = webapp.neighbour_index(workspace, int(newest['encoding_id']))\n"
+        "print(while_a_page_ran, 'torch' in sys.modules, len(points), len(published['x']), len(published['traces']),"
+        " len(index.ids))"
     )
     env = {**os.environ, settings.DB_ENV: str(mapped_workspace), "LATENTVIZ_READ_ONLY": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert done.stdout.split() == ["False", "True", "150", "150", "5"], done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "150", "150", "5", "150"], done.stderr[-2000:]

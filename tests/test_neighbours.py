@@ -42,3 +42,21 @@ def test_the_in_memory_index_on_a_known_answer():
     assert table["x"].tolist() == [3.0, 2.0, 4.0]
     assert table["similarity"].tolist() == pytest.approx([np.sqrt(0.5), 0, -1])
     assert list(table.columns) == ["id", "text", "label", "similarity", "x", "y"] and table.index.tolist() == [0, 1, 2]
+
+
+def test_the_index_takes_the_store_s_vectors_without_a_copy_only_when_told():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 4)).astype(np.float32)
+    unsorted = np.array([5, 3, 1, 2, 6, 4])
+    given = vectors.copy()
+    expected = CosineIndex(unsorted, vectors).nearest_to_text(3, 5)
+    assert np.array_equal(vectors, given)  # copied: the caller's matrix untouched
+    index = CosineIndex(unsorted, given, copy=False)  # out of id order: sorted into a copy all the same
+    assert np.array_equal(given, vectors) and index.nearest_to_text(3, 5)[0].tolist() == expected[0].tolist()
+    in_order = vectors[np.argsort(unsorted)]
+    CosineIndex(np.sort(unsorted), in_order)
+    assert np.array_equal(in_order, vectors[np.argsort(unsorted)])  # in id order too, copied unless told
+    index = CosineIndex(np.sort(unsorted), in_order, copy=False)
+    assert index.unit is in_order and np.allclose(np.linalg.norm(in_order, axis=1), 1.0)  # made unit where it lay
+    ids, similarity = index.nearest_to_text(3, 5)
+    assert ids.tolist() == expected[0].tolist() and similarity == pytest.approx(expected[1])

@@ -16,7 +16,6 @@ from latentviz import (
     webapp,
 )
 from latentviz.errors import LatentvizError
-from latentviz.neighbours import CosineIndex
 from latentviz.settings import PLACE_MAX_TEXTS
 
 workspace = webapp.store()
@@ -30,11 +29,6 @@ TEXT = {"text": st.column_config.TextColumn("text", width="large")}
 @st.cache_data(max_entries=16, show_spinner="Clustering and naming the clusters…")
 def load_clusters(db: str, projection_id: int, method: str, k: int) -> pd.Series:
     return pipeline.clusters(workspace, projection_id, method, k)  # a map never changes: safe to cache
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the vectors, to find neighbours…")
-def neighbour_index(db: str, encoding_id: int) -> CosineIndex:
-    return CosineIndex(*workspace.vectors(encoding_id))  # a finished encoding never changes
 
 
 st.title("Latent Map")
@@ -180,7 +174,7 @@ def place_your_text(placed: pipeline.Placed | None) -> None:
                     f"Placed the first {PLACE_MAX_TEXTS} texts; add a whole file as a dataset on the Data page."
                 )
             with st.spinner("Encoding and placing…"):
-                index = neighbour_index(str(workspace.path), encoding_id)  # the vectors the page holds
+                index = webapp.neighbour_index(workspace, encoding_id)  # the vectors the page holds
                 new = pipeline.place(workspace, projection_id, texts[:PLACE_MAX_TEXTS], index=index)
                 st.session_state.setdefault("placed", {})[projection_id] = new
             st.rerun()
@@ -210,7 +204,7 @@ def explore() -> None:
     focus = focus if focus is not None and (points["id"].to_numpy() == focus).any() else None  # no set of every id
     if focus is not None:
         query["text"] = str(focus)
-    neighbours = None if focus is None else neighbour_index(str(workspace.path), encoding_id).neighbours(points, focus)
+    neighbours = None if focus is None else webapp.neighbour_index(workspace, encoding_id).neighbours(points, focus)
     placed = st.session_state.get("placed", {}).get(projection_id)
 
     # the legend is the map's filter: the colours turned off there leave the search and the selection too
@@ -273,4 +267,5 @@ def explore() -> None:
 explore()
 with status:
     webapp.job_status(workspace)
-neighbour_index(str(workspace.path), encoding_id)  # loaded after the map is drawn: the first click is as quick
+# loaded after the map is drawn (`serve` loads the newest map's as it starts): the first click is as quick
+webapp.neighbour_index(workspace, encoding_id)
