@@ -11,9 +11,12 @@ from latentviz.store import Store
 
 def test_the_index_ranks_stored_neighbours_by_cosine(mapped_workspace):
     store = Store(mapped_workspace, read_only=True)
-    text_ids, vectors = store.vectors(int(store.projections()["encoding_id"].iloc[0]))
+    encoding_id = int(store.projections()["encoding_id"].iloc[0])
+    text_ids, vectors = store.vectors(encoding_id)
     index = CosineIndex(text_ids, vectors)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    fresh = store.vectors(encoding_id)[1]  # a matrix of its own, which the index may make unit where it lies
+    assert CosineIndex(text_ids, fresh, copy=False).unit is fresh and np.allclose(fresh, index.unit, atol=1e-6)
     for row in (0, 7, 42):
         cosine = unit @ unit[row]
         cosine[row] = -np.inf  # itself left out

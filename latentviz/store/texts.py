@@ -173,10 +173,14 @@ class Texts(Arrays):
             table = con.sql(f"SELECT text_id, vector FROM {relation} ORDER BY text_id", params=params).to_arrow_table()
             dim = con.execute("SELECT dim FROM encodings WHERE id = ?", [encoding_id]).fetchone()
         ids = table.column("text_id").to_numpy()
-        if len(ids) == 0:
-            return ids, np.zeros((0, dim[0] if dim else 0), np.float32)
-        values = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return ids, values.astype(np.float32, copy=False).reshape(len(ids), -1)
+        # One writable matrix, filled from Arrow's chunks read in place: the map's neighbour index
+        # then makes it unit length where it lies (300 MB at 200,000 MiniLM vectors, allocated once)
+        vectors = np.empty((len(ids), dim[0] if dim else 0), np.float32)
+        row = 0
+        for chunk in table.column("vector").chunks:
+            vectors[row : row + len(chunk)] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
+            row += len(chunk)
+        return ids, vectors
 
     # -- projections ---------------------------------------------------------------------------
 
