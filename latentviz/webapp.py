@@ -36,8 +36,8 @@ _pages_running, _last_page_run_end = 0, time.monotonic()
 
 @contextlib.contextmanager
 def page_run():
-    """Wraps every page run (app.py): the server's warm-up holds its torch imports until no page has
-    run for a moment (server.py)."""
+    """Wraps every page run (app.py): the server's warm-up holds its later work (a map's vectors, the
+    torch imports) until no page has run for a moment (server.py)."""
     global _pages_running, _last_page_run_end
     with _page_runs_lock:
         _pages_running += 1

@@ -267,5 +267,5 @@ def explore() -> None:
 explore()
 with status:
     webapp.job_status(workspace)
-# loaded after the map is drawn (`serve` loads the newest map's as it starts): the first click is as quick
+# loaded after the map is drawn (unless `serve` did, once no page ran): the first click is as quick
 webapp.neighbour_index(workspace, encoding_id)
