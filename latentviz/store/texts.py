@@ -178,7 +178,8 @@ class Texts(Arrays):
         vectors = np.empty((len(ids), dim[0] if dim else 0), np.float32)
         row = 0
         for chunk in table.column("vector").chunks:
-            vectors[row : row + len(chunk)] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
+            values = chunk.flatten().to_numpy(zero_copy_only=False)
+            vectors[row : row + len(chunk)] = values.reshape(len(chunk), vectors.shape[1])  # an empty chunk too
             row += len(chunk)
         return ids, vectors
 
