@@ -129,6 +129,7 @@ class Connection:
                     if self._arrays_location is None:
                         self._arrays_location = recorded_arrays(con)
                     _sandbox(con, self.arrays_location)
+                    con.complete()  # the checks' one-row results stay open in DuckDB 2, refusing con.sql
                 return con
             except duckdb.IOException as error:
                 if not is_lock_error(error) or time.monotonic() > deadline:

@@ -152,3 +152,18 @@ def test_a_held_open_workspace_reads_from_one_open_database_in_any_thread_still_
             con.execute("SELECT * FROM read_parquet(?)", [str(outside)])
         with pytest.raises(duckdb.Error, match="locked"):
             con.execute("SET enable_external_access = true")
+
+
+def test_a_read_while_another_connection_of_the_process_is_open_starts_on_a_clean_connection(store):
+    # A second connection to a file shares the first's database, already sandboxed: opening it then
+    # left the sandbox check's result unfinished, and DuckDB 2 refuses a relation (con.sql) after that
+    store.add_dataset("d", "test", texts("a a a a", "b b b b"))
+    ids = store.texts("d")["id"].to_numpy()
+    encoding_id = store.encoding_id("d", "tiny", 1, 2)
+    store.add_vectors(encoding_id, ids, np.eye(2, dtype=np.float32))
+    projection_id = store.add_projection(encoding_id, "pca", {}, {}, ids, np.eye(2, dtype=np.float32))
+    with store._connect():  # what a job's thread holds while a page reads
+        points = store.projection_points(projection_id)
+        got_ids, got = store.vectors(encoding_id)
+    assert points["id"].tolist() == ids.tolist() and points["x"].tolist() == [1.0, 0.0]
+    assert got_ids.tolist() == ids.tolist() and np.array_equal(got, np.eye(2))
