@@ -7,6 +7,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 
 import pandas as pd
 import streamlit as st
@@ -428,21 +429,32 @@ def published_map(workspace: Store, projection_id: int, points: pd.DataFrame, co
     return path
 
 
+def newest_map(maps: pd.DataFrame) -> int:
+    """The map the map page opens on (its first visit, and serve's warm-up): the newest."""
+    return int(maps["id"].max())
+
+
+def map_colourings(points: pd.DataFrame, code_models: Iterable[str] = ()) -> list[str]:
+    """What a map can be coloured by, the first being what it opens with: its labels where it has any."""
+    labelled = ["label"] if points["label"].notna().any() else []
+    return [*labelled, *(f"{method} cluster" for method in steps.CLUSTERINGS), *code_models, "none"]
+
+
 def prepare_newest_map() -> int | None:
     """The map page's first view made ready as the server starts (`serve`'s warm-up), so its first
-    visitor only reads it: the newest map's points, published coloured by label where it has labels,
-    as that view shows them (an unlabelled map opens coloured by clusters, worked out on the page).
-    Returns the map's encoding (whose vectors its clicks need), None where there is no map."""
+    visitor only reads it: the map it opens on, read and published in its opening colours where those
+    are labels (clusters are worked out on the page). Returns the map's encoding (whose vectors its
+    clicks need), None where there is no map."""
     workspace = store()
     maps = workspace.projections()
     if maps.empty:
         return None
-    newest = maps.loc[maps["id"].idxmax()]
-    projection_id = int(newest["id"])
+    projection_id = newest_map(maps)
     points = map_points(workspace, projection_id)
-    if points["label"].notna().any():
-        published_map(workspace, projection_id, points, "label")
-    return int(newest["encoding_id"])
+    opening = map_colourings(points)[0]
+    if opening == "label":
+        published_map(workspace, projection_id, points, opening)
+    return int(maps.set_index("id").loc[projection_id, "encoding_id"])
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the feature dashboards…")

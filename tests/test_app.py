@@ -95,6 +95,7 @@ def test_map_page_search_colour_neighbours_and_place(app, mapped_workspace, tmp_
     at = app(db)
     assert not at.exception and sum(drawn(at).values()) == 150
     assert at.query_params["map"] == str(at.selectbox(key="map").value)
+    assert at.selectbox(key="color").value == "label"  # labelled texts: the map opens in their colours
 
     at.text_input(key="q").input("said").run()
     assert not at.exception and "texts contain “said”" in shown(at)

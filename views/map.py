@@ -65,7 +65,7 @@ if maps.empty:
 labels = {
     int(r.id): f"{r.dataset} · {r.backbone} layer {r.layer} · {r.method.upper()}  (#{r.id})" for r in maps.itertuples()
 }
-wanted = webapp.from_url("map", max(labels), labels, int)
+wanted = webapp.from_url("map", webapp.newest_map(maps), labels, int)
 pick, colour, find = st.columns([3, 2, 3])
 projection_id = pick.selectbox("Map", list(labels), index=list(labels).index(wanted), format_func=labels.get, key="map")
 query["map"] = str(projection_id)
@@ -73,11 +73,7 @@ dataset = maps.set_index("id").loc[projection_id, "dataset"]
 points = webapp.map_points(workspace, projection_id)
 
 code_models = {f"code of VQ model #{i}": i for i in codebook.sentence_code_models(workspace, dataset)}
-colour_options = (["label"] if points["label"].notna().any() else []) + [
-    *(f"{method} cluster" for method in steps.CLUSTERINGS),
-    *code_models,
-    "none",
-]
+colour_options = webapp.map_colourings(points, code_models)
 color_by = colour.selectbox(
     "Colour by",
     colour_options,
